@@ -1,0 +1,311 @@
+"""Autotask's REST API (/atservicesrest/v1.0/...) as the sandbox serves it.
+
+Shapes follow the Swagger models (TicketModel, OperationResultModel, QueryActionResult,
+PagingModel, …) of tests/fixtures/autotask/specs/autotask-rest-swagger-v1.0.SergLGP-2022.json.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from adapters.targets.sandbox.app import REST_PREFIX, Sandbox, new_call
+from adapters.targets.sandbox.errors import SandboxError
+from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
+from adapters.targets.sandbox.service import MAX_PAGE
+
+ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
+_ENTITIES = "any(tickets, ticketnotes, companies)"
+
+ROUTES = Map(
+    [
+        Rule("/v1.0/zoneinformation", endpoint="zone", methods=["GET"]),
+        Rule("/versioninformation", endpoint="api_versions", methods=["GET"]),
+        Rule("/v1.0/version", endpoint="version", methods=["GET"]),
+        Rule("/v1.0/thresholdinformation", endpoint="threshold", methods=["GET"]),
+        Rule(f"/v1.0/<{_ENTITIES}:entity>/query", endpoint="query", methods=["GET", "POST"]),
+        Rule(f"/v1.0/<{_ENTITIES}:entity>/query/count", endpoint="count", methods=["GET", "POST"]),
+        Rule(f"/v1.0/<{_ENTITIES}:entity>/query/next", endpoint="next", methods=["GET", "POST"]),
+        Rule(
+            f"/v1.0/<{_ENTITIES}:entity>/<int(signed=True):item_id>",
+            endpoint="item",
+            methods=["GET"],
+        ),
+        # No DELETE on Tickets: a 405 with ASP.NET's body (autotask-api.md §3 and §7).
+        Rule("/v1.0/<any(tickets, companies):entity>", endpoint="write", methods=["POST", "PATCH", "PUT"]),
+        Rule(f"/v1.0/<{_ENTITIES}:entity>/entityinformation", endpoint="info", methods=["GET"]),
+        Rule(f"/v1.0/<{_ENTITIES}:entity>/entityinformation/fields", endpoint="fields", methods=["GET"]),
+        Rule(
+            f"/v1.0/<{_ENTITIES}:entity>/entityinformation/userdefinedfields",
+            endpoint="udfs",
+            methods=["GET"],
+        ),
+        Rule(
+            "/v1.0/tickets/<int:parent_id>/notes",
+            endpoint="notes",
+            methods=["GET", "POST", "PATCH", "PUT"],
+        ),
+        Rule("/v1.0/tickets/<int:parent_id>/notes/<int:item_id>", endpoint="note", methods=["GET"]),
+    ]
+)
+
+
+def errors_response(error: SandboxError) -> Response:
+    """Autotask's error body: `{"errors": ["…"]}`. Reference: autotask-api.md §7."""
+    response = jsonify({"errors": error.messages})
+    response.status_code = error.status
+    return response
+
+
+def register(app: Flask, sandbox: Sandbox) -> None:
+    """Mount the REST API on `app`."""
+
+    @app.route(f"{REST_PREFIX}<path:subpath>", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+    def autotask_rest(subpath: str) -> Response:
+        adapter = ROUTES.bind("sandbox", path_info=f"/{subpath}")
+        try:
+            endpoint, args = adapter.match(f"/{subpath}", method=request.method)
+        except MethodNotAllowed:
+            response = jsonify(
+                {
+                    "Message": "The requested resource does not support http method"
+                    f" '{request.method}'."
+                }
+            )
+            response.status_code = 405
+            return response
+        except NotFound:
+            response = jsonify(
+                {"Message": f"No HTTP resource was found that matches the request URI '{request.url}'."}
+            )
+            response.status_code = 404
+            return response
+        entity = ENTITY_NAMES.get(str(args.get("entity", "")), "")
+        if endpoint in ("notes", "note"):
+            entity = "TicketNotes"
+        thread_key = entity or {"zone": "ZoneInformation", "threshold": "ThresholdInformation"}.get(
+            endpoint, "Version"
+        )
+        call = new_call("rest", thread_key, f"{endpoint}.{request.method.lower()}")
+        handler = _Handler(sandbox, call, entity, args)
+        credentials = None if endpoint == "zone" else _headers
+        return sandbox.run(
+            call,
+            lambda: getattr(handler, endpoint)(),
+            errors_response,
+            credentials=credentials,
+        )
+
+
+def _headers() -> tuple[str | None, str | None, str | None]:
+    """The three auth headers; header names are case-insensitive (autotask-api.md §2)."""
+    return (
+        request.headers.get("UserName"),
+        request.headers.get("Secret"),
+        request.headers.get("ApiIntegrationCode"),
+    )
+
+
+class _Handler:
+    """One request's REST operations, each returning the response body as Autotask shapes it."""
+
+    def __init__(self, sandbox: Sandbox, call: Any, entity: str, args: dict[str, Any]) -> None:
+        self.sandbox = sandbox
+        self.service = sandbox.service
+        self.call = call
+        self.entity = entity
+        self.args = args
+
+    # -- meta -----------------------------------------------------------------------------------
+
+    def zone(self) -> Response:
+        user = request.args.get("user", "")
+        if not user or user.lower() != self.sandbox.config.user.username.lower():
+            # Autotask answers a blank or unknown user with 500 (django-autotask get_zone_info).
+            raise SandboxError(f"Zone information could not be determined for user '{user}'.")
+        return jsonify(
+            {
+                "zoneName": self.sandbox.config.zone_name,
+                "url": f"{request.host_url}atservicesrest/",
+                "webUrl": f"{request.host_url}_sandbox/",
+                "ci": self.sandbox.config.ci,
+            }
+        )
+
+    def api_versions(self) -> Response:
+        return jsonify({"apiVersions": ["1.0"]})
+
+    def version(self) -> Response:
+        return jsonify({"majorVersion": "1", "minorVersion": "0", "build": "sandbox"})
+
+    def threshold(self) -> Response:
+        settings = self.sandbox.limits.settings
+        return jsonify(
+            {
+                "externalRequestThreshold": settings.hourly_threshold,
+                "requestThresholdTimeframe": settings.timeframe_minutes,
+                "currentTimeframeRequestCount": self.sandbox.limits.usage(),
+            }
+        )
+
+    def info(self) -> Response:
+        return jsonify({"info": self.service.entity_information(self.entity)})
+
+    def fields(self) -> Response:
+        return jsonify({"fields": self.service.field_definitions(self.entity)})
+
+    def udfs(self) -> Response:
+        return jsonify({"fields": []})
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def item(self) -> Response:
+        # A missing id answers 200 with a null item (django-autotask get_single).
+        return jsonify({"item": self.service.get(self.entity, int(self.args["item_id"]))})
+
+    def note(self) -> Response:
+        record = self.service.get("TicketNotes", int(self.args["item_id"]))
+        if record is not None and record["ticketID"] != self.args["parent_id"]:
+            record = None
+        return jsonify({"item": record})
+
+    def query(self) -> Response:
+        search = self._search()
+        return self._page(search, after_id=-1, previous_ids=[])
+
+    def count(self) -> Response:
+        search = self._search()
+        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        return jsonify({"queryCount": self.service.count(self.entity, tree)})
+
+    def next(self) -> Response:
+        raw = request.args.get("paging")
+        try:
+            paging = json.loads(raw or "")
+            next_ids = paging["nextIds"]
+            previous_ids = [int(i) for i in paging.get("previousIds") or []]
+            after_id = int(next_ids[0])
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            raise SandboxError(f"Invalid paging parameter {raw!r}.") from e
+        return self._page(self._search(), after_id=after_id, previous_ids=previous_ids)
+
+    def _search(self) -> dict[str, Any]:
+        """The QueryModel: from `?search=` on GET, from the body on POST (or `search` on next)."""
+        raw = request.args.get("search")
+        if raw is None and request.method == "POST":
+            body = request.get_json(force=True, silent=True)
+        else:
+            try:
+                body = json.loads(raw or "")
+            except ValueError as e:
+                raise SandboxError("The search parameter is not a valid JSON query.") from e
+        if not isinstance(body, dict):
+            raise SandboxError("The query must be a JSON object with a filter.")
+        return body
+
+    def _page(self, search: dict[str, Any], *, after_id: int, previous_ids: list[int]) -> Response:
+        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        return self._page_of(tree, search, after_id=after_id, previous_ids=previous_ids)
+
+    def _page_of(
+        self,
+        tree: Group,
+        search: dict[str, Any],
+        *,
+        after_id: int,
+        previous_ids: list[int],
+    ) -> Response:
+        max_records = _key(search, "maxrecords")
+        if max_records is None:
+            max_records = MAX_PAGE
+        if isinstance(max_records, bool) or not isinstance(max_records, int):
+            raise SandboxError(f"Invalid MaxRecords value {max_records!r}.")
+        if not 1 <= max_records <= MAX_PAGE:
+            raise SandboxError(f"MaxRecords must be between 1 and {MAX_PAGE}.")
+        include = _key(search, "includefields") or []
+        if not isinstance(include, list):
+            raise SandboxError("IncludeFields must be a list of field names.")
+        include_props = [canonical_field(self.entity, str(name)) for name in include]
+        items, more = self.service.query(
+            self.entity, tree, max_records=max_records, after_id=after_id
+        )
+        if more and include_props and "id" not in include_props:
+            # OFFICIAL REST_Advanced_Query_Features.htm (autotask-api.md §4).
+            raise SandboxError(
+                "For search results that contain more than 500 results, you must include Id"
+                " as a field."
+            )
+        if include_props:
+            items = [{prop: item[prop] for prop in include_props} for item in items]
+        base = f"{request.host_url}ATServicesRest/V1.0/{self.entity}/query/next"
+        search_text = quote(json.dumps(search, separators=(",", ":")))
+
+        def page_url(previous: list[int], start_after: int) -> str:
+            # Keyset paging as real nextPageUrls carry it (autotask-api.md §4):
+            # paging={"pageSize":500,"previousIds":[-1],"nextIds":[725]}
+            paging = {"pageSize": max_records, "previousIds": previous, "nextIds": [start_after]}
+            return f"{base}?paging={quote(json.dumps(paging, separators=(',', ':')))}&search={search_text}"
+
+        next_url = page_url([*previous_ids, after_id], items[-1]["id"]) if more and items else None
+        prev_url = page_url(previous_ids[:-1], previous_ids[-1]) if previous_ids else None
+        return jsonify(
+            {
+                "items": items,
+                "pageDetails": {
+                    "count": len(items),
+                    "requestCount": max_records,
+                    "prevPageUrl": prev_url,
+                    "nextPageUrl": next_url,
+                },
+            }
+        )
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _body(self, entity: str) -> dict[str, Any]:
+        body = request.get_json(force=True, silent=True)
+        if body is None:
+            raise SandboxError("The request body is missing or is not valid JSON.")
+        values = self.service.normalize(entity, body)
+        self.call.request_body = body
+        return values
+
+    def write(self) -> Response:
+        values = self._body(self.entity)
+        if request.method == "POST":
+            new_id = self.service.create(self.entity, values)
+            self.sandbox.after_create(self.entity, self.call)
+            return jsonify({"itemId": new_id})
+        item_id = self.service.update(self.entity, values, replace=request.method == "PUT")
+        return jsonify({"itemId": item_id})
+
+    def notes(self) -> Response:
+        parent_id = int(self.args["parent_id"])
+        if request.method == "GET":
+            if self.service.get("Tickets", parent_id) is None:
+                raise SandboxError(f"No matching records found for Tickets id {parent_id}.")
+            tree = Group("and", [Condition("eq", "ticketID", parent_id)])
+            search = {"filter": [{"op": "eq", "field": "ticketID", "value": parent_id}]}
+            return self._page_of(tree, search, after_id=-1, previous_ids=[])
+        values = self._body("TicketNotes")
+        if request.method == "POST":
+            new_id = self.service.create("TicketNotes", values, parent_id=parent_id)
+            self.sandbox.after_create("TicketNotes", self.call)
+            return jsonify({"itemId": new_id})
+        item_id = self.service.update(
+            "TicketNotes", values, replace=request.method == "PUT", parent_id=parent_id
+        )
+        return jsonify({"itemId": item_id})
+
+
+def _key(body: dict[str, Any], name: str) -> Any:
+    """Read a QueryModel key whatever its casing (`MaxRecords` in the Swagger example)."""
+    for key, value in body.items():
+        if str(key).lower() == name:
+            return value
+    return None
