@@ -1,0 +1,33 @@
+"""Autotask Alert Connector: monitoring alerts in, Autotask tickets out, each kept in step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web application: the one place where settings, blueprints and adapters are wired.
+
+    Args:
+        config_override: settings that win over defaults, the TOML file and the environment
+            (tests pass their own here).
+
+    Returns:
+        The configured Flask app. Nothing is started: serving is the caller's business.
+
+    Raises:
+        ConfigError: a setting is missing or invalid (the message names it).
+    """
+    from connector.config import load_settings
+    from connector.errors import register_error_handlers
+    from connector.web import health
+
+    settings = load_settings(config_override)
+    app = Flask(__name__)
+    app.config.update(settings)
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    return app

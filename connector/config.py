@@ -1,4 +1,4 @@
-"""Settings: defaults in code (mirrored in config/default.toml) → a TOML file → CONNECTOR_* environment."""
+"""Settings: defaults in code (mirrored in config/default.toml), a TOML file, CONNECTOR_* env."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from connector.errors import ConfigError
 
-#: Every setting with its default. config/default.toml documents each one; a test keeps the two equal.
+#: Every setting with its default. config/default.toml documents each; a test keeps them equal.
 DEFAULTS: dict[str, Any] = {
     # Web service
     "HOST": "127.0.0.1",
@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def load_settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return validated settings: defaults, then $CONNECTOR_CONFIG, then CONNECTOR_* env, then override."""
+    """Return validated settings: defaults, $CONNECTOR_CONFIG, CONNECTOR_* env, then override."""
     settings = dict(DEFAULTS)
     config_file = os.environ.get("CONNECTOR_CONFIG")
     if config_file:

@@ -5,26 +5,42 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from adapters.targets.sandbox.app import Sandbox, create_sandbox_app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that does not print an access-log line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
 
 
 class SandboxServer:
     """A threaded HTTP server around one Sandbox; `url` is its base address once started."""
 
-    def __init__(self, sandbox: Sandbox | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        sandbox: Sandbox | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        access_log: bool = False,
+    ) -> None:
         self.sandbox = sandbox or Sandbox()
         self.app = create_sandbox_app(self.sandbox)
-        self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
-        self._server.daemon_threads = True
+        handler = WSGIRequestHandler if access_log else _QuietHandler
+        self._server: BaseWSGIServer = make_server(
+            host, port, self.app, threaded=True, request_handler=handler
+        )
+        self._server.daemon_threads = True  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:8081/."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{self._server.host}:{self.port}/"
 
     @property
     def port(self) -> int:

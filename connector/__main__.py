@@ -1,0 +1,5 @@
+"""`python -m connector` is the `connector` console script."""
+
+from connector.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP face of the connector: the only code that touches flask.request."""

@@ -1,0 +1,101 @@
+"""Settings: defaults mirrored in config/default.toml, TOML file, CONNECTOR_* environment."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from connector.config import DEFAULTS, _flatten, load_settings
+from connector.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in DEFAULTS:
+        monkeypatch.delenv(f"CONNECTOR_{key}", raising=False)
+    monkeypatch.delenv("CONNECTOR_CONFIG", raising=False)
+
+
+@pytest.mark.parametrize("name", ["default.toml", "example.toml"])
+def test_documented_defaults_equal_the_defaults_in_code(name: str) -> None:
+    with (ROOT / "config" / name).open("rb") as handle:
+        documented = _flatten(tomllib.load(handle))
+    assert documented == DEFAULTS
+
+
+def test_without_anything_set_the_defaults_apply() -> None:
+    assert load_settings() == DEFAULTS
+
+
+def test_toml_file_then_environment_then_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "deploy.toml"
+    config.write_text('port = 9000\n[sandbox]\nport = 9001\nusername = "file-user"\n')
+    monkeypatch.setenv("CONNECTOR_CONFIG", str(config))
+    monkeypatch.setenv("CONNECTOR_SANDBOX_PORT", "9002")
+    settings = load_settings({"SANDBOX_USERNAME": "override-user"})
+    assert settings["PORT"] == 9000
+    assert settings["SANDBOX_PORT"] == 9002
+    assert settings["SANDBOX_USERNAME"] == "override-user"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("SANDBOX_STRICT_PROPERTIES", "off", False),
+        ("SANDBOX_STRICT_PROPERTIES", "TRUE", True),
+        ("SANDBOX_HOURLY_THRESHOLD", "250", 250),
+        ("SANDBOX_LATENCY_TIERS", "[[0.9, 2]]", [[0.9, 2]]),
+        ("SANDBOX_SECRET", "s3cret", "s3cret"),
+    ],
+)
+def test_environment_values_take_the_type_of_their_default(
+    monkeypatch: pytest.MonkeyPatch, name: str, raw: str, expected: object
+) -> None:
+    monkeypatch.setenv(f"CONNECTOR_{name}", raw)
+    assert load_settings()[name] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("PORT", "eighty", "CONNECTOR_PORT: expected a whole number"),
+        ("PORT", "70000", "PORT must be a port number"),
+        ("SANDBOX_STRICT_PROPERTIES", "maybe", "expected true or false"),
+        ("SANDBOX_LATENCY_TIERS", "[[2, 1]]", "SANDBOX_LATENCY_TIERS must be a list"),
+        ("SANDBOX_LATENCY_TIERS", "{}", "expected a JSON list"),
+        ("SANDBOX_THREAD_LIMIT", "0", "SANDBOX_THREAD_LIMIT must be a whole number of at least 1"),
+    ],
+)
+def test_bad_values_fail_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, raw: str, message: str
+) -> None:
+    monkeypatch.setenv(f"CONNECTOR_{name}", raw)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+
+
+def test_unknown_setting_in_the_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "deploy.toml"
+    config.write_text("prot = 9000\n")
+    monkeypatch.setenv("CONNECTOR_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings()
+
+
+def test_missing_or_broken_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTOR_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match="absent.toml"):
+        load_settings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = \n")
+    monkeypatch.setenv("CONNECTOR_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match="broken.toml"):
+        load_settings()

@@ -1,0 +1,142 @@
+"""The `connector` console script, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+CONNECTOR = [sys.executable, "-m", "connector"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, deadline: float = 20.0) -> requests.Response:
+    stop = time.monotonic() + deadline
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            if time.monotonic() > stop:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    clean.update(
+        {
+            "CONNECTOR_SANDBOX_USERNAME": "cli-user@sandbox.test",
+            "CONNECTOR_SANDBOX_SECRET": "cli-secret",
+            "CONNECTOR_SANDBOX_INTEGRATION_CODE": "CLITRACKINGID",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return clean
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = subprocess.run(
+        [*CONNECTOR, "--help"], capture_output=True, text=True, check=True, timeout=30
+    )
+    for command in ("run", "sandbox", "config"):
+        assert f"  {command} " in result.stdout
+
+
+def test_config_hides_secrets(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [*CONNECTOR, "config"], capture_output=True, text=True, check=True, env=env, timeout=30
+    )
+    assert "SANDBOX_USERNAME = 'cli-user@sandbox.test'" in result.stdout
+    assert "cli-secret" not in result.stdout
+    assert "SANDBOX_SECRET = <secret>" in result.stdout
+
+
+def test_bad_setting_is_a_clear_error(env: dict[str, str]) -> None:
+    env["CONNECTOR_PORT"] = "nope"
+    result = subprocess.run(
+        [*CONNECTOR, "config"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode != 0
+    assert "configuration error: CONNECTOR_PORT" in result.stderr
+
+
+def test_sandbox_command_serves_and_prints_its_preset_credentials(
+    env: dict[str, str], processes: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*CONNECTOR, "sandbox", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    processes.append(process)
+    base = f"http://127.0.0.1:{port}/"
+    zone = wait_for(f"{base}atservicesrest/v1.0/zoneInformation?user=cli-user@sandbox.test")
+    assert zone.status_code == 200
+    assert zone.json()["url"] == f"{base}atservicesrest/"
+    headers = {
+        "UserName": "cli-user@sandbox.test",
+        "Secret": "cli-secret",
+        "ApiIntegrationCode": "CLITRACKINGID",
+    }
+    created = requests.post(
+        f"{base}atservicesrest/v1.0/Tickets",
+        json={"companyID": 0, "title": "from the CLI test", "status": 1, "priority": 2},
+        headers=headers,
+        timeout=10,
+    )
+    assert created.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "cli-user@sandbox.test" in output
+    assert "cli-secret" in output
+    assert "CLITRACKINGID" in output
+
+
+def test_run_starts_service_and_sandbox_on_the_given_ports(
+    env: dict[str, str], processes: list[subprocess.Popen[str]]
+) -> None:
+    env["PORT"] = str(free_port())
+    env["SANDBOX_PORT"] = str(free_port())
+    process = subprocess.Popen(
+        [*CONNECTOR, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    processes.append(process)
+    health = wait_for(f"http://127.0.0.1:{env['PORT']}/healthz")
+    assert health.json() == {"status": "ok"}
+    zone = wait_for(
+        f"http://127.0.0.1:{env['SANDBOX_PORT']}/ATServicesRest/V1.0/zoneInformation"
+        "?user=cli-user@sandbox.test"
+    )
+    assert zone.status_code == 200
