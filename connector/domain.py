@@ -1,0 +1,123 @@
+"""The connector's domain: alerts as sources report them, tickets as the planner sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its lifecycle."""
+
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    CLEARED = "cleared"
+
+
+class Severity(StrEnum):
+    """How bad an alert is, on the connector's own four-step scale."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class IncomingAlert:
+    """One alert event as a source adapter normalizes it; no I/O went into making it."""
+
+    source: str
+    fingerprint: str
+    status: AlertStatus
+    severity: Severity
+    title: str
+    message: str = ""
+    host: str = ""
+    tenant: str = ""
+    monitor: str = ""
+    properties: Mapping[str, str] = field(default_factory=dict)
+    started_at: datetime | None = None
+    #: When the source says this event happened; with fingerprint and status it identifies a repeat.
+    occurred_at: datetime | None = None
+    note: str = ""
+    actor: str = ""
+
+
+class TicketState(StrEnum):
+    """The connector's knowledge of an alert's ticket."""
+
+    #: A create was (or may have been) sent; its outcome is unknown until the marker is looked up.
+    PENDING_CREATE = "pending_create"
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class TicketSnapshot:
+    """What the planner knows of the alert's current ticket (from the TicketLink)."""
+
+    state: TicketState
+    ticket_id: int | None = None
+    #: The alert status last applied to the ticket.
+    applied_status: AlertStatus | None = None
+    completed_at: datetime | None = None
+    last_note_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """How alert statuses drive the ticket; from the integration's settings."""
+
+    status_map: Mapping[AlertStatus, int]
+    complete_status: int = 5
+    complete_on_clear: bool = True
+    #: Note a repeat of an active alert at most this often; None: never.
+    repeat_note_interval: timedelta | None = timedelta(hours=1)
+    #: A completed ticket is reopened when its alert fires again within this time after completion.
+    reopen_window: timedelta = timedelta(hours=24)
+
+
+class StepKind(StrEnum):
+    """One change to make in the ticket system."""
+
+    CREATE = "create"
+    NOTE = "note"
+    SET_STATUS = "set_status"
+    COMPLETE = "complete"
+    REOPEN = "reopen"
+
+
+class Outcome(StrEnum):
+    """What handling an event did to the ticket, for the record and for tests."""
+
+    CREATED = "created"
+    NOTED = "noted"
+    UPDATED = "updated"
+    COMPLETED = "completed"
+    REOPENED = "reopened"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A single ticket operation; `status` for create/set_status/complete/reopen, text for notes."""
+
+    kind: StepKind
+    status: int | None = None
+    title: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's decision for one event."""
+
+    outcome: Outcome
+    steps: tuple[Step, ...] = ()
+    reason: str = ""
+    #: The steps start a new ticket episode (the previous ticket is completed and stays so).
+    new_episode: bool = False

@@ -1,0 +1,106 @@
+"""The decision tree: from an alert event and what we know of its ticket, the steps to take.
+
+Pure: no I/O, no clock of its own (`now` comes in), no Flask, no database. The worker runs it and
+carries out the steps through a ticket target.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connector.domain import (
+    AlertStatus,
+    IncomingAlert,
+    LifecyclePolicy,
+    Outcome,
+    Plan,
+    Step,
+    StepKind,
+    TicketSnapshot,
+    TicketState,
+)
+
+_WORDS = {
+    AlertStatus.ACTIVE: "fired",
+    AlertStatus.ACKNOWLEDGED: "was acknowledged",
+    AlertStatus.ESCALATED: "was escalated",
+    AlertStatus.CLEARED: "cleared",
+}
+
+
+def plan(
+    event: IncomingAlert,
+    ticket: TicketSnapshot | None,
+    policy: LifecyclePolicy,
+    now: datetime,
+) -> Plan:
+    """Decide what one alert event does to the alert's ticket."""
+    status = event.status
+    if ticket is None or ticket.state is TicketState.PENDING_CREATE:
+        return _without_open_ticket(event, policy, new_episode=False)
+    if ticket.state is TicketState.COMPLETED:
+        reopen_until = (ticket.completed_at or now) + policy.reopen_window
+        if status is AlertStatus.CLEARED:
+            return Plan(Outcome.IGNORED, reason="cleared again; the ticket is already complete")
+        if now <= reopen_until:
+            return Plan(
+                Outcome.REOPENED,
+                (
+                    Step(StepKind.REOPEN, status=policy.status_map[status]),
+                    _note(event, f"Alert {_WORDS[status]} again; ticket reopened."),
+                ),
+            )
+        return _without_open_ticket(event, policy, new_episode=True)
+    # The ticket is open.
+    if status is AlertStatus.CLEARED:
+        note = _note(event, "Alert cleared.", resolution=True)
+        if policy.complete_on_clear:
+            return Plan(
+                Outcome.COMPLETED,
+                (note, Step(StepKind.COMPLETE, status=policy.complete_status, text=note.text)),
+            )
+        return Plan(Outcome.NOTED, (note,), reason="complete on clear is off")
+    if status is AlertStatus.ACTIVE:
+        if ticket.applied_status not in (None, AlertStatus.ACTIVE, AlertStatus.CLEARED):
+            # Active again after an acknowledgement: say so, keep the engineer's status.
+            return Plan(Outcome.NOTED, (_note(event, "Alert is active again."),))
+        interval = policy.repeat_note_interval
+        if interval is None:
+            return Plan(Outcome.IGNORED, reason="repeat of an active alert; repeat notes are off")
+        if ticket.last_note_at is not None and now - ticket.last_note_at < interval:
+            return Plan(
+                Outcome.IGNORED, reason="repeat of an active alert within the note interval"
+            )
+        return Plan(Outcome.NOTED, (_note(event, "Alert is still active."),))
+    # Acknowledged or escalated.
+    return Plan(
+        Outcome.UPDATED,
+        (
+            Step(StepKind.SET_STATUS, status=policy.status_map[status]),
+            _note(event, f"Alert {_WORDS[status]}."),
+        ),
+    )
+
+
+def _without_open_ticket(
+    event: IncomingAlert, policy: LifecyclePolicy, *, new_episode: bool
+) -> Plan:
+    if event.status is AlertStatus.CLEARED:
+        return Plan(Outcome.IGNORED, reason="cleared, but no ticket is open for this alert")
+    steps = [Step(StepKind.CREATE, status=policy.status_map[event.status])]
+    if event.status is not AlertStatus.ACTIVE:
+        steps.append(_note(event, f"Alert {_WORDS[event.status]}."))
+    return Plan(Outcome.CREATED, tuple(steps), new_episode=new_episode)
+
+
+def _note(event: IncomingAlert, headline: str, *, resolution: bool = False) -> Step:
+    """A note saying what happened, who did it and why."""
+    lines = [headline]
+    if event.actor:
+        lines.append(f"By: {event.actor}")
+    if event.note:
+        lines.append(f"Note: {event.note}")
+    if event.message and (resolution or event.status is AlertStatus.ACTIVE):
+        lines.append(event.message)
+    title = f"{event.title} — {event.status.value}"
+    return Step(StepKind.NOTE, title=title, text="\n".join(lines))

@@ -1,0 +1,151 @@
+"""The planner's decision tree, table-driven: event status × what we know of the ticket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connector.domain import (
+    AlertStatus,
+    IncomingAlert,
+    LifecyclePolicy,
+    Outcome,
+    Severity,
+    StepKind,
+    TicketSnapshot,
+    TicketState,
+)
+from connector.planner import plan
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+POLICY = LifecyclePolicy(
+    status_map={
+        AlertStatus.ACTIVE: 1,
+        AlertStatus.ACKNOWLEDGED: 13,
+        AlertStatus.ESCALATED: 11,
+        AlertStatus.CLEARED: 5,
+    },
+    repeat_note_interval=timedelta(hours=1),
+    reopen_window=timedelta(hours=24),
+)
+
+A = AlertStatus
+
+
+def event(status: AlertStatus, **kwargs: object) -> IncomingAlert:
+    fields: dict[str, object] = {
+        "source": "generic",
+        "fingerprint": "fp-1",
+        "status": status,
+        "severity": Severity.ERROR,
+        "title": "Disk full on srv01",
+        "message": "/var is 99% full",
+    }
+    fields.update(kwargs)
+    return IncomingAlert(**fields)  # type: ignore[arg-type]
+
+
+def open_ticket(
+    applied: AlertStatus = A.ACTIVE, last_note: timedelta | None = None
+) -> TicketSnapshot:
+    return TicketSnapshot(
+        TicketState.OPEN,
+        ticket_id=42,
+        applied_status=applied,
+        last_note_at=NOW - last_note if last_note is not None else None,
+    )
+
+
+def completed(ago: timedelta) -> TicketSnapshot:
+    return TicketSnapshot(
+        TicketState.COMPLETED, ticket_id=42, applied_status=A.CLEARED, completed_at=NOW - ago
+    )
+
+
+CASES = [
+    # (id, event status, ticket, outcome, step kinds, statuses of status steps, new episode)
+    ("no ticket, active, creates", A.ACTIVE, None, Outcome.CREATED, ["create"], [1], False),
+    ("no ticket, acknowledged, creates acknowledged with a note", A.ACKNOWLEDGED, None,
+     Outcome.CREATED, ["create", "note"], [13], False),
+    ("no ticket, escalated, creates escalated", A.ESCALATED, None, Outcome.CREATED,
+     ["create", "note"], [11], False),
+    ("no ticket, cleared, ignored", A.CLEARED, None, Outcome.IGNORED, [], [], False),
+    ("pending create, active, creates (worker looks up the marker first)", A.ACTIVE,
+     TicketSnapshot(TicketState.PENDING_CREATE), Outcome.CREATED, ["create"], [1], False),
+    ("open, repeat active, never noted, notes", A.ACTIVE, open_ticket(), Outcome.NOTED,
+     ["note"], [], False),
+    ("open, repeat active within interval, ignored", A.ACTIVE,
+     open_ticket(last_note=timedelta(minutes=10)), Outcome.IGNORED, [], [], False),
+    ("open, repeat active after interval, notes", A.ACTIVE,
+     open_ticket(last_note=timedelta(hours=2)), Outcome.NOTED, ["note"], [], False),
+    ("open, active after acknowledgement, notes and keeps status", A.ACTIVE,
+     open_ticket(applied=A.ACKNOWLEDGED, last_note=timedelta(minutes=1)), Outcome.NOTED,
+     ["note"], [], False),
+    ("open, acknowledged, status and note", A.ACKNOWLEDGED, open_ticket(), Outcome.UPDATED,
+     ["set_status", "note"], [13], False),
+    ("open, escalated, status and note", A.ESCALATED, open_ticket(A.ACKNOWLEDGED),
+     Outcome.UPDATED, ["set_status", "note"], [11], False),
+    ("open, cleared, resolution note and complete", A.CLEARED, open_ticket(), Outcome.COMPLETED,
+     ["note", "complete"], [5], False),
+    ("completed, cleared again, ignored", A.CLEARED, completed(timedelta(hours=1)),
+     Outcome.IGNORED, [], [], False),
+    ("completed, fires within reopen window, reopens", A.ACTIVE, completed(timedelta(hours=3)),
+     Outcome.REOPENED, ["reopen", "note"], [1], False),
+    ("completed, acknowledged within window, reopens acknowledged", A.ACKNOWLEDGED,
+     completed(timedelta(hours=3)), Outcome.REOPENED, ["reopen", "note"], [13], False),
+    ("completed, fires after reopen window, new ticket", A.ACTIVE, completed(timedelta(days=2)),
+     Outcome.CREATED, ["create"], [1], True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "ticket", "outcome", "kinds", "statuses", "new_episode"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_decision_table(
+    status: AlertStatus,
+    ticket: TicketSnapshot | None,
+    outcome: Outcome,
+    kinds: list[str],
+    statuses: list[int],
+    new_episode: bool,
+) -> None:
+    decided = plan(event(status), ticket, POLICY, NOW)
+    assert decided.outcome is outcome
+    assert [step.kind.value for step in decided.steps] == kinds
+    assert [s.status for s in decided.steps if s.kind is not StepKind.NOTE] == statuses
+    assert decided.new_episode is new_episode
+    if outcome is Outcome.IGNORED:
+        assert decided.reason
+
+
+def test_clear_with_complete_off_only_notes() -> None:
+    policy = LifecyclePolicy(status_map=POLICY.status_map, complete_on_clear=False)
+    decided = plan(event(A.CLEARED), open_ticket(), policy, NOW)
+    assert decided.outcome is Outcome.NOTED
+    assert [step.kind for step in decided.steps] == [StepKind.NOTE]
+
+
+def test_repeat_notes_switched_off_ignores_repeats() -> None:
+    policy = LifecyclePolicy(status_map=POLICY.status_map, repeat_note_interval=None)
+    decided = plan(event(A.ACTIVE), open_ticket(), policy, NOW)
+    assert decided.outcome is Outcome.IGNORED
+
+
+def test_acknowledgement_note_names_who_and_why() -> None:
+    decided = plan(
+        event(A.ACKNOWLEDGED, actor="jane.doe", note="looking into it"), open_ticket(), POLICY, NOW
+    )
+    (note,) = [step for step in decided.steps if step.kind is StepKind.NOTE]
+    assert "By: jane.doe" in note.text
+    assert "Note: looking into it" in note.text
+    assert note.title == "Disk full on srv01 — acknowledged"
+
+
+def test_resolution_note_carries_the_clear_message() -> None:
+    decided = plan(event(A.CLEARED, message="/var back to 40%"), open_ticket(), POLICY, NOW)
+    note, complete = decided.steps
+    assert "/var back to 40%" in note.text
+    assert complete.text == note.text
