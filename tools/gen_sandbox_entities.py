@@ -142,11 +142,14 @@ def generate() -> str:
             row["rest_name"] = mapping.get(str(row["name"]), "")
         fields[entity] = rows
     body = [
-        '"""Autotask entity shapes, generated from the real specs by tools/gen_sandbox_entities.py.',
+        '"""Autotask entity shapes, generated from the real specs by',
+        "tools/gen_sandbox_entities.py.",
         "",
         "Do not edit by hand. Sources (tests/fixtures/autotask/specs/README.md):",
-        f"REST properties from {SWAGGER.name}; SOAP field order from {WSDL.name};",
-        f"field metadata (lengths, required, read-only) from {FIELD_INFO.name}.",
+        f"REST properties from {SWAGGER.name};",
+        f"SOAP field order from {WSDL.name};",
+        "field metadata (lengths, required, read-only) from",
+        f"{FIELD_INFO.name}.",
         '"""',
         "",
         "from typing import Any",

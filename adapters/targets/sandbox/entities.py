@@ -1,8 +1,11 @@
-"""Autotask entity shapes, generated from the real specs by tools/gen_sandbox_entities.py.
+"""Autotask entity shapes, generated from the real specs by
+tools/gen_sandbox_entities.py.
 
 Do not edit by hand. Sources (tests/fixtures/autotask/specs/README.md):
-REST properties from autotask-rest-swagger-v1.0.SergLGP-2022.json; SOAP field order from atws-v1_6.trepidity-autotask_ruby.wsdl;
-field metadata (lengths, required, read-only) from atws-v1_6-getFieldInfo-cache.ecitsolutions-2021-02.xml.
+REST properties from autotask-rest-swagger-v1.0.SergLGP-2022.json;
+SOAP field order from atws-v1_6.trepidity-autotask_ruby.wsdl;
+field metadata (lengths, required, read-only) from
+atws-v1_6-getFieldInfo-cache.ecitsolutions-2021-02.xml.
 """
 
 from typing import Any
