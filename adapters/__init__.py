@@ -1,0 +1,22 @@
+"""Adapters: the only code that knows a vendor. The registries map slugs to classes, lazily."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Source slug (the /hooks/<slug> URL segment) → "module:Class".
+SOURCES = {
+    "generic": "adapters.sources.generic:GenericSource",
+}
+
+
+def load(dotted: str) -> Any:
+    """Import "module:attribute" and return the attribute; fail loudly if it is missing."""
+    module_name, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def load_sources() -> dict[str, Any]:
+    """Instantiate every registered source adapter (at app start, so a broken one fails fast)."""
+    return {slug: load(path)() for slug, path in SOURCES.items()}

@@ -16,18 +16,24 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
             (tests pass their own here).
 
     Returns:
-        The configured Flask app. Nothing is started: serving is the caller's business.
+        The configured Flask app, with its Services in `app.extensions["connector"]`. Nothing is
+        started and no connection is opened: serving and migrating are the caller's business.
 
     Raises:
         ConfigError: a setting is missing or invalid (the message names it).
     """
+    from adapters import load_sources
     from connector.config import load_settings
     from connector.errors import register_error_handlers
-    from connector.web import health
+    from connector.services import build_services
+    from connector.web import api, health, hooks
 
     settings = load_settings(config_override)
     app = Flask(__name__)
     app.config.update(settings)
+    app.extensions["connector"] = build_services(settings, load_sources())
     register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
     return app

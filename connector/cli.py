@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,17 @@ from connector.errors import ConfigError
 
 if TYPE_CHECKING:
     from adapters.targets.sandbox import SandboxServer
+    from connector.services import Services
 
 #: Settings whose values are never printed.
-SECRET_SETTINGS = {"SANDBOX_SECRET", "SANDBOX_INTEGRATION_CODE"}
+SECRET_SETTINGS = {
+    "SANDBOX_SECRET",
+    "SANDBOX_INTEGRATION_CODE",
+    "SECRET_KEYS",
+    "HOOK_TOKEN",
+    "API_TOKEN",
+    "INTEGRATION",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,9 +126,10 @@ def sandbox(host: str | None, port: int | None, state_file: str | None) -> None:
 
 @main.command()
 def run() -> None:
-    """Run everything `make run` starts: the service and the Autotask sandbox beside it.
+    """Run everything `make run` starts: the service, a worker, and the Autotask sandbox beside it.
 
-    Ports come from PORT (8080) and SANDBOX_PORT (8081) or their CONNECTOR_ settings.
+    Ports come from PORT (8080) and SANDBOX_PORT (8081) or their CONNECTOR_ settings. With no
+    INTEGRATION configured, the sandbox becomes the default integration. State lives in var/.
     """
     override: dict[str, Any] = {}
     for name in ("PORT", "SANDBOX_PORT"):
@@ -129,36 +139,154 @@ def run() -> None:
             except ValueError as e:
                 raise click.ClickException(f"{name} must be a port number") from e
     settings = _settings(override)
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    if not settings["SANDBOX_STATE_FILE"]:
+        settings["SANDBOX_STATE_FILE"] = str(var / "sandbox.sqlite")
+    if not settings["SECRET_KEYS"]:
+        settings["SECRET_KEYS"] = [_local_secret_key(var / "secret.key")]
+    generated = {}
+    for name in ("HOOK_TOKEN", "API_TOKEN"):
+        if not settings[name]:
+            settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
     sandbox_server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
-    web = _make_web_server(settings)
+    if not settings["INTEGRATION"]:
+        settings["INTEGRATION"] = _sandbox_integration(sandbox_server)
+    web, services = _make_web_server(settings)
+    prepare_database(services)
+    base = f"http://{settings['HOST']}:{web.server_port}"
     click.echo(_describe_sandbox(sandbox_server))
-    click.echo(f"\nConnector service on http://{settings['HOST']}:{web.server_port}/")
-    click.echo(f"  Health        http://{settings['HOST']}:{web.server_port}/healthz")
+    click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
+    click.echo(f"  Webhooks      POST {base}/hooks/generic")
+    click.echo(f"  Hook token    {settings['HOOK_TOKEN']}  (Authorization: Bearer …)")
+    click.echo(f"  API           {base}/api/v1/alerts  token {settings['API_TOKEN']}")
+    if generated:
+        click.echo(
+            "  (tokens kept in var/; preset them with CONNECTOR_HOOK_TOKEN / CONNECTOR_API_TOKEN)"
+        )
+    click.echo(f"  Database      {settings['DATABASE_URL']}")
     click.echo("Stop with Ctrl-C.")
     sys.stdout.flush()
     stop = threading.Event()
     _stop_on_signals(stop)
     sandbox_server.start()
-    web_thread = threading.Thread(target=web.serve_forever, name="web", daemon=True)
-    web_thread.start()
+    threads = [threading.Thread(target=web.serve_forever, name="web", daemon=True)]
+    if settings["WORKER_ENABLED"]:
+        from connector.wiring import make_worker
+
+        worker = make_worker(services)
+        threads.append(threading.Thread(target=worker.run, args=(stop,), name="worker"))
+    for thread in threads:
+        thread.start()
     stop.wait()
     web.shutdown()
+    for thread in threads:
+        thread.join(timeout=30)
     web.server_close()
+    services.dispose()
     sandbox_server.stop()
 
 
-def _make_web_server(settings: Mapping[str, Any]) -> Any:
+def _local_secret_key(path: Path) -> str:
+    """The key in `path`, made on first use (owner-only permissions)."""
+    from connector.secrets import new_key
+
+    if not path.exists():
+        path.write_text(new_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _local_token(path: Path) -> str:
+    """A token kept in `path`, made on first use."""
+    from connector.secrets import new_token
+
+    if not path.exists():
+        path.write_text(new_token())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _sandbox_integration(server: SandboxServer) -> dict[str, Any]:
+    """The default integration of `make run`: the sandbox, with a default company and tenants."""
+    user = server.sandbox.config.user
+    return {
+        "name": "default",
+        "zone_lookup_url": f"{server.url}atservicesrest/",
+        "username": user.username,
+        "secret": user.secret,
+        "integration_code": user.integration_code,
+        "allowed_zone_hosts": ["127.0.0.1"],
+        "default_company_id": 29683414,
+        "queue_id": 29682833,
+        "tenants": {"fabrikam": 29683415, "northwind": 29683416},
+    }
+
+
+@main.command()
+@click.option("--id", "worker_id", default=None, help="Name of this worker in leases and logs.")
+def worker(worker_id: str | None) -> None:
+    """Run a delivery worker (any number may share one PostgreSQL database)."""
+    from connector import create_app
+    from connector.wiring import make_worker
+
+    settings = _settings()
+    services = create_app(settings).extensions["connector"]
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    make_worker(services, worker_id=worker_id).run(stop)
+    services.dispose()
+
+
+@main.group()
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema, and bootstrap the configured integration."""
+    from connector import create_app
+
+    settings = _settings()
+    services = create_app(settings).extensions["connector"]
+    prepare_database(services)
+    services.dispose()
+    click.echo(f"database at {settings['DATABASE_URL']} is up to date")
+
+
+def prepare_database(services: Services) -> None:
+    """Migrate, then make the configured integration and preset tokens exist."""
+    from connector.bootstrap import ensure_api_token, sync_configured_integration
+    from connector.db import upgrade
+
+    settings = services.settings
+    upgrade(settings["DATABASE_URL"])
+    with services.transaction() as session:
+        if settings["INTEGRATION"]:
+            sync_configured_integration(
+                session,
+                settings["INTEGRATION"],
+                services.secret_box(),
+                hook_token=settings["HOOK_TOKEN"],
+            )
+        if settings["API_TOKEN"]:
+            ensure_api_token(session, settings["API_TOKEN"], label="preset")
+
+
+def _make_web_server(settings: Mapping[str, Any]) -> tuple[Any, Services]:
     from werkzeug.serving import make_server
 
     from connector import create_app
 
     app = create_app(dict(settings))
     try:
-        return make_server(settings["HOST"], settings["PORT"], app, threaded=True)
+        server = make_server(settings["HOST"], settings["PORT"], app, threaded=True)
     except OSError as e:
         raise click.ClickException(
             f"cannot listen on {settings['HOST']}:{settings['PORT']}: {e}"
         ) from e
+    return server, app.extensions["connector"]
 
 
 @main.command("config")

@@ -17,6 +17,25 @@ DEFAULTS: dict[str, Any] = {
     "HOST": "127.0.0.1",
     "PORT": 8080,
     "MAX_CONTENT_LENGTH": 1_048_576,
+    # Persistence and secrets
+    "DATABASE_URL": "sqlite:///var/connector.sqlite",
+    "SECRET_KEYS": [],
+    # Tokens preset at start (stored hashed): webhooks of the configured integration, JSON API
+    "HOOK_TOKEN": "",
+    "API_TOKEN": "",
+    # The integration configured from settings (the admin form comes later); {} = none
+    "INTEGRATION": {},
+    # Delivery worker
+    "WORKER_ENABLED": True,
+    "WORKER_POLL_SECONDS": 0.5,
+    "WORKER_LEASE_SECONDS": 60,
+    "WORKER_BATCH": 20,
+    "RETRY_DELAYS": [5, 30, 120, 300, 900, 1800],
+    "RETRY_JITTER": 0.2,
+    "DELIVERY_MAX_AGE_HOURS": 72.0,
+    # Outbound calls to Autotask
+    "AUTOTASK_CONNECT_TIMEOUT": 5.0,
+    "AUTOTASK_READ_TIMEOUT": 30.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -39,6 +58,9 @@ def load_settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if config_file:
         settings.update(_read_toml(Path(config_file)))
     settings.update(_read_env(os.environ))
+    # DATABASE_URL is the conventional name; CONNECTOR_DATABASE_URL wins when both are set.
+    if os.environ.get("DATABASE_URL") and not os.environ.get("CONNECTOR_DATABASE_URL"):
+        settings["DATABASE_URL"] = os.environ["DATABASE_URL"]
     if override:
         settings.update(override)
     _validate(settings)
@@ -61,7 +83,7 @@ def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in raw.items():
         name = f"{prefix}{key}".upper()
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and not isinstance(DEFAULTS.get(name), dict):
             flat.update(_flatten(value, prefix=f"{name}_"))
         else:
             flat[name] = value
@@ -97,13 +119,14 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             return float(raw)
         except ValueError as e:
             raise ConfigError(f"CONNECTOR_{key}: expected a number, got {raw!r}") from e
-    if isinstance(default, list):
+    if isinstance(default, list | dict):
+        kind, wanted = ("list", list) if isinstance(default, list) else ("object", dict)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"CONNECTOR_{key}: expected a JSON list, got {raw!r}") from e
-        if not isinstance(value, list):
-            raise ConfigError(f"CONNECTOR_{key}: expected a JSON list, got {raw!r}")
+            raise ConfigError(f"CONNECTOR_{key}: expected a JSON {kind}, got {raw!r}") from e
+        if not isinstance(value, wanted):
+            raise ConfigError(f"CONNECTOR_{key}: expected a JSON {kind}, got {raw!r}")
         return value
     return raw
 
@@ -116,6 +139,8 @@ def _validate(settings: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} must be a port number from 0 to 65535, got {port!r}")
     for key in (
         "MAX_CONTENT_LENGTH",
+        "WORKER_LEASE_SECONDS",
+        "WORKER_BATCH",
         "SANDBOX_HOURLY_THRESHOLD",
         "SANDBOX_THRESHOLD_TIMEFRAME_MINUTES",
         "SANDBOX_THREAD_LIMIT",
@@ -136,6 +161,17 @@ def _validate(settings: Mapping[str, Any]) -> None:
             "SANDBOX_LATENCY_TIERS must be a list of [fraction of threshold (0-1], delay seconds]"
             f" pairs, got {tiers!r}"
         )
+    for key in ("WORKER_POLL_SECONDS", "AUTOTASK_CONNECT_TIMEOUT", "AUTOTASK_READ_TIMEOUT"):
+        value = settings[key]
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    delays = settings["RETRY_DELAYS"]
+    if not delays or not all(
+        isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
+    ):
+        raise ConfigError(f"RETRY_DELAYS must be a non-empty list of seconds, got {delays!r}")
+    if not isinstance(settings["INTEGRATION"], dict):
+        raise ConfigError("INTEGRATION must be a table (a JSON object in the environment)")
     unknown = sorted(set(settings) - set(DEFAULTS))
     unknown = [key for key in unknown if not key.startswith(("TESTING", "DEBUG"))]
     if unknown:

@@ -121,3 +121,45 @@ class Plan:
     reason: str = ""
     #: The steps start a new ticket episode (the previous ticket is completed and stays so).
     new_episode: bool = False
+
+
+@dataclass(frozen=True)
+class TicketDraft:
+    """Everything needed to create a ticket, already mapped to Autotask ids."""
+
+    company_id: int
+    title: str
+    description: str
+    status: int
+    priority: int
+    #: The correlation marker (the ticket's externalID) that makes creates idempotent.
+    marker: str
+    queue_id: int | None = None
+    due_at: datetime | None = None
+    ticket_category: int | None = None
+    ticket_type: int | None = None
+    issue_type: int | None = None
+    sub_issue_type: int | None = None
+    source: int | None = None
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """A ticket as the target knows it."""
+
+    ticket_id: int
+    ticket_number: str | None = None
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class ApiCallRecord:
+    """One HTTP call to the ticket system, for the activity log."""
+
+    at: datetime
+    method: str
+    entity: str
+    http_status: int | None
+    execution_ms: float
+    records: int | None = None
+    error: str | None = None

@@ -13,9 +13,13 @@ logger = logging.getLogger(__name__)
 
 
 class ConnectorError(Exception):
-    """Base of every error the connector raises on purpose."""
+    """Base of every error the connector raises on purpose; `details` go into the JSON envelope."""
 
     status = 500
+
+    def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class ConfigError(ConnectorError):
@@ -34,6 +38,18 @@ class AuthError(ConnectorError):
     status = 401
 
 
+class NotFoundError(ConnectorError):
+    """The requested record does not exist."""
+
+    status = 404
+
+
+class UnavailableError(ConnectorError):
+    """The service cannot take the request now (database down); senders should retry."""
+
+    status = 503
+
+
 class UnknownSourceError(ConnectorError):
     """No source adapter is registered under the requested slug."""
 
@@ -41,14 +57,47 @@ class UnknownSourceError(ConnectorError):
 
 
 class TargetError(ConnectorError):
-    """A call to the ticket system failed; `retryable` says whether trying again may help."""
+    """A call to the ticket system failed; `retryable` says whether trying again may help.
+
+    `response` keeps what the ticket system answered (status and body, secrets never included)
+    so that a dead letter shows it; `retry_after` is the wait it asked for, in seconds.
+    """
 
     retryable = True
 
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        response: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
+        self.response = response
+        self.retry_after = retry_after
+
+
+class TargetAuthError(TargetError):
+    """The ticket system refused our credentials (wrong secret, user or tracking identifier)."""
+
+    retryable = False
+
+
+class TargetRejected(TargetError):
+    """The ticket system refused the request itself (validation); retrying cannot help."""
+
+    retryable = False
+
+
+class TargetRateLimited(TargetError):
+    """The ticket system asked us to slow down (429, thread or hourly threshold)."""
+
+
+class TargetUnavailable(TargetError):
+    """No usable answer: connection failure, timeout, or a server error; retrying may help."""
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -56,9 +105,17 @@ def register_error_handlers(app: Flask) -> None:
     from flask import jsonify
     from werkzeug.exceptions import HTTPException
 
-    def envelope(status: int, message: str) -> tuple[Response, int]:
-        body = {"error": {"status": status, "message": message, "request_id": uuid.uuid4().hex}}
-        return jsonify(body), status
+    def envelope(
+        status: int, message: str, details: dict[str, object] | None = None
+    ) -> tuple[Response, int]:
+        error: dict[str, object] = {
+            "status": status,
+            "message": message,
+            "request_id": uuid.uuid4().hex,
+        }
+        if details:
+            error["details"] = details
+        return jsonify({"error": error}), status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
@@ -67,5 +124,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ConnectorError)
     def connector_error(error: ConnectorError) -> tuple[Response, int]:
         if error.status >= 500:
-            logger.exception("connector.error", exc_info=error)
-        return envelope(error.status, str(error))
+            logger.warning("connector.error", exc_info=error)
+        response, status = envelope(error.status, str(error), error.details)
+        if status == 503:
+            response.headers["Retry-After"] = "5"
+        return response, status
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[Response, int]:
+        # Never a bare 500 page with a traceback: log it, answer the envelope.
+        logger.exception("connector.unexpected_error", exc_info=error)
+        return envelope(500, "internal error; the request id is in the logs")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient
 
 from adapters.targets.sandbox import (
     ApiUser,
@@ -119,6 +121,94 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a throwaway schema in the PostgreSQL test database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/connector.sqlite"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    base_url = request.getfixturevalue("postgres_url")
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(base_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = sa.engine.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+HOOK_TOKEN = "canary-hook-token-3b7e1d"
+API_TOKEN = "canary-api-token-91c0aa"
+
+
+@pytest.fixture
+def secret_key() -> str:
+    """A Fernet key for stored secrets."""
+    from connector.secrets import new_key
+
+    return new_key()
+
+
+@pytest.fixture
+def integration_config(sandbox_server: SandboxServer, api_user: ApiUser) -> dict[str, object]:
+    """The INTEGRATION setting of a connector wired to the running sandbox."""
+    return {
+        "name": "default",
+        "zone_lookup_url": f"{sandbox_server.url}atservicesrest/",
+        "username": api_user.username,
+        "secret": api_user.secret,
+        "integration_code": api_user.integration_code,
+        "allowed_zone_hosts": ["127.0.0.1"],
+        "default_company_id": 29683414,
+        "queue_id": 29682833,
+        "tenants": {"fabrikam": 29683415, "northwind": 29683416, "switched-off": False},
+        "repeat_note_minutes": 60,
+    }
+
+
+@pytest.fixture
+def connector_settings(
+    database_url: str, secret_key: str, integration_config: dict[str, object]
+) -> dict[str, object]:
+    """Settings of a connector on the test database, talking to the sandbox, fast retries."""
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEYS": [secret_key],
+        "HOOK_TOKEN": HOOK_TOKEN,
+        "API_TOKEN": API_TOKEN,
+        "INTEGRATION": integration_config,
+        "WORKER_ENABLED": False,
+        "WORKER_POLL_SECONDS": 0.05,
+        "WORKER_LEASE_SECONDS": 30,
+        "RETRY_DELAYS": [0.05, 0.1, 0.2],
+        "AUTOTASK_READ_TIMEOUT": 5.0,
+    }
+
+
+@pytest.fixture
+def connector_app(connector_settings: dict[str, object]) -> Iterator[Flask]:
+    """The connector app, migrated and bootstrapped (integration, hook and API tokens)."""
+    from connector import create_app
+    from connector.cli import prepare_database
+
+    app = create_app(connector_settings)
+    prepare_database(app.extensions["connector"])
+    yield app
+    app.extensions["connector"].dispose()
+
+
+@pytest.fixture
+def client(connector_app: Flask) -> FlaskClient:
+    """A test client for the connector app."""
+    return connector_app.test_client()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -1,0 +1,157 @@
+"""The generic JSON source: the connector's own reference shape for any monitoring system.
+
+One alert, or {"alerts": [...]}:
+
+    {"id": "disk-srv01", "status": "active", "severity": "error", "title": "Disk full on srv01",
+     "message": "/var is 99% full", "host": "srv01", "tenant": "acme", "monitor": "disk",
+     "properties": {"autotask.accountid": "29683414"}, "started_at": "2026-11-22T10:00:00Z",
+     "occurred_at": "2026-11-22T10:00:05Z", "note": "…", "acknowledged_by": "jane"}
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.errors import PayloadError
+
+#: Status words accepted, including the firing/resolved of Alertmanager-like senders.
+STATUS_WORDS = {
+    "active": AlertStatus.ACTIVE,
+    "firing": AlertStatus.ACTIVE,
+    "acknowledged": AlertStatus.ACKNOWLEDGED,
+    "ack": AlertStatus.ACKNOWLEDGED,
+    "escalated": AlertStatus.ESCALATED,
+    "cleared": AlertStatus.CLEARED,
+    "resolved": AlertStatus.CLEARED,
+}
+
+#: Most alerts one webhook may carry; more is refused with 400 rather than half-processed.
+MAX_ALERTS = 500
+
+
+class _Scalar(fields.Field[str]):
+    """A property value: string, number or boolean, kept as text."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str | int | float):
+            return str(value)
+        raise ValidationError("Must be a string, number or boolean.")
+
+
+class _Text(fields.String):
+    """A string that may also arrive as a number (alert ids often do)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class GenericAlertSchema(Schema):
+    """One generic alert. Unknown fields are ignored (senders add their own)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = _Text(required=True, validate=validate.Length(min=1, max=255))
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted(STATUS_WORDS), error="Must be one of: {choices}."),
+    )
+    severity = fields.String(
+        load_default="warning",
+        validate=validate.OneOf([s.value for s in Severity], error="Must be one of: {choices}."),
+    )
+    title = _Text(required=True, validate=validate.Length(min=1, max=10_000))
+    message = _Text(load_default="", validate=validate.Length(max=100_000))
+    host = _Text(load_default="", validate=validate.Length(max=255))
+    tenant = _Text(load_default="", validate=validate.Length(max=255))
+    monitor = _Text(load_default="", validate=validate.Length(max=255))
+    properties = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=255)),
+        values=_Scalar(),
+        load_default=dict,
+    )
+    started_at = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    occurred_at = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    note = _Text(load_default="", validate=validate.Length(max=32_000))
+    acknowledged_by = _Text(load_default="", validate=validate.Length(max=255))
+
+    @pre_load
+    def lower_case_words(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("status", "severity"):
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].strip().lower()
+        return data
+
+
+class GenericSource:
+    """Parses generic JSON webhooks into IncomingAlerts."""
+
+    slug = "generic"
+    display_name = "Generic JSON"
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """Validate and normalize; raise PayloadError naming every bad field."""
+        if isinstance(payload, dict) and "alerts" in payload:
+            items = payload["alerts"]
+            prefix = "alerts."
+            if not isinstance(items, list) or not items:
+                raise PayloadError(
+                    "'alerts' must be a non-empty list", details={"alerts": ["Must be a list."]}
+                )
+            if len(items) > MAX_ALERTS:
+                raise PayloadError(
+                    f"too many alerts in one webhook: {len(items)} (at most {MAX_ALERTS})",
+                    details={"alerts": [f"At most {MAX_ALERTS} alerts."]},
+                )
+        elif isinstance(payload, dict):
+            items, prefix = [payload], ""
+        else:
+            raise PayloadError('the body must be a JSON object: one alert or {"alerts": [...]}')
+        schema = GenericAlertSchema()
+        errors: dict[str, object] = {}
+        alerts = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors[f"{prefix}{index}"] = ["Must be an object."]
+                continue
+            try:
+                data = schema.load(item)
+            except ValidationError as e:
+                where = f"{prefix}{index}." if prefix else ""
+                messages = e.messages if isinstance(e.messages, dict) else {"_": e.messages}
+                errors.update({f"{where}{k}": v for k, v in messages.items()})
+                continue
+            alerts.append(self._normalize(data))
+        if errors:
+            names = ", ".join(sorted(errors))
+            raise PayloadError(f"invalid alert field(s): {names}", details=errors)
+        return alerts
+
+    def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
+        started: datetime | None = data["started_at"]
+        return IncomingAlert(
+            source=self.slug,
+            fingerprint=data["id"],
+            status=STATUS_WORDS[data["status"]],
+            severity=Severity(data["severity"]),
+            title=data["title"],
+            message=data["message"],
+            host=data["host"],
+            tenant=data["tenant"],
+            monitor=data["monitor"],
+            properties=data["properties"],
+            started_at=started.astimezone(UTC) if started else None,
+            occurred_at=data["occurred_at"].astimezone(UTC) if data["occurred_at"] else None,
+            note=data["note"],
+            actor=data["acknowledged_by"],
+        )

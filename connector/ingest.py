@@ -1,0 +1,227 @@
+"""Ingest: in ONE transaction, upsert each alert, append its event, enqueue its delivery."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connector.domain import AlertStatus, IncomingAlert
+from connector.integration import IntegrationSettings, TenantRoute, route_company
+from connector.models import Alert, AlertEvent, Delivery, TenantMapping
+
+QUEUED = "queued"
+DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What happened to one alert of a webhook."""
+
+    event_id: int
+    alert_id: int
+    disposition: str
+
+
+def tenant_routes(session: Session, integration_id: int) -> dict[str, TenantRoute]:
+    """The integration's tenant mappings, by tenant."""
+    rows = session.scalars(
+        select(TenantMapping).where(TenantMapping.integration_id == integration_id)
+    )
+    return {row.tenant: TenantRoute(row.company_id, row.enabled) for row in rows}
+
+
+def ingest(
+    session: Session,
+    integration_id: int,
+    settings: IntegrationSettings,
+    alerts: Sequence[IncomingAlert],
+    *,
+    now: datetime,
+    max_delivery_age: timedelta,
+) -> list[Accepted]:
+    """Record every alert and enqueue its delivery; the caller owns (and commits) the transaction.
+
+    A repeat of an event already recorded (same alert, status and source timestamp) is recorded
+    again as a duplicate but gets no second delivery: the UNIQUE (alert, dedupe key) on deliveries
+    makes this hold under concurrent posts too.
+    """
+    routes = tenant_routes(session, integration_id)
+    accepted = []
+    for alert in alerts:
+        alert_id, cycle = _upsert_alert(session, integration_id, alert, now)
+        key = dedupe_key(alert, cycle)
+        route = route_company(alert, settings, routes)
+        event = AlertEvent(
+            alert_id=alert_id,
+            status=alert.status.value,
+            severity=alert.severity.value,
+            dedupe_key=key,
+            occurred_at=alert.occurred_at,
+            received_at=now,
+            payload=alert_to_json(alert),
+        )
+        session.add(event)
+        session.flush()
+        if route.dropped:
+            event.disposition = f"dropped: {route.dropped}"
+        elif _enqueue(session, integration_id, alert_id, event.id, key, now, max_delivery_age):
+            event.disposition = QUEUED
+        else:
+            event.disposition = DUPLICATE
+        accepted.append(Accepted(event.id, alert_id, event.disposition))
+    return accepted
+
+
+def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
+    """Identify an event: status + the source's timestamp, or the alert's clear cycle if none."""
+    stamp = alert.occurred_at or alert.started_at
+    moment = stamp.isoformat() if stamp else f"cycle-{cycle}"
+    if alert.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.ESCALATED):
+        moment += f"|{alert.actor}|{alert.note}"
+    digest = hashlib.sha256(moment.encode()).hexdigest()[:40]
+    return f"{alert.status.value}:{digest}"
+
+
+def _insert(session: Session, model: Any) -> Any:
+    """The dialect's INSERT with ON CONFLICT support (SQLite and PostgreSQL both have it)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _upsert_alert(
+    session: Session, integration_id: int, alert: IncomingAlert, now: datetime
+) -> tuple[int, int]:
+    """Insert or update the alert; return its id and the clear cycle this event belongs to."""
+    values = {
+        "integration_id": integration_id,
+        "fingerprint": alert.fingerprint,
+        "source": alert.source,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "title": alert.title,
+        "message": alert.message,
+        "host": alert.host,
+        "tenant": alert.tenant,
+        "monitor": alert.monitor,
+        "properties": dict(alert.properties),
+        "started_at": alert.started_at,
+        "cycle": 1 if alert.status is AlertStatus.CLEARED else 0,
+        "last_event_at": now,
+        "created_at": now,
+    }
+    statement = _insert(session, Alert).values(**values)
+    excluded = statement.excluded
+    becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
+        Alert.status != AlertStatus.CLEARED.value
+    )
+
+    def kept_unless_given(column: str) -> Any:
+        # An acknowledgement or clear often carries only the id: keep what earlier events said.
+        new = getattr(excluded, column)
+        return case((new == "", getattr(Alert, column)), else_=new)
+
+    statement = statement.on_conflict_do_update(
+        index_elements=[Alert.integration_id, Alert.fingerprint],
+        set_={
+            "status": excluded.status,
+            "severity": excluded.severity,
+            "title": excluded.title,
+            "message": kept_unless_given("message"),
+            "host": kept_unless_given("host"),
+            "tenant": kept_unless_given("tenant"),
+            "monitor": kept_unless_given("monitor"),
+            "properties": excluded.properties,
+            "started_at": case(
+                (excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at
+            ),
+            "cycle": Alert.cycle + case((becomes_cleared, 1), else_=0),
+            "last_event_at": excluded.last_event_at,
+        },
+    ).returning(Alert.id, Alert.cycle)
+    alert_id, cycle = session.execute(statement).one()
+    # A clear closes the cycle it counted; every other status belongs to the current one.
+    if alert.status is AlertStatus.CLEARED:
+        cycle -= 1
+    return int(alert_id), int(cycle)
+
+
+def _enqueue(
+    session: Session,
+    integration_id: int,
+    alert_id: int,
+    event_id: int,
+    key: str,
+    now: datetime,
+    max_age: timedelta,
+) -> bool:
+    """Insert the delivery unless one exists for the same event; return whether it was new."""
+    statement = (
+        _insert(session, Delivery)
+        .values(
+            alert_id=alert_id,
+            event_id=event_id,
+            integration_id=integration_id,
+            dedupe_key=key,
+            state="pending",
+            attempts=0,
+            progress=0,
+            next_attempt_at=now,
+            deadline_at=now + max_age,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Delivery.alert_id, Delivery.dedupe_key])
+        .returning(Delivery.id)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+def alert_to_json(alert: IncomingAlert) -> dict[str, Any]:
+    """The normalized alert as stored on its event (and read back by the worker)."""
+    return {
+        "source": alert.source,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "title": alert.title,
+        "message": alert.message,
+        "host": alert.host,
+        "tenant": alert.tenant,
+        "monitor": alert.monitor,
+        "properties": dict(alert.properties),
+        "started_at": alert.started_at.isoformat() if alert.started_at else None,
+        "occurred_at": alert.occurred_at.isoformat() if alert.occurred_at else None,
+        "note": alert.note,
+        "actor": alert.actor,
+    }
+
+
+def alert_from_json(data: dict[str, Any]) -> IncomingAlert:
+    """Inverse of alert_to_json."""
+    from connector.domain import Severity
+
+    def moment(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return IncomingAlert(
+        source=data["source"],
+        fingerprint=data["fingerprint"],
+        status=AlertStatus(data["status"]),
+        severity=Severity(data["severity"]),
+        title=data["title"],
+        message=data.get("message", ""),
+        host=data.get("host", ""),
+        tenant=data.get("tenant", ""),
+        monitor=data.get("monitor", ""),
+        properties=data.get("properties") or {},
+        started_at=moment(data.get("started_at")),
+        occurred_at=moment(data.get("occurred_at")),
+        note=data.get("note", ""),
+        actor=data.get("actor", ""),
+    )

@@ -1,0 +1,264 @@
+"""An integration's settings, and routing: which company, priority and queue an alert gets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from connector.domain import (
+    AlertStatus,
+    IncomingAlert,
+    LifecyclePolicy,
+    Severity,
+    TicketDraft,
+)
+
+#: Autotask's title and description limits (getFieldInfo: Title 255, Description 8000).
+TITLE_LIMIT = 255
+DESCRIPTION_LIMIT = 8000
+TRUNCATED = " … [truncated]"
+
+#: The per-resource property that names the Autotask company and beats the tenant map.
+ACCOUNT_PROPERTY = "autotask.accountid"
+
+DEFAULT_PRIORITY_MAP = {
+    Severity.CRITICAL: 4,  # Critical
+    Severity.ERROR: 1,  # High
+    Severity.WARNING: 2,  # Medium
+    Severity.INFO: 3,  # Low
+}
+DEFAULT_STATUS_MAP = {
+    AlertStatus.ACTIVE: 1,  # New
+    AlertStatus.ACKNOWLEDGED: 8,  # In Progress
+    AlertStatus.ESCALATED: 11,  # Escalate
+    AlertStatus.CLEARED: 5,  # Complete
+}
+
+
+@dataclass(frozen=True)
+class MonitorOverride:
+    """Ticket settings for alerts of one monitor (check, datasource)."""
+
+    queue_id: int | None = None
+    issue_type: int | None = None
+    sub_issue_type: int | None = None
+    work_type: int | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    """Everything an integration decides about its tickets besides credentials."""
+
+    default_company_id: int | None = None
+    #: What happens to alerts of tenants with no mapping: "default" company, or "drop".
+    unmapped: str = "default"
+    #: The tenant → company switch: off, every alert goes to the default company.
+    tenant_mapping: bool = True
+    queue_id: int | None = None
+    due_days: float = 1.0
+    ticket_category: int | None = None
+    ticket_type: int | None = None
+    issue_type: int | None = None
+    sub_issue_type: int | None = None
+    source: int | None = None
+    priority_map: Mapping[Severity, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY_MAP))
+    status_map: Mapping[AlertStatus, int] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
+    complete_on_clear: bool = True
+    repeat_note_minutes: int | None = 60
+    reopen_window_minutes: int = 1440
+    monitor_overrides: Mapping[str, MonitorOverride] = field(default_factory=dict)
+    allowed_zone_hosts: tuple[str, ...] = ("*.autotask.net",)
+    note_type: int = 1
+    publish: int = 1
+
+    def policy(self) -> LifecyclePolicy:
+        """The lifecycle policy the planner applies."""
+        repeat = self.repeat_note_minutes
+        return LifecyclePolicy(
+            status_map=self.status_map,
+            complete_status=self.status_map[AlertStatus.CLEARED],
+            complete_on_clear=self.complete_on_clear,
+            repeat_note_interval=timedelta(minutes=repeat) if repeat is not None else None,
+            reopen_window=timedelta(minutes=self.reopen_window_minutes),
+        )
+
+
+_Id = fields.Integer(allow_none=True, load_default=None)
+
+
+class MonitorOverrideSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    queue_id = fields.Integer(allow_none=True, load_default=None)
+    issue_type = fields.Integer(allow_none=True, load_default=None)
+    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
+    work_type = fields.Integer(allow_none=True, load_default=None)
+    priority = fields.Integer(allow_none=True, load_default=None)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MonitorOverride:
+        return MonitorOverride(**data)
+
+
+class IntegrationSettingsSchema(Schema):
+    """Validates an integration's settings; unknown keys are refused so typos surface."""
+
+    class Meta:
+        unknown = RAISE
+
+    default_company_id = fields.Integer(allow_none=True, load_default=None)
+    unmapped = fields.String(load_default="default", validate=validate.OneOf(["default", "drop"]))
+    tenant_mapping = fields.Boolean(load_default=True)
+    queue_id = fields.Integer(allow_none=True, load_default=None)
+    due_days = fields.Float(load_default=1.0, validate=validate.Range(0, 365))
+    ticket_category = fields.Integer(allow_none=True, load_default=None)
+    ticket_type = fields.Integer(allow_none=True, load_default=None)
+    issue_type = fields.Integer(allow_none=True, load_default=None)
+    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
+    source = fields.Integer(allow_none=True, load_default=None)
+    priority_map = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in Severity])),
+        values=fields.Integer(),
+        load_default=dict,
+    )
+    status_map = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
+        values=fields.Integer(),
+        load_default=dict,
+    )
+    complete_on_clear = fields.Boolean(load_default=True)
+    repeat_note_minutes = fields.Integer(
+        allow_none=True, load_default=60, validate=validate.Range(min=0)
+    )
+    reopen_window_minutes = fields.Integer(load_default=1440, validate=validate.Range(min=0))
+    monitor_overrides = fields.Dict(
+        keys=fields.String(), values=fields.Nested(MonitorOverrideSchema), load_default=dict
+    )
+    allowed_zone_hosts = fields.List(
+        fields.String(validate=validate.Length(min=1)), load_default=lambda: ["*.autotask.net"]
+    )
+    note_type = fields.Integer(load_default=1)
+    publish = fields.Integer(load_default=1)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> IntegrationSettings:
+        data["priority_map"] = DEFAULT_PRIORITY_MAP | {
+            Severity(k): v for k, v in data["priority_map"].items()
+        }
+        data["status_map"] = DEFAULT_STATUS_MAP | {
+            AlertStatus(k): v for k, v in data["status_map"].items()
+        }
+        data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
+        return IntegrationSettings(**data)
+
+
+def load_settings(raw: Mapping[str, Any]) -> IntegrationSettings:
+    """Validate stored or configured settings; raise ValidationError naming each bad field."""
+    loaded: IntegrationSettings = IntegrationSettingsSchema().load(dict(raw))
+    return loaded
+
+
+@dataclass(frozen=True)
+class TenantRoute:
+    """A tenant's mapping row: its company and whether it is switched on."""
+
+    company_id: int | None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an alert's ticket goes, or why it gets none."""
+
+    company_id: int | None
+    dropped: str | None = None
+
+
+def route_company(
+    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
+) -> Route:
+    """Choose the company: `autotask.accountid` beats the tenant map, which beats the default."""
+    override = alert.properties.get(ACCOUNT_PROPERTY)
+    if override not in (None, ""):
+        try:
+            return Route(int(str(override)))
+        except ValueError:
+            return Route(None, dropped=f"{ACCOUNT_PROPERTY} {override!r} is not a company id")
+    default = settings.default_company_id
+    if alert.tenant and settings.tenant_mapping:
+        mapping = tenants.get(alert.tenant)
+        if mapping is not None:
+            if not mapping.enabled:
+                return Route(None, dropped=f"tenant {alert.tenant!r} is switched off")
+            if mapping.company_id is not None:
+                return Route(mapping.company_id)
+        if settings.unmapped == "drop":
+            return Route(None, dropped=f"tenant {alert.tenant!r} is not mapped (unmapped: drop)")
+    if default is None:
+        return Route(None, dropped="no tenant mapping applies and there is no default company")
+    return Route(default)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters with a visible marker."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def build_draft(
+    alert: IncomingAlert,
+    *,
+    company_id: int,
+    status: int,
+    marker: str,
+    settings: IntegrationSettings,
+    now: datetime,
+) -> TicketDraft:
+    """The ticket to create for `alert`: mapped priority, queue, types and due date."""
+    override = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
+    override = override or MonitorOverride()
+    start = alert.started_at or now
+    lines = [alert.message] if alert.message else []
+    details = [
+        ("Host", alert.host),
+        ("Monitor", alert.monitor),
+        ("Severity", alert.severity.value),
+        ("Started", start.isoformat()),
+        ("Source", alert.source),
+    ]
+    lines.extend(f"{name}: {value}" for name, value in details if value)
+    return TicketDraft(
+        company_id=company_id,
+        title=truncate(alert.title, TITLE_LIMIT),
+        description=truncate("\n".join(lines), DESCRIPTION_LIMIT),
+        status=status,
+        priority=override.priority or settings.priority_map[alert.severity],
+        marker=marker,
+        queue_id=override.queue_id or settings.queue_id,
+        due_at=start + timedelta(days=settings.due_days),
+        ticket_category=settings.ticket_category,
+        ticket_type=settings.ticket_type,
+        issue_type=override.issue_type or settings.issue_type,
+        sub_issue_type=override.sub_issue_type
+        or (settings.sub_issue_type if not override.issue_type else None),
+        source=settings.source,
+    )
+
+
+__all__ = [
+    "IntegrationSettings",
+    "MonitorOverride",
+    "Route",
+    "TenantRoute",
+    "ValidationError",
+    "build_draft",
+    "load_settings",
+    "route_company",
+]

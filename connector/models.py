@@ -1,0 +1,250 @@
+"""Persistence: SQLAlchemy 2 typed models. The database is the single source of truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Big integer ids on PostgreSQL, plain INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint naming that Alembic can rely on."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Integration(Base):
+    """One Autotask connection with its defaults and mappings."""
+
+    __tablename__ = "integration"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    api_flavour: Mapped[str] = mapped_column(String(10), default="rest")
+    #: Where the zone lookup is asked; the zone's own URL comes back from it.
+    zone_lookup_url: Mapped[str] = mapped_column(String(500))
+    username: Mapped[str] = mapped_column(String(254))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    integration_code_encrypted: Mapped[str] = mapped_column(Text)
+    #: Every other setting (defaults, maps, overrides, lifecycle policy), validated on load.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HookToken(Base):
+    """A bearer token a monitoring system presents to post webhooks; only its hash is kept."""
+
+    __tablename__ = "hook_token"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its hash is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TenantMapping(Base):
+    """A source's tenant → Autotask company, switchable per tenant."""
+
+    __tablename__ = "tenant_mapping"
+    __table_args__ = (UniqueConstraint("integration_id", "tenant"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    tenant: Mapped[str] = mapped_column(String(255))
+    company_id: Mapped[int | None] = mapped_column(default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Alert(Base):
+    """An alert, keyed by (integration, fingerprint), with its latest known state."""
+
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("integration_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text, default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    tenant: Mapped[str] = mapped_column(String(255), default="")
+    monitor: Mapped[str] = mapped_column(String(255), default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: How many times the alert went to cleared; tells a re-fire from a repeat when the source
+    #: sends no timestamps.
+    cycle: Mapped[int] = mapped_column(default=0)
+    last_event_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    events: Mapped[list[AlertEvent]] = relationship(
+        back_populates="alert", order_by="AlertEvent.id", viewonly=True
+    )
+
+
+class AlertEvent(Base):
+    """One webhook's word about an alert, kept as received (duplicates included)."""
+
+    __tablename__ = "alert_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    #: Identifies a repeat of the same event: status and the source's timestamp.
+    dedupe_key: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime | None] = mapped_column(default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered) or
+    #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …).
+    disposition: Mapped[str] = mapped_column(String(300), default="queued")
+    #: The normalized alert as the source adapter produced it.
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    alert: Mapped[Alert] = relationship(back_populates="events")
+
+
+class TicketLink(Base):
+    """Alert ↔ Autotask ticket, one row per ticket episode of the alert."""
+
+    __tablename__ = "ticket_link"
+    __table_args__ = (UniqueConstraint("alert_id", "episode"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    episode: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str] = mapped_column(String(20))
+    #: The correlation marker sent as the ticket's externalID (≤ 50 characters).
+    marker: Mapped[str] = mapped_column(String(50), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(Id, default=None)
+    ticket_number: Mapped[str | None] = mapped_column(String(50), default=None)
+    ticket_status: Mapped[int | None] = mapped_column(default=None)
+    applied_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    last_note_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one event's work against Autotask, with attempts and outcome."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        # A repeat of the same event produces no second delivery.
+        UniqueConstraint("alert_id", "dedupe_key"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_alert_order", "alert_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    dedupe_key: Mapped[str] = mapped_column(String(100))
+    #: pending → in_progress → done | dead (pending again after a retryable failure).
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Past this time a retryable failure dead-letters instead of retrying (replay extends it).
+    deadline_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The planned steps, fixed at the first attempt so retries resume instead of re-planning.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: How many of the planned steps are done (committed after each one).
+    progress: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    last_response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiCall(Base):
+    """One call to Autotask (the activity log; Autotask's own "API Activity by Hour")."""
+
+    __tablename__ = "api_call"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id"), default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    entity: Mapped[str] = mapped_column(String(100))
+    http_status: Mapped[int | None] = mapped_column(default=None)
+    records: Mapped[int | None] = mapped_column(default=None)
+    execution_ms: Mapped[float] = mapped_column(Float)
+    api_user: Mapped[str] = mapped_column(String(254), default="")
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,0 +1,206 @@
+"""The JSON API (/api/v1): alerts with events, tickets and deliveries; dead letters; replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import func, select
+
+from connector.errors import ConnectorError, NotFoundError
+from connector.models import Alert, AlertEvent, Delivery, TicketLink, utcnow
+from connector.web.auth import bearer_token, check_api_token
+from connector.web.hooks import services
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
+
+
+class ConflictError(ConnectorError):
+    """The request does not fit the record's current state."""
+
+    status = 409
+
+
+class BadRequestError(ConnectorError):
+    """A query parameter the API cannot use."""
+
+    status = 400
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Every API call needs a live API token."""
+    token = bearer_token(request)
+    with services().transaction() as session:
+        check_api_token(session, token)
+
+
+def _page() -> tuple[int, int]:
+    try:
+        limit = int(request.args.get("limit", 100))
+        offset = int(request.args.get("offset", 0))
+    except ValueError as e:
+        raise BadRequestError("limit and offset must be whole numbers") from e
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise BadRequestError("limit must be 1-1000 and offset at least 0")
+    return limit, offset
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def _ticket(link: TicketLink | None) -> dict[str, Any] | None:
+    if link is None:
+        return None
+    return {
+        "episode": link.episode,
+        "state": link.state,
+        "ticket_id": link.ticket_id,
+        "ticket_number": link.ticket_number,
+        "ticket_status": link.ticket_status,
+        "marker": link.marker,
+        "completed_at": _iso(link.completed_at),
+    }
+
+
+def _delivery(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "alert_id": delivery.alert_id,
+        "event_id": delivery.event_id,
+        "state": delivery.state,
+        "attempts": delivery.attempts,
+        "next_attempt_at": _iso(delivery.next_attempt_at),
+        "outcome": delivery.outcome,
+        "last_error": delivery.last_error,
+        "last_request": delivery.last_request,
+        "last_response": delivery.last_response,
+        "created_at": _iso(delivery.created_at),
+        "finished_at": _iso(delivery.finished_at),
+    }
+
+
+def _alert(alert: Alert, link: TicketLink | None) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "integration_id": alert.integration_id,
+        "fingerprint": alert.fingerprint,
+        "source": alert.source,
+        "status": alert.status,
+        "severity": alert.severity,
+        "title": alert.title,
+        "host": alert.host,
+        "tenant": alert.tenant,
+        "monitor": alert.monitor,
+        "started_at": _iso(alert.started_at),
+        "last_event_at": _iso(alert.last_event_at),
+        "ticket": _ticket(link),
+    }
+
+
+def _latest_links(session: Any, alert_ids: list[int]) -> dict[int, TicketLink]:
+    if not alert_ids:
+        return {}
+    latest = (
+        select(TicketLink.alert_id, func.max(TicketLink.episode).label("episode"))
+        .where(TicketLink.alert_id.in_(alert_ids))
+        .group_by(TicketLink.alert_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(TicketLink).join(
+            latest,
+            (TicketLink.alert_id == latest.c.alert_id) & (TicketLink.episode == latest.c.episode),
+        )
+    )
+    return {link.alert_id: link for link in rows}
+
+
+@bp.get("/alerts")
+def list_alerts() -> Response:
+    """Alerts, newest activity first, each with its current ticket."""
+    limit, offset = _page()
+    query = select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc())
+    if request.args.get("status"):
+        query = query.where(Alert.status == request.args["status"])
+    with services().transaction() as session:
+        alerts = list(session.scalars(query.limit(limit).offset(offset)))
+        links = _latest_links(session, [a.id for a in alerts])
+        body = [_alert(alert, links.get(alert.id)) for alert in alerts]
+    return jsonify({"alerts": body, "limit": limit, "offset": offset})
+
+
+@bp.get("/alerts/<int:alert_id>")
+def get_alert(alert_id: int) -> Response:
+    """One alert: state, ticket id and number, every event and every delivery."""
+    with services().transaction() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise NotFoundError(f"no alert {alert_id}")
+        links = list(
+            session.scalars(
+                select(TicketLink)
+                .where(TicketLink.alert_id == alert_id)
+                .order_by(TicketLink.episode)
+            )
+        )
+        events = session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
+        )
+        deliveries = session.scalars(
+            select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)
+        )
+        body = _alert(alert, links[-1] if links else None)
+        body["message"] = alert.message
+        body["properties"] = alert.properties
+        body["tickets"] = [_ticket(link) for link in links]
+        body["events"] = [
+            {
+                "id": event.id,
+                "status": event.status,
+                "severity": event.severity,
+                "occurred_at": _iso(event.occurred_at),
+                "received_at": _iso(event.received_at),
+                "disposition": event.disposition,
+            }
+            for event in events
+        ]
+        body["deliveries"] = [_delivery(d) for d in deliveries]
+    return jsonify(body)
+
+
+@bp.get("/deliveries")
+def list_deliveries() -> Response:
+    """Deliveries, optionally of one state (`?state=dead` lists the dead letters)."""
+    limit, offset = _page()
+    state = request.args.get("state")
+    query = select(Delivery).order_by(Delivery.id.desc())
+    if state:
+        if state not in DELIVERY_STATES:
+            raise BadRequestError(f"state must be one of {', '.join(DELIVERY_STATES)}")
+        query = query.where(Delivery.state == state)
+    with services().transaction() as session:
+        body = [_delivery(d) for d in session.scalars(query.limit(limit).offset(offset))]
+    return jsonify({"deliveries": body, "limit": limit, "offset": offset})
+
+
+@bp.post("/deliveries/<int:delivery_id>/replay")
+def replay(delivery_id: int) -> Response:
+    """Put a dead letter back in the queue, with a fresh deadline; it keeps its place in order."""
+    now = utcnow()
+    svc = services()
+    with svc.transaction() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise NotFoundError(f"no delivery {delivery_id}")
+        if delivery.state != "dead":
+            raise ConflictError(f"delivery {delivery_id} is {delivery.state}, not dead")
+        delivery.state = "pending"
+        delivery.next_attempt_at = now
+        delivery.deadline_at = now + svc.max_delivery_age
+        delivery.finished_at = None
+        body = _delivery(delivery)
+    return jsonify(body)

@@ -1,0 +1,67 @@
+"""POST /hooks/<source>: verify, parse, commit, then answer 202. Never waits on Autotask."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import UnsupportedMediaType
+
+from connector.errors import ConfigError, PayloadError, UnknownSourceError
+from connector.ingest import ingest
+from connector.integration import load_settings
+from connector.models import Integration, utcnow
+from connector.services import Services
+from connector.web.auth import bearer_token, hook_integration
+
+bp = Blueprint("hooks", __name__)
+
+
+def services() -> Services:
+    """The app's Services."""
+    found: Services = current_app.extensions["connector"]
+    return found
+
+
+@bp.post("/hooks/<source>")
+def receive(source: str) -> tuple[Response, int]:
+    """Accept a webhook; 202 with the event ids only once they are committed."""
+    svc = services()
+    adapter = svc.sources.get(source)
+    if adapter is None:
+        raise UnknownSourceError(
+            f"no source named {source!r}; known: {', '.join(sorted(svc.sources))}"
+        )
+    token = bearer_token(request)
+    with svc.transaction() as session:
+        integration_id = hook_integration(session, token)
+    if not request.is_json:
+        raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
+    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before any parsing
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise PayloadError(f"the body is not valid JSON ({len(raw)} bytes)")
+    alerts = adapter.parse(payload)
+    now = utcnow()
+    with svc.transaction() as session:
+        integration = session.get(Integration, integration_id)
+        if integration is None:
+            raise ConfigError(f"integration {integration_id} has vanished")
+        try:
+            settings = load_settings(integration.settings)
+        except ValidationError as e:
+            raise ConfigError(f"integration {integration.name} has invalid settings") from e
+        accepted = ingest(
+            session,
+            integration_id,
+            settings,
+            alerts,
+            now=now,
+            max_delivery_age=svc.max_delivery_age,
+        )
+    body = {
+        "accepted": [
+            {"event_id": a.event_id, "alert_id": a.alert_id, "disposition": a.disposition}
+            for a in accepted
+        ]
+    }
+    return jsonify(body), 202

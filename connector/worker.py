@@ -1,0 +1,486 @@
+"""The delivery worker: claim due deliveries in per-alert order, plan, call Autotask, record.
+
+Exactly-once tickets: before a create is sent, its TicketLink is committed as pending_create with
+a fresh correlation marker (the ticket's externalID). If the outcome of the create is then lost
+(timeout, dropped connection, crash after sending), the next attempt looks the marker up in
+Autotask and adopts the ticket it finds instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from connector import planner
+from connector.domain import (
+    AlertStatus,
+    ApiCallRecord,
+    IncomingAlert,
+    Outcome,
+    Plan,
+    Step,
+    StepKind,
+    TicketRef,
+    TicketSnapshot,
+    TicketState,
+)
+from connector.errors import ConfigError, TargetError
+from connector.ingest import alert_from_json, tenant_routes
+from connector.integration import IntegrationSettings, build_draft, load_settings, route_company
+from connector.models import AlertEvent, ApiCall, Delivery, Integration, TicketLink, utcnow
+from connector.ports import CallRecorder, TicketTarget
+from connector.services import Services
+
+logger = logging.getLogger(__name__)
+
+#: Builds the ticket target of an integration; the recorder receives every call it makes.
+TargetFactory = Callable[[Integration, IntegrationSettings, CallRecorder], TicketTarget]
+
+UNFINISHED = ("pending", "in_progress")
+
+#: Test-only crash point: CONNECTOR_FAULTPOINT=after_create:<probability> kills the process with
+#: SIGKILL after Autotask answered a create and before the answer is committed.
+FAULTPOINT_ENV = "CONNECTOR_FAULTPOINT"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Waits between attempts: the schedule (last entry repeats) with ± jitter."""
+
+    delays: Sequence[float]
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt."""
+        base = float(self.delays[min(max(attempts, 1), len(self.delays)) - 1])
+        spread = base * self.jitter
+        wait = base + rng.uniform(-spread, spread)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return max(wait, 0.0)
+
+
+def plan_to_json(decided: Plan, episode: int) -> dict[str, Any]:
+    """The plan as stored on the delivery."""
+    return {
+        "outcome": decided.outcome.value,
+        "reason": decided.reason,
+        "episode": episode,
+        "steps": [
+            {"kind": s.kind.value, "status": s.status, "title": s.title, "text": s.text}
+            for s in decided.steps
+        ],
+    }
+
+
+def steps_from_json(stored: dict[str, Any]) -> list[Step]:
+    """The stored steps."""
+    return [
+        Step(StepKind(s["kind"]), status=s["status"], title=s["title"], text=s["text"])
+        for s in stored["steps"]
+    ]
+
+
+def snapshot(link: TicketLink | None) -> TicketSnapshot | None:
+    """The planner's view of a TicketLink."""
+    if link is None:
+        return None
+    return TicketSnapshot(
+        state=TicketState(link.state),
+        ticket_id=link.ticket_id,
+        applied_status=AlertStatus(link.applied_status) if link.applied_status else None,
+        completed_at=link.completed_at,
+        last_note_at=link.last_note_at,
+    )
+
+
+def latest_link(session: Session, alert_id: int) -> TicketLink | None:
+    """The alert's newest ticket episode."""
+    return session.scalar(
+        select(TicketLink)
+        .where(TicketLink.alert_id == alert_id)
+        .order_by(TicketLink.episode.desc())
+        .limit(1)
+    )
+
+
+def new_marker() -> str:
+    """A correlation marker for the ticket's externalID (Autotask allows 50 characters)."""
+    return f"aac-{uuid.uuid4().hex}"
+
+
+class _Dropped(Exception):
+    """The alert's routing no longer yields a company (mapping changed since ingest)."""
+
+
+class Worker:
+    """Claims and processes deliveries; any number may run against one database."""
+
+    def __init__(
+        self,
+        services: Services,
+        target_factory: TargetFactory,
+        *,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.target_factory = target_factory
+        host_process = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = worker_id or f"{host_process}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 -- retry jitter, not security
+        self.lease = timedelta(seconds=float(settings["WORKER_LEASE_SECONDS"]))
+        self.batch = int(settings["WORKER_BATCH"])
+        self.poll_seconds = float(settings["WORKER_POLL_SECONDS"])
+        self.retry = RetryPolicy(tuple(settings["RETRY_DELAYS"]), float(settings["RETRY_JITTER"]))
+        self._calls: list[ApiCallRecord] = []
+        self._targets: dict[tuple[int, datetime], TicketTarget] = {}
+        self._faultpoint = _parse_faultpoint(os.environ.get(FAULTPOINT_ENV, ""))
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def claim(self) -> list[int]:
+        """Lease up to `batch` due deliveries, oldest first, never two of one alert at once."""
+        now = self.clock()
+        earlier = aliased(Delivery)
+        blocked = exists().where(
+            earlier.alert_id == Delivery.alert_id,
+            earlier.id < Delivery.id,
+            earlier.state.in_(UNFINISHED),
+        )
+        due = or_(
+            and_(Delivery.state == "pending", Delivery.next_attempt_at <= now),
+            and_(Delivery.state == "in_progress", Delivery.lease_expires_at < now),
+        )
+        with self.services.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(Delivery.id)
+                    .where(due, ~blocked)
+                    .order_by(Delivery.id)
+                    .limit(self.batch)
+                    # PostgreSQL: workers on any host share the queue without waiting on each
+                    # other. SQLite ignores it; its BEGIN IMMEDIATE serializes claims instead.
+                    .with_for_update(skip_locked=True, of=Delivery)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(
+                        state="in_progress",
+                        lease_owner=self.worker_id,
+                        lease_expires_at=now + self.lease,
+                        attempts=Delivery.attempts + 1,
+                    )
+                )
+        return ids
+
+    def run_once(self) -> int:
+        """Claim and process one batch; return how many deliveries were processed."""
+        ids = self.claim()
+        for delivery_id in ids:
+            self.process(delivery_id)
+        return len(ids)
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set; idle polls wait `poll_seconds`."""
+        logger.info("worker.started", extra={"worker_id": self.worker_id})
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # keep the loop alive through database outages
+                logger.exception("worker.loop_error")
+                busy = 0
+            if not busy:
+                stop.wait(self.poll_seconds)
+        logger.info("worker.stopped", extra={"worker_id": self.worker_id})
+
+    # -- processing ---------------------------------------------------------------------------
+
+    def _record(self, record: ApiCallRecord) -> None:
+        self._calls.append(record)
+
+    def _flush_calls(self, session: Session, integration_id: int, delivery_id: int) -> None:
+        for record in self._calls:
+            session.add(
+                ApiCall(
+                    integration_id=integration_id,
+                    delivery_id=delivery_id,
+                    at=record.at,
+                    method=record.method,
+                    entity=record.entity,
+                    http_status=record.http_status,
+                    records=record.records,
+                    execution_ms=record.execution_ms,
+                    error=record.error,
+                )
+            )
+        self._calls.clear()
+
+    def _target(self, integration: Integration, settings: IntegrationSettings) -> TicketTarget:
+        key = (integration.id, integration.updated_at)
+        target = self._targets.get(key)
+        if target is None:
+            target = self.target_factory(integration, settings, self._record)
+            self._targets[key] = target
+        return target
+
+    def process(self, delivery_id: int) -> None:
+        """Carry out one claimed delivery's plan, step by step, committing after each step."""
+        self._calls.clear()
+        integration_id = 0
+        try:
+            with self.services.transaction() as session:
+                delivery = session.get(Delivery, delivery_id)
+                if (
+                    delivery is None
+                    or delivery.state != "in_progress"
+                    or delivery.lease_owner != self.worker_id
+                ):
+                    return  # the lease was lost to another worker
+                integration_id = delivery.integration_id
+                integration = session.get(Integration, delivery.integration_id)
+                event = session.get(AlertEvent, delivery.event_id)
+                if integration is None or event is None:
+                    raise ConfigError("the delivery's integration or event no longer exists")
+                settings = load_settings(integration.settings)
+                alert = alert_from_json(event.payload)
+                fresh_marker = self._ensure_plan(session, delivery, alert, settings)
+                steps = steps_from_json(delivery.plan or {"steps": []})
+                episode = int((delivery.plan or {}).get("episode", 1))
+                progress = delivery.progress
+                target = self._target(integration, settings)
+            for index in range(progress, len(steps)):
+                self._run_step(
+                    delivery_id, alert, settings, target, steps[index], index, episode, fresh_marker
+                )
+            self._finish(delivery_id, alert)
+        except TargetError as e:
+            self._failed(
+                delivery_id, integration_id, str(e), e.retryable, e.response, e.retry_after
+            )
+        except _Dropped as e:
+            self._ignored(delivery_id, integration_id, str(e))
+        except ConfigError as e:
+            self._failed(delivery_id, integration_id, f"configuration: {e}", True, None, None)
+        except Exception as e:  # a bug must not kill the worker nor lose the delivery
+            logger.exception("worker.unexpected_error", extra={"delivery_id": delivery_id})
+            self._failed(delivery_id, integration_id, f"internal error: {e!r}", True, None, None)
+
+    def _ensure_plan(
+        self,
+        session: Session,
+        delivery: Delivery,
+        alert: IncomingAlert,
+        settings: IntegrationSettings,
+    ) -> bool:
+        """Plan at the first attempt; commit a pending link before any create is sent.
+
+        Returns whether the pending link was made just now (then no create can have been sent yet,
+        and the marker lookup is skipped).
+        """
+        if delivery.plan is not None:
+            return False
+        now = self.clock()
+        link = latest_link(session, delivery.alert_id)
+        decided = planner.plan(alert, snapshot(link), settings.policy(), now)
+        episode = link.episode if link is not None else 1
+        fresh = False
+        creates = any(step.kind is StepKind.CREATE for step in decided.steps)
+        if creates and (link is None or decided.new_episode):
+            episode = link.episode + 1 if link is not None else 1
+            session.add(
+                TicketLink(
+                    alert_id=delivery.alert_id,
+                    episode=episode,
+                    state=TicketState.PENDING_CREATE.value,
+                    marker=new_marker(),
+                )
+            )
+            fresh = True
+        delivery.plan = plan_to_json(decided, episode)
+        delivery.outcome = decided.outcome.value
+        return fresh
+
+    def _run_step(
+        self,
+        delivery_id: int,
+        alert: IncomingAlert,
+        settings: IntegrationSettings,
+        target: TicketTarget,
+        step: Step,
+        index: int,
+        episode: int,
+        fresh_marker: bool,
+    ) -> None:
+        now = self.clock()
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            link = session.scalar(
+                select(TicketLink).where(
+                    TicketLink.alert_id == (delivery.alert_id if delivery else -1),
+                    TicketLink.episode == episode,
+                )
+            )
+            if delivery is None or link is None:
+                raise ConfigError("the delivery or its ticket link vanished")
+            integration_id = delivery.integration_id
+            alert_id = delivery.alert_id
+            marker, ticket_id, state = link.marker, link.ticket_id, link.state
+            routes = tenant_routes(session, integration_id) if step.kind is StepKind.CREATE else {}
+        ref: TicketRef | None = None
+        if step.kind is StepKind.CREATE:
+            if state != TicketState.PENDING_CREATE.value and ticket_id is not None:
+                ref = TicketRef(ticket_id)  # created by an earlier delivery's attempt
+            else:
+                route = route_company(alert, settings, routes)
+                if route.company_id is None:
+                    raise _Dropped(route.dropped or "no company")
+                if not fresh_marker:
+                    ref = target.find_ticket_by_marker(marker)
+                if ref is None:
+                    draft = build_draft(
+                        alert,
+                        company_id=route.company_id,
+                        status=step.status or settings.status_map[AlertStatus.ACTIVE],
+                        marker=marker,
+                        settings=settings,
+                        now=now,
+                    )
+                    ref = target.create_ticket(draft)
+                    self._hit_faultpoint("after_create")
+        elif ticket_id is None:
+            raise ConfigError(f"step {step.kind.value} needs a ticket, and the alert has none")
+        elif step.kind is StepKind.NOTE:
+            target.add_note(ticket_id, step.title, step.text)
+        elif step.kind is StepKind.COMPLETE:
+            target.set_status(ticket_id, step.status or 5, resolution=step.text or None)
+        else:  # SET_STATUS, REOPEN
+            target.set_status(ticket_id, step.status or 1)
+        with self.services.transaction() as session:
+            link = session.scalar(
+                select(TicketLink).where(
+                    TicketLink.alert_id == alert_id, TicketLink.episode == episode
+                )
+            )
+            delivery = session.get(Delivery, delivery_id)
+            if link is None or delivery is None:
+                raise ConfigError("the delivery or its ticket link vanished")
+            if ref is not None:
+                link.state = TicketState.OPEN.value
+                link.ticket_id = ref.ticket_id
+                link.ticket_number = ref.ticket_number or link.ticket_number
+                link.ticket_status = ref.status if ref.status is not None else step.status
+            elif step.kind is StepKind.NOTE:
+                link.last_note_at = now
+            elif step.kind is StepKind.COMPLETE:
+                link.state = TicketState.COMPLETED.value
+                link.completed_at = now
+                link.ticket_status = step.status
+            else:
+                link.state = TicketState.OPEN.value
+                link.completed_at = None
+                link.ticket_status = step.status
+            delivery.progress = index + 1
+            delivery.lease_expires_at = now + self.lease
+            delivery.last_request = {"step": step.kind.value, "ticket_id": link.ticket_id}
+            self._flush_calls(session, integration_id, delivery_id)
+
+    def _finish(self, delivery_id: int, alert: IncomingAlert) -> None:
+        now = self.clock()
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                return
+            stored = delivery.plan or {}
+            if stored.get("outcome") != Outcome.IGNORED.value:
+                link = session.scalar(
+                    select(TicketLink).where(
+                        TicketLink.alert_id == delivery.alert_id,
+                        TicketLink.episode == int(stored.get("episode", 1)),
+                    )
+                )
+                if link is not None:
+                    link.applied_status = alert.status.value
+            delivery.state = "done"
+            delivery.finished_at = now
+            delivery.lease_owner = None
+            delivery.lease_expires_at = None
+            delivery.last_error = (
+                None if stored.get("outcome") != "ignored" else stored.get("reason")
+            )
+            self._flush_calls(session, delivery.integration_id, delivery_id)
+
+    def _ignored(self, delivery_id: int, integration_id: int, reason: str) -> None:
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                return
+            delivery.state = "done"
+            delivery.outcome = Outcome.IGNORED.value
+            delivery.last_error = f"no ticket: {reason}"
+            delivery.finished_at = self.clock()
+            delivery.lease_owner = None
+            delivery.lease_expires_at = None
+            self._flush_calls(session, integration_id, delivery_id)
+
+    def _failed(
+        self,
+        delivery_id: int,
+        integration_id: int,
+        message: str,
+        retryable: bool,
+        response: dict[str, object] | None,
+        retry_after: float | None,
+    ) -> None:
+        now = self.clock()
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                return
+            delivery.last_error = message
+            delivery.last_response = dict(response) if response is not None else None
+            delivery.lease_owner = None
+            delivery.lease_expires_at = None
+            if retryable and now < delivery.deadline_at:
+                wait = self.retry.delay(delivery.attempts, retry_after, self.rng)
+                delivery.state = "pending"
+                delivery.next_attempt_at = now + timedelta(seconds=wait)
+            else:
+                delivery.state = "dead"
+                delivery.finished_at = now
+                logger.warning(
+                    "delivery.dead_letter",
+                    extra={"delivery_id": delivery_id, "error": message},
+                )
+            if integration_id:
+                self._flush_calls(session, integration_id, delivery_id)
+
+    def _hit_faultpoint(self, name: str) -> None:
+        point, probability = self._faultpoint
+        if point == name and self.rng.random() < probability:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _parse_faultpoint(raw: str) -> tuple[str, float]:
+    if not raw:
+        return "", 0.0
+    name, _, probability = raw.partition(":")
+    return name, float(probability or 1.0)
