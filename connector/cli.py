@@ -167,11 +167,17 @@ def run() -> None:
     click.echo(f"  Database      {settings['DATABASE_URL']}")
     click.echo("Stop with Ctrl-C.")
     sys.stdout.flush()
+    sandbox_server.start()
+    _serve_until_stopped(web, services, with_worker=settings["WORKER_ENABLED"])
+    sandbox_server.stop()
+
+
+def _serve_until_stopped(web: Any, services: Services, *, with_worker: bool) -> None:
+    """Serve (and work, if asked) until SIGTERM or SIGINT; then stop cleanly."""
     stop = threading.Event()
     _stop_on_signals(stop)
-    sandbox_server.start()
     threads = [threading.Thread(target=web.serve_forever, name="web", daemon=True)]
-    if settings["WORKER_ENABLED"]:
+    if with_worker:
         from connector.wiring import make_worker
 
         worker = make_worker(services)
@@ -184,7 +190,6 @@ def run() -> None:
         thread.join(timeout=30)
     web.server_close()
     services.dispose()
-    sandbox_server.stop()
 
 
 def _local_secret_key(path: Path) -> str:
@@ -221,6 +226,24 @@ def _sandbox_integration(server: SandboxServer) -> dict[str, Any]:
         "queue_id": 29682833,
         "tenants": {"fabrikam": 29683415, "northwind": 29683416},
     }
+
+
+@main.command()
+@click.option(
+    "--worker/--no-worker",
+    default=None,
+    help="Run a delivery worker thread in this process [WORKER_ENABLED].",
+)
+def serve(worker: bool | None) -> None:
+    """Serve the connector (webhooks, API) on HOST:PORT, without the sandbox."""
+    settings = _settings()
+    web, services = _make_web_server(settings)
+    prepare_database(services)
+    click.echo(f"Connector service on http://{settings['HOST']}:{web.server_port}/")
+    sys.stdout.flush()
+    _serve_until_stopped(
+        web, services, with_worker=settings["WORKER_ENABLED"] if worker is None else worker
+    )
 
 
 @main.command()

@@ -66,7 +66,7 @@ def test_help_lists_the_subcommands() -> None:
     result = subprocess.run(
         [*CONNECTOR, "--help"], capture_output=True, text=True, check=True, timeout=30
     )
-    for command in ("run", "sandbox", "config"):
+    for command in ("run", "serve", "worker", "db", "sandbox", "config"):
         assert f"  {command} " in result.stdout
 
 
@@ -124,19 +124,38 @@ def test_sandbox_command_serves_and_prints_its_preset_credentials(
     assert "CLITRACKINGID" in output
 
 
-def test_run_starts_service_and_sandbox_on_the_given_ports(
-    env: dict[str, str], processes: list[subprocess.Popen[str]]
+def test_run_turns_a_webhook_into_a_sandbox_ticket(
+    env: dict[str, str], processes: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     env["PORT"] = str(free_port())
     env["SANDBOX_PORT"] = str(free_port())
+    env["CONNECTOR_HOOK_TOKEN"] = "run-hook-token"
     process = subprocess.Popen(
-        [*CONNECTOR, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*CONNECTOR, "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     processes.append(process)
     health = wait_for(f"http://127.0.0.1:{env['PORT']}/healthz")
     assert health.json() == {"status": "ok"}
-    zone = wait_for(
-        f"http://127.0.0.1:{env['SANDBOX_PORT']}/ATServicesRest/V1.0/zoneInformation"
-        "?user=cli-user@sandbox.test"
+    posted = requests.post(
+        f"http://127.0.0.1:{env['PORT']}/hooks/generic",
+        json={"id": "run-1", "status": "active", "severity": "critical", "title": "From make run"},
+        headers={"Authorization": "Bearer run-hook-token"},
+        timeout=10,
     )
-    assert zone.status_code == 200
+    assert posted.status_code == 202
+    sandbox = f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/tickets"
+    deadline = time.monotonic() + 20
+    tickets: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not tickets:
+        tickets = requests.get(sandbox, timeout=5).json()
+        time.sleep(0.1)
+    assert [(t["title"], t["priority"], t["companyID"]) for t in tickets] == [
+        ("From make run", 4, 29683414)
+    ]
+    assert (tmp_path / "var" / "connector.sqlite").exists()
+    assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0

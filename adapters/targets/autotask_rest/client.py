@@ -1,0 +1,670 @@
+"""Autotask's REST API as the connector calls it: zone lookup, auth headers, one `_request`.
+
+Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3): endpoint paths as
+class constants, one thin method per remote call, every failure turned into a typed
+`connector.errors.TargetError` in one place (`_request` and `classify_failure`), and pagination in
+one helper. REST facts and their sources: ../shared/reference/autotask-api.md §1–§8.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import MaxRetryError
+
+from connector.domain import ApiCallRecord
+from connector.errors import (
+    TargetAuthError,
+    TargetError,
+    TargetRateLimited,
+    TargetRejected,
+    TargetUnavailable,
+)
+from connector.ports import CallRecorder
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
+#: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
+DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
+
+#: Autotask answers at most 500 records per query page. Reference: autotask-api.md §4.
+MAX_PAGE_SIZE = 500
+
+#: A query never follows more pages than this (500 × 1000 records), so a server that keeps
+#: answering with a nextPageUrl cannot loop us forever.
+MAX_PAGES = 1000
+
+#: How much of a non-JSON answer an error keeps.
+BODY_KEEP_CHARS = 2000
+
+_REDACTED = "<redacted>"
+_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
+
+
+class AutotaskUnavailable(TargetUnavailable):
+    """No usable answer from Autotask; retrying may help.
+
+    `ambiguous` is True when the request may have reached Autotask and been applied (read timeout,
+    connection dropped after sending, a gateway error, a 2xx whose body we could not read): for a
+    create, the ticket may exist, so look its marker up before creating again. False means the
+    request was certainly not applied (connection refused, connect timeout, 503).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool,
+        response: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, response=response, retry_after=retry_after)
+        self.ambiguous = ambiguous
+
+
+# -- the one table of Autotask's answers → our errors ------------------------------------------
+#
+# Reference: autotask-api.md §7 (status codes and the {"errors": [...]} body), §2 (a wrong secret
+# is 401; an unknown user or integration code is 500), §8 (thresholds). Autotask answers
+# validation, lookup and permission failures with HTTP 500, so a 500 is read by its messages:
+# a recognised permanent problem is not retried, anything else may be transient.
+
+#: Thread limiting and the hourly threshold. n8n-nodes-autotask saw thread rejections (code
+#: Itgenatr005) "arrive with a non-429 HTTP status", so these win on any status (§7).
+_RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
+
+#: Credential failures Autotask reports with a 500 (apigrate/autotask-restapi #19, §2).
+_AUTH_MARKERS = (
+    "user name or password are incorrect",
+    "integrationcode is invalid",
+    "authorization has been denied",
+)
+
+#: Validation and lookup failures (500) that the same request will always meet again (§3, §4, §7;
+#: django-autotask for "adequate permissions" and "No matching records found").
+_PERMANENT_MARKERS = (
+    "does not reference an existing entity",
+    "missing required field",
+    "is not a valid picklist value",
+    "maximum length",
+    "invalid value",
+    "unknown property",
+    "adequate permissions",
+    "no matching records found",
+    "you must assign both",
+    "does not belong to",
+    "unable to find",
+    "is not queryable",
+    "invalid operator",
+    "invalid query",
+    "must be unique",
+    "is out of range",
+    "cannot carry an id",
+)
+
+
+def classify_failure(status: int, messages: Sequence[str]) -> tuple[type[TargetError], bool]:
+    """Map a non-2xx answer to (error class, may the request have been applied?)."""
+    text = " ".join(messages).lower()
+    if 300 <= status < 400:
+        # Redirects are never followed: an outbound call goes only where the zone lookup
+        # allowed (reliability-security.md §4.5, ASVS 15.3.2).
+        return TargetRejected, False
+    if status == 429 or any(marker in text for marker in _RATE_LIMIT_MARKERS):
+        return TargetRateLimited, False
+    if status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
+        return TargetAuthError, False
+    if status == 500 and any(marker in text for marker in _PERMANENT_MARKERS):
+        return TargetRejected, False
+    if status == 408:
+        return TargetUnavailable, False  # the server gave up before it had the whole request
+    if 400 <= status < 500:
+        return TargetRejected, False
+    # 503: refused before processing. 500 (unrecognised), 502, 504: the request may have been
+    # processed behind the failure, so a write's outcome is unknown.
+    return TargetUnavailable, status != 503
+
+
+class AutotaskRestClient:
+    """One Autotask API user's REST client; every failure is a `connector.errors.TargetError`."""
+
+    API_VERSION_PATH = "v1.0/"
+    ZONE_INFORMATION = "v1.0/zoneInformation"
+    THRESHOLD_INFORMATION = "ThresholdInformation"
+    TICKETS = "Tickets"
+    TICKET = "Tickets/{ticket_id}"
+    TICKETS_QUERY = "Tickets/query"
+    TICKET_NOTES = "Tickets/{ticket_id}/Notes"
+
+    #: The zone of a user rarely changes; look it up again after this many seconds (and after a
+    #: 401, see `_call`).
+    ZONE_TTL_SECONDS = 3600.0
+
+    def __init__(
+        self,
+        zone_lookup_url: str,
+        username: str,
+        secret: str,
+        integration_code: str,
+        *,
+        allowed_zone_hosts: Sequence[str] = DEFAULT_ALLOWED_ZONE_HOSTS,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        recorder: CallRecorder | None = None,
+        session: requests.Session | None = None,
+        zone_ttl: float = ZONE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.zone_lookup_url = (
+            zone_lookup_url if zone_lookup_url.endswith("/") else zone_lookup_url + "/"
+        )
+        self.username = username
+        self._secret = secret
+        self._integration_code = integration_code
+        self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
+        # requests' timeout is (connect, read); every request carries it.
+        # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
+        self.timeout = (connect_timeout, read_timeout)
+        self.recorder = recorder
+        self.session = session or requests.Session()
+        self.zone_ttl = zone_ttl
+        self.clock = clock
+        self._zone_lock = threading.Lock()
+        self._base_url: str | None = None
+        self._base_url_fetched = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"AutotaskRestClient(zone_lookup_url={self.zone_lookup_url!r},"
+            f" username={self.username!r}, secret=<secret>, integration_code=<secret>)"
+        )
+
+    # -- remote operations ---------------------------------------------------------------------
+
+    def create_ticket(self, body: Mapping[str, Any]) -> int:
+        """POST Tickets; return the new ticket's id. Unset (None) fields are not sent."""
+        return self._call("POST", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id)
+
+    def patch_ticket(self, body: Mapping[str, Any]) -> int:
+        """PATCH Tickets: change only the fields given (None ones are not sent); needs `id`."""
+        if body.get("id") is None:
+            raise TargetRejected("PATCH Tickets needs the ticket's id in the body.")
+        return self._call(
+            "PATCH", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id
+        )
+
+    def get_ticket(self, ticket_id: int) -> dict[str, Any] | None:
+        """GET Tickets/{id}; None when Autotask answers `{"item": null}` (no such ticket)."""
+        path = self.TICKET.format(ticket_id=int(ticket_id))
+        return self._call("GET", "Tickets", path, read=_single_item)
+
+    def query_tickets(
+        self,
+        filters: Sequence[Mapping[str, Any]],
+        include_fields: Sequence[str] | None = None,
+        max_records: int = MAX_PAGE_SIZE,
+    ) -> list[dict[str, Any]]:
+        """Query Tickets with a QueryModel filter list; return the items of every page.
+
+        `max_records` is the page size (1–500); all pages are followed.
+        """
+        return self._query("Tickets", self.TICKETS_QUERY, filters, include_fields, max_records)
+
+    def create_note(self, ticket_id: int, body: Mapping[str, Any]) -> int:
+        """POST Tickets/{id}/Notes; return the new note's id. Unset (None) fields are not sent."""
+        path = self.TICKET_NOTES.format(ticket_id=int(ticket_id))
+        return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=_item_id)
+
+    def threshold_information(self) -> dict[str, Any]:
+        """GET ThresholdInformation: the hourly threshold, its timeframe and the current count."""
+        return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=_object)
+
+    # -- zone ----------------------------------------------------------------------------------
+
+    def base_url(self, *, refresh: bool = False) -> str:
+        """The zone's REST base URL (…/atservicesrest/v1.0/), looked up and cached for a TTL."""
+        with self._zone_lock:
+            fresh = self.clock() - self._base_url_fetched < self.zone_ttl
+            if self._base_url is None or refresh or not fresh:
+                self._base_url = self._lookup_zone()
+                self._base_url_fetched = self.clock()
+            return self._base_url
+
+    def _lookup_zone(self) -> str:
+        """Ask zoneInformation (without credentials) where this user's database lives."""
+        # The lookup URL is configuration, but it gets the username, so it meets the same rule.
+        self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
+        zone = self._request(
+            "GET",
+            "ZoneInformation",
+            self.zone_lookup_url + self.ZONE_INFORMATION,
+            params={"user": self.username},
+            authenticated=False,
+            read=_zone_url,
+        )
+        # Clients append the version to `url` (django-autotask); one third-party mock already
+        # carries it, so do not add it twice. Reference: autotask-api.md §1 (form UNCERTAIN).
+        base = zone if zone.endswith("/") else zone + "/"
+        if not base.lower().endswith("/" + self.API_VERSION_PATH):
+            base += self.API_VERSION_PATH
+        self._check_outbound_url(base, what="zone URL")
+        return base
+
+    def _check_outbound_url(self, url: str, *, what: str) -> None:
+        """Refuse a URL credentials must not go to (SSRF guard).
+
+        https on an allowed host, or http to an allowed loopback host (the local sandbox).
+        Reference: reliability-security.md §4.5 and S12.
+        """
+        parts = urlsplit(url)
+        try:
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018 -- raises ValueError on a malformed port
+        except ValueError:
+            host = ""
+        problem = ""
+        if not host or not _HOST_CHARS.fullmatch(host):
+            problem = "has no valid host"
+        elif parts.username is not None or parts.password is not None:
+            problem = "carries user information"
+        elif parts.query or parts.fragment:
+            problem = "carries a query or fragment"
+        elif not any(_host_matches(host, pattern) for pattern in self.allowed_zone_hosts):
+            problem = f"is on host {host!r}, which is not in the allowed zone hosts"
+        elif parts.scheme == "http" and not _is_loopback(host):
+            problem = "uses http; only https is allowed outside the local machine"
+        elif parts.scheme not in ("https", "http"):
+            problem = f"uses scheme {parts.scheme!r}"
+        if problem:
+            raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        entity: str,
+        path: str,
+        *,
+        read: Callable[[Any], tuple[T, int | None]],
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> T:
+        """Call base URL + path; on a 401 look the zone up again once, as django-autotask does.
+
+        A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
+        autotask-api.md §2); the call is repeated only when the zone URL actually changed.
+        """
+        base = self.base_url()
+        try:
+            return self._request(method, entity, base + path, params=params, body=body, read=read)
+        except TargetAuthError as e:
+            if not e.response or e.response.get("status") != 401:
+                raise
+            fresh = self.base_url(refresh=True)
+            if fresh == base:
+                raise
+            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
+            return self._request(method, entity, fresh + path, params=params, body=body, read=read)
+
+    def _query(
+        self,
+        entity: str,
+        path: str,
+        filters: Sequence[Mapping[str, Any]],
+        include_fields: Sequence[str] | None,
+        max_records: int,
+    ) -> list[dict[str, Any]]:
+        """Run a query and follow pageDetails.nextPageUrl verbatim until it is null."""
+        if not 1 <= max_records <= MAX_PAGE_SIZE:
+            raise TargetRejected(f"max_records must be between 1 and {MAX_PAGE_SIZE}.")
+        search: dict[str, Any] = {"filter": [dict(f) for f in filters], "maxRecords": max_records}
+        if include_fields:
+            # "For search results that contain more than 500 results, you must include Id as a
+            # field" (REST_Advanced_Query_Features.htm, autotask-api.md §4).
+            fields = list(include_fields)
+            if not any(name.lower() == "id" for name in fields):
+                fields.insert(0, "id")
+            search["includeFields"] = fields
+        # GET with ?search=: the next page is then a GET too (a POSTed query's nextPageUrl must be
+        # POSTed again, which some clients report; autotask-api.md §4, UNCERTAIN).
+        params = {"search": _json(search)}
+        items, next_url = self._call("GET", entity, path, params=params, read=_page)
+        seen: set[str] = set()
+        while next_url:
+            if next_url in seen or len(seen) >= MAX_PAGES:
+                raise AutotaskUnavailable(
+                    f"Autotask {entity} query paging did not end after {len(seen)} pages.",
+                    ambiguous=False,
+                )
+            seen.add(next_url)
+            self._check_same_host(next_url, self._base_url or "")
+            page, next_url = self._request("GET", entity, next_url, read=_page)
+            items.extend(page)
+        return items
+
+    def _check_same_host(self, url: str, base_url: str) -> None:
+        """A nextPageUrl gets our credentials, so it must point at the zone we already trust."""
+        base = urlsplit(base_url)
+        target = urlsplit(url)
+        if (target.scheme, target.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            raise TargetRejected(
+                f"Autotask nextPageUrl host {target.netloc!r} is not the zone host"
+                f" {base.netloc!r}; refusing to follow it."
+            )
+
+    def _headers(self, *, authenticated: bool) -> dict[str, str]:
+        """Autotask's three auth headers (autotask-api.md §2), JSON in and out."""
+        headers = {"Accept": "application/json"}
+        if authenticated:
+            headers.update(
+                {
+                    "ApiIntegrationCode": self._integration_code,
+                    "UserName": self.username,
+                    "Secret": self._secret,
+                    "Content-Type": "application/json",
+                }
+            )
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        entity: str,
+        url: str,
+        *,
+        read: Callable[[Any], tuple[T, int | None]],
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        authenticated: bool = True,
+    ) -> T:
+        """Send one request; return `read(parsed JSON)`, or raise the mapped TargetError.
+
+        Every call, failed or not, is reported to the recorder exactly once; the recorder must
+        not raise (its exception would replace the call's result).
+        """
+        at = datetime.now(UTC)
+        started = time.monotonic()
+        status: int | None = None
+        records: int | None = None
+        failure: TargetError | None = None
+        try:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    headers=self._headers(authenticated=authenticated),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as e:
+                failure = self._transport_error(method, entity, e)
+                raise failure from e
+            status = response.status_code
+            if not 200 <= status < 300:
+                failure = self._status_error(method, entity, response, zone=not authenticated)
+                raise failure
+            try:
+                value, records = read(response.json())
+            except (ValueError, KeyError, TypeError) as e:
+                # Not JSON, or not the shape Autotask documents: no usable answer. A write that
+                # got a 2xx was probably applied, so its outcome is unknown.
+                failure = AutotaskUnavailable(
+                    self._redact(f"Autotask {method} {entity}: unexpected answer: {e}"),
+                    ambiguous=method != "GET",
+                    response=self._summary(response),
+                )
+                raise failure from e
+            return value
+        finally:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self._record(
+                ApiCallRecord(
+                    at=at,
+                    method=method,
+                    entity=entity,
+                    http_status=status,
+                    execution_ms=round(elapsed_ms, 3),
+                    records=records,
+                    error=str(failure) if failure is not None else None,
+                )
+            )
+
+    def _record(self, record: ApiCallRecord) -> None:
+        logger.debug(
+            "autotask.rest.call",
+            extra={
+                "method": record.method,
+                "entity": record.entity,
+                "http_status": record.http_status,
+                "execution_ms": record.execution_ms,
+            },
+        )
+        if self.recorder is not None:
+            self.recorder(record)
+
+    def _transport_error(
+        self, method: str, entity: str, error: requests.RequestException
+    ) -> TargetError:
+        """Map a requests exception; tell 'never sent' apart from 'sent, outcome unknown'."""
+        name = type(error).__name__
+        if isinstance(error, requests.ConnectTimeout):
+            sent = False
+        elif isinstance(error, requests.ConnectionError):
+            # urllib3 wraps failures to connect (refused, DNS, TLS handshake) in MaxRetryError;
+            # a connection dropped after the request went out arrives as a bare ProtocolError
+            # ("Connection aborted."), re-raised without retry by requests' Retry(0, read=False).
+            sent = not (
+                isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError)
+                or (error.args and isinstance(error.args[0], MaxRetryError))
+            )
+        elif isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError):
+            sent = True  # ReadTimeout, or the answer broke off: Autotask may have acted
+        elif isinstance(
+            error,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.MissingSchema
+            | requests.exceptions.InvalidSchema
+            | requests.exceptions.InvalidHeader,
+        ):
+            return TargetRejected(self._redact(f"Autotask {method} {entity}: {name}: {error}"))
+        else:
+            sent = True
+        what = "no answer, outcome unknown" if sent else "request not sent"
+        return AutotaskUnavailable(
+            self._redact(f"Autotask {method} {entity}: {what} ({name}: {error})"),
+            ambiguous=sent,
+        )
+
+    def _status_error(
+        self, method: str, entity: str, response: requests.Response, *, zone: bool
+    ) -> TargetError:
+        """Map a non-2xx answer through the one table, `classify_failure`."""
+        status = response.status_code
+        summary = self._summary(response)
+        messages = _messages(summary["body"])
+        detail = "; ".join(messages) or response.reason or "no message"
+        message = self._redact(f"Autotask {method} {entity}: HTTP {status}: {detail}")
+        if zone and status == 500 and messages:
+            # A blank or unknown user gets a 500 from zoneInformation (django-autotask
+            # get_zone_info, autotask-api.md §1): a credential problem, not an outage.
+            return TargetAuthError(message, response=summary)
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            message = self._redact(
+                f"Autotask {method} {entity}: HTTP {status} redirect to {location!r} not followed"
+            )
+        kind, ambiguous = classify_failure(status, messages)
+        if kind is TargetRateLimited:
+            return TargetRateLimited(
+                message, response=summary, retry_after=_retry_after(response.headers)
+            )
+        if kind is TargetUnavailable:
+            return AutotaskUnavailable(
+                message,
+                ambiguous=ambiguous,
+                response=summary,
+                retry_after=_retry_after(response.headers),
+            )
+        return kind(message, response=summary)
+
+    def _summary(self, response: requests.Response) -> dict[str, object]:
+        """error.response: status and parsed body (or its first 2,000 chars)."""
+        body: object
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:BODY_KEEP_CHARS]
+        return {"status": response.status_code, "body": self._redact_value(body)}
+
+    def _redact(self, text: str) -> str:
+        """Never let the secret or the tracking identifier into a message or a record."""
+        for value in (self._secret, self._integration_code):
+            if value:
+                text = text.replace(value, _REDACTED)
+        return text
+
+    def _redact_value(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._redact(value)
+        if isinstance(value, list):
+            return [self._redact_value(v) for v in value]
+        if isinstance(value, dict):
+            return {self._redact(str(k)): self._redact_value(v) for k, v in value.items()}
+        return value
+
+
+# -- readers: the response shapes we accept (autotask-api.md §1, §4, §8) ------------------------
+
+
+def _object(payload: Any) -> tuple[dict[str, Any], int | None]:
+    if not isinstance(payload, dict):
+        raise TypeError("expected a JSON object")
+    return payload, None
+
+
+def _zone_url(payload: Any) -> tuple[str, int | None]:
+    """ZoneInformationResultModel: {"zoneName", "url", "webUrl", "ci"}."""
+    url = _object(payload)[0]["url"]
+    if not isinstance(url, str) or not url:
+        raise TypeError("zoneInformation has no url")
+    return url, None
+
+
+def _item_id(payload: Any) -> tuple[int, int | None]:
+    """OperationResultModel: {"itemId": id}."""
+    item_id = _object(payload)[0]["itemId"]
+    if isinstance(item_id, bool) or not isinstance(item_id, int):
+        raise TypeError(f"itemId {item_id!r} is not an integer")
+    return item_id, None
+
+
+def _single_item(payload: Any) -> tuple[dict[str, Any] | None, int | None]:
+    """ItemQueryResultModel: {"item": {...}} or {"item": null} for a missing id."""
+    item = _object(payload)[0]["item"]
+    if item is None:
+        return None, 0
+    if not isinstance(item, dict):
+        raise TypeError("item is not an object")
+    return item, 1
+
+
+def _page(payload: Any) -> tuple[tuple[list[dict[str, Any]], str | None], int | None]:
+    """QueryActionResult: {"items": [...], "pageDetails": {..., "nextPageUrl"}}."""
+    body = _object(payload)[0]
+    items = body["items"]
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise TypeError("items is not a list of objects")
+    details = body.get("pageDetails") or {}
+    if not isinstance(details, dict):
+        raise TypeError("pageDetails is not an object")
+    next_url = details.get("nextPageUrl")
+    if next_url is not None and not isinstance(next_url, str):
+        raise TypeError("nextPageUrl is not a string")
+    return (items, next_url or None), len(items)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop unset fields: explicit nulls on create fail with HTTP 500.
+
+    Reference: autotask-api.md §3 (KelvinTegelaar/AutotaskAPI issue #26).
+    """
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _messages(body: object) -> list[str]:
+    """Autotask's `{"errors": ["…"]}` messages, or ASP.NET's `{"Message": "…"}` (§7)."""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return [str(e) for e in errors if e]
+        if isinstance(errors, str):
+            return [errors]
+        for key in ("Message", "message"):
+            message = body.get(key)
+            if isinstance(message, str):
+                return [message]
+        return []
+    if isinstance(body, str) and body.strip():
+        return [body.strip()[:300]]
+    return []
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    Whether Autotask sends one is UNCERTAIN (autotask-api.md §7); it is honoured when present.
+    """
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

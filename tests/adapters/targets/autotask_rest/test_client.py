@@ -1,0 +1,742 @@
+"""AutotaskRestClient against faked answers (`responses`): zone, headers, errors, paging."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from http.client import RemoteDisconnected
+from typing import Any
+
+import pytest
+import requests
+import responses
+from responses import matchers
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+from adapters.targets.autotask_rest import AutotaskRestClient, AutotaskUnavailable
+from adapters.targets.autotask_rest.client import classify_failure
+from connector.domain import ApiCallRecord
+from connector.errors import (
+    TargetAuthError,
+    TargetError,
+    TargetRateLimited,
+    TargetRejected,
+    TargetUnavailable,
+)
+
+LOOKUP = "https://webservices.autotask.net/atservicesrest/"
+ZONE_INFO = LOOKUP + "v1.0/zoneInformation"
+ZONE = "https://webservices3.autotask.net/atservicesrest/"
+BASE = ZONE + "v1.0/"
+USER = "alerts-api@example.test"
+SECRET = "canary-secret-7f3a9c"
+CODE = "CANARYTRACKINGID0000000000A"
+AUTH_HEADERS = {"UserName": USER, "Secret": SECRET, "ApiIntegrationCode": CODE}
+
+
+def zone_body(url: str = ZONE) -> dict[str, Any]:
+    """ZoneInformationResultModel as autotask-api.md §1 suggests it."""
+    return {"zoneName": "America East", "url": url, "webUrl": "https://ww3.autotask.net/", "ci": 1}
+
+
+def search(filters: list[dict[str, Any]], include: list[str] | None = None, page: int = 500) -> str:
+    """The ?search= value the client sends (compact QueryModel JSON)."""
+    model: dict[str, Any] = {"filter": filters, "maxRecords": page}
+    if include is not None:
+        model["includeFields"] = include
+    return json.dumps(model, separators=(",", ":"))
+
+
+@pytest.fixture
+def http() -> Iterator[responses.RequestsMock]:
+    """Every HTTP call is faked; a registered answer that is never asked for fails the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def records() -> list[ApiCallRecord]:
+    return []
+
+
+@pytest.fixture
+def client(records: list[ApiCallRecord]) -> AutotaskRestClient:
+    return AutotaskRestClient(
+        LOOKUP,
+        USER,
+        SECRET,
+        CODE,
+        allowed_zone_hosts=["*.autotask.net"],
+        recorder=records.append,
+    )
+
+
+def add_zone(http: responses.RequestsMock, url: str = ZONE) -> responses.BaseResponse:
+    return http.get(
+        ZONE_INFO,
+        json=zone_body(url),
+        match=[matchers.query_param_matcher({"user": USER})],
+    )
+
+
+def add_failure(
+    http: responses.RequestsMock, status: int, body: Any = None, **kwargs: Any
+) -> responses.BaseResponse:
+    """GET Tickets/7 answers `status` with `body` (JSON unless a str)."""
+    if isinstance(body, str):
+        return http.get(BASE + "Tickets/7", status=status, body=body, **kwargs)
+    return http.get(BASE + "Tickets/7", status=status, json=body, **kwargs)
+
+
+# -- zone lookup -----------------------------------------------------------------------------
+
+
+def test_zone_is_looked_up_once_for_many_requests(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    zone = add_zone(http)
+    ticket = http.get(BASE + "Tickets/7", json={"item": {"id": 7}})
+    for _ in range(3):
+        assert client.get_ticket(7) == {"id": 7}
+    assert zone.call_count == 1
+    assert ticket.call_count == 3
+    assert client.base_url() == BASE
+
+
+def test_zone_is_looked_up_again_once_its_ttl_has_passed(http: responses.RequestsMock) -> None:
+    now = [0.0]
+    client = AutotaskRestClient(LOOKUP, USER, SECRET, CODE, zone_ttl=60, clock=lambda: now[0])
+    zone = add_zone(http)
+    http.get(BASE + "Tickets/7", json={"item": None})
+    client.get_ticket(7)
+    now[0] = 59
+    client.get_ticket(7)
+    assert zone.call_count == 1
+    now[0] = 121
+    client.get_ticket(7)
+    assert zone.call_count == 2
+
+
+def test_zone_lookup_carries_no_credentials(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    client.base_url()
+    sent = http.calls[0].request.headers
+    assert not {"Secret", "ApiIntegrationCode", "UserName"} & set(sent)
+
+
+def test_zone_url_that_already_names_the_version_is_not_extended(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # A third-party mock answers ".../atservicesrest/v1.0/" (autotask-api.md §1).
+    add_zone(http, url=ZONE + "v1.0/")
+    assert client.base_url() == BASE
+
+
+def test_unknown_user_in_zone_lookup_is_an_auth_error_with_the_message(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    message = "Zone information could not be determined for user 'alerts-api@example.test'."
+    http.get(ZONE_INFO, status=500, json={"errors": [message]})
+    with pytest.raises(TargetAuthError) as caught:
+        client.get_ticket(7)
+    assert message in str(caught.value)
+    assert caught.value.retryable is False
+    assert caught.value.response == {"status": 500, "body": {"errors": [message]}}
+
+
+@pytest.mark.parametrize(
+    "zone_url",
+    [
+        "https://evil.example.com/atservicesrest/",
+        "https://autotask.net.evil.example.com/atservicesrest/",
+        "http://webservices3.autotask.net/atservicesrest/",
+        "https://user:pw@webservices3.autotask.net/atservicesrest/",
+        "ftp://webservices3.autotask.net/atservicesrest/",
+        "https://169.254.169.254/latest/",
+    ],
+    ids=[
+        "other host",
+        "autotask lookalike suffix",
+        "plain http off loopback",
+        "user info in url",
+        "ftp scheme",
+        "cloud metadata address",
+    ],
+)
+def test_zone_url_outside_the_allowlist_is_refused_and_gets_no_credentials(
+    http: responses.RequestsMock, client: AutotaskRestClient, zone_url: str
+) -> None:
+    add_zone(http, url=zone_url)
+    with pytest.raises(TargetRejected, match="refusing to call it"):
+        client.create_ticket({"title": "x"})
+    # The zone lookup is the only request made: nothing, least of all the secret, went out.
+    assert [call.request.url.split("?")[0] for call in http.calls] == [ZONE_INFO]
+
+
+def test_http_zone_is_allowed_only_on_an_allowed_loopback_host(
+    http: responses.RequestsMock,
+) -> None:
+    lookup = "http://127.0.0.1:8081/atservicesrest/"
+    http.get(lookup + "v1.0/zoneInformation", json=zone_body(lookup))
+    http.get(lookup + "v1.0/Tickets/7", json={"item": None})
+    local = AutotaskRestClient(lookup, USER, SECRET, CODE, allowed_zone_hosts=["127.0.0.1"])
+    assert local.get_ticket(7) is None
+    default = AutotaskRestClient(lookup, USER, SECRET, CODE)
+    with pytest.raises(TargetRejected, match="not in the allowed zone hosts"):
+        default.get_ticket(7)
+
+
+# -- headers and bodies ----------------------------------------------------------------------
+
+
+def test_auth_headers_and_json_content_type_go_with_every_call(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(
+        BASE + "Tickets",
+        json={"itemId": 128926},
+        match=[
+            matchers.header_matcher({**AUTH_HEADERS, "Content-Type": "application/json"}),
+            matchers.json_params_matcher(
+                {"companyID": 0, "title": "t", "status": 1, "priority": 2}
+            ),
+        ],
+    )
+    body = {"companyID": 0, "title": "t", "status": 1, "priority": 2}
+    assert client.create_ticket(body) == 128926
+
+
+def test_unset_fields_are_omitted_not_sent_as_null(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # Explicit nulls on create fail with HTTP 500 (autotask-api.md §3, AutotaskAPI issue #26).
+    add_zone(http)
+    http.post(
+        BASE + "Tickets",
+        json={"itemId": 5},
+        match=[matchers.json_params_matcher({"companyID": 0, "title": "t"}, strict_match=True)],
+    )
+    client.create_ticket({"companyID": 0, "title": "t", "queueID": None, "dueDateTime": None})
+    sent = json.loads(http.calls[1].request.body or b"")
+    assert "queueID" not in sent
+    assert "dueDateTime" not in sent
+
+
+def test_patch_sends_only_the_given_fields_and_needs_an_id(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.patch(
+        BASE + "Tickets",
+        json={"itemId": 7},
+        match=[matchers.json_params_matcher({"id": 7, "status": 5})],
+    )
+    assert client.patch_ticket({"id": 7, "status": 5, "resolution": None}) == 7
+    with pytest.raises(TargetRejected, match="needs the ticket's id"):
+        client.patch_ticket({"status": 5})
+
+
+def test_create_note_posts_to_the_tickets_notes_child_url(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # POST /TicketNotes does not exist; notes are created under their ticket (§4, §5).
+    add_zone(http)
+    note = {"description": "acknowledged", "noteType": 1, "publish": 1, "title": "Ack"}
+    http.post(
+        BASE + "Tickets/7/Notes",
+        json={"itemId": 30777658},
+        match=[matchers.json_params_matcher(note)],
+    )
+    assert client.create_note(7, note) == 30777658
+
+
+def test_missing_ticket_reads_as_none(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.get(BASE + "Tickets/404", json={"item": None})
+    assert client.get_ticket(404) is None
+
+
+def test_threshold_information_is_returned_as_sent(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    body = {
+        "externalRequestThreshold": 10000,
+        "requestThresholdTimeframe": 60,
+        "currentTimeframeRequestCount": 42,
+    }
+    http.get(
+        BASE + "ThresholdInformation", json=body, match=[matchers.header_matcher(AUTH_HEADERS)]
+    )
+    assert client.threshold_information() == body
+
+
+# -- pagination ------------------------------------------------------------------------------
+
+MARKER_FILTER = [{"op": "eq", "field": "externalID", "value": "m-1"}]
+NEXT = "https://webservices3.autotask.net/ATServicesRest/V1.0/Tickets/query/next"
+
+
+def next_page_url(after: int) -> str:
+    paging = f'{{"pageSize":2,"previousIds":[-1],"nextIds":[{after}]}}'
+    return f"{NEXT}?paging={requests.utils.quote(paging)}&search=x"
+
+
+def page(ids: list[int], next_url: str | None) -> dict[str, Any]:
+    return {
+        "items": [{"id": i} for i in ids],
+        "pageDetails": {
+            "count": len(ids),
+            "requestCount": 2,
+            "prevPageUrl": None,
+            "nextPageUrl": next_url,
+        },
+    }
+
+
+def test_query_follows_next_page_urls_verbatim_across_three_pages(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.get(
+        BASE + "Tickets/query",
+        json=page([1, 2], next_page_url(2)),
+        match=[matchers.query_param_matcher({"search": search(MARKER_FILTER, page=2)})],
+    )
+    http.get(
+        NEXT,
+        json=page([3, 4], next_page_url(4)),
+        match=[
+            matchers.query_param_matcher(
+                {"paging": '{"pageSize":2,"previousIds":[-1],"nextIds":[2]}', "search": "x"}
+            )
+        ],
+    )
+    http.get(
+        NEXT,
+        json=page([5], None),
+        match=[
+            matchers.query_param_matcher(
+                {"paging": '{"pageSize":2,"previousIds":[-1],"nextIds":[4]}', "search": "x"}
+            )
+        ],
+    )
+    items = client.query_tickets(MARKER_FILTER, max_records=2)
+    assert [item["id"] for item in items] == [1, 2, 3, 4, 5]
+    assert [(r.entity, r.records) for r in records[1:]] == [
+        ("Tickets", 2),
+        ("Tickets", 2),
+        ("Tickets", 1),
+    ]
+
+
+def test_query_includes_id_when_fields_are_restricted(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # "you must include Id as a field" for results over 500 (autotask-api.md §4).
+    add_zone(http)
+    http.get(
+        BASE + "Tickets/query",
+        json=page([], None),
+        match=[
+            matchers.query_param_matcher(
+                {"search": search(MARKER_FILTER, include=["id", "ticketNumber"])}
+            )
+        ],
+    )
+    assert client.query_tickets(MARKER_FILTER, include_fields=["ticketNumber"]) == []
+
+
+def test_next_page_url_on_another_host_is_not_followed(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.get(BASE + "Tickets/query", json=page([1], "https://evil.example.com/steal?x=1"))
+    with pytest.raises(TargetRejected, match="refusing to follow it"):
+        client.query_tickets(MARKER_FILTER)
+    assert len(http.calls) == 2
+
+
+@pytest.mark.parametrize("page_size", [0, 501], ids=["zero", "over 500"])
+def test_page_size_outside_autotask_range_is_refused(
+    client: AutotaskRestClient, page_size: int
+) -> None:
+    with pytest.raises(TargetRejected, match="between 1 and 500"):
+        client.query_tickets(MARKER_FILTER, max_records=page_size)
+
+
+# -- error mapping: one test per answer (autotask-api.md §7) ---------------------------------
+
+
+def test_401_looks_the_zone_up_again_once_then_is_an_auth_error(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    zone = add_zone(http)
+    ticket = add_failure(http, 401, {"Message": "Authorization has been denied for this request."})
+    with pytest.raises(TargetAuthError) as caught:
+        client.get_ticket(7)
+    assert zone.call_count == 2  # django-autotask's one re-lookup (autotask-api.md §2)
+    assert ticket.call_count == 1  # same zone: repeating the call cannot help
+    assert caught.value.retryable is False
+    assert caught.value.response is not None
+    assert caught.value.response["status"] == 401
+
+
+def test_401_after_the_database_moved_zone_retries_there(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    moved = "https://webservices14.autotask.net/atservicesrest/"
+    http.get(ZONE_INFO, json=zone_body(ZONE))
+    http.get(ZONE_INFO, json=zone_body(moved))
+    add_failure(http, 401, {"errors": ["Unauthorized"]})
+    http.get(moved + "v1.0/Tickets/7", json={"item": {"id": 7}})
+    assert client.get_ticket(7) == {"id": 7}
+    assert client.base_url() == moved + "v1.0/"
+
+
+def test_403_is_an_auth_error_without_a_zone_relookup(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    zone = add_zone(http)
+    add_failure(http, 403, {"errors": ["Forbidden"]})
+    with pytest.raises(TargetAuthError) as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is False
+    assert zone.call_count == 1
+
+
+def test_429_is_rate_limited_and_honours_retry_after(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    message = "thread threshold of 3 threads has been exceeded"
+    add_failure(http, 429, {"errors": [message]}, headers={"Retry-After": "17"})
+    with pytest.raises(TargetRateLimited) as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == 17.0
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [500, 503, 400], ids=["500", "503", "400"])
+def test_thread_threshold_message_on_any_status_is_rate_limited(
+    http: responses.RequestsMock, client: AutotaskRestClient, status: int
+) -> None:
+    # n8n-nodes-autotask: thread rejections "may arrive with a non-429 HTTP status" (§7).
+    add_zone(http)
+    add_failure(http, status, {"errors": ["Itgenatr005: thread threshold of 3 threads exceeded"]})
+    with pytest.raises(TargetRateLimited):
+        client.get_ticket(7)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Value does not reference an existing entity for companyID . ",
+        "Missing Required Field: title.",
+        "Value 99 is not a valid picklist value for field queueID.",
+        "Value for field title is 300 characters long; the maximum length is 255.",
+        "Invalid value null for field queueID; omit fields with no value.",
+        "Unknown property colour for entity Tickets.",
+        "The logged in Resource does not have the adequate permissions to create this entity.",
+        "No matching records found for Tickets id 7.",
+    ],
+    ids=[
+        "missing reference",
+        "missing required field",
+        "bad picklist value",
+        "too long",
+        "invalid value",
+        "unknown property",
+        "permissions",
+        "no matching records",
+    ],
+)
+def test_500_with_a_validation_message_is_rejected_not_retried(
+    http: responses.RequestsMock, client: AutotaskRestClient, message: str
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", status=500, json={"errors": [message]})
+    with pytest.raises(TargetRejected) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is False
+    assert caught.value.response == {"status": 500, "body": {"errors": [message]}}
+    assert message.strip() in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "User name or password are incorrect, or the API user was not found.",
+        "IntegrationCode is invalid: the API tracking identifier is not recognised.",
+    ],
+    ids=["unknown user", "invalid integration code"],
+)
+def test_500_with_a_credential_message_is_an_auth_error(
+    http: responses.RequestsMock, client: AutotaskRestClient, message: str
+) -> None:
+    # apigrate/autotask-restapi #19: unknown user and bad integration code answer 500 (§2).
+    add_zone(http)
+    add_failure(http, 500, {"errors": [message]})
+    with pytest.raises(TargetAuthError) as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is False
+
+
+def test_500_without_a_known_message_is_retryable_and_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", status=500, json={"errors": ["Sandbox fault injection: HTTP 500."]})
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is True
+
+
+def test_503_is_retryable_and_not_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(
+        BASE + "Tickets", status=503, body="Service Unavailable", headers={"Retry-After": "5"}
+    )
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert isinstance(caught.value, TargetUnavailable)
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is False
+    assert caught.value.retry_after == 5.0
+    assert caught.value.response == {"status": 503, "body": "Service Unavailable"}
+
+
+@pytest.mark.parametrize("status", [502, 504], ids=["502 bad gateway", "504 gateway timeout"])
+def test_gateway_errors_are_retryable_and_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient, status: int
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", status=status, body="<html>" + "x" * 5000 + "</html>")
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.ambiguous is True
+    assert caught.value.response is not None
+    assert len(str(caught.value.response["body"])) == 2000  # first 2,000 chars kept
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"errors": ["The request is invalid."]}),
+        (404, {"Message": "No HTTP resource was found that matches the request URI."}),
+        (405, {"Message": "The requested resource does not support http method 'GET'."}),
+        (409, {"errors": ["Conflict"]}),
+        (422, {"errors": ["Unprocessable"]}),
+    ],
+    ids=["400", "404 unknown route", "405 wrong method", "409", "422"],
+)
+def test_other_4xx_are_rejected_with_autotasks_answer(
+    http: responses.RequestsMock, client: AutotaskRestClient, status: int, body: Any
+) -> None:
+    add_zone(http)
+    add_failure(http, status, body)
+    with pytest.raises(TargetRejected) as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is False
+    assert caught.value.response == {"status": status, "body": body}
+
+
+def test_read_timeout_is_retryable_and_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body=requests.exceptions.ReadTimeout("read timed out"))
+    with pytest.raises(AutotaskUnavailable, match="outcome unknown") as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is True
+    assert isinstance(caught.value.__cause__, requests.exceptions.ReadTimeout)
+
+
+def test_connection_dropped_after_sending_is_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # What requests raises when the server closes the socket without answering.
+    dropped = requests.exceptions.ConnectionError(
+        ProtocolError("Connection aborted.", RemoteDisconnected("closed without response"))
+    )
+    add_zone(http)
+    http.post(BASE + "Tickets", body=dropped)
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is True
+
+
+def test_connection_refused_is_retryable_and_certainly_not_applied(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    # What requests raises when nothing listens: urllib3's MaxRetryError(NewConnectionError).
+    refused = requests.exceptions.ConnectionError(
+        MaxRetryError(None, BASE + "Tickets", NewConnectionError(None, "Connection refused"))
+    )
+    add_zone(http)
+    http.post(BASE + "Tickets", body=refused)
+    with pytest.raises(AutotaskUnavailable, match="request not sent") as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is False
+
+
+def test_connect_timeout_is_retryable_and_not_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body=requests.exceptions.ConnectTimeout("connect timed out"))
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.ambiguous is False
+
+
+def test_redirect_is_not_followed(http: responses.RequestsMock, client: AutotaskRestClient) -> None:
+    add_zone(http)
+    add_failure(http, 302, "", headers={"Location": "https://evil.example.com/collect"})
+    with pytest.raises(TargetRejected, match="not followed") as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is False
+    # Only the zone lookup and the redirected call: the Location was never requested.
+    assert len(http.calls) == 2
+
+
+def test_non_json_answer_to_a_read_is_unavailable(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.get(BASE + "Tickets/7", body="<html>maintenance</html>", content_type="text/html")
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.get_ticket(7)
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is False
+    assert caught.value.response == {"status": 200, "body": "<html>maintenance</html>"}
+
+
+def test_unreadable_answer_to_a_create_leaves_its_outcome_unknown(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", json={"id": 12})  # 200, but no itemId
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.ambiguous is True
+
+
+@pytest.mark.parametrize(
+    ("status", "messages", "expected"),
+    [
+        (429, [], TargetRateLimited),
+        (500, ["Sandbox fault injection: HTTP 500."], TargetUnavailable),
+        (500, ["Missing Required Field: title."], TargetRejected),
+        (502, ["Missing Required Field: title."], TargetUnavailable),
+        (401, [], TargetAuthError),
+        (301, [], TargetRejected),
+        (408, [], TargetUnavailable),
+    ],
+    ids=[
+        "429",
+        "500 unknown",
+        "500 validation",
+        "502 never permanent",
+        "401",
+        "301",
+        "408",
+    ],
+)
+def test_classification_table(status: int, messages: list[str], expected: type) -> None:
+    kind, _ = classify_failure(status, messages)
+    assert kind is expected
+
+
+# -- secrets and the activity record ---------------------------------------------------------
+
+
+def scenario_401(http: responses.RequestsMock) -> None:
+    add_zone(http)
+    add_failure(http, 401, {"Message": "Authorization has been denied for this request."})
+
+
+def scenario_echoing_500(http: responses.RequestsMock) -> None:
+    # A server that repeats our headers back must not leak them through us.
+    add_zone(http)
+    add_failure(http, 500, {"errors": [f"Bad secret {SECRET} for code {CODE}"]})
+
+
+def scenario_text_502(http: responses.RequestsMock) -> None:
+    add_zone(http)
+    add_failure(http, 502, f"upstream said Secret: {SECRET}")
+
+
+def scenario_timeout(http: responses.RequestsMock) -> None:
+    add_zone(http)
+    http.get(BASE + "Tickets/7", body=requests.exceptions.ReadTimeout(f"timeout {SECRET}"))
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [scenario_401, scenario_echoing_500, scenario_text_502, scenario_timeout],
+    ids=["401", "500 echoing the secret", "502 text echoing the secret", "read timeout"],
+)
+def test_secret_and_code_never_appear_in_errors_or_records(
+    http: responses.RequestsMock,
+    client: AutotaskRestClient,
+    records: list[ApiCallRecord],
+    scenario: Any,
+) -> None:
+    scenario(http)
+    with pytest.raises(TargetError) as caught:
+        client.get_ticket(7)
+    seen = " ".join(
+        [str(caught.value), repr(caught.value.response), repr(client), *map(repr, records)]
+    )
+    assert records
+    assert SECRET not in seen
+    assert CODE not in seen
+
+
+def test_recorder_gets_one_record_per_call_with_status_and_entity(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", json={"itemId": 9})
+    http.get(BASE + "Tickets/query", json=page([9], None))
+    http.post(BASE + "Tickets/9/Notes", status=500, json={"errors": ["Missing Required Field."]})
+    client.create_ticket({"title": "t"})
+    client.query_tickets(MARKER_FILTER)
+    with pytest.raises(TargetRejected):
+        client.create_note(9, {"description": ""})
+    summary = [(r.method, r.entity, r.http_status, r.records) for r in records]
+    assert summary == [
+        ("GET", "ZoneInformation", 200, None),
+        ("POST", "Tickets", 200, None),
+        ("GET", "Tickets", 200, 1),
+        ("POST", "TicketNotes", 500, None),
+    ]
+    assert [r.error is None for r in records] == [True, True, True, False]
+    assert "Missing Required Field" in (records[-1].error or "")
+    assert all(r.execution_ms >= 0 and r.at.tzinfo is not None for r in records)
+
+
+def test_recorder_gets_a_record_without_status_for_a_transport_failure(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body=requests.exceptions.ReadTimeout())
+    with pytest.raises(AutotaskUnavailable):
+        client.create_ticket({"title": "t"})
+    assert len(records) == 2
+    assert records[-1].http_status is None
+    assert records[-1].entity == "Tickets"
+    assert "outcome unknown" in (records[-1].error or "")

@@ -1,0 +1,171 @@
+"""The pipeline end to end: real web and worker processes, the sandbox over HTTP, SQLite and PostgreSQL.
+
+Every test ends with an audit of the sandbox: exactly one ticket per alert (0 lost, 0 duplicated),
+with the mapped priority, and the alert's changes applied in order.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from adapters.targets.sandbox import Sandbox, SandboxServer
+from adapters.targets.sandbox.faults import load_plan
+from connector.models import TenantMapping
+from tests.e2e.harness import (
+    Connector,
+    alert,
+    audit_lifecycles,
+    audit_write_order,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def connector(
+    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
+) -> Iterator[Connector]:
+    """A running connector web process (workers are started by each test)."""
+    service = Connector(connector_settings, tmp_path)
+    service.start_web()
+    yield service
+    service.stop()
+
+
+def fire_acknowledge_clear(connector: Connector, count: int) -> None:
+    """Post every alert active, then acknowledged, then cleared (no waiting in between)."""
+    for status in ("active", "acknowledged", "cleared"):
+        connector.post_all(alert(i, status) for i in range(count))
+
+
+def test_200_alerts_fired_acknowledged_cleared_become_200_completed_tickets(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    connector.start_worker()
+    fire_acknowledge_clear(connector, 200)
+    connector.drain(timeout=180)
+    assert connector.deliveries_by_state() == {"done": 600}
+    audit_lifecycles(sandbox, 200)
+    audit_write_order(sandbox)
+
+
+def test_repeats_and_concurrent_duplicates_make_one_ticket_per_alert(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    alerts = [alert(i, "active") for i in range(20)]
+    for body in alerts:  # each webhook three times in a row
+        for _ in range(3):
+            assert connector.post(body).status_code == 202
+    connector.post_all([body for body in alerts for _ in range(10)], threads=10)  # 10× at once
+    connector.start_worker()
+    connector.drain(timeout=60)
+    tickets = sandbox.tickets_with_notes()
+    assert sorted(t["title"] for t in tickets) == sorted(a["title"] for a in alerts)
+    assert connector.deliveries_by_state() == {"done": 20}
+
+
+def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_nothing(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    kills = 50
+    connector.post_all(alert(i, "active") for i in range(kills))
+    for _ in range(kills):
+        # Every create kills its worker with SIGKILL after Autotask answered, before COMMIT.
+        worker = connector.start_worker(
+            {
+                "CONNECTOR_FAULTPOINT": "after_create:1",
+                "CONNECTOR_WORKER_BATCH": "1",  # claim one at a time: nothing else is held
+                "CONNECTOR_WORKER_LEASE_SECONDS": "1",  # the next worker takes over quickly
+            }
+        )
+        assert worker.wait(timeout=60) == -signal.SIGKILL
+    assert len(sandbox.tickets_with_notes()) == kills  # each create was committed in Autotask
+    connector.start_worker()  # a healthy worker takes over the expired leases
+    connector.drain(timeout=90)
+    tickets = sandbox.tickets_with_notes()
+    assert sorted(t["title"] for t in tickets) == [f"E2E alert {i:05d}" for i in range(kills)]
+    lookups = [c for c in sandbox.calls() if c.operation == "query.post"]
+    assert len(lookups) >= kills  # every orphaned create was resolved by its marker
+
+
+def test_ambiguous_creates_are_resolved_by_marker_without_duplicates(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    sandbox.faults.set(load_plan({"ambiguous_create": {"mode": "drop", "rate": 0.3}, "seed": 7}))
+    connector.start_worker()
+    fire_acknowledge_clear(connector, 60)
+    connector.drain(timeout=120)
+    audit_lifecycles(sandbox, 60)
+    dropped = [c for c in sandbox.calls() if c.fault == "drop"]
+    assert dropped, "the fault never fired"
+    assert connector.deliveries_by_state() == {"done": 180}
+
+
+def test_sandbox_outage_then_recovery_delivers_everything_in_order(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    sandbox.faults.set(load_plan({"outage": True}))
+    connector.start_worker()
+    fire_acknowledge_clear(connector, 20)
+    wait_until(
+        lambda: sum(1 for c in sandbox.calls() if c.fault == "outage") >= 20,
+        30,
+        "the worker to meet the outage",
+    )
+    assert sandbox.tickets_with_notes() == []
+    sandbox.faults.clear()
+    connector.drain(timeout=120)
+    audit_lifecycles(sandbox, 20)
+    audit_write_order(sandbox)
+
+
+def test_permanent_rejection_is_a_visible_dead_letter_and_replay_delivers_once_fixed(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    with connector.services.transaction() as session:
+        session.add(TenantMapping(integration_id=1, tenant="broken", company_id=999))
+    connector.start_worker()
+    accepted = connector.post(alert(1, "active", tenant="broken")).json()["accepted"][0]
+    wait_until(lambda: connector.deliveries_by_state() == {"dead": 1}, 30, "a dead letter")
+    (dead,) = connector.api("deliveries?state=dead").json()["deliveries"]
+    assert dead["attempts"] == 1  # permanent: no retries
+    assert "does not reference an existing entity" in dead["last_error"]
+    assert dead["last_response"]["status"] == 500
+    detail = connector.api(f"alerts/{accepted['alert_id']}").json()
+    assert detail["deliveries"][0]["state"] == "dead"
+    assert sandbox.tickets_with_notes() == []
+    with connector.services.transaction() as session:
+        session.execute(
+            update(TenantMapping)
+            .where(TenantMapping.tenant == "broken")
+            .values(company_id=29683416)
+        )
+    assert connector.api(f"deliveries/{dead['id']}/replay", method="POST").status_code == 200
+    connector.drain(timeout=30)
+    (ticket,) = sandbox.tickets_with_notes()
+    assert ticket["companyID"] == 29683416
+    assert connector.api(f"deliveries/{dead['id']}/replay", method="POST").status_code == 409
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_three_workers_on_postgresql_share_1000_lifecycles_in_order(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    for _ in range(3):
+        connector.start_worker()
+    posting = threading.Thread(target=fire_acknowledge_clear, args=(connector, 1000))
+    posting.start()
+    posting.join()
+    connector.drain(timeout=400)
+    assert connector.deliveries_by_state() == {"done": 3000}
+    audit_lifecycles(sandbox, 1000)
+    audit_write_order(sandbox)

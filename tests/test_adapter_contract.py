@@ -1,0 +1,58 @@
+"""Every ticket target implements connector.ports.TicketTarget: same methods, same signatures."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+import pytest
+
+from adapters.targets.autotask_rest import AutotaskRestTarget
+from connector.ports import TicketTarget
+
+#: The ticket targets the worker can be given; add each new one here.
+TARGETS: dict[str, type[Any]] = {"autotask_rest": AutotaskRestTarget}
+
+
+def port_methods(protocol: type[Any]) -> list[str]:
+    """The public methods a Protocol declares."""
+    return sorted(
+        name
+        for name, value in vars(protocol).items()
+        if callable(value) and not name.startswith("_")
+    )
+
+
+def described(function: Any) -> list[tuple[str, Any, Any, Any]]:
+    """(name, kind, default, resolved annotation) for each parameter, plus the return type."""
+    hints = typing.get_type_hints(function)
+    signature = inspect.signature(function)
+    params = [
+        (name, p.kind, p.default, hints.get(name)) for name, p in signature.parameters.items()
+    ]
+    return [*params, ("return", None, None, hints.get("return"))]
+
+
+def test_the_port_declares_the_operations_the_worker_needs() -> None:
+    assert port_methods(TicketTarget) == [
+        "add_note",
+        "create_ticket",
+        "find_ticket_by_marker",
+        "get_ticket",
+        "set_status",
+    ]
+
+
+@pytest.mark.parametrize("target_class", list(TARGETS.values()), ids=list(TARGETS))
+@pytest.mark.parametrize("method", port_methods(TicketTarget))
+def test_target_method_matches_the_port(target_class: type[Any], method: str) -> None:
+    implemented = getattr(target_class, method, None)
+    assert callable(implemented), f"{target_class.__name__} lacks {method}"
+    assert described(implemented) == described(getattr(TicketTarget, method))
+
+
+@pytest.mark.parametrize("target_class", list(TARGETS.values()), ids=list(TARGETS))
+def test_target_public_methods_have_docstrings(target_class: type[Any]) -> None:
+    for method in port_methods(TicketTarget):
+        assert inspect.getdoc(getattr(target_class, method)), method
