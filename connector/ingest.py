@@ -13,11 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, IncomingAlert
-from connector.integration import IntegrationSettings, TenantRoute, route_company
+from connector.integration import IntegrationSettings, TenantRoute, route_company, truncate
 from connector.models import Alert, AlertEvent, Delivery, TenantMapping
 
 QUEUED = "queued"
 DUPLICATE = "duplicate"
+#: AlertEvent.disposition is String(300); a drop reason quotes sender text (tenant, property).
+DISPOSITION_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def ingest(
         session.add(event)
         session.flush()
         if route.dropped:
-            event.disposition = f"dropped: {route.dropped}"
+            event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
         elif _enqueue(session, integration_id, alert_id, event.id, key, now, max_delivery_age):
             event.disposition = QUEUED
         else:

@@ -38,7 +38,13 @@ from connector.domain import (
 )
 from connector.errors import ConfigError, TargetError
 from connector.ingest import alert_from_json, tenant_routes
-from connector.integration import IntegrationSettings, build_draft, load_settings, route_company
+from connector.integration import (
+    IntegrationSettings,
+    TenantRoute,
+    build_draft,
+    load_settings,
+    route_company,
+)
 from connector.models import AlertEvent, ApiCall, Delivery, Integration, TicketLink, utcnow
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
@@ -119,6 +125,43 @@ def latest_link(session: Session, alert_id: int) -> TicketLink | None:
 def new_marker() -> str:
     """A correlation marker for the ticket's externalID (Autotask allows 50 characters)."""
     return f"aac-{uuid.uuid4().hex}"
+
+
+@dataclass
+class _Job:
+    """One delivery being worked on: what the steps need, kept between their commits."""
+
+    delivery_id: int
+    integration_id: int
+    alert: IncomingAlert
+    settings: IntegrationSettings
+    target: TicketTarget
+    steps: list[Step]
+    progress: int
+    fresh_marker: bool
+    link_id: int | None
+    marker: str
+    ticket_id: int | None
+    routes: dict[str, TenantRoute]
+
+
+def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -> None:
+    """What a finished step changes in the ticket link."""
+    if ref is not None:
+        link.state = TicketState.OPEN.value
+        link.ticket_id = ref.ticket_id
+        link.ticket_number = ref.ticket_number or link.ticket_number
+        link.ticket_status = ref.status if ref.status is not None else step.status
+    elif step.kind is StepKind.NOTE:
+        link.last_note_at = now
+    elif step.kind is StepKind.COMPLETE:
+        link.state = TicketState.COMPLETED.value
+        link.completed_at = now
+        link.ticket_status = step.status
+    else:  # SET_STATUS, REOPEN
+        link.state = TicketState.OPEN.value
+        link.completed_at = None
+        link.ticket_status = step.status
 
 
 class _Dropped(Exception):
@@ -247,31 +290,16 @@ class Worker:
         self._calls.clear()
         integration_id = 0
         try:
-            with self.services.transaction() as session:
-                delivery = session.get(Delivery, delivery_id)
-                if (
-                    delivery is None
-                    or delivery.state != "in_progress"
-                    or delivery.lease_owner != self.worker_id
-                ):
-                    return  # the lease was lost to another worker
-                integration_id = delivery.integration_id
-                integration = session.get(Integration, delivery.integration_id)
-                event = session.get(AlertEvent, delivery.event_id)
-                if integration is None or event is None:
-                    raise ConfigError("the delivery's integration or event no longer exists")
-                settings = load_settings(integration.settings)
-                alert = alert_from_json(event.payload)
-                fresh_marker = self._ensure_plan(session, delivery, alert, settings)
-                steps = steps_from_json(delivery.plan or {"steps": []})
-                episode = int((delivery.plan or {}).get("episode", 1))
-                progress = delivery.progress
-                target = self._target(integration, settings)
-            for index in range(progress, len(steps)):
-                self._run_step(
-                    delivery_id, alert, settings, target, steps[index], index, episode, fresh_marker
-                )
-            self._finish(delivery_id, alert)
+            job = self._start(delivery_id)
+            if job is None:
+                return  # the lease was lost to another worker
+            integration_id = job.integration_id
+            if not job.steps:
+                self._commit_step(job, None, None)
+            for index in range(job.progress, len(job.steps)):
+                step = job.steps[index]
+                ref = self._call_target(job, step)
+                self._commit_step(job, step, ref)
         except TargetError as e:
             self._failed(
                 delivery_id, integration_id, str(e), e.retryable, e.response, e.retry_after
@@ -284,6 +312,104 @@ class Worker:
             logger.exception("worker.unexpected_error", extra={"delivery_id": delivery_id})
             self._failed(delivery_id, integration_id, f"internal error: {e!r}", True, None, None)
 
+    def _start(self, delivery_id: int) -> _Job | None:
+        """Load the delivery, plan it at its first attempt, and commit that before any call."""
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if (
+                delivery is None
+                or delivery.state != "in_progress"
+                or delivery.lease_owner != self.worker_id
+            ):
+                return None
+            integration = session.get(Integration, delivery.integration_id)
+            event = session.get(AlertEvent, delivery.event_id)
+            if integration is None or event is None:
+                raise ConfigError("the delivery's integration or event no longer exists")
+            settings = load_settings(integration.settings)
+            alert = alert_from_json(event.payload)
+            fresh_marker = self._ensure_plan(session, delivery, alert, settings)
+            stored = delivery.plan or {"steps": []}
+            episode = int(stored.get("episode", 1))
+            link = session.scalar(
+                select(TicketLink).where(
+                    TicketLink.alert_id == delivery.alert_id, TicketLink.episode == episode
+                )
+            )
+            steps = steps_from_json(stored)
+            creates = any(step.kind is StepKind.CREATE for step in steps)
+            return _Job(
+                delivery_id=delivery_id,
+                integration_id=delivery.integration_id,
+                alert=alert,
+                settings=settings,
+                target=self._target(integration, settings),
+                steps=steps,
+                progress=delivery.progress,
+                fresh_marker=fresh_marker,
+                link_id=link.id if link is not None else None,
+                marker=link.marker if link is not None else "",
+                ticket_id=link.ticket_id if link is not None else None,
+                routes=tenant_routes(session, delivery.integration_id) if creates else {},
+            )
+
+    def _call_target(self, job: _Job, step: Step) -> TicketRef | None:
+        """Make the step's call(s) to the ticket system; return the ticket a create made."""
+        if step.kind is StepKind.CREATE:
+            if job.ticket_id is not None:
+                return TicketRef(job.ticket_id)  # an earlier attempt created and recorded it
+            route = route_company(job.alert, job.settings, job.routes)
+            if route.company_id is None:
+                raise _Dropped(route.dropped or "no company")
+            ref = None if job.fresh_marker else job.target.find_ticket_by_marker(job.marker)
+            if ref is None:
+                draft = build_draft(
+                    job.alert,
+                    company_id=route.company_id,
+                    status=step.status or job.settings.status_map[AlertStatus.ACTIVE],
+                    marker=job.marker,
+                    settings=job.settings,
+                    now=self.clock(),
+                )
+                ref = job.target.create_ticket(draft)
+                self._hit_faultpoint("after_create")
+            return ref
+        if job.ticket_id is None:
+            raise ConfigError(f"step {step.kind.value} needs a ticket, and the alert has none")
+        if step.kind is StepKind.NOTE:
+            job.target.add_note(job.ticket_id, step.title, step.text)
+        elif step.kind is StepKind.COMPLETE:
+            job.target.set_status(job.ticket_id, step.status or 5, resolution=step.text or None)
+        else:  # SET_STATUS, REOPEN
+            job.target.set_status(job.ticket_id, step.status or 1)
+        return None
+
+    def _commit_step(self, job: _Job, step: Step | None, ref: TicketRef | None) -> None:
+        """Record a finished step (or, for an empty plan, nothing) and, after the last, the end."""
+        now = self.clock()
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, job.delivery_id)
+            link = session.get(TicketLink, job.link_id) if job.link_id is not None else None
+            if delivery is None:
+                return
+            if step is not None and link is not None:
+                _apply(link, step, ref, now)
+                job.ticket_id = link.ticket_id
+                job.progress += 1
+                delivery.progress = job.progress
+                delivery.last_request = {"step": step.kind.value, "ticket_id": link.ticket_id}
+            if job.progress >= len(job.steps):
+                if link is not None and (delivery.plan or {}).get("outcome") != "ignored":
+                    link.applied_status = job.alert.status.value
+                delivery.state = "done"
+                delivery.finished_at = now
+                delivery.lease_owner = None
+                delivery.lease_expires_at = None
+                delivery.last_error = (delivery.plan or {}).get("reason") or None
+            else:
+                delivery.lease_expires_at = now + self.lease
+            self._flush_calls(session, job.integration_id, job.delivery_id)
+
     def _ensure_plan(
         self,
         session: Session,
@@ -291,7 +417,7 @@ class Worker:
         alert: IncomingAlert,
         settings: IntegrationSettings,
     ) -> bool:
-        """Plan at the first attempt; commit a pending link before any create is sent.
+        """Plan at the first attempt; a create gets a pending link (with its marker) first.
 
         Returns whether the pending link was made just now (then no create can have been sent yet,
         and the marker lookup is skipped).
@@ -314,119 +440,11 @@ class Worker:
                     marker=new_marker(),
                 )
             )
+            session.flush()
             fresh = True
         delivery.plan = plan_to_json(decided, episode)
         delivery.outcome = decided.outcome.value
         return fresh
-
-    def _run_step(
-        self,
-        delivery_id: int,
-        alert: IncomingAlert,
-        settings: IntegrationSettings,
-        target: TicketTarget,
-        step: Step,
-        index: int,
-        episode: int,
-        fresh_marker: bool,
-    ) -> None:
-        now = self.clock()
-        with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
-            link = session.scalar(
-                select(TicketLink).where(
-                    TicketLink.alert_id == (delivery.alert_id if delivery else -1),
-                    TicketLink.episode == episode,
-                )
-            )
-            if delivery is None or link is None:
-                raise ConfigError("the delivery or its ticket link vanished")
-            integration_id = delivery.integration_id
-            alert_id = delivery.alert_id
-            marker, ticket_id, state = link.marker, link.ticket_id, link.state
-            routes = tenant_routes(session, integration_id) if step.kind is StepKind.CREATE else {}
-        ref: TicketRef | None = None
-        if step.kind is StepKind.CREATE:
-            if state != TicketState.PENDING_CREATE.value and ticket_id is not None:
-                ref = TicketRef(ticket_id)  # created by an earlier delivery's attempt
-            else:
-                route = route_company(alert, settings, routes)
-                if route.company_id is None:
-                    raise _Dropped(route.dropped or "no company")
-                if not fresh_marker:
-                    ref = target.find_ticket_by_marker(marker)
-                if ref is None:
-                    draft = build_draft(
-                        alert,
-                        company_id=route.company_id,
-                        status=step.status or settings.status_map[AlertStatus.ACTIVE],
-                        marker=marker,
-                        settings=settings,
-                        now=now,
-                    )
-                    ref = target.create_ticket(draft)
-                    self._hit_faultpoint("after_create")
-        elif ticket_id is None:
-            raise ConfigError(f"step {step.kind.value} needs a ticket, and the alert has none")
-        elif step.kind is StepKind.NOTE:
-            target.add_note(ticket_id, step.title, step.text)
-        elif step.kind is StepKind.COMPLETE:
-            target.set_status(ticket_id, step.status or 5, resolution=step.text or None)
-        else:  # SET_STATUS, REOPEN
-            target.set_status(ticket_id, step.status or 1)
-        with self.services.transaction() as session:
-            link = session.scalar(
-                select(TicketLink).where(
-                    TicketLink.alert_id == alert_id, TicketLink.episode == episode
-                )
-            )
-            delivery = session.get(Delivery, delivery_id)
-            if link is None or delivery is None:
-                raise ConfigError("the delivery or its ticket link vanished")
-            if ref is not None:
-                link.state = TicketState.OPEN.value
-                link.ticket_id = ref.ticket_id
-                link.ticket_number = ref.ticket_number or link.ticket_number
-                link.ticket_status = ref.status if ref.status is not None else step.status
-            elif step.kind is StepKind.NOTE:
-                link.last_note_at = now
-            elif step.kind is StepKind.COMPLETE:
-                link.state = TicketState.COMPLETED.value
-                link.completed_at = now
-                link.ticket_status = step.status
-            else:
-                link.state = TicketState.OPEN.value
-                link.completed_at = None
-                link.ticket_status = step.status
-            delivery.progress = index + 1
-            delivery.lease_expires_at = now + self.lease
-            delivery.last_request = {"step": step.kind.value, "ticket_id": link.ticket_id}
-            self._flush_calls(session, integration_id, delivery_id)
-
-    def _finish(self, delivery_id: int, alert: IncomingAlert) -> None:
-        now = self.clock()
-        with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
-            if delivery is None:
-                return
-            stored = delivery.plan or {}
-            if stored.get("outcome") != Outcome.IGNORED.value:
-                link = session.scalar(
-                    select(TicketLink).where(
-                        TicketLink.alert_id == delivery.alert_id,
-                        TicketLink.episode == int(stored.get("episode", 1)),
-                    )
-                )
-                if link is not None:
-                    link.applied_status = alert.status.value
-            delivery.state = "done"
-            delivery.finished_at = now
-            delivery.lease_owner = None
-            delivery.lease_expires_at = None
-            delivery.last_error = (
-                None if stored.get("outcome") != "ignored" else stored.get("reason")
-            )
-            self._flush_calls(session, delivery.integration_id, delivery_id)
 
     def _ignored(self, delivery_id: int, integration_id: int, reason: str) -> None:
         with self.services.transaction() as session:

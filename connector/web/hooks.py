@@ -37,7 +37,10 @@ def receive(source: str) -> tuple[Response, int]:
     if not request.is_json:
         raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before any parsing
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError as e:  # e.g. "[[[[…" a million deep: the decoder gives up
+        raise PayloadError(f"the body is nested too deeply to parse ({len(raw)} bytes)") from e
     if payload is None:
         raise PayloadError(f"the body is not valid JSON ({len(raw)} bytes)")
     alerts = adapter.parse(payload)

@@ -77,8 +77,8 @@ class Connector:
 
         def healthy() -> bool:
             try:
-                return self.session.get(f"{self.base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return self.session.get(f"{self.base}/healthz", timeout=5).status_code == 200
+            except requests.RequestException:
                 return False
 
         wait_until(healthy, 30, "the web process to answer /healthz")
