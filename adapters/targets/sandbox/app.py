@@ -65,6 +65,8 @@ class Call:
     duration_ms: float = 0.0
     #: The JSON body of an accepted REST write, kept for conformance tests.
     request_body: Any = None
+    #: Whether the call is in the log already (a dropped call is logged before the drop).
+    recorded: bool = False
 
     def describe(self) -> dict[str, Any]:
         """Return the call as /_sandbox/calls lists it."""
@@ -111,9 +113,11 @@ class Sandbox:
             self._calls.clear()
 
     def record(self, call: Call) -> None:
-        """Append a finished call to the log."""
+        """Append a finished call to the log (once)."""
         with self._calls_lock:
-            self._calls.append(call)
+            if not call.recorded:
+                call.recorded = True
+                self._calls.append(call)
 
     def calls(self) -> list[Call]:
         """Every call logged since the last reset, oldest first."""
@@ -201,8 +205,14 @@ class Sandbox:
             call.fault = "hang"
             self.sleep(fault.hang_seconds)
             return
+        sock = request.environ.get("werkzeug.socket")
+        if sock is None:
+            raise SandboxError("The drop fault needs the sandbox's own HTTP server.", status=502)
         call.fault = "drop"
-        _drop(request.environ)
+        # Log the call before the client can see its connection end, so a test that catches the
+        # ConnectionError finds the call in /_sandbox/calls.
+        self._finish(call, Response(status=200))
+        _drop(sock)
 
 
 def new_call(api: str, endpoint: str, operation: str) -> Call:
@@ -219,7 +229,7 @@ def new_call(api: str, endpoint: str, operation: str) -> Call:
 
 
 class _CaseInsensitivePrefix:
-    """Lower-case the path of Autotask calls so /ATServicesRest/V1.0 and /atservicesrest/v1.0 match."""
+    """Lower-case Autotask paths: /ATServicesRest/V1.0 and /atservicesrest/v1.0 are one API."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
@@ -232,14 +242,11 @@ class _CaseInsensitivePrefix:
         return self.app(environ, start_response)
 
 
-def _drop(environ: WSGIEnvironment) -> None:
+def _drop(sock: socket.socket) -> None:
     """End the client's connection without an answer (FIN, then RST on close).
 
-    The answer Flask still writes fails with a broken pipe, which the server treats as a client gone.
+    The answer Flask still writes fails with a broken pipe: to the server, a client gone.
     """
-    sock = environ.get("werkzeug.socket")
-    if sock is None:
-        raise SandboxError("The drop fault needs the sandbox's own HTTP server.", status=502)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     try:
         sock.shutdown(socket.SHUT_RDWR)

@@ -35,7 +35,8 @@ class FaultPlan:
 
     def describe(self) -> dict[str, Any]:
         """Return the plan as the JSON GET /_sandbox/faults answers."""
-        return FaultPlanSchema().dump(self)
+        described: dict[str, Any] = FaultPlanSchema().dump(self)
+        return described
 
 
 class AmbiguousCreateSchema(Schema):
@@ -46,7 +47,9 @@ class AmbiguousCreateSchema(Schema):
         fields.String(validate=validate.OneOf(["Tickets", "TicketNotes"])),
         load_default=lambda: ["Tickets"],
     )
-    count = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    count = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1)
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> AmbiguousCreate:
@@ -56,11 +59,13 @@ class AmbiguousCreateSchema(Schema):
 class FaultPlanSchema(Schema):
     latency_ms = fields.Float(load_default=0.0, validate=validate.Range(0, 600_000))
     error_rate = fields.Float(load_default=0.0, validate=validate.Range(0, 1))
-    error_status = fields.Integer(load_default=500, validate=validate.Range(400, 599))
-    error_count = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    error_status = fields.Integer(load_default=500, strict=True, validate=validate.Range(400, 599))
+    error_count = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1)
+    )
     outage = fields.Boolean(load_default=False)
     ambiguous_create = fields.Nested(AmbiguousCreateSchema, load_default=None, allow_none=True)
-    seed = fields.Integer(load_default=None, allow_none=True)
+    seed = fields.Integer(load_default=None, allow_none=True, strict=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> FaultPlan:
@@ -71,8 +76,7 @@ def load_plan(body: Any) -> FaultPlan:
     """Validate a POST /_sandbox/faults body; raise ValidationError naming the bad fields."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["Expected a JSON object."]})
-    plan = FaultPlanSchema().load(body)
-    assert isinstance(plan, FaultPlan)
+    plan: FaultPlan = FaultPlanSchema().load(body)
     return plan
 
 

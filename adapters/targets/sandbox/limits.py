@@ -28,7 +28,9 @@ class LimitSettings:
     hourly_threshold: int = 10_000
     timeframe_minutes: int = 60
     #: [(fraction of the threshold used, added seconds per call)], checked from the highest.
-    latency_tiers: list[tuple[float, float]] = field(default_factory=lambda: [(0.5, 0.5), (0.75, 1.0)])
+    latency_tiers: list[tuple[float, float]] = field(
+        default_factory=lambda: [(0.5, 0.5), (0.75, 1.0)]
+    )
     thread_limit: int = 3
 
 
@@ -45,10 +47,9 @@ class ApiLimits:
         self._in_flight: dict[tuple[str, str], int] = {}
 
     def reset(self) -> None:
-        """Forget the window and every in-flight count."""
+        """Forget the window; requests still in flight keep their threads until they finish."""
         with self._lock:
             self._window.clear()
-            self._in_flight.clear()
 
     def _expire(self, now: float) -> None:
         horizon = now - self.settings.timeframe_minutes * 60

@@ -1,4 +1,4 @@
-"""Autotask query filters: one condition tree, parsed from REST JSON or SOAP queryxml, evaluated here.
+"""Autotask query filters: one condition tree, parsed from REST JSON or SOAP queryxml.
 
 REST operators: eq, noteq, gt, gte, lt, lte, beginsWith, endsWith, contains, exist, notExist, in,
 notIn, and or/and groups with `items`. Reference: ../shared/reference/autotask-api.md §4.
@@ -197,6 +197,8 @@ def matches(record: dict[str, Any], node: Condition | Group) -> bool:
 
 
 def _looks_like_datetime(value: Any) -> bool:
+    if isinstance(value, list):  # the values of in/notIn
+        return any(isinstance(v, datetime) for v in value)
     return isinstance(value, datetime)
 
 

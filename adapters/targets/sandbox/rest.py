@@ -7,6 +7,7 @@ PagingModel, …) of tests/fixtures/autotask/specs/autotask-rest-swagger-v1.0.Se
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from adapters.targets.sandbox.app import REST_PREFIX, Sandbox, new_call
+from adapters.targets.sandbox.app import REST_PREFIX, Call, Sandbox, new_call
 from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
 from adapters.targets.sandbox.service import MAX_PAGE
@@ -37,9 +38,17 @@ ROUTES = Map(
             methods=["GET"],
         ),
         # No DELETE on Tickets: a 405 with ASP.NET's body (autotask-api.md §3 and §7).
-        Rule("/v1.0/<any(tickets, companies):entity>", endpoint="write", methods=["POST", "PATCH", "PUT"]),
+        Rule(
+            "/v1.0/<any(tickets, companies):entity>",
+            endpoint="write",
+            methods=["POST", "PATCH", "PUT"],
+        ),
         Rule(f"/v1.0/<{_ENTITIES}:entity>/entityinformation", endpoint="info", methods=["GET"]),
-        Rule(f"/v1.0/<{_ENTITIES}:entity>/entityinformation/fields", endpoint="fields", methods=["GET"]),
+        Rule(
+            f"/v1.0/<{_ENTITIES}:entity>/entityinformation/fields",
+            endpoint="fields",
+            methods=["GET"],
+        ),
         Rule(
             f"/v1.0/<{_ENTITIES}:entity>/entityinformation/userdefinedfields",
             endpoint="udfs",
@@ -81,7 +90,10 @@ def register(app: Flask, sandbox: Sandbox) -> None:
             return response
         except NotFound:
             response = jsonify(
-                {"Message": f"No HTTP resource was found that matches the request URI '{request.url}'."}
+                {
+                    "Message": "No HTTP resource was found that matches the request URI"
+                    f" '{request.url}'."
+                }
             )
             response.status_code = 404
             return response
@@ -114,7 +126,7 @@ def _headers() -> tuple[str | None, str | None, str | None]:
 class _Handler:
     """One request's REST operations, each returning the response body as Autotask shapes it."""
 
-    def __init__(self, sandbox: Sandbox, call: Any, entity: str, args: dict[str, Any]) -> None:
+    def __init__(self, sandbox: Sandbox, call: Call, entity: str, args: Mapping[str, Any]) -> None:
         self.sandbox = sandbox
         self.service = sandbox.service
         self.call = call
@@ -249,7 +261,8 @@ class _Handler:
             # Keyset paging as real nextPageUrls carry it (autotask-api.md §4):
             # paging={"pageSize":500,"previousIds":[-1],"nextIds":[725]}
             paging = {"pageSize": max_records, "previousIds": previous, "nextIds": [start_after]}
-            return f"{base}?paging={quote(json.dumps(paging, separators=(',', ':')))}&search={search_text}"
+            paging_text = quote(json.dumps(paging, separators=(",", ":")))
+            return f"{base}?paging={paging_text}&search={search_text}"
 
         next_url = page_url([*previous_ids, after_id], items[-1]["id"]) if more and items else None
         prev_url = page_url(previous_ids[:-1], previous_ids[-1]) if previous_ids else None

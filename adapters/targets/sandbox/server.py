@@ -9,6 +9,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from adapters.targets.sandbox.app import Sandbox, create_sandbox_app
 
+#: How often the serving loop checks for stop(); stop() waits up to this long (default 0.5 s).
+POLL_INTERVAL = 0.05
+
 
 class _QuietHandler(WSGIRequestHandler):
     """Request handler that does not print an access-log line per request."""
@@ -50,7 +53,10 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve in a daemon thread and return self."""
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="autotask-sandbox", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL},
+            name="autotask-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

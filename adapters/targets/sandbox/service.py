@@ -86,7 +86,9 @@ class SandboxService:
             if row["required"] and not row["read_only"] and prop != "id"
         ]
 
-    def _coerce(self, entity: str, values: dict[str, Any], *, nulls_allowed: bool) -> dict[str, Any]:
+    def _coerce(
+        self, entity: str, values: dict[str, Any], *, nulls_allowed: bool
+    ) -> dict[str, Any]:
         """Validate types, lengths, picklists and references of the writable values given."""
         errors: list[str] = []
         clean: dict[str, Any] = {}
@@ -101,7 +103,9 @@ class SandboxService:
                 if not nulls_allowed:
                     # Explicit nulls on create fail with HTTP 500 (autotask-api.md §3,
                     # KelvinTegelaar/AutotaskAPI issue #26): clients must omit unset fields.
-                    errors.append(f"Invalid value null for field {prop}; omit fields with no value.")
+                    errors.append(
+                        f"Invalid value null for field {prop}; omit fields with no value."
+                    )
                 clean[prop] = None
                 continue
             try:
@@ -244,7 +248,9 @@ class SandboxService:
         key = PARENTS[entity][1]
         given = values.get(key)
         if given is not None and str(given) != str(parent_id):
-            raise SandboxError(f"{key} {given} does not match the parent id {parent_id} in the URL.")
+            raise SandboxError(
+                f"{key} {given} does not match the parent id {parent_id} in the URL."
+            )
         return values | {key: parent_id}
 
     def _stamp_create(self, entity: str, record: dict[str, Any], now: datetime) -> None:
@@ -288,7 +294,20 @@ class SandboxService:
     def _next_ticket_number(self, now: datetime) -> str:
         """Ticket numbers look like T20180724.0001 (trepidity/autotask_ruby query fixture)."""
         day = now.strftime("%Y%m%d")
-        self._ticket_numbers[day] = self._ticket_numbers.get(day, 0) + 1
+        if day not in self._ticket_numbers:
+            # Continue after the tickets a state file already holds for the day.
+            prefix = f"T{day}."
+            self._ticket_numbers[day] = max(
+                (
+                    int(number.removeprefix(prefix))
+                    for ticket in self.state.all("Tickets")
+                    if isinstance(number := ticket.get("ticketNumber"), str)
+                    and number.startswith(prefix)
+                    and number.removeprefix(prefix).isdigit()
+                ),
+                default=0,
+            )
+        self._ticket_numbers[day] += 1
         return f"T{day}.{self._ticket_numbers[day]:04d}"
 
     # -- reads ---------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ class SandboxState:
             self.reset()
 
     def _load(self) -> None:
-        assert self._db is not None
+        if self._db is None:
+            return
         for entity, record_id, body in self._db.execute("SELECT entity, id, body FROM records"):
             self._records[entity][record_id] = json.loads(body)
         for entity, next_id in self._db.execute("SELECT entity, next_id FROM sequences"):

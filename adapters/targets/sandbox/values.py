@@ -20,7 +20,9 @@ def parse_datetime(text: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """Format as the wire form the sandbox answers with: UTC with milliseconds and a Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 def coerce_value(prop: str, kind: str, value: Any) -> Any:
@@ -34,7 +36,9 @@ def coerce_value(prop: str, kind: str, value: Any) -> Any:
         try:
             number = int(value)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"Invalid value {value!r} for field {prop}: expected an integer.") from e
+            raise ValueError(
+                f"Invalid value {value!r} for field {prop}: expected an integer."
+            ) from e
         limit = 2**31 if kind == "int32" else 2**63
         if not -limit <= number < limit:
             raise ValueError(f"Value {value!r} for field {prop} is out of range for {kind}.")
@@ -54,7 +58,9 @@ def coerce_value(prop: str, kind: str, value: Any) -> Any:
         try:
             return format_datetime(parse_datetime(str(value)))
         except ValueError as e:
-            raise ValueError(f"Invalid value {value!r} for field {prop}: expected a date-time.") from e
+            raise ValueError(
+                f"Invalid value {value!r} for field {prop}: expected a date-time."
+            ) from e
     if isinstance(value, dict | list):
         raise ValueError(f"Invalid value for field {prop}: expected a string.")
     return value if isinstance(value, str) else str(value)
