@@ -1,0 +1,367 @@
+"""The worker against an in-memory ticket target, on SQLite and PostgreSQL.
+
+Claims, per-alert order, leases, retries, dead letters, exactly-once creates and resumption.
+The HTTP side is proven in tests/e2e; here the target is a fake whose failures are scripted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from connector.domain import TicketDraft, TicketRef
+from connector.errors import TargetError, TargetRejected, TargetUnavailable
+from connector.integration import IntegrationSettings
+from connector.models import ApiCall, Delivery, Integration, TicketLink
+from connector.ports import CallRecorder, TicketTarget
+from connector.services import Services
+from connector.worker import RetryPolicy, Worker
+from tests.conftest import HOOK_TOKEN
+
+
+@dataclass
+class FakeTicket:
+    ticket_id: int
+    draft: TicketDraft
+    status: int
+    notes: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakeTarget:
+    """Autotask in a dict; `fail` scripts errors per operation (popped one per call)."""
+
+    tickets: dict[int, FakeTicket] = field(default_factory=dict)
+    fail: dict[str, list[Exception]] = field(default_factory=dict)
+    #: create: commit the ticket, then raise this (an answer lost on the way back)
+    lose_create_answer: list[Exception] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def _maybe_fail(self, operation: str) -> None:
+        self.calls.append(operation)
+        if self.fail.get(operation):
+            raise self.fail[operation].pop(0)
+
+    def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
+        self._maybe_fail("find")
+        for ticket in self.tickets.values():
+            if ticket.draft.marker == marker:
+                return TicketRef(ticket.ticket_id, f"T{ticket.ticket_id}", ticket.status)
+        return None
+
+    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        self._maybe_fail("create")
+        ticket_id = 1000 + len(self.tickets)
+        self.tickets[ticket_id] = FakeTicket(ticket_id, draft, draft.status, history=["create"])
+        if self.lose_create_answer:
+            raise self.lose_create_answer.pop(0)
+        return TicketRef(ticket_id, f"T{ticket_id}", draft.status)
+
+    def add_note(self, ticket_id: int, title: str, text: str) -> int:
+        self._maybe_fail("note")
+        self.tickets[ticket_id].notes.append(title)
+        self.tickets[ticket_id].history.append("note")
+        return len(self.tickets[ticket_id].notes)
+
+    def set_status(self, ticket_id: int, status: int, *, resolution: str | None = None) -> None:
+        self._maybe_fail("status")
+        self.tickets[ticket_id].status = status
+        self.tickets[ticket_id].history.append(f"status {status}")
+
+    def get_ticket(self, ticket_id: int) -> TicketRef | None:
+        ticket = self.tickets.get(ticket_id)
+        return TicketRef(ticket_id, None, ticket.status) if ticket else None
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def fake() -> FakeTarget:
+    return FakeTarget()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(connector_app: Flask) -> Services:
+    found: Services = connector_app.extensions["connector"]
+    return found
+
+
+@pytest.fixture
+def make_worker(services: Services, fake: FakeTarget, clock: Clock) -> Callable[..., Worker]:
+    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+        return fake
+
+    def build(worker_id: str = "w1") -> Worker:
+        return Worker(services, factory, worker_id=worker_id, clock=clock, rng=random.Random(1))
+
+    return build
+
+
+def post(client: FlaskClient, fingerprint: str, status: str, **extra: Any) -> None:
+    body = {
+        "id": fingerprint,
+        "status": status,
+        "severity": "error",
+        "title": f"Alert {fingerprint}",
+    }
+    body.update(extra)
+    response = client.post(
+        "/hooks/generic", json=body, headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+    )
+    assert response.status_code == 202, response.get_json()
+
+
+def deliveries(services: Services) -> list[Delivery]:
+    with services.transaction() as session:
+        return list(session.scalars(select(Delivery).order_by(Delivery.id)))
+
+
+def drain(worker: Worker, clock: Clock, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        if not worker.run_once():
+            clock.advance(seconds=10)  # let retries fall due
+            if not worker.run_once():
+                return
+
+
+def test_claims_keep_per_alert_order_and_never_hand_out_an_alerts_later_event(
+    client: FlaskClient, services: Services, make_worker: Callable[..., Worker]
+) -> None:
+    post(client, "a", "active")
+    post(client, "a", "acknowledged", acknowledged_by="jane")
+    post(client, "b", "active")
+    first, second = make_worker("w1"), make_worker("w2")
+    a1, a2, b1 = (d.id for d in deliveries(services))
+    assert first.claim() == [a1, b1]
+    assert second.claim() == []  # a2 waits for a1, which w1 holds
+    first.process(a1)
+    assert second.claim() == [a2]
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_backs_off(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    first, second = make_worker("w1"), make_worker("w2")
+    (claimed,) = first.claim()
+    clock.advance(seconds=31)  # WORKER_LEASE_SECONDS is 30 in the test settings
+    assert second.claim() == [claimed]
+    first.process(claimed)  # its lease is gone: it must not touch Autotask
+    assert fake.calls == []
+    second.process(claimed)
+    assert len(fake.tickets) == 1
+    assert deliveries(services)[0].attempts == 2
+
+
+def test_lifecycle_creates_updates_and_completes_one_ticket(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active", tenant="fabrikam")
+    post(client, "a", "acknowledged", acknowledged_by="jane", note="on it")
+    post(client, "a", "cleared")
+    drain(make_worker(), clock)
+    (ticket,) = fake.tickets.values()
+    assert ticket.draft.company_id == 29683415
+    assert ticket.draft.priority == 1  # error → High
+    assert ticket.history == ["create", "status 8", "note", "note", "status 5"]
+    assert [d.outcome for d in deliveries(services)] == ["created", "updated", "completed"]
+    with services.transaction() as session:
+        link = session.scalars(select(TicketLink)).one()
+        assert (link.state, link.ticket_id, link.ticket_status) == ("completed", 1000, 5)
+
+
+@pytest.mark.parametrize(
+    ("error", "state", "attempts"),
+    [
+        (TargetUnavailable("Autotask answered 503"), "pending", 1),
+        (TargetRejected("Value does not reference an existing entity"), "dead", 1),
+        (TargetError("thread threshold", retryable=True, retry_after=120), "pending", 1),
+    ],
+    ids=["retryable waits", "permanent dead-letters at once", "rate limited waits"],
+)
+def test_a_failed_attempt_is_retried_or_dead_lettered_by_kind(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+    error: TargetError,
+    state: str,
+    attempts: int,
+) -> None:
+    post(client, "a", "active")
+    fake.fail["create"] = [error]
+    make_worker().run_once()
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.attempts) == (state, attempts)
+    assert delivery.last_error == str(error)
+    if state == "pending":
+        wait = (delivery.next_attempt_at - clock.now).total_seconds()
+        expected = max(0.05, error.retry_after or 0)  # RETRY_DELAYS starts at 0.05 s
+        assert expected * 0.8 <= wait <= max(expected * 1.2, error.retry_after or 0)
+
+
+def test_retryable_failures_dead_letter_once_the_deadline_passes(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    worker = make_worker()
+    fake.fail["create"] = [TargetUnavailable("down")] * 3
+    worker.run_once()
+    clock.advance(hours=73)  # DELIVERY_MAX_AGE_HOURS defaults to 72
+    worker.run_once()
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.attempts) == ("dead", 2)
+    assert fake.tickets == {}
+
+
+def test_a_create_whose_answer_was_lost_is_adopted_by_marker_not_repeated(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    fake.lose_create_answer = [TargetUnavailable("read timed out")]
+    drain(make_worker(), clock)
+    assert len(fake.tickets) == 1
+    assert fake.calls == ["create", "find"]
+    with services.transaction() as session:
+        link = session.scalars(select(TicketLink)).one()
+        assert (link.state, link.ticket_id) == ("open", 1000)
+
+
+def test_a_retry_resumes_after_the_steps_already_done(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    post(client, "a", "acknowledged", acknowledged_by="jane")
+    fake.fail["note"] = [TargetUnavailable("503")]
+    drain(make_worker(), clock)
+    (ticket,) = fake.tickets.values()
+    assert ticket.history == ["create", "status 8", "note"]  # the status was not set twice
+
+
+@pytest.mark.parametrize(
+    ("reopen_minutes", "tickets", "history"),
+    [
+        (1440, 1, ["create", "note", "status 5", "status 1", "note"]),
+        (0, 2, ["create", "note", "status 5"]),
+    ],
+    ids=["fires again within the window: reopened", "after the window: a new ticket"],
+)
+def test_an_alert_firing_again_after_completion(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+    reopen_minutes: int,
+    tickets: int,
+    history: list[str],
+) -> None:
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        integration.settings = {**integration.settings, "reopen_window_minutes": reopen_minutes}
+    worker = make_worker()
+    post(client, "a", "active", occurred_at="2026-11-22T12:00:00Z")
+    post(client, "a", "cleared", occurred_at="2026-11-22T12:05:00Z")
+    drain(worker, clock)
+    clock.advance(minutes=10)
+    post(client, "a", "active", occurred_at="2026-11-22T12:15:00Z")
+    drain(worker, clock)
+    assert len(fake.tickets) == tickets
+    assert fake.tickets[1000].history == history
+    with services.transaction() as session:
+        episodes = [link.episode for link in session.scalars(select(TicketLink))]
+    assert episodes == list(range(1, tickets + 1))
+
+
+def test_every_target_call_is_recorded_as_an_api_call(
+    client: FlaskClient, services: Services, clock: Clock
+) -> None:
+    from connector.domain import ApiCallRecord
+
+    class Recording(FakeTarget):
+        recorder: CallRecorder | None = None
+
+        def create_ticket(self, draft: TicketDraft) -> TicketRef:
+            assert self.recorder is not None
+            self.recorder(ApiCallRecord(clock.now, "POST", "Tickets", 200, 12.5))
+            return super().create_ticket(draft)
+
+    target = Recording()
+
+    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+        target.recorder = recorder
+        return target
+
+    post(client, "a", "active")
+    Worker(services, factory, clock=clock).run_once()
+    (delivery,) = deliveries(services)
+    with services.transaction() as session:
+        (call,) = session.scalars(select(ApiCall)).all()
+        assert (call.method, call.entity, call.http_status, call.execution_ms) == (
+            "POST",
+            "Tickets",
+            200,
+            12.5,
+        )
+        assert call.delivery_id == delivery.id
+
+
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "low", "high"),
+    [(1, None, 4.0, 6.0), (2, None, 24.0, 36.0), (9, None, 1440.0, 2160.0), (1, 60.0, 60.0, 60.0)],
+    ids=["first retry", "second retry", "schedule's last step repeats", "Retry-After wins"],
+)
+def test_retry_schedule_with_jitter(
+    attempts: int, retry_after: float | None, low: float, high: float
+) -> None:
+    policy = RetryPolicy((5, 30, 120, 300, 900, 1800), jitter=0.2)
+    waits = [policy.delay(attempts, retry_after, random.Random(seed)) for seed in range(200)]
+    assert low <= min(waits) and max(waits) <= high
+    if retry_after is None:
+        assert len(set(waits)) > 100  # jittered, not fixed
