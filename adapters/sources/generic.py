@@ -33,6 +33,17 @@ STATUS_WORDS = {
 MAX_ALERTS = 500
 
 
+def _storable(text: str) -> str:
+    """Refuse text no database can store: NUL characters (PostgreSQL) and unpaired surrogates."""
+    if "\x00" in text:
+        raise ValidationError("Must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValidationError("Must be valid Unicode (no unpaired surrogates).") from e
+    return text
+
+
 class _Scalar(fields.Field[str]):
     """A property value: string, number or boolean, kept as text."""
 
@@ -40,7 +51,7 @@ class _Scalar(fields.Field[str]):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, str | int | float):
-            return str(value)
+            return _storable(str(value))
         raise ValidationError("Must be a string, number or boolean.")
 
 
@@ -50,7 +61,18 @@ class _Text(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
-        return super()._deserialize(value, attr, data, **kwargs)
+        return _storable(super()._deserialize(value, attr, data, **kwargs))
+
+
+class _Moment(fields.AwareDateTime):
+    """An ISO 8601 timestamp in UTC (naive ones are taken as UTC)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as e:  # e.g. 0001-01-01T00:00:00+01:00
+            raise ValidationError("Out of the range of dates.") from e
 
 
 class GenericAlertSchema(Schema):
@@ -74,12 +96,12 @@ class GenericAlertSchema(Schema):
     tenant = _Text(load_default="", validate=validate.Length(max=255))
     monitor = _Text(load_default="", validate=validate.Length(max=255))
     properties = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=255)),
+        keys=_Text(validate=validate.Length(min=1, max=255)),
         values=_Scalar(),
         load_default=dict,
     )
-    started_at = fields.AwareDateTime(load_default=None, default_timezone=UTC)
-    occurred_at = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    started_at = _Moment(load_default=None, default_timezone=UTC)
+    occurred_at = _Moment(load_default=None, default_timezone=UTC)
     note = _Text(load_default="", validate=validate.Length(max=32_000))
     acknowledged_by = _Text(load_default="", validate=validate.Length(max=255))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from connector.errors import ConfigError, PayloadError, UnknownSourceError
 from connector.ingest import ingest
@@ -37,6 +37,11 @@ def receive(source: str) -> tuple[Response, int]:
     if not request.is_json:
         raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
     raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before any parsing
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # Werkzeug cuts a chunked body (no Content-Length) at the limit instead of refusing it;
+        # the cut cannot be told from a body of exactly the limit, so that is refused too.
+        raise RequestEntityTooLarge()
     try:
         payload = request.get_json(silent=True)
     except RecursionError as e:  # e.g. "[[[[…" a million deep: the decoder gives up

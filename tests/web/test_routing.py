@@ -1,0 +1,464 @@
+"""Which company an alert's ticket goes to, and what the ticket looks like.
+
+Through the webhook and the API (dispositions and deliveries), through one worker pass against the
+sandbox (the ticket's company), and as pure functions (route_company, build_draft).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from connector import create_app
+from connector.cli import prepare_database
+from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.integration import (
+    DESCRIPTION_LIMIT,
+    TITLE_LIMIT,
+    TRUNCATED,
+    IntegrationSettings,
+    MonitorOverride,
+    Route,
+    TenantRoute,
+    build_draft,
+    load_settings,
+    route_company,
+)
+from connector.wiring import make_worker
+from tests.conftest import API_TOKEN, HOOK_TOKEN, RestClient
+
+DEFAULT_COMPANY = 29683414
+FABRIKAM = 29683415
+NORTHWIND = 29683416
+OVERRIDE_COMPANY = 29683999
+
+
+def alert_body(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": "disk-srv01",
+        "status": "active",
+        "severity": "error",
+        "title": "Disk full on srv01",
+        "host": "srv01",
+    }
+    body.update(fields)
+    return body
+
+
+def hook(client: FlaskClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(
+        "/hooks/generic", json=body, headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return dict(response.get_json()["accepted"][0])
+
+
+def alert_detail(client: FlaskClient, alert_id: int) -> dict[str, Any]:
+    response = client.get(
+        f"/api/v1/alerts/{alert_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    assert response.status_code == 200
+    return dict(response.get_json())
+
+
+@pytest.fixture
+def drop_client(connector_settings: dict[str, Any]) -> Iterator[FlaskClient]:
+    """A connector whose integration drops alerts of unmapped tenants (unmapped = "drop")."""
+    settings = dict(connector_settings)
+    settings["INTEGRATION"] = dict(settings["INTEGRATION"], unmapped="drop")
+    app = create_app(settings)
+    prepare_database(app.extensions["connector"])
+    yield app.test_client()
+    app.extensions["connector"].dispose()
+
+
+# -- through the webhook and the API --------------------------------------------------------------
+
+DEFAULT_ROUTES = [
+    pytest.param({"tenant": "fabrikam"}, "queued", id="mapped-tenant"),
+    pytest.param({"tenant": "contoso"}, "queued", id="unmapped-tenant-to-default"),
+    pytest.param({}, "queued", id="no-tenant"),
+    pytest.param(
+        {"tenant": "switched-off"},
+        "dropped: tenant 'switched-off' is switched off",
+        id="switched-off-tenant",
+    ),
+    pytest.param(
+        {"tenant": "switched-off", "properties": {"autotask.accountid": str(OVERRIDE_COMPANY)}},
+        "queued",
+        id="accountid-beats-switched-off",
+    ),
+    pytest.param(
+        {"properties": {"autotask.accountid": "acme"}},
+        "dropped: autotask.accountid 'acme' is not a company id",
+        id="accountid-not-a-number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "disposition"), DEFAULT_ROUTES)
+def test_tenant_routing_is_visible_through_the_api(
+    client: FlaskClient, fields: dict[str, Any], disposition: str
+) -> None:
+    accepted = hook(client, alert_body(**fields))
+
+    assert accepted["disposition"] == disposition
+    detail = alert_detail(client, accepted["alert_id"])
+    assert [e["disposition"] for e in detail["events"]] == [disposition]
+    # A dropped event is kept and visible, but nothing is sent to Autotask for it.
+    expected = 1 if disposition == "queued" else 0
+    assert len(detail["deliveries"]) == expected
+
+
+def test_every_event_of_a_switched_off_tenant_is_dropped(client: FlaskClient) -> None:
+    body = alert_body(tenant="switched-off")
+    statuses = ["active", "acknowledged", "cleared"]
+
+    accepted = [hook(client, dict(body, status=status)) for status in statuses]
+
+    assert {a["disposition"] for a in accepted} == {
+        "dropped: tenant 'switched-off' is switched off"
+    }
+    detail = alert_detail(client, accepted[0]["alert_id"])
+    assert [e["status"] for e in detail["events"]] == statuses
+    assert detail["deliveries"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "disposition"),
+    [
+        pytest.param(
+            {"tenant": "contoso"},
+            "dropped: tenant 'contoso' is not mapped (unmapped: drop)",
+            id="unmapped-tenant-dropped",
+        ),
+        pytest.param({"tenant": "northwind"}, "queued", id="mapped-tenant"),
+        pytest.param({}, "queued", id="no-tenant-to-default"),
+        pytest.param(
+            {"tenant": "contoso", "properties": {"autotask.accountid": str(OVERRIDE_COMPANY)}},
+            "queued",
+            id="accountid-beats-unmapped-drop",
+        ),
+    ],
+)
+def test_unmapped_drop_drops_only_unmapped_tenants(
+    drop_client: FlaskClient, fields: dict[str, Any], disposition: str
+) -> None:
+    accepted = hook(drop_client, alert_body(**fields))
+
+    assert accepted["disposition"] == disposition
+    detail = alert_detail(drop_client, accepted["alert_id"])
+    assert len(detail["deliveries"]) == (1 if disposition == "queued" else 0)
+
+
+def test_drop_reason_quoting_a_long_tenant_fits_the_record(drop_client: FlaskClient) -> None:
+    accepted = hook(drop_client, alert_body(tenant="t" * 255))
+
+    disposition = accepted["disposition"]
+    assert disposition.startswith("dropped: tenant 'ttt")
+    assert disposition.endswith(TRUNCATED)
+    assert len(disposition) == 300
+    detail = alert_detail(drop_client, accepted["alert_id"])
+    assert detail["events"][0]["disposition"] == disposition
+
+
+def test_drop_reason_quoting_a_long_account_property_fits_the_record(
+    client: FlaskClient,
+) -> None:
+    accepted = hook(client, alert_body(properties={"autotask.accountid": "x" * 5000}))
+
+    assert accepted["disposition"].startswith("dropped: autotask.accountid 'xxx")
+    assert len(accepted["disposition"]) == 300
+
+
+# -- one worker pass against the sandbox: the ticket's company ------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("fields", "company"),
+    [
+        pytest.param({"tenant": "fabrikam"}, FABRIKAM, id="mapped-tenant"),
+        pytest.param({"tenant": "contoso"}, DEFAULT_COMPANY, id="unmapped-to-default"),
+        pytest.param(
+            {"tenant": "switched-off", "properties": {"autotask.accountid": str(NORTHWIND)}},
+            NORTHWIND,
+            id="accountid-beats-switched-off",
+        ),
+    ],
+)
+def test_ticket_is_created_for_the_routed_company(
+    client: FlaskClient,
+    connector_app: Flask,
+    rest: RestClient,
+    fields: dict[str, Any],
+    company: int,
+) -> None:
+    accepted = hook(client, alert_body(**fields))
+
+    assert make_worker(connector_app.extensions["connector"]).run_once() == 1
+
+    ticket = alert_detail(client, accepted["alert_id"])["ticket"]
+    assert ticket is not None
+    response = rest.get(f"Tickets/{ticket['ticket_id']}")
+    assert response.status_code == 200
+    assert response.json()["item"]["companyID"] == company
+
+
+# -- route_company --------------------------------------------------------------------------------
+
+TENANTS = {
+    "fabrikam": TenantRoute(FABRIKAM),
+    "northwind": TenantRoute(NORTHWIND),
+    "switched-off": TenantRoute(None, enabled=False),
+    "no-company": TenantRoute(None),
+}
+
+
+def incoming(**fields: Any) -> IncomingAlert:
+    values: dict[str, Any] = {
+        "source": "generic",
+        "fingerprint": "disk-srv01",
+        "status": AlertStatus.ACTIVE,
+        "severity": Severity.ERROR,
+        "title": "Disk full on srv01",
+    }
+    values.update(fields)
+    return IncomingAlert(**values)
+
+
+def account(value: str) -> dict[str, str]:
+    return {"autotask.accountid": value}
+
+
+@pytest.mark.parametrize(
+    ("fields", "settings", "route"),
+    [
+        pytest.param({}, {}, Route(DEFAULT_COMPANY), id="no-tenant-default"),
+        pytest.param({"tenant": "fabrikam"}, {}, Route(FABRIKAM), id="mapped"),
+        pytest.param({"tenant": "contoso"}, {}, Route(DEFAULT_COMPANY), id="unmapped-default"),
+        pytest.param(
+            {"tenant": "contoso"},
+            {"unmapped": "drop"},
+            Route(None, "tenant 'contoso' is not mapped (unmapped: drop)"),
+            id="unmapped-drop",
+        ),
+        pytest.param(
+            {"tenant": "switched-off"},
+            {},
+            Route(None, "tenant 'switched-off' is switched off"),
+            id="switched-off",
+        ),
+        pytest.param(
+            {"tenant": "switched-off", "properties": account("123")},
+            {},
+            Route(123),
+            id="accountid-beats-switched-off",
+        ),
+        pytest.param(
+            {"tenant": "fabrikam", "properties": account("123")},
+            {},
+            Route(123),
+            id="accountid-beats-mapping",
+        ),
+        pytest.param(
+            {"tenant": "contoso", "properties": account(" 123 ")},
+            {"unmapped": "drop"},
+            Route(123),
+            id="accountid-beats-unmapped-drop",
+        ),
+        pytest.param(
+            {"tenant": "fabrikam", "properties": account("")},
+            {},
+            Route(FABRIKAM),
+            id="empty-accountid-ignored",
+        ),
+        pytest.param(
+            {"properties": account("acme")},
+            {},
+            Route(None, "autotask.accountid 'acme' is not a company id"),
+            id="accountid-not-a-number",
+        ),
+        pytest.param(
+            {"tenant": "switched-off"},
+            {"tenant_mapping": False},
+            Route(DEFAULT_COMPANY),
+            id="tenant-mapping-off-uses-default",
+        ),
+        pytest.param(
+            {"tenant": "no-company"}, {}, Route(DEFAULT_COMPANY), id="mapping-without-company"
+        ),
+        pytest.param(
+            {"tenant": "contoso"},
+            {"default_company_id": None},
+            Route(None, "no tenant mapping applies and there is no default company"),
+            id="unmapped-no-default",
+        ),
+        pytest.param(
+            {"tenant": "fabrikam"}, {"default_company_id": None}, Route(FABRIKAM), id="no-default"
+        ),
+    ],
+)
+def test_route_company(fields: dict[str, Any], settings: dict[str, Any], route: Route) -> None:
+    options = IntegrationSettings(**({"default_company_id": DEFAULT_COMPANY} | settings))
+
+    assert route_company(incoming(**fields), options, TENANTS) == route
+
+
+# -- build_draft ----------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+STARTED = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def draft(alert: IncomingAlert, settings: IntegrationSettings | None = None) -> Any:
+    return build_draft(
+        alert,
+        company_id=FABRIKAM,
+        status=1,
+        marker="aac-1234",
+        settings=settings or load_settings({}),
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("severity", "priority"),
+    [
+        (Severity.CRITICAL, 4),
+        (Severity.ERROR, 1),
+        (Severity.WARNING, 2),
+        (Severity.INFO, 3),
+    ],
+    ids=str,
+)
+def test_default_priority_map(severity: Severity, priority: int) -> None:
+    assert draft(incoming(severity=severity)).priority == priority
+
+
+def test_priority_map_setting_overrides_one_severity_and_keeps_the_rest() -> None:
+    settings = load_settings({"priority_map": {"warning": 3}})
+
+    assert draft(incoming(severity=Severity.WARNING), settings).priority == 3
+    assert draft(incoming(severity=Severity.CRITICAL), settings).priority == 4
+
+
+def test_draft_carries_the_integration_defaults() -> None:
+    settings = load_settings(
+        {
+            "queue_id": 29682833,
+            "issue_type": 10,
+            "sub_issue_type": 220,
+            "ticket_category": 3,
+            "ticket_type": 5,
+            "source": 8,
+        }
+    )
+
+    result = draft(incoming(host="srv01", message="/var is 99% full"), settings)
+
+    assert result.company_id == FABRIKAM
+    assert result.status == 1
+    assert result.marker == "aac-1234"
+    assert result.title == "Disk full on srv01"
+    assert (result.queue_id, result.issue_type, result.sub_issue_type) == (29682833, 10, 220)
+    assert (result.ticket_category, result.ticket_type, result.source) == (3, 5, 8)
+    assert result.description.splitlines()[0] == "/var is 99% full"
+    assert "Host: srv01" in result.description.splitlines()
+    assert "Severity: error" in result.description.splitlines()
+
+
+MONITOR_SETTINGS = {
+    "queue_id": 29682833,
+    "issue_type": 10,
+    "sub_issue_type": 220,
+    "monitor_overrides": {
+        "disk": {"queue_id": 29682900, "issue_type": 11, "sub_issue_type": 230, "priority": 4},
+        "ping": {"issue_type": 12},
+        "cpu": {"priority": 3},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("monitor", "expected"),
+    [
+        pytest.param("disk", (29682900, 11, 230, 4), id="every-field"),
+        # Another issue type: the integration's sub-issue belongs to its own issue type.
+        pytest.param("ping", (29682833, 12, None, 1), id="issue-type-only"),
+        pytest.param("cpu", (29682833, 10, 220, 3), id="priority-only"),
+        pytest.param("memory", (29682833, 10, 220, 1), id="no-override"),
+        pytest.param("", (29682833, 10, 220, 1), id="no-monitor"),
+    ],
+)
+def test_monitor_overrides(monitor: str, expected: tuple[Any, ...]) -> None:
+    settings = load_settings(MONITOR_SETTINGS)
+
+    result = draft(incoming(monitor=monitor), settings)
+
+    assert (result.queue_id, result.issue_type, result.sub_issue_type, result.priority) == expected
+
+
+def test_monitor_override_settings_are_loaded_as_overrides() -> None:
+    settings = load_settings(MONITOR_SETTINGS)
+
+    assert settings.monitor_overrides["cpu"] == MonitorOverride(priority=3)
+
+
+@pytest.mark.parametrize(
+    ("started_at", "due_days", "due_at"),
+    [
+        pytest.param(STARTED, 1.0, STARTED + timedelta(days=1), id="start-plus-one-day"),
+        pytest.param(STARTED, 0.5, STARTED + timedelta(hours=12), id="half-a-day"),
+        pytest.param(STARTED, 0, STARTED, id="zero-days"),
+        pytest.param(None, 2.0, NOW + timedelta(days=2), id="no-start-uses-now"),
+    ],
+)
+def test_due_date_is_start_plus_due_days(
+    started_at: datetime | None, due_days: float, due_at: datetime
+) -> None:
+    settings = load_settings({"due_days": due_days})
+
+    assert draft(incoming(started_at=started_at), settings).due_at == due_at
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [(TITLE_LIMIT - 1, TITLE_LIMIT - 1), (TITLE_LIMIT, TITLE_LIMIT), (1000, TITLE_LIMIT)],
+)
+def test_title_is_cut_to_255_with_a_visible_marker(length: int, expected: int) -> None:
+    title = "T" * length
+
+    result = draft(incoming(title=title)).title
+
+    assert len(result) == expected
+    if length > TITLE_LIMIT:
+        assert result == "T" * (TITLE_LIMIT - len(TRUNCATED)) + TRUNCATED
+    else:
+        assert result == title
+
+
+def test_description_is_cut_to_8000_with_a_visible_marker() -> None:
+    result = draft(incoming(message="M" * 20_000, host="srv01")).description
+
+    assert len(result) == DESCRIPTION_LIMIT
+    assert result.endswith(TRUNCATED)
+    assert result.startswith("M" * 100)
+
+
+def test_description_of_exactly_8000_is_kept_whole() -> None:
+    tail = draft(incoming(message="M")).description[1:]  # "\nSeverity: error\nStarted: …"
+    message = "M" * (DESCRIPTION_LIMIT - len(tail))
+
+    exact = draft(incoming(message=message)).description
+    one_more = draft(incoming(message=message + "M")).description
+
+    assert exact == message + tail
+    assert len(exact) == DESCRIPTION_LIMIT
+    assert len(one_more) == DESCRIPTION_LIMIT
+    assert one_more.endswith(TRUNCATED)
