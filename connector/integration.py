@@ -242,7 +242,7 @@ def build_draft(
         priority=override.priority or settings.priority_map[alert.severity],
         marker=marker,
         queue_id=override.queue_id or settings.queue_id,
-        due_at=start + timedelta(days=settings.due_days),
+        due_at=_due(start, settings.due_days),
         ticket_category=settings.ticket_category,
         ticket_type=settings.ticket_type,
         issue_type=override.issue_type or settings.issue_type,
@@ -250,6 +250,14 @@ def build_draft(
         or (settings.sub_issue_type if not override.issue_type else None),
         source=settings.source,
     )
+
+
+def _due(start: datetime, days: float) -> datetime:
+    """Start + days; a start so far in the future that this overflows gets the latest date."""
+    try:
+        return start + timedelta(days=days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=start.tzinfo)
 
 
 __all__ = [

@@ -462,3 +462,17 @@ def test_description_of_exactly_8000_is_kept_whole() -> None:
     assert len(exact) == DESCRIPTION_LIMIT
     assert len(one_more) == DESCRIPTION_LIMIT
     assert one_more.endswith(TRUNCATED)
+
+
+def test_due_date_of_a_start_near_the_end_of_time_does_not_overflow() -> None:
+    from datetime import UTC, datetime
+
+    from connector.domain import AlertStatus, IncomingAlert, Severity
+    from connector.integration import IntegrationSettings, build_draft
+
+    far = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+    alert = IncomingAlert("generic", "fp", AlertStatus.ACTIVE, Severity.INFO, "t", started_at=far)
+    draft = build_draft(
+        alert, company_id=1, status=1, marker="m", settings=IntegrationSettings(), now=far
+    )
+    assert draft.due_at is not None and draft.due_at.year == 9999
