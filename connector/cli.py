@@ -151,7 +151,7 @@ def run() -> None:
             settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
     sandbox_server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
     if not settings["INTEGRATION"]:
-        settings["INTEGRATION"] = _sandbox_integration(sandbox_server)
+        settings["INTEGRATION"] = _sandbox_integration(sandbox_server, settings["AUTOTASK_API"])
     web, services = _make_web_server(settings)
     prepare_database(services)
     base = f"http://{settings['HOST']}:{web.server_port}"
@@ -212,12 +212,20 @@ def _local_token(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _sandbox_integration(server: SandboxServer) -> dict[str, Any]:
-    """The default integration of `make run`: the sandbox, with a default company and tenants."""
+def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:
+    """The default integration of `make run`: the sandbox, with a default company and tenants.
+
+    `flavour` (the AUTOTASK_API setting) chooses its API: rest or soap.
+    """
     user = server.sandbox.config.user
+    zone_lookup = {
+        "rest": f"{server.url}atservicesrest/",
+        "soap": f"{server.url}ATServices/1.6/atws.asmx",
+    }
     return {
         "name": "default",
-        "zone_lookup_url": f"{server.url}atservicesrest/",
+        "api_flavour": flavour,
+        "zone_lookup_url": zone_lookup[flavour],
         "username": user.username,
         "secret": user.secret,
         "integration_code": user.integration_code,

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_DELAYS": [5, 30, 120, 300, 900, 1800],
     "RETRY_JITTER": 0.2,
     "DELIVERY_MAX_AGE_HOURS": 72.0,
+    # API flavour of the sandbox integration `make run` configures: rest or soap
+    "AUTOTASK_API": "rest",
     # Outbound calls to Autotask
     "AUTOTASK_CONNECT_TIMEOUT": 5.0,
     "AUTOTASK_READ_TIMEOUT": 30.0,
@@ -170,6 +172,8 @@ def _validate(settings: Mapping[str, Any]) -> None:
         isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
     ):
         raise ConfigError(f"RETRY_DELAYS must be a non-empty list of seconds, got {delays!r}")
+    if settings["AUTOTASK_API"] not in ("rest", "soap"):
+        raise ConfigError(f"AUTOTASK_API must be rest or soap, got {settings['AUTOTASK_API']!r}")
     if not isinstance(settings["INTEGRATION"], dict):
         raise ConfigError("INTEGRATION must be a table (a JSON object in the environment)")
     unknown = sorted(set(settings) - set(DEFAULTS))

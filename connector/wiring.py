@@ -5,6 +5,8 @@ Like create_app, this is where the core meets the adapters; nothing else in conn
 
 from __future__ import annotations
 
+from typing import Any
+
 from connector.errors import ConfigError
 from connector.integration import IntegrationSettings
 from connector.models import Integration
@@ -17,16 +19,25 @@ def target_factory(services: Services) -> TargetFactory:
     """A factory that builds an integration's target, decrypting its secrets on the way."""
     from adapters.targets.autotask_rest.client import AutotaskRestClient
     from adapters.targets.autotask_rest.target import AutotaskRestTarget
+    from adapters.targets.autotask_soap.client import AutotaskSoapClient
+    from adapters.targets.autotask_soap.target import AutotaskSoapTarget
 
     settings = services.settings
+    flavours: dict[str, tuple[Any, Any]] = {
+        "rest": (AutotaskRestClient, AutotaskRestTarget),
+        "soap": (AutotaskSoapClient, AutotaskSoapTarget),
+    }
 
     def build(
         integration: Integration, options: IntegrationSettings, recorder: CallRecorder
     ) -> TicketTarget:
-        if integration.api_flavour != "rest":
-            raise ConfigError(f"API flavour {integration.api_flavour!r} is not supported yet")
+        if integration.api_flavour not in flavours:
+            raise ConfigError(
+                f"API flavour {integration.api_flavour!r} is unknown: use rest or soap"
+            )
+        client_class, target_class = flavours[integration.api_flavour]
         box = services.secret_box()
-        client = AutotaskRestClient(
+        client = client_class(
             integration.zone_lookup_url,
             integration.username,
             box.decrypt(integration.secret_encrypted),
@@ -36,7 +47,10 @@ def target_factory(services: Services) -> TargetFactory:
             read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
             recorder=recorder,
         )
-        return AutotaskRestTarget(client, note_type=options.note_type, publish=options.publish)
+        target: TicketTarget = target_class(
+            client, note_type=options.note_type, publish=options.publish
+        )
+        return target
 
     return build
 

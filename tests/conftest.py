@@ -158,11 +158,24 @@ def secret_key() -> str:
 
 
 @pytest.fixture
-def integration_config(sandbox_server: SandboxServer, api_user: ApiUser) -> dict[str, object]:
+def api_flavour() -> str:
+    """The Autotask API the connector talks (override or parametrize: rest or soap)."""
+    return "rest"
+
+
+@pytest.fixture
+def integration_config(
+    sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str
+) -> dict[str, object]:
     """The INTEGRATION setting of a connector wired to the running sandbox."""
+    zone_lookup = {
+        "rest": f"{sandbox_server.url}atservicesrest/",
+        "soap": f"{sandbox_server.url}ATServices/1.6/atws.asmx",
+    }
     return {
         "name": "default",
-        "zone_lookup_url": f"{sandbox_server.url}atservicesrest/",
+        "api_flavour": api_flavour,
+        "zone_lookup_url": zone_lookup[api_flavour],
         "username": api_user.username,
         "secret": api_user.secret,
         "integration_code": api_user.integration_code,

@@ -9,10 +9,14 @@ from typing import Any
 import pytest
 
 from adapters.targets.autotask_rest import AutotaskRestTarget
+from adapters.targets.autotask_soap import AutotaskSoapTarget
 from connector.ports import TicketTarget
 
 #: The ticket targets the worker can be given; add each new one here.
-TARGETS: dict[str, type[Any]] = {"autotask_rest": AutotaskRestTarget}
+TARGETS: dict[str, type[Any]] = {
+    "autotask_rest": AutotaskRestTarget,
+    "autotask_soap": AutotaskSoapTarget,
+}
 
 
 def port_methods(protocol: type[Any]) -> list[str]:

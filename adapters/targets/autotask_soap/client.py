@@ -1,0 +1,1098 @@
+"""Autotask's SOAP API (ATWS 1.6) as the connector calls it: zone lookup, envelopes, one `_request`.
+
+The SOAP twin of `adapters.targets.autotask_rest.client` (same constructor, same error model,
+same SSRF guard), modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3):
+one thin method per remote operation, every failure turned into a typed
+`connector.errors.TargetError` in one place (`_request` and `classify_failure`), and query paging
+in one helper. Envelopes are built with lxml, never by pasting values into strings, and answers
+are read with a hardened parser (../shared/reference/reliability-security.md §4.6). SOAP facts and
+their sources: ../shared/reference/autotask-api.md §10.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from lxml import etree
+from urllib3.exceptions import MaxRetryError
+
+from connector.domain import ApiCallRecord
+from connector.errors import (
+    TargetAuthError,
+    TargetError,
+    TargetRateLimited,
+    TargetRejected,
+    TargetUnavailable,
+)
+from connector.ports import CallRecorder
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ATWS_NS = "http://autotask.net/ATWS/v1_6/"
+SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+XSI_TYPE = f"{{{XSI_NS}}}type"
+XSI_NIL = f"{{{XSI_NS}}}nil"
+
+#: Elements of the ATWS namespace are written unprefixed, as the official samples do
+#: (autotask-api.md §10). lxml-stubs types nsmap keys as str; lxml takes None for the default.
+_ATWS_DEFAULT: Any = {None: ATWS_NS}
+
+#: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
+#: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
+DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
+
+#: "query() will return a maximum of 500 records at once, sorted by their id value … repeat the
+#: query and filter by id value > the previous maximum id". Reference: autotask-api.md §10
+#: (OFFICIAL QueryXML.htm).
+MAX_QUERY_RECORDS = 500
+
+#: A query never follows more pages than this (500 × 1000 records), so a server that keeps
+#: answering full pages cannot loop us forever.
+MAX_PAGES = 1000
+
+#: "Any batch call must be 200 or less entities per call". Reference: autotask-api.md §10
+#: (OFFICIAL Batching_API_Calls.htm; python-atws AUTOTASK_API_ENTITY_SEND_LIMIT = 200).
+MAX_BATCH = 200
+
+#: How much of an answer an error keeps.
+BODY_KEEP_CHARS = 2000
+
+#: Field order of the entities the connector writes: the xs:sequence of each complexType in the
+#: ATWS 1.6 WSDL (tests/fixtures/autotask/specs/atws-v1_6.trepidity-autotask_ruby.wsdl, types
+#: Ticket and TicketNote, after the Entity base's Fields, id, UserDefinedFields). Elements of an
+#: xs:sequence must come in this order, so entities are written in it (`wsdl_order`).
+FIELD_ORDER: dict[str, tuple[str, ...]] = {
+    "Ticket": (
+        "AccountID",
+        "AllocationCodeID",
+        "CompletedDate",
+        "ContactID",
+        "ContractID",
+        "CreateDate",
+        "CreatorResourceID",
+        "Description",
+        "DueDateTime",
+        "EstimatedHours",
+        "InstalledProductID",
+        "IssueType",
+        "LastActivityDate",
+        "Priority",
+        "QueueID",
+        "AssignedResourceID",
+        "AssignedResourceRoleID",
+        "Source",
+        "Status",
+        "SubIssueType",
+        "TicketNumber",
+        "Title",
+        "FirstResponseDateTime",
+        "ResolutionPlanDateTime",
+        "ResolvedDateTime",
+        "FirstResponseDueDateTime",
+        "ResolutionPlanDueDateTime",
+        "ResolvedDueDateTime",
+        "ServiceLevelAgreementID",
+        "ServiceLevelAgreementHasBeenMet",
+        "Resolution",
+        "PurchaseOrderNumber",
+        "TicketType",
+        "ProblemTicketId",
+        "OpportunityId",
+        "ChangeApprovalBoard",
+        "ChangeApprovalType",
+        "ChangeApprovalStatus",
+        "ChangeInfoField1",
+        "ChangeInfoField2",
+        "ChangeInfoField3",
+        "ChangeInfoField4",
+        "ChangeInfoField5",
+        "LastCustomerNotificationDateTime",
+        "LastCustomerVisibleActivityDateTime",
+        "ContractServiceID",
+        "ContractServiceBundleID",
+        "HoursToBeScheduled",
+        "MonitorTypeID",
+        "MonitorID",
+        "AEMAlertID",
+        "TicketCategory",
+        "ExternalID",
+        "FirstResponseInitiatingResourceID",
+        "FirstResponseAssignedResourceID",
+        "ProjectID",
+        "BusinessDivisionSubdivisionID",
+        "CreatorType",
+        "CompletedByResourceID",
+        "AccountPhysicalLocationID",
+        "LastActivityPersonType",
+        "LastActivityResourceID",
+        "ServiceLevelAgreementPausedNextEventHours",
+        "CurrentServiceThermometerRating",
+        "PreviousServiceThermometerRating",
+        "ServiceThermometerTemperature",
+    ),
+    "TicketNote": (
+        "CreatorResourceID",
+        "Description",
+        "LastActivityDate",
+        "NoteType",
+        "Publish",
+        "TicketID",
+        "Title",
+        "ImpersonatorCreatorResourceID",
+        "ImpersonatorUpdaterResourceID",
+        "CreateDateTime",
+    ),
+}
+
+_REDACTED = "<redacted>"
+_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
+
+#: Characters XML 1.0 cannot carry (lxml refuses them); alert text may hold any of them.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+#: "ThresholdOfExternalRequest: 10000; TimeframeOfLimitation: 60; numberOfExternalRequest: 0;"
+#: (trepidity/autotask_ruby threshold_and_usage_info_response.xml, autotask-api.md §10).
+_USAGE_PAIR = re.compile(r"\s*([A-Za-z]+)\s*:\s*(-?\d+)\s*;?")
+
+_INT_TYPES = frozenset(
+    {
+        "int",
+        "long",
+        "short",
+        "byte",
+        "integer",
+        "unsignedByte",
+        "unsignedShort",
+        "unsignedInt",
+        "unsignedLong",
+    }
+)
+
+
+class AutotaskUnavailable(TargetUnavailable):
+    """No usable answer from Autotask; retrying may help.
+
+    `ambiguous` is True when the request may have reached Autotask and been applied (read timeout,
+    connection dropped after sending, a server fault, a 2xx whose body we could not read): for a
+    create, the ticket may exist, so look its marker up before creating again. False means the
+    request was certainly not applied (connection refused, connect timeout, 503).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool,
+        response: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, response=response, retry_after=retry_after)
+        self.ambiguous = ambiguous
+
+
+class XsdValue(NamedTuple):
+    """A field value kept exactly as Autotask sent it: its text and its xsi:type."""
+
+    text: str
+    xsd_type: str
+
+
+class SoapEntity(dict[str, Any]):
+    """One ATWS entity: `id`, WSDL field names → values, and `UserDefinedFields` (name → value).
+
+    Values are Python values (int, str, bool, Decimal, float, datetime) or an `XsdValue`. An
+    entity read from Autotask remembers the xsi:type each field came with, so sending it back
+    (the full-entity update SOAP needs) repeats those types exactly.
+    """
+
+    def __init__(
+        self,
+        entity_type: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        xsd_types: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(fields or {})
+        self.entity_type = entity_type
+        self.xsd_types: dict[str, str] = dict(xsd_types or {})
+
+    def __repr__(self) -> str:
+        return f"SoapEntity({self.entity_type!r}, {dict(self)!r})"
+
+
+# -- the one table of Autotask's answers → our errors ------------------------------------------
+#
+# Reference: autotask-api.md §10 (401 for bad Basic credentials; ReturnCode ≠ 1 with ATWSError
+# messages; "IntegrationCode is invalid."), §7 and §8 (thread and hourly thresholds, 429).
+
+#: Thread limiting and the hourly threshold: rate limits on whatever status they arrive with
+#: (n8n-nodes-autotask: thread rejections "may arrive with a non-429 HTTP status", §7).
+_RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
+
+#: Credential failures reported as ATWS errors (python-atws #64, autotask-php #174, §10).
+_AUTH_MARKERS = (
+    "integrationcode is invalid",
+    "integration code required",
+    "user name or password are incorrect",
+    "authorization has been denied",
+)
+
+
+def classify_failure(
+    status: int, messages: Sequence[str], *, fault_code: str | None = None
+) -> tuple[type[TargetError], bool]:
+    """Map a failed answer to (error class, may the request have been applied?).
+
+    `status` is the HTTP status; an ATWSResponse with ReturnCode ≠ 1 arrives with a 2xx.
+    `fault_code` is the soap:Fault's faultcode (e.g. "soap:Client"), when the answer is a Fault.
+    """
+    text = " ".join(messages).lower()
+    code = (fault_code or "").rsplit(":", 1)[-1].split(".", 1)[0].lower()
+    if 300 <= status < 400:
+        # Redirects are never followed: credentials go only where the zone lookup allowed
+        # (reliability-security.md §4.5, ASVS 15.3.2).
+        return TargetRejected, False
+    if status == 429 or any(marker in text for marker in _RATE_LIMIT_MARKERS):
+        return TargetRateLimited, False
+    if status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
+        return TargetAuthError, False
+    if 200 <= status < 300:
+        # ReturnCode ≠ 1: the web method ran and refused the request (validation, lookup); a
+        # batch fails whole, so nothing was applied (OFFICIAL Batching_API_Calls.htm, §10).
+        return TargetRejected, False
+    if status == 408:
+        return TargetUnavailable, False  # the server gave up before it had the whole request
+    if code == "client" or 400 <= status < 500:
+        # SOAP 1.1 §4.4.1: a Client fault means "the message was incorrectly formed or did not
+        # contain the appropriate information … it should not be resent without change".
+        return TargetRejected, False
+    # SOAP 1.1 §4.4.1: a Server fault "may succeed at a later point in time". 503 was refused
+    # before processing; a 500 Fault, 502 or 504 may hide a request that was processed.
+    return TargetUnavailable, status != 503
+
+
+class _Answer(NamedTuple):
+    """A successful ATWSResponse (ReturnCode 1): its entities and EntityReturnInfo messages."""
+
+    entities: list[SoapEntity]
+    info_messages: list[str]
+
+
+class AutotaskSoapClient:
+    """One Autotask API user's SOAP (ATWS 1.6) client; every failure is a `TargetError`."""
+
+    #: SOAPAction is the namespace plus the operation (WSDL soap:operation soapAction).
+    SOAP_ACTION = ATWS_NS + "{operation}"
+
+    #: The zone of a user rarely changes; look it up again after this many seconds (and after a
+    #: 401, see `_call`).
+    ZONE_TTL_SECONDS = 3600.0
+
+    def __init__(
+        self,
+        zone_lookup_url: str,
+        username: str,
+        secret: str,
+        integration_code: str,
+        *,
+        allowed_zone_hosts: Sequence[str] = DEFAULT_ALLOWED_ZONE_HOSTS,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        recorder: CallRecorder | None = None,
+        session: requests.Session | None = None,
+        zone_ttl: float = ZONE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.zone_lookup_url = zone_lookup_url
+        self.username = username
+        self._secret = secret
+        self._integration_code = integration_code
+        self._basic = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+        self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
+        # requests' timeout is (connect, read); every request carries it.
+        # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
+        self.timeout = (connect_timeout, read_timeout)
+        self.recorder = recorder
+        self.session = session or requests.Session()
+        self.zone_ttl = zone_ttl
+        self.clock = clock
+        self._zone_lock = threading.Lock()
+        self._zone_url: str | None = None
+        self._zone_fetched = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"AutotaskSoapClient(zone_lookup_url={self.zone_lookup_url!r},"
+            f" username={self.username!r}, secret=<secret>, integration_code=<secret>)"
+        )
+
+    # -- remote operations ---------------------------------------------------------------------
+
+    def create(self, entities: Sequence[SoapEntity]) -> list[SoapEntity]:
+        """create: return the created entities as Autotask answers them (with their new ids)."""
+        return self._write("create", entities)
+
+    def update(self, entities: Sequence[SoapEntity]) -> list[SoapEntity]:
+        """update: Autotask *replaces* each entity, clearing every writable field not sent.
+
+        "if no value is provided for non-ReadOnly fields, those fields are cleared" (OFFICIAL
+        UpdateCall.htm, autotask-api.md §10): send the whole entity as `query` returned it.
+        """
+        return self._write("update", entities)
+
+    def query(self, queryxml: str) -> list[SoapEntity]:
+        """query with a `<queryxml>` document; return the entities of every page, by id.
+
+        Autotask answers at most 500 entities per call, sorted by id; the query is repeated
+        with `id > last id` until a page is short (OFFICIAL QueryXML.htm, autotask-api.md §10).
+        """
+        document = _parse_queryxml(queryxml)
+        entity = (document.findtext("entity") or "").strip()
+        found: list[SoapEntity] = []
+        after: int | None = None
+        for _ in range(MAX_PAGES):
+            page_query = document if after is None else _after_id(document, after)
+            operation = _operation("query")
+            _sub(operation, "sXML", etree.tostring(page_query, encoding="unicode"))
+            answer = self._call("query", entity, operation, write=False)
+            found.extend(answer.entities)
+            if len(answer.entities) < MAX_QUERY_RECORDS:
+                return found
+            last = max(e["id"] for e in answer.entities)
+            if after is not None and last <= after:
+                raise AutotaskUnavailable(
+                    f"Autotask {entity} query paging did not advance past id {after}.",
+                    ambiguous=False,
+                )
+            after = last
+        raise AutotaskUnavailable(
+            f"Autotask {entity} query paging did not end after {MAX_PAGES} pages.",
+            ambiguous=False,
+        )
+
+    def threshold_and_usage(self) -> dict[str, int]:
+        """getThresholdAndUsageInfo: the hourly threshold, its timeframe and the current count.
+
+        Keys as Autotask names them in its message: ThresholdOfExternalRequest,
+        TimeframeOfLimitation, numberOfExternalRequest (autotask-api.md §10).
+        """
+        answer = self._call(
+            "getThresholdAndUsageInfo", "", _operation("getThresholdAndUsageInfo"), write=False
+        )
+        usage: dict[str, int] = {}
+        for message in answer.info_messages:
+            usage.update((name, int(value)) for name, value in _USAGE_PAIR.findall(message))
+        if not usage:
+            raise AutotaskUnavailable(
+                "Autotask getThresholdAndUsageInfo answered without usage figures.",
+                ambiguous=False,
+            )
+        return usage
+
+    # -- zone ----------------------------------------------------------------------------------
+
+    def zone_url(self, *, refresh: bool = False) -> str:
+        """The zone's SOAP endpoint (…/ATServices/1.6/atws.asmx), looked up and cached for a TTL."""
+        with self._zone_lock:
+            fresh = self.clock() - self._zone_fetched < self.zone_ttl
+            if self._zone_url is None or refresh or not fresh:
+                self._zone_url = self._lookup_zone()
+                self._zone_fetched = self.clock()
+            return self._zone_url
+
+    def _lookup_zone(self) -> str:
+        """Ask getZoneInfo (without credentials) where this user's database lives."""
+        # The lookup URL is configuration, but it gets the username, so it meets the same rule.
+        self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
+        operation = _operation("getZoneInfo")
+        _sub(operation, "UserName", self.username)
+        # getZoneInfo "does not require authentication or a tracking identifier" (OFFICIAL
+        # GetZoneInfoCall.htm, autotask-api.md §10), so neither is sent.
+        url = self._request(
+            "getZoneInfo",
+            "",
+            self.zone_lookup_url,
+            operation,
+            authenticated=False,
+            write=False,
+            read=self._zone_answer,
+        )
+        self._check_outbound_url(url, what="zone URL")
+        return url
+
+    def _zone_answer(self, content: etree._Element) -> tuple[str, int | None]:
+        """ATWSZoneInfo: URL, ErrorCode (negative: lookup failed), DataBaseType, CI, WebUrl."""
+        result = _child(content, "getZoneInfoResult")
+        code = int(_required_text(result, "ErrorCode"))
+        if code < 0:
+            # "a negative ErrorCode" means the lookup failed (OFFICIAL GetZoneInfoCall.htm,
+            # autotask-api.md §10): Autotask knows no such API user.
+            raise _ZoneRefused(
+                f"Autotask getZoneInfo found no zone for user {self.username!r} (ErrorCode {code})."
+            )
+        return _required_text(result, "URL").strip(), None
+
+    def _check_outbound_url(self, url: str, *, what: str) -> None:
+        """Refuse a URL credentials must not go to (SSRF guard).
+
+        https on an allowed host, or http to an allowed loopback host (the local sandbox).
+        Reference: reliability-security.md §4.5 and S12.
+        """
+        parts = urlsplit(url)
+        try:
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018 -- raises ValueError on a malformed port
+        except ValueError:
+            host = ""
+        problem = ""
+        if not host or not _HOST_CHARS.fullmatch(host):
+            problem = "has no valid host"
+        elif parts.username is not None or parts.password is not None:
+            problem = "carries user information"
+        elif parts.query or parts.fragment:
+            problem = "carries a query or fragment"
+        elif not any(_host_matches(host, pattern) for pattern in self.allowed_zone_hosts):
+            problem = f"is on host {host!r}, which is not in the allowed zone hosts"
+        elif parts.scheme == "http" and not _is_loopback(host):
+            problem = "uses http; only https is allowed outside the local machine"
+        elif parts.scheme not in ("https", "http"):
+            problem = f"uses scheme {parts.scheme!r}"
+        if problem:
+            raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _write(self, operation_name: str, entities: Sequence[SoapEntity]) -> list[SoapEntity]:
+        if not entities:
+            return []
+        if len(entities) > MAX_BATCH:
+            raise TargetRejected(
+                f"Autotask takes at most {MAX_BATCH} entities per {operation_name} call;"
+                f" got {len(entities)}."
+            )
+        operation = _operation(operation_name)
+        holder = _sub(operation, "Entities")
+        for entity in entities:
+            _write_entity(holder, entity)
+        kinds = ",".join(dict.fromkeys(e.entity_type for e in entities))
+        answer = self._call(operation_name, kinds, operation, write=True)
+        if len(answer.entities) != len(entities):
+            # The write succeeded (ReturnCode 1) but we cannot tell which ids it made.
+            raise AutotaskUnavailable(
+                f"Autotask {operation_name} {kinds}: answered {len(answer.entities)} entities"
+                f" for {len(entities)} sent; outcome unknown.",
+                ambiguous=True,
+            )
+        return answer.entities
+
+    def _call(
+        self, operation_name: str, entity: str, operation: etree._Element, *, write: bool
+    ) -> _Answer:
+        """Call the zone's endpoint; on a 401 look the zone up again once, as for REST.
+
+        A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
+        autotask-api.md §2); the call is repeated only when the zone URL actually changed.
+        """
+        url = self.zone_url()
+        try:
+            return self._request(
+                operation_name, entity, url, operation, write=write, read=self._atws_answer
+            )
+        except TargetAuthError as e:
+            if not e.response or e.response.get("status") != 401:
+                raise
+            fresh = self.zone_url(refresh=True)
+            if fresh == url:
+                raise
+            logger.info("autotask.soap.zone_changed", extra={"zone_url": fresh})
+            return self._request(
+                operation_name, entity, fresh, operation, write=write, read=self._atws_answer
+            )
+
+    @staticmethod
+    def _atws_answer(content: etree._Element) -> tuple[_Answer, int | None]:
+        """`<{op}Response><{op}Result>` holding an ATWSResponse (WSDL type ATWSResponse)."""
+        result = next(_elements(content), None)
+        if result is None:
+            raise _Unreadable(f"{etree.QName(content).localname} holds no result")
+        return_code = int(_required_text(result, "ReturnCode"))
+        entities = [
+            _read_entity(element) for element in _children(_find(result, "EntityResults"), "Entity")
+        ]
+        errors = [
+            (error.findtext(_q("Message")) or "").strip()
+            for error in _children(_find(result, "Errors"), "ATWSError")
+        ]
+        infos = [
+            info.findtext(_q("Message")) or ""
+            for info in _children(_find(result, "EntityReturnInfoResults"), "EntityReturnInfo")
+        ]
+        if return_code != 1:
+            # python-atws treats any ReturnCode other than 1 as failure (autotask-api.md §10).
+            raise _Refused(return_code, [e for e in errors if e])
+        return _Answer(entities, infos), len(entities)
+
+    def _envelope(self, operation: etree._Element, *, authenticated: bool) -> bytes:
+        """soap:Envelope with the AutotaskIntegrations header (autotask-api.md §10) and the Body."""
+        envelope = etree.Element(
+            f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"soap": SOAP_ENV_NS, "xsi": XSI_NS, "xsd": XSD_NS}
+        )
+        if authenticated:
+            header = etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Header")
+            integrations = etree.SubElement(header, _q("AutotaskIntegrations"), nsmap=_ATWS_DEFAULT)
+            # The API tracking identifier; without it ATWS answers "IntegrationCode is invalid."
+            # (python-atws #64) or "Integration code required" (autotask-php #174).
+            _sub(integrations, "IntegrationCode", self._integration_code)
+        etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Body").append(operation)
+        return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+    def _headers(self, operation_name: str, *, authenticated: bool) -> dict[str, str]:
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "Accept": "text/xml",
+            # SOAP 1.1 §6.1.1 quotes the SOAPAction URI, as .NET clients send it; the value is
+            # the WSDL's soap:operation soapAction (autotask-api.md §10).
+            "SOAPAction": '"' + self.SOAP_ACTION.format(operation=operation_name) + '"',
+        }
+        if authenticated:
+            # HTTP Basic with the API user (autotask-api.md §10); built here, UTF-8 encoded.
+            headers["Authorization"] = "Basic " + self._basic
+        return headers
+
+    def _request(
+        self,
+        operation_name: str,
+        entity: str,
+        url: str,
+        operation: etree._Element,
+        *,
+        read: Callable[[etree._Element], tuple[T, int | None]],
+        write: bool,
+        authenticated: bool = True,
+    ) -> T:
+        """POST one envelope; return `read(Body content)`, or raise the mapped TargetError.
+
+        Every call, failed or not, is reported to the recorder exactly once; the recorder must
+        not raise (its exception would replace the call's result).
+        """
+        at = datetime.now(UTC)
+        started = time.monotonic()
+        status: int | None = None
+        records: int | None = None
+        failure: TargetError | None = None
+        what = f"{operation_name} {entity}".strip()
+        try:
+            data = self._envelope(operation, authenticated=authenticated)
+            try:
+                response = self.session.post(
+                    url,
+                    data=data,
+                    headers=self._headers(operation_name, authenticated=authenticated),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as e:
+                failure = self._transport_error(what, e)
+                raise failure from e
+            status = response.status_code
+            try:
+                content: etree._Element | None = _body_content(response.content)
+                problem = ""
+            except _Unreadable as e:
+                content, problem = None, str(e)
+            if content is not None and content.tag == f"{{{SOAP_ENV_NS}}}Fault":
+                failure = self._failure(what, response, _fault(content))
+                raise failure
+            if not 200 <= status < 300:
+                failure = self._failure(what, response, (None, _text_messages(response.text)))
+                raise failure
+            try:
+                if content is None:
+                    raise _Unreadable(problem)
+                value, records = read(content)
+            except _Refused as e:
+                records = 0
+                failure = self._failure(what, response, (None, e.messages), e.return_code)
+                raise failure from e
+            except _ZoneRefused as e:
+                failure = TargetAuthError(self._redact(str(e)), response=self._summary(response))
+                raise failure from e
+            except (_Unreadable, ValueError, TypeError, KeyError) as e:
+                # Not XML, a DOCTYPE, or not the shape the WSDL documents: no usable answer. A
+                # write that got a 2xx was probably applied, so its outcome is unknown.
+                failure = AutotaskUnavailable(
+                    self._redact(f"Autotask {what}: unexpected answer: {e}"),
+                    ambiguous=write,
+                    response=self._summary(response),
+                )
+                raise failure from e
+            return value
+        finally:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self._record(
+                ApiCallRecord(
+                    at=at,
+                    # Every SOAP call is an HTTP POST; the operation goes with the entity, as
+                    # "Ticket.create" (the activity log's method column holds 10 characters).
+                    method="POST",
+                    entity=f"{entity}.{operation_name}" if entity else operation_name,
+                    http_status=status,
+                    execution_ms=round(elapsed_ms, 3),
+                    records=records,
+                    error=str(failure) if failure is not None else None,
+                )
+            )
+
+    def _record(self, record: ApiCallRecord) -> None:
+        logger.debug(
+            "autotask.soap.call",
+            extra={
+                "method": record.method,
+                "entity": record.entity,
+                "http_status": record.http_status,
+                "execution_ms": record.execution_ms,
+            },
+        )
+        if self.recorder is not None:
+            self.recorder(record)
+
+    def _transport_error(self, what: str, error: requests.RequestException) -> TargetError:
+        """Map a requests exception; tell 'never sent' apart from 'sent, outcome unknown'."""
+        name = type(error).__name__
+        if isinstance(error, requests.ConnectTimeout):
+            sent = False
+        elif isinstance(error, requests.ConnectionError):
+            # urllib3 wraps failures to connect (refused, DNS, TLS handshake) in MaxRetryError;
+            # a connection dropped after the request went out arrives as a bare ProtocolError
+            # ("Connection aborted."), re-raised without retry by requests' Retry(0, read=False).
+            sent = not (
+                isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError)
+                or (error.args and isinstance(error.args[0], MaxRetryError))
+            )
+        elif isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError):
+            sent = True  # ReadTimeout, or the answer broke off: Autotask may have acted
+        elif isinstance(
+            error,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.MissingSchema
+            | requests.exceptions.InvalidSchema
+            | requests.exceptions.InvalidHeader,
+        ):
+            return TargetRejected(self._redact(f"Autotask {what}: {name}: {error}"))
+        else:
+            sent = True
+        outcome = "no answer, outcome unknown" if sent else "request not sent"
+        return AutotaskUnavailable(
+            self._redact(f"Autotask {what}: {outcome} ({name}: {error})"), ambiguous=sent
+        )
+
+    def _failure(
+        self,
+        what: str,
+        response: requests.Response,
+        fault: tuple[str | None, list[str]],
+        return_code: int | None = None,
+    ) -> TargetError:
+        """Map a Fault, a non-2xx answer or a ReturnCode ≠ 1 through `classify_failure`."""
+        status = response.status_code
+        fault_code, messages = fault
+        summary = self._summary(response)
+        detail = "; ".join(messages) or response.reason or "no message"
+        if return_code is not None:
+            detail = f"ReturnCode {return_code}: {detail}"
+        elif fault_code:
+            detail = f"{fault_code}: {detail}"
+        message = self._redact(f"Autotask {what}: HTTP {status}: {detail}")
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            message = self._redact(
+                f"Autotask {what}: HTTP {status} redirect to {location!r} not followed"
+            )
+        kind, ambiguous = classify_failure(status, messages, fault_code=fault_code)
+        retry_after = _retry_after(response.headers)
+        if kind is TargetRateLimited:
+            return TargetRateLimited(message, response=summary, retry_after=retry_after)
+        if kind is TargetUnavailable:
+            return AutotaskUnavailable(
+                message, ambiguous=ambiguous, response=summary, retry_after=retry_after
+            )
+        return kind(message, response=summary)
+
+    def _summary(self, response: requests.Response) -> dict[str, object]:
+        """error.response: the HTTP status and the first 2,000 characters of the answer."""
+        return {
+            "status": response.status_code,
+            "body": self._redact(response.text[:BODY_KEEP_CHARS]),
+        }
+
+    def _redact(self, text: str) -> str:
+        """Never let the secret, the tracking identifier or the Basic token into a message."""
+        for value in (self._secret, self._integration_code, self._basic):
+            if value:
+                text = text.replace(value, _REDACTED)
+        return text
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return f"{{{ATWS_NS}}}{name}"
+
+
+def _xml_text(value: str) -> str:
+    """Replace what XML 1.0 cannot carry (lxml would refuse the whole envelope)."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
+def _operation(name: str) -> etree._Element:
+    return etree.Element(_q(name), nsmap=_ATWS_DEFAULT)
+
+
+def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, _q(name))
+    if text is not None:
+        element.text = _xml_text(text)
+    return element
+
+
+def wsdl_order(entity_type: str, names: Iterable[str]) -> list[str]:
+    """`names` in the entity's WSDL sequence order (`FIELD_ORDER`).
+
+    A name the vendored WSDL does not list (a field a newer Autotask returned) keeps its place
+    right after the known field it followed, so a read entity goes back as it came.
+    """
+    order = {name: index for index, name in enumerate(FIELD_ORDER.get(entity_type, ()))}
+    keyed = []
+    previous = -1
+    for position, name in enumerate(names):
+        previous = order.get(name, previous)
+        keyed.append(((previous, position), name))
+    return [name for _, name in sorted(keyed)]
+
+
+def _write_entity(parent: etree._Element, entity: SoapEntity) -> None:
+    """`<Entity xsi:type="…">`: id, UserDefinedFields, then the set fields in WSDL order.
+
+    Entity is abstract in the WSDL, so xsi:type names the concrete type; the Entity base's
+    sequence is Fields?, id, UserDefinedFields? and the concrete type's fields follow. Unset
+    (None) fields are left out.
+    """
+    element = _sub(parent, "Entity")
+    element.set(XSI_TYPE, entity.entity_type)
+    entity_id = entity.get("id")
+    _sub(element, "id", str(int(entity_id)) if entity_id is not None else "0")
+    udfs = entity.get("UserDefinedFields")
+    if udfs:
+        holder = _sub(element, "UserDefinedFields")
+        for name, value in dict(udfs).items():
+            udf = _sub(holder, "UserDefinedField")
+            _sub(udf, "Name", str(name))
+            if value is not None:
+                _sub(udf, "Value", str(value))
+    names = [k for k, v in entity.items() if k not in ("id", "UserDefinedFields") and v is not None]
+    for name in wsdl_order(entity.entity_type, names):
+        text, xsd_type = _wire_value(entity[name], entity.xsd_types.get(name))
+        field = _sub(element, name, text)
+        # Entity fields are untyped (xs:anyType) in the WSDL, so each value says its type, as the
+        # real answers do: <AccountID xsi:type="xsd:int"> (autotask-api.md §10, trepidity
+        # query_ticket_9137_response.xml).
+        field.set(XSI_TYPE, xsd_type)
+
+
+def _wire_value(value: Any, remembered: str | None) -> tuple[str, str]:
+    """(text, xsi:type) for a field value; a type read with the value is kept when it fits."""
+    if isinstance(value, XsdValue):
+        return value.text, value.xsd_type
+    local = remembered.split(":", 1)[1] if remembered and ":" in remembered else None
+    if isinstance(value, bool):
+        return ("true" if value else "false"), "xsd:boolean"
+    if isinstance(value, int):
+        if local in _INT_TYPES:
+            return str(value), f"xsd:{local}"
+        return str(value), "xsd:int" if -(2**31) <= value < 2**31 else "xsd:long"
+    if isinstance(value, Decimal):
+        return format(value, "f"), "xsd:decimal"
+    if isinstance(value, float):
+        if math.isnan(value):
+            text = "NaN"
+        elif math.isinf(value):
+            text = "INF" if value > 0 else "-INF"
+        else:
+            text = repr(value)
+        return text, f"xsd:{local}" if local in ("double", "float") else "xsd:double"
+    if isinstance(value, datetime):
+        return _wire_datetime(value), "xsd:dateTime"
+    if isinstance(value, str):
+        return value, "xsd:string"
+    raise TargetRejected(f"Cannot send a {type(value).__name__} value to Autotask SOAP.")
+
+
+def _wire_datetime(value: datetime) -> str:
+    """xsd:dateTime: an aware time in UTC with a Z; a naive one as it is (as it was read)."""
+    if value.tzinfo is None:
+        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds") + "Z"
+
+
+def build_queryxml(entity: str, conditions: Iterable[tuple[str, str, object]]) -> str:
+    """A `<queryxml>` document: entity, then one `<field>Name<expression op=…>value</…>` each.
+
+    Values are element text, escaped by lxml; the fields are AND-ed (OFFICIAL QueryXML.htm,
+    autotask-api.md §10).
+    """
+    root = etree.Element("queryxml")
+    etree.SubElement(root, "entity").text = entity
+    query = etree.SubElement(root, "query")
+    for name, op, value in conditions:
+        field = etree.SubElement(query, "field")
+        field.text = name
+        expression = etree.SubElement(field, "expression", op=op)
+        if value is not None:
+            expression.text = _xml_text(str(value))
+    return etree.tostring(root, encoding="unicode")
+
+
+def _parse_queryxml(queryxml: str) -> etree._Element:
+    try:
+        document = _parse(queryxml.encode("utf-8"))
+    except _Unreadable as e:
+        raise TargetRejected(f"The queryxml is not usable: {e}") from e
+    if document.tag != "queryxml" or document.find("query") is None:
+        raise TargetRejected("The queryxml must be <queryxml> with <entity> and <query>.")
+    if not (document.findtext("entity") or "").strip():
+        raise TargetRejected("The queryxml names no entity.")
+    return document
+
+
+def _after_id(document: etree._Element, after: int) -> etree._Element:
+    """The same query AND-ed with `id > after`: the next page (OFFICIAL QueryXML.htm, §10).
+
+    The original conditions move into one `<condition>`, so a top-level OR in them cannot
+    swallow the id filter.
+    """
+    page = etree.fromstring(etree.tostring(document), _parser())
+    query = page.find("query")
+    if query is None:  # _parse_queryxml checked it
+        raise TargetRejected("The queryxml has no <query>.")
+    group = etree.Element("condition")
+    for child in list(query):
+        group.append(child)
+    query.text = None
+    query.append(group)
+    field = etree.SubElement(query, "field")
+    field.text = "id"
+    etree.SubElement(field, "expression", op="greaterthan").text = str(after)
+    return page
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+class _Unreadable(Exception):
+    """An answer that is not the XML we can read (malformed, a DOCTYPE, no SOAP Body)."""
+
+
+class _ZoneRefused(Exception):
+    """getZoneInfo answered with a negative ErrorCode."""
+
+
+class _Refused(Exception):
+    """An ATWSResponse with a ReturnCode other than 1, and its ATWSError messages."""
+
+    def __init__(self, return_code: int, messages: list[str]) -> None:
+        super().__init__(f"ReturnCode {return_code}")
+        self.return_code = return_code
+        self.messages = messages
+
+
+def _parser() -> etree.XMLParser:
+    """A parser that resolves no entities, loads no DTD and touches no network.
+
+    Reference: reliability-security.md §4.6. One per parse: lxml parsers are not thread-safe.
+    """
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_pis=True,
+    )
+
+
+def _parse(data: bytes) -> etree._Element:
+    """Parse untrusted XML with the hardened parser; refuse a DOCTYPE or malformed input."""
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as e:
+        raise _Unreadable(f"the XML is not well-formed ({e})") from e
+    info = root.getroottree().docinfo
+    if info.internalDTD is not None or info.externalDTD is not None or info.doctype:
+        # No entity is ever expanded (resolve_entities=False), but "A SOAP message MUST NOT
+        # contain a Document Type Declaration" (SOAP 1.1 §3): one is refused outright.
+        # Reference: reliability-security.md §4.6.
+        raise _Unreadable("a DOCTYPE is not allowed")
+    return root
+
+
+def _body_content(data: bytes) -> etree._Element:
+    """The element inside soap:Body: `{op}Response` or soap:Fault."""
+    if not data.strip():
+        raise _Unreadable("the answer is empty")
+    envelope = _parse(data.strip())
+    if envelope.tag != f"{{{SOAP_ENV_NS}}}Envelope":
+        raise _Unreadable("the answer is not a SOAP 1.1 envelope")
+    body = envelope.find(f"{{{SOAP_ENV_NS}}}Body")
+    content = next(_elements(body), None) if body is not None else None
+    if content is None:
+        raise _Unreadable("the SOAP Body is empty")
+    return content
+
+
+def _fault(content: etree._Element) -> tuple[str | None, list[str]]:
+    """(faultcode, [faultstring]) of a SOAP 1.1 Fault (unqualified children, SOAP 1.1 §4.4)."""
+    code = (content.findtext("faultcode") or "").strip() or None
+    message = (content.findtext("faultstring") or "").strip()
+    return code, [message] if message else []
+
+
+def _text_messages(text: str) -> list[str]:
+    """A non-SOAP error body (401 plain text, a proxy's page) as one short message."""
+    text = text.strip()
+    return [text[:300]] if text else []
+
+
+def _elements(parent: etree._Element) -> Iterator[etree._Element]:
+    """Child elements only (no comments)."""
+    return (child for child in parent if isinstance(child.tag, str))
+
+
+def _find(parent: etree._Element | None, name: str) -> etree._Element | None:
+    """The ATWS child element `name`, or None."""
+    return parent.find(_q(name)) if parent is not None else None
+
+
+def _child(parent: etree._Element, name: str) -> etree._Element:
+    """The ATWS child element `name`; an answer without it is unreadable."""
+    element = _find(parent, name)
+    if element is None:
+        raise _Unreadable(f"the answer has no {name}")
+    return element
+
+
+def _children(parent: etree._Element | None, name: str) -> list[etree._Element]:
+    return [] if parent is None else list(parent.iterfind(_q(name)))
+
+
+def _required_text(parent: etree._Element | None, name: str) -> str:
+    element = _find(parent, name)
+    if element is None or element.text is None:
+        raise _Unreadable(f"the answer has no {name}")
+    return element.text
+
+
+def _read_entity(element: etree._Element) -> SoapEntity:
+    """`<Entity xsi:type="Ticket">` → SoapEntity; values converted by their xsi:type."""
+    # xsi:type="Ticket" names a type of the ATWS namespace (the answer's default namespace).
+    entity = SoapEntity((element.get(XSI_TYPE) or "").rpartition(":")[2].strip())
+    for child in _elements(element):
+        name = etree.QName(child).localname
+        if name == "Fields":
+            continue  # field metadata, never data
+        if name == "id":
+            entity["id"] = int((child.text or "").strip())
+        elif name == "UserDefinedFields":
+            entity["UserDefinedFields"] = {
+                udf.findtext(_q("Name")) or "": udf.findtext(_q("Value"))
+                for udf in _children(child, "UserDefinedField")
+            }
+        elif child.get(XSI_NIL, "").strip().lower() not in ("true", "1"):
+            value, xsd_type = _read_value(child)
+            entity[name] = value
+            if xsd_type:
+                entity.xsd_types[name] = xsd_type
+    if "id" not in entity:
+        raise _Unreadable("an entity has no id")
+    return entity
+
+
+def _xsd_local(element: etree._Element, qname: str | None) -> str | None:
+    """The XML Schema type an xsi:type names (e.g. "int"), or None for another namespace."""
+    if not qname:
+        return None
+    prefix, _, local = qname.strip().rpartition(":")
+    if element.nsmap.get(prefix or None) != XSD_NS:
+        return None
+    return local
+
+
+def _read_value(element: etree._Element) -> tuple[Any, str | None]:
+    """(Python value, remembered "xsd:…" type) of a field element."""
+    text = element.text or ""
+    local = _xsd_local(element, element.get(XSI_TYPE))
+    if local is None or local == "string":
+        return text, ("xsd:string" if local else None)
+    xsd_type = f"xsd:{local}"
+    stripped = text.strip()
+    try:
+        if local in _INT_TYPES:
+            return int(stripped), xsd_type
+        if local == "boolean":
+            if stripped.lower() in ("true", "1"):
+                return True, xsd_type
+            if stripped.lower() in ("false", "0"):
+                return False, xsd_type
+        elif local == "decimal":
+            return Decimal(stripped), xsd_type
+        elif local in ("double", "float"):
+            return float({"INF": "inf", "-INF": "-inf"}.get(stripped, stripped)), xsd_type
+        elif local == "dateTime":
+            return datetime.fromisoformat(stripped.replace("Z", "+00:00")), xsd_type
+    except (ValueError, InvalidOperation):
+        pass
+    # A type we do not convert, or text we cannot: keep it exactly, to send back as it came.
+    return XsdValue(text, xsd_type), None
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header in delta-seconds, or None (UNCERTAIN it is sent, §7)."""
+    value = (headers.get("Retry-After") or "").strip()
+    return float(value) if value.isdigit() else None
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
