@@ -56,6 +56,30 @@ class UnknownSourceError(ConnectorError):
     status = 404
 
 
+class TemplateRejected(ConnectorError):
+    """A payload template or id path that cannot be saved; `line` is its template line, if known."""
+
+    status = 400
+
+    def __init__(
+        self, message: str, *, line: int | None = None, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message, details={**(details or {}), "line": line} if line else details)
+        self.line = line
+
+
+class RenderError(ConnectorError):
+    """A saved template failed on one alert's data (limit hit, invalid payload); never retried."""
+
+    status = 422
+
+    def __init__(
+        self, message: str, *, line: int | None = None, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message, details={**(details or {}), "line": line} if line else details)
+        self.line = line
+
+
 class TargetError(ConnectorError):
     """A call to the ticket system failed; `retryable` says whether trying again may help.
 
@@ -98,6 +122,16 @@ class TargetRateLimited(TargetError):
 
 class TargetUnavailable(TargetError):
     """No usable answer: connection failure, timeout, or a server error; retrying may help."""
+
+
+class ExtractionError(TargetError):
+    """The ticket system answered, but the ticket id is not where the delivery request says.
+
+    The call may have changed Autotask (a create that answered 200), so it is not retried as is;
+    `response` holds the path and the start of the body so that the dead letter shows both.
+    """
+
+    retryable = False
 
 
 def register_error_handlers(app: Flask) -> None:

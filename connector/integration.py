@@ -212,6 +212,20 @@ def truncate(text: str, limit: int) -> str:
     return text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
+def describe_alert(alert: IncomingAlert, start: datetime | None) -> str:
+    """The ticket description: the alert's message, then host, monitor, severity, start, source."""
+    lines = [alert.message] if alert.message else []
+    details = [
+        ("Host", alert.host),
+        ("Monitor", alert.monitor),
+        ("Severity", alert.severity.value),
+        ("Started", start.isoformat() if start is not None else ""),
+        ("Source", alert.source),
+    ]
+    lines.extend(f"{name}: {value}" for name, value in details if value)
+    return "\n".join(lines)
+
+
 def build_draft(
     alert: IncomingAlert,
     *,
@@ -225,19 +239,10 @@ def build_draft(
     override = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
     override = override or MonitorOverride()
     start = alert.started_at or now
-    lines = [alert.message] if alert.message else []
-    details = [
-        ("Host", alert.host),
-        ("Monitor", alert.monitor),
-        ("Severity", alert.severity.value),
-        ("Started", start.isoformat()),
-        ("Source", alert.source),
-    ]
-    lines.extend(f"{name}: {value}" for name, value in details if value)
     return TicketDraft(
         company_id=company_id,
         title=truncate(alert.title, TITLE_LIMIT),
-        description=truncate("\n".join(lines), DESCRIPTION_LIMIT),
+        description=truncate(describe_alert(alert, start), DESCRIPTION_LIMIT),
         status=status,
         priority=override.priority or settings.priority_map[alert.severity],
         marker=marker,
@@ -267,6 +272,7 @@ __all__ = [
     "TenantRoute",
     "ValidationError",
     "build_draft",
+    "describe_alert",
     "load_settings",
     "route_company",
 ]
