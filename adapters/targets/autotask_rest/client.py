@@ -8,21 +8,27 @@ one helper. REST facts and their sources: ../shared/reference/autotask-api.md §
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import MaxRetryError
 
+from adapters.targets.autotask_common import (
+    BODY_KEEP_CHARS,
+    DEFAULT_ALLOWED_ZONE_HOSTS,
+    RATE_LIMIT_MARKERS,
+    REDACTED,
+    AutotaskUnavailable,
+    check_outbound_url,
+    retry_after,
+)
 from connector.domain import ApiCallRecord
 from connector.errors import (
     TargetAuthError,
@@ -39,7 +45,6 @@ T = TypeVar("T")
 
 #: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
 #: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
-DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
 
 #: Autotask answers at most 500 records per query page. Reference: autotask-api.md §4.
 MAX_PAGE_SIZE = 500
@@ -49,31 +54,6 @@ MAX_PAGE_SIZE = 500
 MAX_PAGES = 1000
 
 #: How much of a non-JSON answer an error keeps.
-BODY_KEEP_CHARS = 2000
-
-_REDACTED = "<redacted>"
-_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
-
-
-class AutotaskUnavailable(TargetUnavailable):
-    """No usable answer from Autotask; retrying may help.
-
-    `ambiguous` is True when the request may have reached Autotask and been applied (read timeout,
-    connection dropped after sending, a gateway error, a 2xx whose body we could not read): for a
-    create, the ticket may exist, so look its marker up before creating again. False means the
-    request was certainly not applied (connection refused, connect timeout, 503).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        ambiguous: bool,
-        response: dict[str, object] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, response=response, retry_after=retry_after)
-        self.ambiguous = ambiguous
 
 
 # -- the one table of Autotask's answers → our errors ------------------------------------------
@@ -83,9 +63,6 @@ class AutotaskUnavailable(TargetUnavailable):
 # validation, lookup and permission failures with HTTP 500, so a 500 is read by its messages:
 # a recognised permanent problem is not retried, anything else may be transient.
 
-#: Thread limiting and the hourly threshold. n8n-nodes-autotask saw thread rejections (code
-#: Itgenatr005) "arrive with a non-429 HTTP status", so these win on any status (§7).
-_RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
 
 #: Credential failures Autotask reports with a 500 (apigrate/autotask-restapi #19, §2).
 _AUTH_MARKERS = (
@@ -124,7 +101,7 @@ def classify_failure(status: int, messages: Sequence[str]) -> tuple[type[TargetE
         # Redirects are never followed: an outbound call goes only where the zone lookup
         # allowed (reliability-security.md §4.5, ASVS 15.3.2).
         return TargetRejected, False
-    if status == 429 or any(marker in text for marker in _RATE_LIMIT_MARKERS):
+    if status == 429 or any(marker in text for marker in RATE_LIMIT_MARKERS):
         return TargetRateLimited, False
     if status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
         return TargetAuthError, False
@@ -265,32 +242,8 @@ class AutotaskRestClient:
         return base
 
     def _check_outbound_url(self, url: str, *, what: str) -> None:
-        """Refuse a URL credentials must not go to (SSRF guard).
-
-        https on an allowed host, or http to an allowed loopback host (the local sandbox).
-        Reference: reliability-security.md §4.5 and S12.
-        """
-        parts = urlsplit(url)
-        try:
-            host = (parts.hostname or "").lower()
-            parts.port  # noqa: B018 -- raises ValueError on a malformed port
-        except ValueError:
-            host = ""
-        problem = ""
-        if not host or not _HOST_CHARS.fullmatch(host):
-            problem = "has no valid host"
-        elif parts.username is not None or parts.password is not None:
-            problem = "carries user information"
-        elif parts.query or parts.fragment:
-            problem = "carries a query or fragment"
-        elif not any(_host_matches(host, pattern) for pattern in self.allowed_zone_hosts):
-            problem = f"is on host {host!r}, which is not in the allowed zone hosts"
-        elif parts.scheme == "http" and not _is_loopback(host):
-            problem = "uses http; only https is allowed outside the local machine"
-        elif parts.scheme not in ("https", "http"):
-            problem = f"uses scheme {parts.scheme!r}"
-        if problem:
-            raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+        """Refuse a URL credentials must not go to (see autotask_common.check_outbound_url)."""
+        check_outbound_url(url, self.allowed_zone_hosts, what=what)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -513,14 +466,14 @@ class AutotaskRestClient:
         kind, ambiguous = classify_failure(status, messages)
         if kind is TargetRateLimited:
             return TargetRateLimited(
-                message, response=summary, retry_after=_retry_after(response.headers)
+                message, response=summary, retry_after=retry_after(response.headers)
             )
         if kind is TargetUnavailable:
             return AutotaskUnavailable(
                 message,
                 ambiguous=ambiguous,
                 response=summary,
-                retry_after=_retry_after(response.headers),
+                retry_after=retry_after(response.headers),
             )
         return kind(message, response=summary)
 
@@ -537,7 +490,7 @@ class AutotaskRestClient:
         """Never let the secret or the tracking identifier into a message or a record."""
         for value in (self._secret, self._integration_code):
             if value:
-                text = text.replace(value, _REDACTED)
+                text = text.replace(value, REDACTED)
         return text
 
     def _redact_value(self, value: object) -> object:
@@ -631,40 +584,3 @@ def _messages(body: object) -> list[str]:
     if isinstance(body, str) and body.strip():
         return [body.strip()[:300]]
     return []
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None.
-
-    Whether Autotask sends one is UNCERTAIN (autotask-api.md §7); it is honoured when present.
-    """
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
-    if pattern.startswith("*."):
-        suffix = pattern[1:]
-        return host.endswith(suffix) and len(host) > len(suffix)
-    return host == pattern
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -6,7 +6,17 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from adapters.targets.autotask_rest.client import AutotaskRestClient, AutotaskUnavailable
+from adapters.targets.autotask_common import (
+    DESCRIPTION_MAX,
+    EXTERNAL_ID_MAX,
+    NOTE_DESCRIPTION_MAX,
+    NOTE_TITLE_MAX,
+    RESOLUTION_MAX,
+    TITLE_MAX,
+    AutotaskUnavailable,
+    truncate,
+)
+from adapters.targets.autotask_rest.client import AutotaskRestClient
 from connector.domain import TicketDraft, TicketRef
 from connector.errors import TargetError, TargetRejected
 
@@ -14,25 +24,6 @@ if TYPE_CHECKING:
     from connector.ports import TicketTarget
 
 logger = logging.getLogger(__name__)
-
-# Field lengths from Autotask's field metadata (FIELDINFO getFieldInfo for Ticket and TicketNote,
-# autotask-api.md §3 and §5); longer values are refused with a "maximum length" error.
-TITLE_MAX = 255
-DESCRIPTION_MAX = 8000
-RESOLUTION_MAX = 32000
-EXTERNAL_ID_MAX = 50
-NOTE_TITLE_MAX = 250
-NOTE_DESCRIPTION_MAX = 32000
-
-#: Appended to text cut to a field's length, so a reader sees that something is missing.
-TRUNCATION_MARKER = "… [truncated]"
-
-
-def truncate(text: str, limit: int) -> str:
-    """Return `text`, or its start plus TRUNCATION_MARKER, in at most `limit` characters."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
 
 
 def wire_datetime(value: datetime) -> str:

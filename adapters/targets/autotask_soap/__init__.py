@@ -1,8 +1,8 @@
 """The Autotask SOAP (ATWS 1.6) ticket target: `AutotaskSoapClient` and `AutotaskSoapTarget`."""
 
+from adapters.targets.autotask_common import AutotaskUnavailable
 from adapters.targets.autotask_soap.client import (
     AutotaskSoapClient,
-    AutotaskUnavailable,
     SoapEntity,
     XsdValue,
     build_queryxml,

@@ -12,7 +12,6 @@ their sources: ../shared/reference/autotask-api.md §10.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 import math
 import re
@@ -22,12 +21,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 from lxml import etree
 from urllib3.exceptions import MaxRetryError
 
+from adapters.targets.autotask_common import (
+    BODY_KEEP_CHARS,
+    DEFAULT_ALLOWED_ZONE_HOSTS,
+    RATE_LIMIT_MARKERS,
+    REDACTED,
+    AutotaskUnavailable,
+    check_outbound_url,
+    retry_after,
+)
 from connector.domain import ApiCallRecord
 from connector.errors import (
     TargetAuthError,
@@ -55,7 +62,6 @@ _ATWS_DEFAULT: Any = {None: ATWS_NS}
 
 #: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
 #: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
-DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
 
 #: "query() will return a maximum of 500 records at once, sorted by their id value … repeat the
 #: query and filter by id value > the previous maximum id". Reference: autotask-api.md §10
@@ -71,7 +77,6 @@ MAX_PAGES = 1000
 MAX_BATCH = 200
 
 #: How much of an answer an error keeps.
-BODY_KEEP_CHARS = 2000
 
 #: Field order of the entities the connector writes: the xs:sequence of each complexType in the
 #: ATWS 1.6 WSDL (tests/fixtures/autotask/specs/atws-v1_6.trepidity-autotask_ruby.wsdl, types
@@ -160,8 +165,6 @@ FIELD_ORDER: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_REDACTED = "<redacted>"
-_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
 
 #: Characters XML 1.0 cannot carry (lxml refuses them); alert text may hold any of them.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -183,27 +186,6 @@ _INT_TYPES = frozenset(
         "unsignedLong",
     }
 )
-
-
-class AutotaskUnavailable(TargetUnavailable):
-    """No usable answer from Autotask; retrying may help.
-
-    `ambiguous` is True when the request may have reached Autotask and been applied (read timeout,
-    connection dropped after sending, a server fault, a 2xx whose body we could not read): for a
-    create, the ticket may exist, so look its marker up before creating again. False means the
-    request was certainly not applied (connection refused, connect timeout, 503).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        ambiguous: bool,
-        response: dict[str, object] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, response=response, retry_after=retry_after)
-        self.ambiguous = ambiguous
 
 
 class XsdValue(NamedTuple):
@@ -241,9 +223,6 @@ class SoapEntity(dict[str, Any]):
 # Reference: autotask-api.md §10 (401 for bad Basic credentials; ReturnCode ≠ 1 with ATWSError
 # messages; "IntegrationCode is invalid."), §7 and §8 (thread and hourly thresholds, 429).
 
-#: Thread limiting and the hourly threshold: rate limits on whatever status they arrive with
-#: (n8n-nodes-autotask: thread rejections "may arrive with a non-429 HTTP status", §7).
-_RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
 
 #: Credential failures reported as ATWS errors (python-atws #64, autotask-php #174, §10).
 _AUTH_MARKERS = (
@@ -268,7 +247,7 @@ def classify_failure(
         # Redirects are never followed: credentials go only where the zone lookup allowed
         # (reliability-security.md §4.5, ASVS 15.3.2).
         return TargetRejected, False
-    if status == 429 or any(marker in text for marker in _RATE_LIMIT_MARKERS):
+    if status == 429 or any(marker in text for marker in RATE_LIMIT_MARKERS):
         return TargetRateLimited, False
     if status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
         return TargetAuthError, False
@@ -449,32 +428,8 @@ class AutotaskSoapClient:
         return _required_text(result, "URL").strip(), None
 
     def _check_outbound_url(self, url: str, *, what: str) -> None:
-        """Refuse a URL credentials must not go to (SSRF guard).
-
-        https on an allowed host, or http to an allowed loopback host (the local sandbox).
-        Reference: reliability-security.md §4.5 and S12.
-        """
-        parts = urlsplit(url)
-        try:
-            host = (parts.hostname or "").lower()
-            parts.port  # noqa: B018 -- raises ValueError on a malformed port
-        except ValueError:
-            host = ""
-        problem = ""
-        if not host or not _HOST_CHARS.fullmatch(host):
-            problem = "has no valid host"
-        elif parts.username is not None or parts.password is not None:
-            problem = "carries user information"
-        elif parts.query or parts.fragment:
-            problem = "carries a query or fragment"
-        elif not any(_host_matches(host, pattern) for pattern in self.allowed_zone_hosts):
-            problem = f"is on host {host!r}, which is not in the allowed zone hosts"
-        elif parts.scheme == "http" and not _is_loopback(host):
-            problem = "uses http; only https is allowed outside the local machine"
-        elif parts.scheme not in ("https", "http"):
-            problem = f"uses scheme {parts.scheme!r}"
-        if problem:
-            raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+        """Refuse a URL credentials must not go to (see autotask_common.check_outbound_url)."""
+        check_outbound_url(url, self.allowed_zone_hosts, what=what)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -725,12 +680,12 @@ class AutotaskSoapClient:
                 f"Autotask {what}: HTTP {status} redirect to {location!r} not followed"
             )
         kind, ambiguous = classify_failure(status, messages, fault_code=fault_code)
-        retry_after = _retry_after(response.headers)
+        wait = retry_after(response.headers)
         if kind is TargetRateLimited:
-            return TargetRateLimited(message, response=summary, retry_after=retry_after)
+            return TargetRateLimited(message, response=summary, retry_after=wait)
         if kind is TargetUnavailable:
             return AutotaskUnavailable(
-                message, ambiguous=ambiguous, response=summary, retry_after=retry_after
+                message, ambiguous=ambiguous, response=summary, retry_after=wait
             )
         return kind(message, response=summary)
 
@@ -745,7 +700,7 @@ class AutotaskSoapClient:
         """Never let the secret, the tracking identifier or the Basic token into a message."""
         for value in (self._secret, self._integration_code, self._basic):
             if value:
-                text = text.replace(value, _REDACTED)
+                text = text.replace(value, REDACTED)
         return text
 
 
@@ -1073,26 +1028,3 @@ def _read_value(element: etree._Element) -> tuple[Any, str | None]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header in delta-seconds, or None (UNCERTAIN it is sent, §7)."""
-    value = (headers.get("Retry-After") or "").strip()
-    return float(value) if value.isdigit() else None
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
-    if pattern.startswith("*."):
-        suffix = pattern[1:]
-        return host.endswith(suffix) and len(host) > len(suffix)
-    return host == pattern
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import requests
 
+from adapters.targets.autotask_common import TRUNCATION_MARKER
 from adapters.targets.autotask_rest import (
     AutotaskRestClient,
     AutotaskRestTarget,
     AutotaskUnavailable,
 )
-from adapters.targets.autotask_rest.target import TRUNCATION_MARKER
 from adapters.targets.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
 from connector.domain import ApiCallRecord, TicketDraft, TicketRef
 from connector.errors import (

@@ -17,13 +17,13 @@ import pytest
 import requests
 from lxml import etree
 
+from adapters.targets.autotask_common import TRUNCATION_MARKER
 from adapters.targets.autotask_soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
     AutotaskUnavailable,
     SoapEntity,
 )
-from adapters.targets.autotask_soap.target import TRUNCATION_MARKER
 from adapters.targets.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
 from connector.domain import ApiCallRecord, TicketDraft, TicketRef
 from connector.errors import (

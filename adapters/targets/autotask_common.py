@@ -1,0 +1,134 @@
+"""What Autotask's REST and SOAP adapters share: field limits, the outbound-URL guard, errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from connector.errors import TargetRejected, TargetUnavailable
+
+#: Zones live on these hosts unless an integration allows others (the sandbox: 127.0.0.1).
+DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
+
+#: How much of an unexpected answer an error keeps for the dead letter.
+BODY_KEEP_CHARS = 2000
+
+#: Stands in for a secret wherever one would otherwise appear.
+REDACTED = "<redacted>"
+
+#: Thread limiting and the hourly threshold. n8n-nodes-autotask saw thread rejections (code
+#: Itgenatr005) "arrive with a non-429 HTTP status", so these win on any status.
+#: Reference: ../shared/reference/autotask-api.md §7 and §8.
+RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
+
+# Field lengths from Autotask's field metadata (FIELDINFO getFieldInfo for Ticket and TicketNote,
+# autotask-api.md §3 and §5); longer values are refused with a "maximum length" error.
+TITLE_MAX = 255
+DESCRIPTION_MAX = 8000
+RESOLUTION_MAX = 32000
+EXTERNAL_ID_MAX = 50
+NOTE_TITLE_MAX = 250
+NOTE_DESCRIPTION_MAX = 32000
+
+#: Appended to text cut to a field's length, so a reader sees that something is missing.
+TRUNCATION_MARKER = "… [truncated]"
+
+_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
+
+
+class AutotaskUnavailable(TargetUnavailable):
+    """No usable answer from Autotask; retrying may help.
+
+    `ambiguous` is True when the request may have reached Autotask and been applied (read timeout,
+    connection dropped after sending, a gateway error or server fault, a 2xx whose body we could
+    not read): for a create, the ticket may exist, so look its marker up before creating again.
+    False means the request was certainly not applied (connection refused, connect timeout, 503).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool,
+        response: dict[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, response=response, retry_after=retry_after)
+        self.ambiguous = ambiguous
+
+
+def truncate(text: str, limit: int) -> str:
+    """Return `text`, or its start plus TRUNCATION_MARKER, in at most `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+
+
+def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> None:
+    """Refuse a URL credentials must not go to (SSRF guard).
+
+    https on an allowed host, or http to an allowed loopback host (the local sandbox).
+    Reference: reliability-security.md §4.5 and S12.
+    """
+    parts = urlsplit(url)
+    try:
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError:
+        host = ""
+    problem = ""
+    if not host or not _HOST_CHARS.fullmatch(host):
+        problem = "has no valid host"
+    elif parts.username is not None or parts.password is not None:
+        problem = "carries user information"
+    elif parts.query or parts.fragment:
+        problem = "carries a query or fragment"
+    elif not any(host_matches(host, pattern) for pattern in allowed_hosts):
+        problem = f"is on host {host!r}, which is not in the allowed zone hosts"
+    elif parts.scheme == "http" and not is_loopback(host):
+        problem = "uses http; only https is allowed outside the local machine"
+    elif parts.scheme not in ("https", "http"):
+        problem = f"uses scheme {parts.scheme!r}"
+    if problem:
+        raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    Whether Autotask sends one is UNCERTAIN (autotask-api.md §7); it is honoured when present.
+    """
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (localhost or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
