@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from connector.errors import TargetRejected, TargetUnavailable
+import requests
+from urllib3.exceptions import MaxRetryError
+
+from connector.errors import TargetError, TargetRejected, TargetUnavailable
 
 #: Zones live on these hosts unless an integration allows others (the sandbox: 127.0.0.1).
 DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
@@ -132,3 +135,36 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def transport_error(
+    what: str, error: requests.RequestException, redact: Callable[[str], str]
+) -> TargetError:
+    """Map a requests exception; tell 'never sent' apart from 'sent, outcome unknown'."""
+    name = type(error).__name__
+    if isinstance(error, requests.ConnectTimeout):
+        sent = False
+    elif isinstance(error, requests.ConnectionError):
+        # urllib3 wraps failures to connect (refused, DNS, TLS handshake) in MaxRetryError;
+        # a connection dropped after the request went out arrives as a bare ProtocolError
+        # ("Connection aborted."), re-raised without retry by requests' Retry(0, read=False).
+        sent = not (
+            isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError)
+            or (error.args and isinstance(error.args[0], MaxRetryError))
+        )
+    elif isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError):
+        sent = True  # ReadTimeout, or the answer broke off: Autotask may have acted
+    elif isinstance(
+        error,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.InvalidHeader,
+    ):
+        return TargetRejected(redact(f"Autotask {what}: {name}: {error}"))
+    else:
+        sent = True
+    outcome = "no answer, outcome unknown" if sent else "request not sent"
+    return AutotaskUnavailable(
+        redact(f"Autotask {what}: {outcome} ({name}: {error})"), ambiguous=sent
+    )

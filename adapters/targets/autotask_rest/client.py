@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import MaxRetryError
 
 from adapters.targets.autotask_common import (
     BODY_KEEP_CHARS,
@@ -28,6 +27,7 @@ from adapters.targets.autotask_common import (
     AutotaskUnavailable,
     check_outbound_url,
     retry_after,
+    transport_error,
 )
 from connector.domain import ApiCallRecord
 from connector.errors import (
@@ -415,35 +415,8 @@ class AutotaskRestClient:
     def _transport_error(
         self, method: str, entity: str, error: requests.RequestException
     ) -> TargetError:
-        """Map a requests exception; tell 'never sent' apart from 'sent, outcome unknown'."""
-        name = type(error).__name__
-        if isinstance(error, requests.ConnectTimeout):
-            sent = False
-        elif isinstance(error, requests.ConnectionError):
-            # urllib3 wraps failures to connect (refused, DNS, TLS handshake) in MaxRetryError;
-            # a connection dropped after the request went out arrives as a bare ProtocolError
-            # ("Connection aborted."), re-raised without retry by requests' Retry(0, read=False).
-            sent = not (
-                isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError)
-                or (error.args and isinstance(error.args[0], MaxRetryError))
-            )
-        elif isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError):
-            sent = True  # ReadTimeout, or the answer broke off: Autotask may have acted
-        elif isinstance(
-            error,
-            requests.exceptions.InvalidURL
-            | requests.exceptions.MissingSchema
-            | requests.exceptions.InvalidSchema
-            | requests.exceptions.InvalidHeader,
-        ):
-            return TargetRejected(self._redact(f"Autotask {method} {entity}: {name}: {error}"))
-        else:
-            sent = True
-        what = "no answer, outcome unknown" if sent else "request not sent"
-        return AutotaskUnavailable(
-            self._redact(f"Autotask {method} {entity}: {what} ({name}: {error})"),
-            ambiguous=sent,
-        )
+        """Map a requests exception (see autotask_common.transport_error)."""
+        return transport_error(f"{method} {entity}", error, self._redact)
 
     def _status_error(
         self, method: str, entity: str, response: requests.Response, *, zone: bool
