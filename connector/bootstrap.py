@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from connector.delivery_store import generate_for, stored_requests
 from connector.errors import ConfigError
 from connector.integration import load_settings
 from connector.models import ApiToken, HookToken, Integration, TenantMapping
@@ -47,13 +48,18 @@ def sync_configured_integration(
     if integration is None:
         integration = Integration(name=name)
         session.add(integration)
-    integration.api_flavour = str(config.get("api_flavour") or "rest")
+    flavour = str(config.get("api_flavour") or "rest")
+    flavour_changed = integration.api_flavour != flavour
+    integration.api_flavour = flavour
     integration.zone_lookup_url = str(config["zone_lookup_url"])
     integration.username = str(config["username"])
     integration.secret_encrypted = box.encrypt(str(config["secret"]))
     integration.integration_code_encrypted = box.encrypt(str(config["integration_code"]))
     integration.settings = ticket_settings
     session.flush()
+    if flavour_changed or not stored_requests(session, integration.id):
+        # Requests written for the other flavour cannot work: start again from its defaults.
+        generate_for(session, integration)
     tenants = config.get("tenants") or {}
     if not isinstance(tenants, Mapping):
         raise ConfigError("INTEGRATION tenants must map tenant names to company ids (or false)")

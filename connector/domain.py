@@ -79,6 +79,8 @@ class LifecyclePolicy:
     repeat_note_interval: timedelta | None = timedelta(hours=1)
     #: A completed ticket is reopened when its alert fires again within this time after completion.
     reopen_window: timedelta = timedelta(hours=24)
+    #: The statuses whose deliveries are switched on; events of the others change nothing.
+    delivered: frozenset[AlertStatus] = frozenset(AlertStatus)
 
 
 class StepKind(StrEnum):
@@ -141,6 +143,42 @@ class TicketDraft:
     issue_type: int | None = None
     sub_issue_type: int | None = None
     source: int | None = None
+
+
+class RequestAction(StrEnum):
+    """What a delivery request does to the ticket."""
+
+    #: Open the ticket (the Active status only); the answer carries the new ticket's id.
+    CREATE = "create"
+    #: Change the ticket (its status, and on Cleared its completion).
+    UPDATE = "update"
+    #: Add a note to the ticket.
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """One rendered delivery request, ready for the target to authenticate and send."""
+
+    action: RequestAction
+    method: str
+    url: str
+    body: str
+    #: "json" or "xml": how the body is written and how the answer is read.
+    body_format: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetResponse:
+    """What the ticket system answered to an OutboundRequest, and the request as it was sent."""
+
+    status: int
+    body: str
+    #: The request as sent: method, url, headers and body, with every secret redacted.
+    sent: Mapping[str, object]
+    #: The ticket the answer describes, when the target can read it natively (SOAP entities).
+    ticket: TicketRef | None = None
 
 
 @dataclass(frozen=True)

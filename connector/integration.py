@@ -75,6 +75,13 @@ class IntegrationSettings:
     allowed_zone_hosts: tuple[str, ...] = ("*.autotask.net",)
     note_type: int = 1
     publish: int = 1
+    #: Per alert status, whether its delivery requests run at all (the per-status on/off).
+    deliver: Mapping[AlertStatus, bool] = field(
+        default_factory=lambda: dict.fromkeys(AlertStatus, True)
+    )
+    #: "Use the same URL and data for every alert activity": Active's update and note requests
+    #: serve every status.
+    same_request_for_every_status: bool = False
 
     def policy(self) -> LifecyclePolicy:
         """The lifecycle policy the planner applies."""
@@ -85,6 +92,7 @@ class IntegrationSettings:
             complete_on_clear=self.complete_on_clear,
             repeat_note_interval=timedelta(minutes=repeat) if repeat is not None else None,
             reopen_window=timedelta(minutes=self.reopen_window_minutes),
+            delivered=frozenset(status for status, on in self.deliver.items() if on),
         )
 
 
@@ -145,6 +153,12 @@ class IntegrationSettingsSchema(Schema):
     )
     note_type = fields.Integer(load_default=1)
     publish = fields.Integer(load_default=1)
+    deliver = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
+        values=fields.Boolean(),
+        load_default=dict,
+    )
+    same_request_for_every_status = fields.Boolean(load_default=False)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> IntegrationSettings:
@@ -155,6 +169,9 @@ class IntegrationSettingsSchema(Schema):
             AlertStatus(k): v for k, v in data["status_map"].items()
         }
         data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
+        data["deliver"] = dict.fromkeys(AlertStatus, True) | {
+            AlertStatus(k): v for k, v in data["deliver"].items()
+        }
         return IntegrationSettings(**data)
 
 

@@ -84,6 +84,29 @@ class Integration(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class DeliveryRequest(Base):
+    """One of an integration's delivery requests: per (alert status, action), what to send."""
+
+    __tablename__ = "delivery_request"
+    __table_args__ = (UniqueConstraint("integration_id", "status", "action"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: active, acknowledged, escalated or cleared.
+    status: Mapped[str] = mapped_column(String(20))
+    #: create (active only), update or note.
+    action: Mapped[str] = mapped_column(String(10))
+    method: Mapped[str] = mapped_column(String(10))
+    url: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    #: json or xml: the body's format and the answer's.
+    format: Mapped[str] = mapped_column(String(4))
+    #: Where the create's answer carries the ticket id (JSONPath or XPath); empty: the default.
+    id_path: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class HookToken(Base):
     """A bearer token a monitoring system presents to post webhooks; only its hash is kept."""
 

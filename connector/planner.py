@@ -36,6 +36,8 @@ def plan(
 ) -> Plan:
     """Decide what one alert event does to the alert's ticket."""
     status = event.status
+    if status not in policy.delivered:
+        return Plan(Outcome.IGNORED, reason=f"deliveries for {status.value} alerts are off")
     if ticket is None or ticket.state is TicketState.PENDING_CREATE:
         return _without_open_ticket(event, policy, new_episode=False)
     if ticket.state is TicketState.COMPLETED:
@@ -87,6 +89,10 @@ def _without_open_ticket(
 ) -> Plan:
     if event.status is AlertStatus.CLEARED:
         return Plan(Outcome.IGNORED, reason="cleared, but no ticket is open for this alert")
+    if AlertStatus.ACTIVE not in policy.delivered:
+        return Plan(
+            Outcome.IGNORED, reason="no ticket is open and new tickets (active) are switched off"
+        )
     steps = [Step(StepKind.CREATE, status=policy.status_map[event.status])]
     if event.status is not AlertStatus.ACTIVE:
         steps.append(_note(event, f"Alert {_WORDS[event.status]}."))

@@ -21,7 +21,7 @@ Two ways to write a value
   `note`          title, text: the note the connector composed for this event
   `autotask`      company_id (= account_id), priority, status, queue_id, due_date,
                   issue_type, sub_issue_type, ticket_category, ticket_type, source,
-                  note_type, publish, integration_code
+                  note_type, publish, integration_code, zone_url
   `properties`    every alert property by name (`properties["autotask.accountid"]`)
   `tokens`        every built-in token by name (`tokens.TITLE`)
   ==============  ===========================================================================
@@ -130,7 +130,12 @@ FORMATS: tuple[Format, ...] = ("json", "xml")
 #: Field limits (getFieldInfo: Ticket Title 255, Description 8000; TicketNote Title 250,
 #: Description 32000 — autotask-api.md §3 and §5). Keys match JSON members case-insensitively
 #: and XML element local names.
-TICKET_LIMITS: Mapping[str, int] = {"title": TITLE_LIMIT, "description": DESCRIPTION_LIMIT}
+TICKET_LIMITS: Mapping[str, int] = {
+    "title": TITLE_LIMIT,
+    "description": DESCRIPTION_LIMIT,
+    # Ticket Resolution holds 32000 characters (getFieldInfo, autotask-api.md §3).
+    "resolution": 32000,
+}
 NOTE_LIMITS: Mapping[str, int] = {"title": 250, "description": 32000}
 NO_LIMITS: Mapping[str, int] = {}
 
@@ -215,6 +220,12 @@ TOKENS: tuple[TokenSpec, ...] = (
         "autotask.integration_code",
         "The API tracking identifier (SOAP AutotaskIntegrations header).",
     ),
+    TokenSpec(
+        "ZONEURL",
+        "autotask.zone_url",
+        "The API user's zone address as Autotask's zone lookup gives it (REST: ending in"
+        " V1.0/; SOAP: the atws.asmx address); for request URLs.",
+    ),
 )
 TOKEN_NAMES = frozenset(spec.name for spec in TOKENS)
 
@@ -252,6 +263,7 @@ class MappedValues:
     note_type: int | None = None
     publish: int | None = None
     integration_code: str = ""
+    zone_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,7 @@ class RenderContext:
         ticket: TicketRef | None = None,
         marker: str = "",
         integration_code: str = "",
+        zone_url: str = "",
     ) -> RenderContext:
         """The context for `alert`: mapped values from `draft`, status from `step`, note text."""
         status: int | None = None
@@ -301,6 +314,7 @@ class RenderContext:
             note_type=settings.note_type if settings else None,
             publish=settings.publish if settings else None,
             integration_code=integration_code,
+            zone_url=zone_url,
         )
         return cls(
             alert=alert,
@@ -365,6 +379,7 @@ class RenderContext:
             "note_type": m.note_type,
             "publish": m.publish,
             "integration_code": m.integration_code,
+            "zone_url": m.zone_url,
         }
         groups: dict[str, dict[str, object]] = {
             "alert": alert,
@@ -1321,6 +1336,7 @@ _SAMPLE_MAPPED = MappedValues(
     note_type=1,
     publish=1,
     integration_code="SAMPLE-INTEGRATION-CODE",
+    zone_url="https://webservices2.autotask.net/ATServicesRest/V1.0/",
 )
 
 #: A complete, realistic context: what the admin form's preview renders.

@@ -47,9 +47,7 @@ def target_factory(services: Services) -> TargetFactory:
             read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
             recorder=recorder,
         )
-        target: TicketTarget = target_class(
-            client, note_type=options.note_type, publish=options.publish
-        )
+        target: TicketTarget = target_class(client)
         return target
 
     return build

@@ -24,19 +24,24 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from connector import planner
+from connector.delivery import DeliveryOptions, render_request, request_json
+from connector.delivery_store import load_options
 from connector.domain import (
     AlertStatus,
     ApiCallRecord,
     IncomingAlert,
     Outcome,
     Plan,
+    RequestAction,
     Step,
     StepKind,
+    TargetResponse,
+    TicketDraft,
     TicketRef,
     TicketSnapshot,
     TicketState,
 )
-from connector.errors import ConfigError, TargetError
+from connector.errors import ConfigError, RenderError, TargetError, TemplateRejected
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import (
     IntegrationSettings,
@@ -47,6 +52,7 @@ from connector.integration import (
 )
 from connector.models import AlertEvent, ApiCall, Delivery, Integration, TicketLink, utcnow
 from connector.ports import CallRecorder, TicketTarget
+from connector.rendering import RenderContext, extract_ticket_id
 from connector.services import Services
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,18 @@ logger = logging.getLogger(__name__)
 TargetFactory = Callable[[Integration, IntegrationSettings, CallRecorder], TicketTarget]
 
 UNFINISHED = ("pending", "in_progress")
+
+#: How much of Autotask's answer a delivery keeps (the full answer is in Autotask's own log).
+RESPONSE_KEEP_CHARS = 4000
+
+#: Which request carries each step: the event's status picks the request, the step its action.
+STEP_ACTIONS = {
+    StepKind.CREATE: RequestAction.CREATE,
+    StepKind.NOTE: RequestAction.NOTE,
+    StepKind.SET_STATUS: RequestAction.UPDATE,
+    StepKind.COMPLETE: RequestAction.UPDATE,
+    StepKind.REOPEN: RequestAction.UPDATE,
+}
 
 #: Test-only crash point: CONNECTOR_FAULTPOINT=after_create:<probability> kills the process with
 #: SIGKILL after Autotask answered a create and before the answer is committed.
@@ -135,6 +153,8 @@ class _Job:
     integration_id: int
     alert: IncomingAlert
     settings: IntegrationSettings
+    options: DeliveryOptions
+    integration_code: str
     target: TicketTarget
     steps: list[Step]
     progress: int
@@ -142,7 +162,11 @@ class _Job:
     link_id: int | None
     marker: str
     ticket_id: int | None
+    ticket_number: str | None
     routes: dict[str, TenantRoute]
+    #: The last request sent (or about to be) and its answer, for the delivery's record.
+    last_request: dict[str, Any] | None = None
+    last_response: dict[str, Any] | None = None
 
 
 def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -> None:
@@ -193,7 +217,9 @@ class Worker:
         self.retry = RetryPolicy(tuple(settings["RETRY_DELAYS"]), float(settings["RETRY_JITTER"]))
         self._calls: list[ApiCallRecord] = []
         self._targets: dict[tuple[int, datetime], TicketTarget] = {}
+        self._options: dict[tuple[int, datetime], tuple[DeliveryOptions, str]] = {}
         self._faultpoint = _parse_faultpoint(os.environ.get(FAULTPOINT_ENV, ""))
+        self._job: _Job | None = None
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -285,12 +311,16 @@ class Worker:
             self._targets[key] = target
         return target
 
+    def _job_request(self) -> dict[str, Any] | None:
+        return self._job.last_request if self._job is not None else None
+
     def process(self, delivery_id: int) -> None:
         """Carry out one claimed delivery's plan, step by step, committing after each step."""
         self._calls.clear()
+        self._job = None
         integration_id = 0
         try:
-            job = self._start(delivery_id)
+            job = self._job = self._start(delivery_id)
             if job is None:
                 return  # the lease was lost to another worker
             integration_id = job.integration_id
@@ -302,8 +332,17 @@ class Worker:
                 self._commit_step(job, step, ref)
         except TargetError as e:
             self._failed(
-                delivery_id, integration_id, str(e), e.retryable, e.response, e.retry_after
+                delivery_id,
+                integration_id,
+                str(e),
+                e.retryable,
+                e.response,
+                e.retry_after,
+                request=self._job_request(),
             )
+        except (RenderError, TemplateRejected) as e:
+            # The saved template cannot carry this alert: retrying cannot help.
+            self._failed(delivery_id, integration_id, f"template: {e}", False, None, None)
         except _Dropped as e:
             self._ignored(delivery_id, integration_id, str(e))
         except ConfigError as e:
@@ -337,12 +376,14 @@ class Worker:
                 )
             )
             steps = steps_from_json(stored)
-            creates = any(step.kind is StepKind.CREATE for step in steps)
+            options, integration_code = self._delivery_options(session, integration)
             return _Job(
                 delivery_id=delivery_id,
                 integration_id=delivery.integration_id,
                 alert=alert,
                 settings=settings,
+                options=options,
+                integration_code=integration_code,
                 target=self._target(integration, settings),
                 steps=steps,
                 progress=delivery.progress,
@@ -350,39 +391,91 @@ class Worker:
                 link_id=link.id if link is not None else None,
                 marker=link.marker if link is not None else "",
                 ticket_id=link.ticket_id if link is not None else None,
-                routes=tenant_routes(session, delivery.integration_id) if creates else {},
+                ticket_number=link.ticket_number if link is not None else None,
+                routes=tenant_routes(session, delivery.integration_id) if steps else {},
             )
 
+    def _delivery_options(
+        self, session: Session, integration: Integration
+    ) -> tuple[DeliveryOptions, str]:
+        """The integration's requests and its (decrypted) tracking identifier, cached per edit."""
+        key = (integration.id, integration.updated_at)
+        cached = self._options.get(key)
+        if cached is None:
+            code = self.services.secret_box().decrypt(integration.integration_code_encrypted)
+            cached = self._options[key] = (load_options(session, integration), code)
+        return cached
+
     def _call_target(self, job: _Job, step: Step) -> TicketRef | None:
-        """Make the step's call(s) to the ticket system; return the ticket a create made."""
+        """Send the step's delivery request; return the ticket a create made (or found)."""
+        route = route_company(job.alert, job.settings, job.routes)
         if step.kind is StepKind.CREATE:
             if job.ticket_id is not None:
                 return TicketRef(job.ticket_id)  # an earlier attempt created and recorded it
-            route = route_company(job.alert, job.settings, job.routes)
             if route.company_id is None:
                 raise _Dropped(route.dropped or "no company")
             ref = None if job.fresh_marker else job.target.find_ticket_by_marker(job.marker)
             if ref is None:
-                draft = build_draft(
-                    job.alert,
-                    company_id=route.company_id,
-                    status=step.status or job.settings.status_map[AlertStatus.ACTIVE],
-                    marker=job.marker,
-                    settings=job.settings,
-                    now=self.clock(),
-                )
-                ref = job.target.create_ticket(draft)
+                ref = self._create(job, step, self._draft(job, route.company_id, step))
                 self._hit_faultpoint("after_create")
             return ref
         if job.ticket_id is None:
             raise ConfigError(f"step {step.kind.value} needs a ticket, and the alert has none")
-        if step.kind is StepKind.NOTE:
-            job.target.add_note(job.ticket_id, step.title, step.text)
-        elif step.kind is StepKind.COMPLETE:
-            job.target.set_status(job.ticket_id, step.status or 5, resolution=step.text or None)
-        else:  # SET_STATUS, REOPEN
-            job.target.set_status(job.ticket_id, step.status or 1)
+        draft = self._draft(job, route.company_id, step) if route.company_id is not None else None
+        self._send(job, step, draft)
         return None
+
+    def _draft(self, job: _Job, company_id: int, step: Step) -> TicketDraft:
+        return build_draft(
+            job.alert,
+            company_id=company_id,
+            status=step.status or job.settings.status_map[job.alert.status],
+            marker=job.marker,
+            settings=job.settings,
+            now=self.clock(),
+        )
+
+    def _send(self, job: _Job, step: Step, draft: TicketDraft | None) -> TargetResponse:
+        """Render the step's request (the event's status picks it) and send it."""
+        spec = job.options.request_for(job.alert.status, STEP_ACTIONS[step.kind])
+        ticket = TicketRef(job.ticket_id, job.ticket_number) if job.ticket_id is not None else None
+        context = RenderContext.build(
+            job.alert,
+            settings=job.settings,
+            draft=draft,
+            step=step,
+            ticket=ticket,
+            marker=job.marker,
+            integration_code=job.integration_code,
+            zone_url=job.target.endpoint_url(),
+        )
+        request = render_request(spec, context)
+        job.last_request = request_json(request, [job.integration_code])
+        job.last_response = None
+        response = job.target.send(request)
+        job.last_request = dict(response.sent)
+        job.last_response = {
+            "status": response.status,
+            "body": response.body[:RESPONSE_KEEP_CHARS],
+        }
+        return response
+
+    def _create(self, job: _Job, step: Step, draft: TicketDraft) -> TicketRef:
+        """Send the create; the ticket id is read where the Active request says."""
+        response = self._send(job, step, draft)
+        spec = job.options.request_for(AlertStatus.ACTIVE, RequestAction.CREATE)
+        ticket_id = extract_ticket_id(response.body, spec.format, spec.effective_id_path())
+        if response.ticket is not None and response.ticket.ticket_id == ticket_id:
+            return response.ticket
+        # The ticket exists now: failing here would make the worker retry a committed create,
+        # so a failed read-back only costs the ticket number.
+        try:
+            return job.target.get_ticket(ticket_id) or TicketRef(ticket_id)
+        except TargetError as e:
+            logger.warning(
+                "autotask.ticket.read_back_failed", extra={"ticket_id": ticket_id, "error": str(e)}
+            )
+            return TicketRef(ticket_id)
 
     def _commit_step(self, job: _Job, step: Step | None, ref: TicketRef | None) -> None:
         """Record a finished step (or, for an empty plan, nothing) and, after the last, the end."""
@@ -395,9 +488,15 @@ class Worker:
             if step is not None and link is not None:
                 _apply(link, step, ref, now)
                 job.ticket_id = link.ticket_id
+                job.ticket_number = link.ticket_number
                 job.progress += 1
                 delivery.progress = job.progress
-                delivery.last_request = {"step": step.kind.value, "ticket_id": link.ticket_id}
+                delivery.last_request = {
+                    "step": step.kind.value,
+                    "ticket_id": link.ticket_id,
+                    **(job.last_request or {}),
+                }
+                delivery.last_response = job.last_response
             if job.progress >= len(job.steps):
                 if link is not None and (delivery.plan or {}).get("outcome") != "ignored":
                     link.applied_status = job.alert.status.value
@@ -467,6 +566,8 @@ class Worker:
         retryable: bool,
         response: dict[str, object] | None,
         retry_after: float | None,
+        *,
+        request: dict[str, Any] | None = None,
     ) -> None:
         now = self.clock()
         with self.services.transaction() as session:
@@ -475,6 +576,8 @@ class Worker:
                 return
             delivery.last_error = message
             delivery.last_response = dict(response) if response is not None else None
+            if request is not None:
+                delivery.last_request = request
             delivery.lease_owner = None
             delivery.lease_expires_at = None
             if retryable and now < delivery.deadline_at:

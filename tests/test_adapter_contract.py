@@ -40,11 +40,10 @@ def described(function: Any) -> list[tuple[str, Any, Any, Any]]:
 
 def test_the_port_declares_the_operations_the_worker_needs() -> None:
     assert port_methods(TicketTarget) == [
-        "add_note",
-        "create_ticket",
+        "endpoint_url",
         "find_ticket_by_marker",
         "get_ticket",
-        "set_status",
+        "send",
     ]
 
 
@@ -60,3 +59,10 @@ def test_target_method_matches_the_port(target_class: type[Any], method: str) ->
 def test_target_public_methods_have_docstrings(target_class: type[Any]) -> None:
     for method in port_methods(TicketTarget):
         assert inspect.getdoc(getattr(target_class, method)), method
+
+
+@pytest.mark.parametrize("target_class", list(TARGETS.values()), ids=list(TARGETS))
+def test_targets_send_rendered_requests_and_build_no_bodies(target_class: type[Any]) -> None:
+    # The worker renders every body from the delivery request templates (connector.delivery).
+    for method in ("create_ticket", "add_note", "set_status"):
+        assert not hasattr(target_class, method), method

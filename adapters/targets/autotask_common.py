@@ -1,15 +1,18 @@
-"""What Autotask's REST and SOAP adapters share: field limits, the outbound-URL guard, errors."""
+"""What Autotask's REST and SOAP adapters share: the outbound-URL guard, headers, errors."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError
 
 from connector.errors import TargetError, TargetRejected, TargetUnavailable
@@ -28,17 +31,17 @@ REDACTED = "<redacted>"
 #: Reference: ../shared/reference/autotask-api.md §7 and §8.
 RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
 
-# Field lengths from Autotask's field metadata (FIELDINFO getFieldInfo for Ticket and TicketNote,
-# autotask-api.md §3 and §5); longer values are refused with a "maximum length" error.
-TITLE_MAX = 255
-DESCRIPTION_MAX = 8000
-RESOLUTION_MAX = 32000
-EXTERNAL_ID_MAX = 50
-NOTE_TITLE_MAX = 250
-NOTE_DESCRIPTION_MAX = 32000
+#: How much of an answer's text a TargetResponse keeps (the delivery log shows it).
+RESPONSE_KEEP_BYTES = 64 * 1024
 
-#: Appended to text cut to a field's length, so a reader sees that something is missing.
-TRUNCATION_MARKER = "… [truncated]"
+#: Request headers whose values are credentials: a kept request shows REDACTED instead.
+SECRET_HEADERS = frozenset({"secret", "apiintegrationcode", "authorization"})
+
+#: Headers the HTTP transport owns; an admin's extra headers never set them (the delivery
+#: request editor refuses them too, connector.delivery.RESERVED_HEADERS).
+TRANSPORT_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "cookie"}
+)
 
 _HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
 
@@ -62,13 +65,6 @@ class AutotaskUnavailable(TargetUnavailable):
     ) -> None:
         super().__init__(message, response=response, retry_after=retry_after)
         self.ambiguous = ambiguous
-
-
-def truncate(text: str, limit: int) -> str:
-    """Return `text`, or its start plus TRUNCATION_MARKER, in at most `limit` characters."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
 
 
 def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> None:
@@ -168,3 +164,54 @@ def transport_error(
     return AutotaskUnavailable(
         redact(f"Autotask {what}: {outcome} ({name}: {error})"), ambiguous=sent
     )
+
+
+def secret_forms(*secrets: str) -> tuple[str, ...]:
+    """Each secret as text may carry it: as is, XML-escaped and JSON-escaped; longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms.update({secret, xml_escape(secret), json.dumps(secret)[1:-1]})
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact_text(text: str, forms: Sequence[str], marker: str = REDACTED) -> str:
+    """`text` with every form of every secret (`secret_forms`) replaced by `marker`."""
+    for form in forms:
+        text = text.replace(form, marker)
+    return text
+
+
+def merge_headers(extra: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """The admin's `extra` headers with the adapter's `own` (credentials, content type) winning."""
+    merged: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in extra.items():
+        if name.lower() not in TRANSPORT_HEADERS:
+            merged[name] = value
+    # Header names are case-insensitive (RFC 9110 §5.1): "secret" must not survive next to
+    # "Secret", so the adapter's own headers replace the admin's whatever their spelling.
+    merged.update(own)
+    return dict(merged.items())
+
+
+def sent_record(
+    method: str, url: str, headers: Mapping[str, str], body: str, redact: Callable[[str], str]
+) -> dict[str, object]:
+    """A request as it went out, for the delivery log, with every credential redacted."""
+    return {
+        "method": method,
+        "url": redact(url),
+        "headers": {
+            name: REDACTED if name.lower() in SECRET_HEADERS else redact(value)
+            for name, value in headers.items()
+        },
+        "body": redact(body),
+    }
+
+
+def response_text(response: requests.Response, redact: Callable[[str], str]) -> str:
+    """The answer's first RESPONSE_KEEP_BYTES as text, redacted."""
+    # UTF-8 whatever the Content-Type says: JSON is UTF-8 (RFC 8259 §8.1) and ATWS answers
+    # declare encoding="utf-8" (autotask-api.md §10). requests would guess ISO-8859-1 for a
+    # text/xml without a charset (RFC 2616 §3.7.1) and garble the text.
+    return redact(response.content[:RESPONSE_KEEP_BYTES].decode("utf-8", errors="replace"))

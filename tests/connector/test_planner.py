@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,3 +150,40 @@ def test_resolution_note_carries_the_clear_message() -> None:
     note, complete = decided.steps
     assert "/var back to 40%" in note.text
     assert complete.text == note.text
+
+
+SWITCHED_OFF = [
+    # (id, statuses delivered, event status, ticket, outcome, step kinds, reason)
+    ("acknowledged off: an ack changes nothing", {A.ACTIVE, A.ESCALATED, A.CLEARED},
+     A.ACKNOWLEDGED, open_ticket(), Outcome.IGNORED, [],
+     "deliveries for acknowledged alerts are off"),
+    ("cleared off: the ticket stays open", {A.ACTIVE, A.ACKNOWLEDGED, A.ESCALATED},
+     A.CLEARED, open_ticket(), Outcome.IGNORED, [], "deliveries for cleared alerts are off"),
+    ("active off: a new alert opens no ticket", {A.ACKNOWLEDGED, A.ESCALATED, A.CLEARED},
+     A.ACTIVE, None, Outcome.IGNORED, [], "deliveries for active alerts are off"),
+    ("active off: an ack of an alert with no ticket opens none",
+     {A.ACKNOWLEDGED, A.ESCALATED, A.CLEARED}, A.ACKNOWLEDGED, None, Outcome.IGNORED, [],
+     "no ticket is open and new tickets (active) are switched off"),
+    ("active off: an open ticket is still updated", {A.ACKNOWLEDGED, A.ESCALATED, A.CLEARED},
+     A.ACKNOWLEDGED, open_ticket(), Outcome.UPDATED, ["set_status", "note"], ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("delivered", "status", "ticket", "outcome", "kinds", "reason"),
+    [case[1:] for case in SWITCHED_OFF],
+    ids=[case[0] for case in SWITCHED_OFF],
+)
+def test_statuses_switched_off(
+    delivered: set[AlertStatus],
+    status: AlertStatus,
+    ticket: TicketSnapshot | None,
+    outcome: Outcome,
+    kinds: list[str],
+    reason: str,
+) -> None:
+    policy = dataclasses.replace(POLICY, delivered=frozenset(delivered))
+    decided = plan(event(status), ticket, policy, NOW)
+    assert decided.outcome is outcome
+    assert [step.kind.value for step in decided.steps] == kinds
+    assert decided.reason == reason

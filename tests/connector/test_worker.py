@@ -6,6 +6,8 @@ The HTTP side is proven in tests/e2e; here the target is a fake whose failures a
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,20 +19,31 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.domain import TicketDraft, TicketRef
+from connector.delivery import default_template
+from connector.delivery_store import load_options, replace_requests
+from connector.domain import (
+    AlertStatus,
+    OutboundRequest,
+    RequestAction,
+    TargetResponse,
+    TicketRef,
+)
 from connector.errors import TargetError, TargetRejected, TargetUnavailable
 from connector.integration import IntegrationSettings
-from connector.models import ApiCall, Delivery, Integration, TicketLink
+from connector.models import ApiCall, Delivery, DeliveryRequest, Integration, TicketLink
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
 from connector.worker import RetryPolicy, Worker
-from tests.conftest import HOOK_TOKEN
+from tests.conftest import API_TOKEN, HOOK_TOKEN, ApiUser
+
+ZONE = "https://webservices2.autotask.net/ATServicesRest/V1.0/"
 
 
 @dataclass
 class FakeTicket:
     ticket_id: int
-    draft: TicketDraft
+    #: The create request's JSON body (TicketModel: companyID, priority, externalID …).
+    body: dict[str, Any]
     status: int
     notes: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
@@ -38,55 +51,73 @@ class FakeTicket:
 
 @dataclass
 class FakeTarget:
-    """Autotask in a dict; `fail` scripts errors per operation (popped one per call)."""
+    """Autotask REST in a dict, fed the worker's rendered requests; `fail` scripts errors per
+    operation (popped one per call)."""
 
     tickets: dict[int, FakeTicket] = field(default_factory=dict)
     fail: dict[str, list[Exception]] = field(default_factory=dict)
     #: create: commit the ticket, then raise this (an answer lost on the way back)
     lose_create_answer: list[Exception] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    requests: list[OutboundRequest] = field(default_factory=list)
+    #: What the create answers, when a test wants an answer without the id.
+    create_answer: str | None = None
 
     def _maybe_fail(self, operation: str) -> None:
         self.calls.append(operation)
         if self.fail.get(operation):
             raise self.fail[operation].pop(0)
 
+    def endpoint_url(self) -> str:
+        return ZONE
+
     def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
         self._maybe_fail("find")
         for ticket in self.tickets.values():
-            if ticket.draft.marker == marker:
+            if ticket.body["externalID"] == marker:
                 return TicketRef(ticket.ticket_id, f"T{ticket.ticket_id}", ticket.status)
         return None
 
-    def create_ticket(self, draft: TicketDraft) -> TicketRef:
-        self._maybe_fail("create")
-        ticket_id = 1000 + len(self.tickets)
-        self.tickets[ticket_id] = FakeTicket(ticket_id, draft, draft.status, history=["create"])
-        if self.lose_create_answer:
-            raise self.lose_create_answer.pop(0)
-        return TicketRef(ticket_id, f"T{ticket_id}", draft.status)
-
-    def add_note(self, ticket_id: int, title: str, text: str) -> int:
-        self._maybe_fail("note")
-        self.tickets[ticket_id].notes.append(title)
-        self.tickets[ticket_id].history.append("note")
-        return len(self.tickets[ticket_id].notes)
-
-    def set_status(self, ticket_id: int, status: int, *, resolution: str | None = None) -> None:
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        self.requests.append(request)
+        body = json.loads(request.body)
+        sent = {"method": request.method, "url": request.url, "body": request.body}
+        if request.action is RequestAction.CREATE:
+            assert (request.method, request.url) == ("POST", ZONE + "Tickets")
+            self._maybe_fail("create")
+            ticket_id = 1000 + len(self.tickets)
+            self.tickets[ticket_id] = FakeTicket(
+                ticket_id, body, body["status"], history=["create"]
+            )
+            if self.lose_create_answer:
+                raise self.lose_create_answer.pop(0)
+            answer = self.create_answer or json.dumps({"itemId": ticket_id})
+            return TargetResponse(200, answer, sent)
+        if request.action is RequestAction.NOTE:
+            self._maybe_fail("note")
+            ticket = self.tickets[int(request.url.split("/")[-2])]
+            ticket.notes.append(body.get("title", ""))
+            ticket.history.append("note")
+            return TargetResponse(200, json.dumps({"itemId": len(ticket.notes)}), sent)
+        assert request.method == "PATCH"
         self._maybe_fail("status")
-        self.tickets[ticket_id].status = status
-        self.tickets[ticket_id].history.append(f"status {status}")
+        ticket = self.tickets[body["id"]]
+        ticket.status = body["status"]
+        ticket.history.append(f"status {body['status']}")
+        return TargetResponse(200, json.dumps({"itemId": body["id"]}), sent)
 
     def get_ticket(self, ticket_id: int) -> TicketRef | None:
         ticket = self.tickets.get(ticket_id)
-        return TicketRef(ticket_id, None, ticket.status) if ticket else None
+        return TicketRef(ticket_id, f"T{ticket_id}", ticket.status) if ticket else None
 
 
 class Clock:
     """A settable clock."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+        # A minute ahead of the wall clock, which ingestion stamps deliveries with: what a
+        # test posts is due at once.
+        self.now = datetime.now(UTC) + timedelta(minutes=1)
 
     def __call__(self) -> datetime:
         return self.now
@@ -194,8 +225,8 @@ def test_lifecycle_creates_updates_and_completes_one_ticket(
     post(client, "a", "cleared")
     drain(make_worker(), clock)
     (ticket,) = fake.tickets.values()
-    assert ticket.draft.company_id == 29683415
-    assert ticket.draft.priority == 1  # error → High
+    assert ticket.body["companyID"] == 29683415
+    assert ticket.body["priority"] == 1  # error → High
     assert ticket.history == ["create", "status 8", "note", "note", "status 5"]
     assert [d.outcome for d in deliveries(services)] == ["created", "updated", "completed"]
     with services.transaction() as session:
@@ -327,10 +358,10 @@ def test_every_target_call_is_recorded_as_an_api_call(
     class Recording(FakeTarget):
         recorder: CallRecorder | None = None
 
-        def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        def send(self, request: OutboundRequest) -> TargetResponse:
             assert self.recorder is not None
             self.recorder(ApiCallRecord(clock.now, "POST", "Tickets", 200, 12.5))
-            return super().create_ticket(draft)
+            return super().send(request)
 
     target = Recording()
 
@@ -365,3 +396,167 @@ def test_retry_schedule_with_jitter(
     assert low <= min(waits) and max(waits) <= high
     if retry_after is None:
         assert len(set(waits)) > 100  # jittered, not fixed
+
+
+# -- delivery requests -------------------------------------------------------------------------
+
+
+def edit_requests(services: Services, **changes: Any) -> None:
+    """Store edited copies of the integration's requests: {"status_action": {field: value}}."""
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        options = load_options(session, integration)
+        specs = []
+        for key, fields in changes.items():
+            status, action = key.split("_")
+            spec = options.requests[(AlertStatus(status), RequestAction(action))]
+            specs.append(dataclasses.replace(spec, **fields))
+        replace_requests(session, integration, specs)
+
+
+def set_settings(services: Services, **settings: Any) -> None:
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        integration.settings = {**integration.settings, **settings}
+
+
+def test_the_worker_sends_the_admins_edited_requests(
+    client: FlaskClient, make_worker: Callable[..., Worker], clock: Clock, fake: FakeTarget
+) -> None:
+    create = default_template("rest/active.json").replace('"##TITLE##"', '"[NOC] ##TITLE##"')
+    edit_requests(
+        services=make_worker().services,
+        active_create={"body": create, "headers": {"X-Team": "noc ##HOST##"}},
+    )
+    post(client, "a", "active", host="srv\r\n01")
+    drain(make_worker(), clock)
+    (ticket,) = fake.tickets.values()
+    assert ticket.body["title"] == "[NOC] Alert a"
+    (request,) = fake.requests
+    assert request.headers == {"X-Team": "noc srv01"}  # control characters cannot split headers
+
+
+def test_a_status_switched_off_sends_nothing_for_its_events(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    set_settings(services, deliver={"acknowledged": False})
+    post(client, "a", "active")
+    post(client, "a", "acknowledged", acknowledged_by="jane")
+    drain(make_worker(), clock)
+    (ticket,) = fake.tickets.values()
+    assert ticket.history == ["create"]
+    assert [(d.outcome, d.last_error) for d in deliveries(services)] == [
+        ("created", None),
+        ("ignored", "deliveries for acknowledged alerts are off"),
+    ]
+
+
+def test_same_request_for_every_status_uses_the_active_requests(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    set_settings(services, same_request_for_every_status=True)
+    edit_requests(services, active_update={"headers": {"X-Request": "active update"}})
+    post(client, "a", "active")
+    post(client, "a", "cleared")
+    drain(make_worker(), clock)
+    (ticket,) = fake.tickets.values()
+    assert ticket.history == ["create", "note", "status 5"]
+    complete = fake.requests[-1]
+    assert complete.headers == {"X-Request": "active update"}
+    assert "resolution" not in json.loads(complete.body)  # Active's update, not Cleared's
+
+
+def test_the_default_cleared_request_completes_with_a_resolution(
+    client: FlaskClient, make_worker: Callable[..., Worker], clock: Clock, fake: FakeTarget
+) -> None:
+    post(client, "a", "active")
+    post(client, "a", "cleared", message="disk has room again")
+    drain(make_worker(), clock)
+    body = json.loads(fake.requests[-1].body)
+    assert body["status"] == 5
+    assert body["resolution"].startswith("Alert cleared.")
+    assert "disk has room again" in body["resolution"]
+
+
+def test_a_template_that_fails_on_an_alert_dead_letters_without_a_call(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    # Stored directly: a template saved before the save-time check existed.
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        row = session.scalars(
+            select(DeliveryRequest).where(
+                DeliveryRequest.status == "active", DeliveryRequest.action == "create"
+            )
+        ).one()
+        row.body = '{"title": ##TITLE##}'
+        integration.updated_at = clock.now
+    post(client, "a", "active")
+    drain(make_worker(), clock)
+    (delivery,) = deliveries(services)
+    assert delivery.state == "dead"
+    assert delivery.last_error is not None
+    assert delivery.last_error.startswith("template: ")
+    assert "not valid JSON" in delivery.last_error
+    assert fake.requests == []
+
+
+def test_an_answer_without_the_id_dead_letters_and_a_replay_adopts_the_ticket(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    edit_requests(services, active_create={"id_path": "$.item.id"})
+    post(client, "a", "active")
+    drain(make_worker(), clock)
+    (delivery,) = deliveries(services)
+    assert delivery.state == "dead"
+    assert delivery.last_error is not None
+    assert "$.item.id" in delivery.last_error and "itemId" in delivery.last_error
+    assert delivery.last_request is not None
+    assert delivery.last_request["url"].endswith("/Tickets")
+    edit_requests(services, active_create={"id_path": ""})
+    response = client.post(
+        f"/api/v1/deliveries/{delivery.id}/replay",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
+    assert response.status_code == 200, response.get_json()
+    drain(make_worker(), clock)
+    assert len(fake.tickets) == 1  # adopted by its marker, not created again
+    assert fake.calls[-1] == "find"
+    (delivery,) = deliveries(services)
+    assert delivery.state == "done"
+
+
+def test_a_failed_request_is_kept_with_the_tracking_identifier_redacted(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+    api_user: ApiUser,
+) -> None:
+    edit_requests(services, active_create={"headers": {"X-Code": "##INTEGRATIONCODE##"}})
+    fake.fail["create"] = [TargetRejected("no such company")]
+    post(client, "a", "active")
+    drain(make_worker(), clock)
+    (delivery,) = deliveries(services)
+    assert delivery.state == "dead"
+    assert delivery.last_request is not None
+    assert delivery.last_request["headers"] == {"X-Code": "<redacted>"}
+    assert fake.requests[0].headers == {"X-Code": api_user.integration_code}
+    assert api_user.integration_code not in json.dumps(delivery.last_request)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-from connector.db import make_engine, upgrade
+from connector.db import alembic_config, make_engine, upgrade
 from connector.models import Base
 
 
@@ -28,4 +29,6 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
     with engine.connect() as connection:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
-    assert version == "0001"
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert head == "0002"
+    assert version == head

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -23,13 +23,17 @@ from adapters.targets.autotask_common import (
     BODY_KEEP_CHARS,
     DEFAULT_ALLOWED_ZONE_HOSTS,
     RATE_LIMIT_MARKERS,
-    REDACTED,
     AutotaskUnavailable,
     check_outbound_url,
+    merge_headers,
+    redact_text,
+    response_text,
     retry_after,
+    secret_forms,
+    sent_record,
     transport_error,
 )
-from connector.domain import ApiCallRecord
+from connector.domain import ApiCallRecord, OutboundRequest, TargetResponse
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -152,6 +156,7 @@ class AutotaskRestClient:
         self.username = username
         self._secret = secret
         self._integration_code = integration_code
+        self._secret_forms = secret_forms(secret, integration_code)
         self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
         # requests' timeout is (connect, read); every request carries it.
         # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
@@ -209,6 +214,48 @@ class AutotaskRestClient:
     def threshold_information(self) -> dict[str, Any]:
         """GET ThresholdInformation: the hourly threshold, its timeframe and the current count."""
         return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=_object)
+
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        """Send a rendered request with the auth headers; a non-2xx answer raises a TargetError."""
+        # The answer goes back as text: the worker reads the ticket id from it with the admin's
+        # JSONPath, so a 2xx that is not JSON is not an error here.
+        self._check_outbound_url(request.url, what="request URL")
+        method = request.method.upper()
+        entity = entity_of(request.url)
+        base = self._base_url
+        try:
+            return self._send(method, entity, request.url, request)
+        except TargetAuthError as e:
+            # As in `_call`: a 401 can mean the database moved zone (django-autotask
+            # MAX_401_ATTEMPTS = 1, autotask-api.md §2); a URL under the old zone is sent again
+            # under the new one, once, and only when the zone actually changed.
+            if not e.response or e.response.get("status") != 401:
+                raise
+            if base is None or not request.url.startswith(base):
+                raise
+            fresh = self.base_url(refresh=True)
+            if fresh == base:
+                raise
+            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
+            url = fresh + request.url[len(base) :]
+            self._check_outbound_url(url, what="request URL")
+            return self._send(method, entity, url, request)
+
+    def _send(self, method: str, entity: str, url: str, request: OutboundRequest) -> TargetResponse:
+        headers = merge_headers(request.headers, self._headers(authenticated=True))
+        response, _ = self._exchange(
+            method,
+            entity,
+            url,
+            read=_as_is,
+            headers=headers,
+            data=request.body.encode("utf-8"),
+        )
+        return TargetResponse(
+            status=response.status_code,
+            body=response_text(response, self._redact),
+            sent=sent_record(method, url, headers, request.body, self._redact),
+        )
 
     # -- zone ----------------------------------------------------------------------------------
 
@@ -345,7 +392,37 @@ class AutotaskRestClient:
         body: Mapping[str, Any] | None = None,
         authenticated: bool = True,
     ) -> T:
-        """Send one request; return `read(parsed JSON)`, or raise the mapped TargetError.
+        """Send one request; return `read(parsed JSON)`, or raise the mapped TargetError."""
+
+        def parsed(response: requests.Response) -> tuple[T, int | None]:
+            return read(response.json())
+
+        value, _ = self._exchange(
+            method,
+            entity,
+            url,
+            read=parsed,
+            headers=self._headers(authenticated=authenticated),
+            params=params,
+            body=body,
+            authenticated=authenticated,
+        )
+        return value
+
+    def _exchange(
+        self,
+        method: str,
+        entity: str,
+        url: str,
+        *,
+        read: Callable[[requests.Response], tuple[T, int | None]],
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        authenticated: bool = True,
+    ) -> tuple[T, requests.Response]:
+        """Send one request; return (`read(response)`, response), or raise the mapped TargetError.
 
         Every call, failed or not, is reported to the recorder exactly once; the recorder must
         not raise (its exception would replace the call's result).
@@ -362,7 +439,8 @@ class AutotaskRestClient:
                     url,
                     params=params,
                     json=body,
-                    headers=self._headers(authenticated=authenticated),
+                    data=data,
+                    headers=dict(headers),
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -374,7 +452,7 @@ class AutotaskRestClient:
                 failure = self._status_error(method, entity, response, zone=not authenticated)
                 raise failure
             try:
-                value, records = read(response.json())
+                value, records = read(response)
             except (ValueError, KeyError, TypeError) as e:
                 # Not JSON, or not the shape Autotask documents: no usable answer. A write that
                 # got a 2xx was probably applied, so its outcome is unknown.
@@ -384,7 +462,7 @@ class AutotaskRestClient:
                     response=self._summary(response),
                 )
                 raise failure from e
-            return value
+            return value, response
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
             self._record(
@@ -461,10 +539,7 @@ class AutotaskRestClient:
 
     def _redact(self, text: str) -> str:
         """Never let the secret or the tracking identifier into a message or a record."""
-        for value in (self._secret, self._integration_code):
-            if value:
-                text = text.replace(value, REDACTED)
-        return text
+        return redact_text(text, self._secret_forms)
 
     def _redact_value(self, value: object) -> object:
         if isinstance(value, str):
@@ -483,6 +558,17 @@ def _object(payload: Any) -> tuple[dict[str, Any], int | None]:
     if not isinstance(payload, dict):
         raise TypeError("expected a JSON object")
     return payload, None
+
+
+def _as_is(response: requests.Response) -> tuple[requests.Response, int | None]:
+    """A sent request's answer, read by the worker; records counted when it is a query page."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return response, None
+    if isinstance(payload, dict) and isinstance(payload.get("items"), list):
+        return response, len(payload["items"])
+    return response, None
 
 
 def _zone_url(payload: Any) -> tuple[str, int | None]:
@@ -535,6 +621,24 @@ def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
     Reference: autotask-api.md §3 (KelvinTegelaar/AutotaskAPI issue #26).
     """
     return {key: value for key, value in body.items() if value is not None}
+
+
+def entity_of(url: str) -> str:
+    """The entity a REST URL addresses, for the activity log: "Tickets", "TicketNotes" …"""
+    # A child collection (…/Tickets/{id}/Notes) is named as Autotask names the child entity: the
+    # parent in the singular plus the child (TicketNotes; autotask-api.md §3 "Children", §5).
+    segments = [unquote(part) for part in urlsplit(url).path.split("/") if part]
+    if len(segments) >= 3 and segments[-2].isdigit() and not segments[-1].isdigit():
+        parent = segments[-3]
+        singular = parent[:-3] + "y" if parent.endswith("ies") else parent.removesuffix("s")
+        name = singular + segments[-1]
+    else:
+        names = [part for part in segments if not part.isdigit()]
+        if len(names) >= 2 and names[-1].lower() in ("query", "count"):
+            names.pop()
+        name = names[-1] if names else ""
+    # The activity log's entity column holds 100 characters.
+    return name[:100]
 
 
 def _json(value: Any) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, TypeVar
+from xml.sax.saxutils import escape as xml_escape
 
 import requests
 from lxml import etree
@@ -32,10 +33,15 @@ from adapters.targets.autotask_common import (
     REDACTED,
     AutotaskUnavailable,
     check_outbound_url,
+    merge_headers,
+    redact_text,
+    response_text,
     retry_after,
+    secret_forms,
+    sent_record,
     transport_error,
 )
-from connector.domain import ApiCallRecord
+from connector.domain import ApiCallRecord, OutboundRequest, TargetResponse, TicketRef
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -273,6 +279,32 @@ class _Answer(NamedTuple):
     info_messages: list[str]
 
 
+class Envelope(NamedTuple):
+    """A rendered SOAP request, parsed: the envelope and the operation inside its Body."""
+
+    root: etree._Element
+    operation: etree._Element
+
+    @property
+    def name(self) -> str:
+        """The operation's name: create, update, query …"""
+        return str(etree.QName(self.operation).localname)
+
+    def entities(self) -> list[etree._Element]:
+        """The `<Entity>` elements of a create or update (none for other operations)."""
+        return _children(_find(self.operation, "Entities"), "Entity")
+
+    def entity(self) -> str:
+        """The entity the call is about, for the activity log: "Ticket", "TicketNote" …"""
+        if self.name == "query":
+            try:
+                document = _parse((self.operation.findtext(_q("sXML")) or "").strip().encode())
+            except _Unreadable:
+                return ""
+            return (document.findtext("entity") or "").strip()
+        return ",".join(dict.fromkeys(entity_type(e) for e in self.entities()))
+
+
 class AutotaskSoapClient:
     """One Autotask API user's SOAP (ATWS 1.6) client; every failure is a `TargetError`."""
 
@@ -303,6 +335,7 @@ class AutotaskSoapClient:
         self._secret = secret
         self._integration_code = integration_code
         self._basic = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+        self._secret_forms = secret_forms(secret, integration_code, self._basic)
         self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
         # requests' timeout is (connect, read); every request carries it.
         # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
@@ -383,6 +416,92 @@ class AutotaskSoapClient:
                 ambiguous=False,
             )
         return usage
+
+    def send_envelope(self, request: OutboundRequest, envelope: Envelope) -> TargetResponse:
+        """POST `envelope` (parsed from `request`) with HTTP Basic; a failure raises its error."""
+        # The answer is read as every call's is (Fault, ReturnCode ≠ 1, unreadable → typed
+        # errors); `TargetResponse.sent` is the envelope as sent, credentials redacted.
+        self.check_request_url(request.url)
+        if request.method.upper() != "POST":
+            raise TargetRejected(f"SOAP requests are POSTed envelopes, not {request.method}.")
+        self._add_integration_code(envelope.root)
+        name = envelope.name
+        entity = envelope.entity()
+        data = etree.tostring(envelope.root, xml_declaration=True, encoding="utf-8")
+        headers = merge_headers(request.headers, self._headers(name, authenticated=True))
+        # Reads answer with entities, every other operation changes something: for those a
+        # 2xx whose answer cannot be read leaves the outcome unknown.
+        write = name != "query" and not name.lower().startswith("get")
+        zone = self._zone_url
+        try:
+            return self._send(name, entity, request.url, data, headers, write=write)
+        except TargetAuthError as e:
+            # As in `_call`: a 401 can mean the database moved zone (autotask-api.md §2); a URL
+            # under the old zone is sent again under the new one, once, if the zone changed.
+            if not e.response or e.response.get("status") != 401:
+                raise
+            if zone is None or not request.url.startswith(zone):
+                raise
+            fresh = self.zone_url(refresh=True)
+            if fresh == zone:
+                raise
+            logger.info("autotask.soap.zone_changed", extra={"zone_url": fresh})
+            url = fresh + request.url[len(zone) :]
+            self.check_request_url(url)
+            return self._send(name, entity, url, data, headers, write=write)
+
+    def check_request_url(self, url: str) -> None:
+        """Refuse (TargetRejected) a request URL that is not on an allowed zone host."""
+        self._check_outbound_url(url, what="request URL")
+
+    def _send(
+        self,
+        operation_name: str,
+        entity: str,
+        url: str,
+        data: bytes,
+        headers: Mapping[str, str],
+        *,
+        write: bool,
+    ) -> TargetResponse:
+        answer, response = self._exchange(
+            operation_name, entity, url, data, headers, read=self._atws_answer, write=write
+        )
+        return TargetResponse(
+            status=response.status_code,
+            body=response_text(response, self._redact_xml),
+            sent={
+                **sent_record("POST", url, headers, "", self._redact),
+                "body": self._redact_xml(data.decode("utf-8", errors="replace")),
+            },
+            ticket=_answered_ticket(answer.entities),
+        )
+
+    def _add_integration_code(self, root: etree._Element) -> None:
+        """Give an envelope without an IntegrationCode the API user's tracking identifier.
+
+        Without one ATWS answers "IntegrationCode is invalid." (python-atws #64) or
+        "Integration code required" (autotask-php #174); autotask-api.md §10.
+        """
+        header = root.find(f"{{{SOAP_ENV_NS}}}Header")
+        if header is None:
+            header = etree.Element(f"{{{SOAP_ENV_NS}}}Header")
+            root.insert(0, header)
+        integrations = header.find(_q("AutotaskIntegrations"))
+        if integrations is None:
+            integrations = etree.SubElement(header, _q("AutotaskIntegrations"), nsmap=_ATWS_DEFAULT)
+        code = integrations.find(_q("IntegrationCode"))
+        if code is None:
+            code = etree.Element(_q("IntegrationCode"))
+            # The WSDL's AutotaskIntegrations is a sequence: PartnerID?, IntegrationCode?,
+            # ImpersonateAsResourceID? (autotask-api.md §10).
+            partner = integrations.find(_q("PartnerID"))
+            if partner is not None:
+                partner.addnext(code)
+            else:
+                integrations.insert(0, code)
+        if not (code.text or "").strip():
+            code.text = self._integration_code
 
     # -- zone ----------------------------------------------------------------------------------
 
@@ -541,7 +660,30 @@ class AutotaskSoapClient:
         write: bool,
         authenticated: bool = True,
     ) -> T:
-        """POST one envelope; return `read(Body content)`, or raise the mapped TargetError.
+        """POST the operation in an envelope; return `read(Body content)`, or raise."""
+        value, _ = self._exchange(
+            operation_name,
+            entity,
+            url,
+            self._envelope(operation, authenticated=authenticated),
+            self._headers(operation_name, authenticated=authenticated),
+            read=read,
+            write=write,
+        )
+        return value
+
+    def _exchange(
+        self,
+        operation_name: str,
+        entity: str,
+        url: str,
+        data: bytes,
+        headers: Mapping[str, str],
+        *,
+        read: Callable[[etree._Element], tuple[T, int | None]],
+        write: bool,
+    ) -> tuple[T, requests.Response]:
+        """POST one envelope; return (`read(Body content)`, response), or raise the TargetError.
 
         Every call, failed or not, is reported to the recorder exactly once; the recorder must
         not raise (its exception would replace the call's result).
@@ -553,12 +695,11 @@ class AutotaskSoapClient:
         failure: TargetError | None = None
         what = f"{operation_name} {entity}".strip()
         try:
-            data = self._envelope(operation, authenticated=authenticated)
             try:
                 response = self.session.post(
                     url,
                     data=data,
-                    headers=self._headers(operation_name, authenticated=authenticated),
+                    headers=dict(headers),
                     timeout=self.timeout,
                     allow_redirects=False,
                 )
@@ -597,7 +738,7 @@ class AutotaskSoapClient:
                     response=self._summary(response),
                 )
                 raise failure from e
-            return value
+            return value, response
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
             self._record(
@@ -606,7 +747,7 @@ class AutotaskSoapClient:
                     # Every SOAP call is an HTTP POST; the operation goes with the entity, as
                     # "Ticket.create" (the activity log's method column holds 10 characters).
                     method="POST",
-                    entity=f"{entity}.{operation_name}" if entity else operation_name,
+                    entity=(f"{entity}.{operation_name}" if entity else operation_name)[:100],
                     http_status=status,
                     execution_ms=round(elapsed_ms, 3),
                     records=records,
@@ -672,10 +813,11 @@ class AutotaskSoapClient:
 
     def _redact(self, text: str) -> str:
         """Never let the secret, the tracking identifier or the Basic token into a message."""
-        for value in (self._secret, self._integration_code, self._basic):
-            if value:
-                text = text.replace(value, REDACTED)
-        return text
+        return redact_text(text, self._secret_forms)
+
+    def _redact_xml(self, text: str) -> str:
+        """`_redact` for XML text: the marker is escaped, so a redacted envelope stays XML."""
+        return redact_text(text, self._secret_forms, xml_escape(REDACTED))
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -716,14 +858,16 @@ def wsdl_order(entity_type: str, names: Iterable[str]) -> list[str]:
     return [name for _, name in sorted(keyed)]
 
 
-def _write_entity(parent: etree._Element, entity: SoapEntity) -> None:
+def _write_entity(
+    parent: etree._Element, entity: SoapEntity, *, nsmap: Mapping[str, str] | None = None
+) -> etree._Element:
     """`<Entity xsi:type="…">`: id, UserDefinedFields, then the set fields in WSDL order.
 
     Entity is abstract in the WSDL, so xsi:type names the concrete type; the Entity base's
     sequence is Fields?, id, UserDefinedFields? and the concrete type's fields follow. Unset
-    (None) fields are left out.
+    (None) fields are left out; `nsmap` declares prefixes on the element.
     """
-    element = _sub(parent, "Entity")
+    element = etree.SubElement(parent, _q("Entity"), nsmap=dict(nsmap) if nsmap else None)
     element.set(XSI_TYPE, entity.entity_type)
     entity_id = entity.get("id")
     _sub(element, "id", str(int(entity_id)) if entity_id is not None else "0")
@@ -741,8 +885,10 @@ def _write_entity(parent: etree._Element, entity: SoapEntity) -> None:
         field = _sub(element, name, text)
         # Entity fields are untyped (xs:anyType) in the WSDL, so each value says its type, as the
         # real answers do: <AccountID xsi:type="xsd:int"> (autotask-api.md §10, trepidity
-        # query_ticket_9137_response.xml).
-        field.set(XSI_TYPE, xsd_type)
+        # query_ticket_9137_response.xml). A value a template wrote untyped stays untyped.
+        if xsd_type:
+            field.set(XSI_TYPE, xsd_type)
+    return element
 
 
 def _wire_value(value: Any, remembered: str | None) -> tuple[str, str]:
@@ -830,6 +976,124 @@ def _after_id(document: etree._Element, after: int) -> etree._Element:
     field.text = "id"
     etree.SubElement(field, "expression", op="greaterthan").text = str(after)
     return page
+
+
+# -- rendered requests ---------------------------------------------------------------------------
+
+
+def parse_envelope(body: str) -> Envelope:
+    """Read a rendered SOAP request with the hardened parser; TargetRejected if it is not one."""
+    try:
+        root = _parse(body.strip().encode("utf-8"))
+    except _Unreadable as e:
+        raise TargetRejected(f"The SOAP request is not usable: {e}.") from e
+    if root.tag != f"{{{SOAP_ENV_NS}}}Envelope":
+        raise TargetRejected("The SOAP request is not a SOAP 1.1 envelope (soap:Envelope).")
+    body_element = root.find(f"{{{SOAP_ENV_NS}}}Body")
+    operation = next(_elements(body_element), None) if body_element is not None else None
+    if operation is None:
+        raise TargetRejected("The SOAP request's Body holds no operation.")
+    if etree.QName(operation).namespace != ATWS_NS:
+        raise TargetRejected(
+            f"The SOAP operation {etree.QName(operation).localname} is not in the ATWS"
+            f" namespace {ATWS_NS}."
+        )
+    return Envelope(root, operation)
+
+
+def entity_type(element: etree._Element) -> str:
+    """The concrete type an `<Entity xsi:type="Ticket">` names ("Ticket")."""
+    # xsi:type="Ticket" names a type of the ATWS namespace (the default namespace there).
+    return (element.get(XSI_TYPE) or "").rpartition(":")[2].strip()
+
+
+def entity_id(element: etree._Element) -> int:
+    """The `<id>` of an `<Entity>`; TargetRejected when it has none that names a record."""
+    text = (element.findtext(_q("id")) or "").strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise TargetRejected(
+            f"The {entity_type(element) or 'entity'} to update has no usable id ({text!r})."
+        )
+    return int(text)
+
+
+def merge_entity(current: SoapEntity, element: etree._Element) -> SoapEntity:
+    """`current` with the fields an `<Entity>` element writes applied over it (theirs win)."""
+    # SOAP update replaces the whole entity (OFFICIAL UpdateCall.htm, autotask-api.md §10), so
+    # every field the element leaves out keeps its queried value. A field keeps the xsi:type
+    # Autotask answered it with; one Autotask did not send keeps the element's type, or none, as
+    # the element wrote it. `xsi:nil="true"` clears a field.
+    merged = SoapEntity(current.entity_type, current, xsd_types=current.xsd_types)
+    for child in _elements(element):
+        name = etree.QName(child).localname
+        if name in ("id", "Fields"):
+            continue  # the id picks the record; Fields is metadata, never data
+        if name == "UserDefinedFields":
+            udfs = dict(merged.get("UserDefinedFields") or {})
+            udfs.update(
+                (udf.findtext(_q("Name")) or "", udf.findtext(_q("Value")))
+                for udf in _children(child, "UserDefinedField")
+            )
+            merged["UserDefinedFields"] = udfs
+            continue
+        merged.xsd_types.pop(name, None)
+        if child.get(XSI_NIL, "").strip().lower() in ("true", "1"):
+            merged[name] = None
+            continue
+        was = current.get(name)
+        declared = _xsd_local(child, child.get(XSI_TYPE))
+        xsd_type = (
+            current.xsd_types.get(name)
+            or (was.xsd_type if isinstance(was, XsdValue) else None)
+            or (f"xsd:{declared}" if declared else "")
+        )
+        text = child.text or ""
+        merged[name] = XsdValue(text if xsd_type in ("", "xsd:string") else text.strip(), xsd_type)
+    return merged
+
+
+def replace_entity(element: etree._Element, entity: SoapEntity) -> None:
+    """Put `entity`, written in WSDL order with its types, where the `<Entity>` element is."""
+    parent = element.getparent()
+    if parent is None:
+        raise TargetRejected("The entity to replace is not inside an <Entities> element.")
+    # The field types are written as "xsd:int": declare the prefixes if the envelope does not.
+    missing = {p: ns for p, ns in (("xsi", XSI_NS), ("xsd", XSD_NS)) if parent.nsmap.get(p) != ns}
+    written = _write_entity(parent, entity, nsmap=missing)
+    written.tail = element.tail
+    element.addprevious(written)
+    parent.remove(element)
+
+
+def ticket_ref(ticket: SoapEntity) -> TicketRef:
+    """A TicketRef from a Ticket entity (id, TicketNumber, Status)."""
+    try:
+        status = ticket.get("Status")
+        number = ticket.get("TicketNumber")
+        if isinstance(status, XsdValue):
+            status = status.text
+        if isinstance(number, XsdValue):
+            number = number.text
+        return TicketRef(
+            ticket_id=int(ticket["id"]),
+            ticket_number=str(number) if number is not None else None,
+            status=int(status) if status is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise AutotaskUnavailable(
+            f"Autotask answered a ticket without a usable id or status: {e}", ambiguous=False
+        ) from e
+
+
+def _answered_ticket(entities: Sequence[SoapEntity]) -> TicketRef | None:
+    """The first Ticket an answer carries, or None (a note's answer, or an unusable Ticket)."""
+    ticket = next((e for e in entities if e.entity_type == "Ticket"), None)
+    try:
+        return ticket_ref(ticket) if ticket is not None else None
+    except AutotaskUnavailable:
+        # The write was applied: an odd Status must not turn it into a failure. The worker
+        # reads the id with its XPath and can read the ticket back.
+        return None
 
 
 # -- reading -----------------------------------------------------------------------------------

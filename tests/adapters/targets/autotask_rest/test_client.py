@@ -13,9 +13,10 @@ import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from adapters.targets.autotask_common import REDACTED
 from adapters.targets.autotask_rest import AutotaskRestClient, AutotaskUnavailable
-from adapters.targets.autotask_rest.client import classify_failure
-from connector.domain import ApiCallRecord
+from adapters.targets.autotask_rest.client import classify_failure, entity_of
+from connector.domain import ApiCallRecord, OutboundRequest, RequestAction
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -740,3 +741,277 @@ def test_recorder_gets_a_record_without_status_for_a_transport_failure(
     assert records[-1].http_status is None
     assert records[-1].entity == "Tickets"
     assert "outcome unknown" in (records[-1].error or "")
+
+
+# -- send: a rendered delivery request ---------------------------------------------------------
+
+CREATE_BODY = '{"companyID": 29683414, "title": "Disk <full> \\u00e9", "status": 1, "priority": 2}'
+
+
+def rendered(
+    url: str = BASE + "Tickets",
+    method: str = "POST",
+    body: str = CREATE_BODY,
+    headers: dict[str, str] | None = None,
+) -> OutboundRequest:
+    return OutboundRequest(
+        action=RequestAction.CREATE,
+        method=method,
+        url=url,
+        body=body,
+        body_format="json",
+        headers=headers or {},
+    )
+
+
+def test_send_sends_the_body_as_rendered_with_the_auth_headers(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.post(
+        BASE + "Tickets",
+        json={"itemId": 128926},
+        match=[
+            matchers.header_matcher(
+                {**AUTH_HEADERS, "Content-Type": "application/json", "X-Trace": "abc"}
+            )
+        ],
+    )
+    client.base_url()
+    response = client.send(rendered(headers={"X-Trace": "abc"}))
+    assert http.calls[1].request.body == CREATE_BODY.encode("utf-8")  # not re-serialized
+    assert (response.status, json.loads(response.body)) == (200, {"itemId": 128926})
+    assert response.ticket is None
+    assert response.sent == {
+        "method": "POST",
+        "url": BASE + "Tickets",
+        "headers": {
+            "X-Trace": "abc",
+            "Accept": "application/json",
+            "ApiIntegrationCode": REDACTED,
+            "UserName": USER,
+            "Secret": REDACTED,
+            "Content-Type": "application/json",
+        },
+        "body": CREATE_BODY,
+    }
+    assert [(r.method, r.entity, r.http_status) for r in records][-1] == ("POST", "Tickets", 200)
+
+
+@pytest.mark.parametrize(
+    ("url", "entity"),
+    [
+        (BASE + "Tickets", "Tickets"),
+        (BASE + "Tickets/7", "Tickets"),
+        (BASE + "Tickets/7/Notes", "TicketNotes"),
+        (BASE + "Companies/12/Notes", "CompanyNotes"),
+        (BASE + "Tickets/query", "Tickets"),
+        (BASE + "ConfigurationItems", "ConfigurationItems"),
+    ],
+)
+def test_send_names_the_entity_by_the_url(url: str, entity: str) -> None:
+    assert entity_of(url) == entity
+
+
+def test_admin_headers_cannot_override_credentials_or_content_type(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.patch(
+        BASE + "Tickets",
+        json={"itemId": 7},
+        match=[matchers.header_matcher({**AUTH_HEADERS, "Content-Type": "application/json"})],
+    )
+    client.base_url()
+    admin = {
+        "SECRET": "attacker",
+        "username": "other@example.com",
+        "apiintegrationcode": "OTHER",
+        "content-type": "text/plain",
+        "Content-Length": "1",
+        "Transfer-Encoding": "chunked",
+    }
+    response = client.send(rendered(method="PATCH", body='{"id": 7, "status": 5}', headers=admin))
+    sent_headers = http.calls[1].request.headers
+    assert "chunked" not in sent_headers.get("Transfer-Encoding", "")
+    assert sent_headers["Content-Length"] == str(len(b'{"id": 7, "status": 5}'))
+    headers = response.sent["headers"]
+    assert isinstance(headers, dict)
+    assert {name.lower() for name in headers} == {
+        "accept",
+        "apiintegrationcode",
+        "username",
+        "secret",
+        "content-type",
+    }
+
+
+def test_send_returns_a_non_json_answer_as_text(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body="created 42", content_type="text/plain")
+    client.base_url()
+    response = client.send(rendered())
+    assert (response.status, response.body) == (200, "created 42")
+    assert records[-1].error is None
+
+
+def test_send_keeps_the_first_64_kib_of_an_answer(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body="x" * 100_000, content_type="text/plain")
+    client.base_url()
+    assert len(client.send(rendered()).body) == 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.com/atservicesrest/v1.0/Tickets",
+        "http://webservices3.autotask.net/atservicesrest/v1.0/Tickets",
+        "https://webservices3.autotask.net/atservicesrest/v1.0/Tickets?x=1",
+        "https://u:p@webservices3.autotask.net/atservicesrest/v1.0/Tickets",
+        "file:///etc/passwd",
+    ],
+    ids=["other host", "plain http", "query", "user info", "file"],
+)
+def test_send_to_a_url_outside_the_allowed_hosts_makes_no_call(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord], url: str
+) -> None:
+    with pytest.raises(TargetRejected, match="request URL") as caught:
+        client.send(rendered(url=url))
+    assert caught.value.retryable is False
+    assert len(http.calls) == 0 and records == []
+
+
+def test_send_does_not_follow_a_redirect(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", status=307, headers={"Location": "https://evil.example.com/x"})
+    client.base_url()
+    with pytest.raises(TargetRejected, match="not followed") as caught:
+        client.send(rendered())
+    assert caught.value.retryable is False
+    assert len(http.calls) == 2  # the Location was never requested
+
+
+def test_send_429_is_rate_limited_with_retry_after(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(
+        BASE + "Tickets",
+        status=429,
+        json={"errors": ["Request threshold of 10000 exceeded"]},
+        headers={"Retry-After": "30"},
+    )
+    client.base_url()
+    with pytest.raises(TargetRateLimited) as caught:
+        client.send(rendered())
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == 30.0
+
+
+@pytest.mark.parametrize(
+    ("status", "ambiguous"),
+    [(500, True), (502, True), (504, True), (503, False)],
+    ids=["500", "502", "504", "503"],
+)
+def test_send_server_errors_on_a_create_are_retryable(
+    http: responses.RequestsMock, client: AutotaskRestClient, status: int, ambiguous: bool
+) -> None:
+    # A 500/502/504 may hide a create that was applied; a 503 was refused before processing.
+    add_zone(http)
+    http.post(BASE + "Tickets", status=status, json={"errors": ["Something broke."]})
+    client.base_url()
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.send(rendered())
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is ambiguous
+
+
+def test_send_with_a_validation_message_is_rejected(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    message = "Missing Required Field: title."
+    http.post(BASE + "Tickets", status=500, json={"errors": [message]})
+    client.base_url()
+    with pytest.raises(TargetRejected, match=message) as caught:
+        client.send(rendered())
+    assert caught.value.response == {"status": 500, "body": {"errors": [message]}}
+
+
+def test_send_read_timeout_is_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", body=requests.exceptions.ReadTimeout("read timed out"))
+    client.base_url()
+    with pytest.raises(AutotaskUnavailable, match="outcome unknown") as caught:
+        client.send(rendered())
+    assert caught.value.ambiguous is True
+    assert (records[-1].entity, records[-1].http_status) == ("Tickets", None)
+
+
+def test_send_after_the_database_moved_zone_goes_to_the_new_zone(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    moved = "https://webservices14.autotask.net/atservicesrest/"
+    http.get(ZONE_INFO, json=zone_body(ZONE))
+    http.get(ZONE_INFO, json=zone_body(moved))
+    http.post(BASE + "Tickets/7/Notes", status=401, json={"Message": "Authorization denied."})
+    http.post(moved + "v1.0/Tickets/7/Notes", json={"itemId": 99})
+    client.base_url()
+    response = client.send(rendered(url=BASE + "Tickets/7/Notes"))
+    assert json.loads(response.body) == {"itemId": 99}
+    assert response.sent["url"] == moved + "v1.0/Tickets/7/Notes"
+    assert client.base_url() == moved + "v1.0/"
+
+
+def test_send_401_in_the_same_zone_is_an_auth_error_after_one_relookup(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    zone = add_zone(http)
+    tickets = http.post(BASE + "Tickets", status=401, json={"Message": "Authorization denied."})
+    client.base_url()
+    with pytest.raises(TargetAuthError) as caught:
+        client.send(rendered())
+    assert caught.value.retryable is False
+    assert (zone.call_count, tickets.call_count) == (2, 1)
+
+
+def test_send_401_outside_the_zone_is_not_repeated(
+    http: responses.RequestsMock, records: list[ApiCallRecord]
+) -> None:
+    other = "https://webservices9.autotask.net/atservicesrest/v1.0/Tickets"
+    client = AutotaskRestClient(LOOKUP, USER, SECRET, CODE, recorder=records.append)
+    add_zone(http)
+    http.post(other, status=401, json={"Message": "Authorization denied."})
+    client.base_url()
+    with pytest.raises(TargetAuthError):
+        client.send(rendered(url=other))
+    assert [r.entity for r in records] == ["ZoneInformation", "Tickets"]
+
+
+def test_send_never_shows_the_secret_or_the_code(
+    http: responses.RequestsMock, client: AutotaskRestClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    echo = {"itemId": 5, "echo": f"{SECRET} {CODE}"}
+    http.post(BASE + "Tickets", json=echo)
+    http.post(BASE + "Tickets", status=500, json={"errors": [f"bad secret {SECRET}"]})
+    client.base_url()
+    body = CREATE_BODY.replace("Disk", CODE)  # the code may be rendered into a body
+    response = client.send(rendered(body=body, headers={"X-Code": CODE}))
+    with pytest.raises(TargetError) as caught:
+        client.send(rendered(body=body))
+    seen = " ".join(
+        [repr(response), str(caught.value), repr(caught.value.response), *map(repr, records)]
+    )
+    assert SECRET not in seen
+    assert CODE not in seen
+    assert json.loads(response.body)["echo"] == f"{REDACTED} {REDACTED}"

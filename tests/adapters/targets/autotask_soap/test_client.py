@@ -21,6 +21,7 @@ from lxml import etree
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from adapters.targets.autotask_common import REDACTED
 from adapters.targets.autotask_soap import (
     AutotaskSoapClient,
     AutotaskUnavailable,
@@ -28,8 +29,22 @@ from adapters.targets.autotask_soap import (
     XsdValue,
     build_queryxml,
 )
-from adapters.targets.autotask_soap.client import FIELD_ORDER, classify_failure, wsdl_order
-from connector.domain import ApiCallRecord
+from adapters.targets.autotask_soap.client import (
+    FIELD_ORDER,
+    classify_failure,
+    entity_id,
+    merge_entity,
+    parse_envelope,
+    replace_entity,
+    wsdl_order,
+)
+from connector.domain import (
+    ApiCallRecord,
+    OutboundRequest,
+    RequestAction,
+    TargetResponse,
+    TicketRef,
+)
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -37,6 +52,7 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
+from connector.rendering import extract_ticket_id
 from tests.adapters.targets.sandbox.test_soap import WSDL, atws_schema
 
 ATWS = "http://autotask.net/ATWS/v1_6/"
@@ -925,3 +941,410 @@ def test_recorder_gets_one_record_per_call(
     assert "Missing Required Field" in (records[3].error or "")
     assert "outcome unknown" in (records[4].error or "")
     assert all(r.execution_ms >= 0 and r.at.tzinfo is not None for r in records)
+
+
+# -- send_envelope: a rendered delivery request ---------------------------------------------------
+
+
+def rendered_envelope(
+    operation: str = "create",
+    entity: str = '<Entity xsi:type="Ticket"><id>0</id><AccountID>29683414</AccountID>'
+    "<Status>1</Status><Title>CPU high</Title></Entity>",
+    header: str | None = None,
+) -> str:
+    """A rendered request body as payload_templates/soap writes them (fields untyped)."""
+    if header is None:
+        header = (
+            f'<AutotaskIntegrations xmlns="{ATWS}"><IntegrationCode>{CODE}</IntegrationCode>'
+            "</AutotaskIntegrations>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:xsi="{XSI}"'
+        ' xmlns:xsd="http://www.w3.org/2001/XMLSchema">'
+        f"<soap:Header>{header}</soap:Header><soap:Body>"
+        f'<{operation} xmlns="{ATWS}"><Entities>{entity}</Entities></{operation}>'
+        "</soap:Body></soap:Envelope>"
+    )
+
+
+def request_for(
+    body: str,
+    *,
+    url: str = ZONE,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    action: RequestAction = RequestAction.CREATE,
+) -> OutboundRequest:
+    return OutboundRequest(
+        action=action, method=method, url=url, body=body, body_format="xml", headers=headers or {}
+    )
+
+
+def send(client: AutotaskSoapClient, request: OutboundRequest) -> TargetResponse:
+    return client.send_envelope(request, parse_envelope(request.body))
+
+
+def test_send_envelope_posts_it_with_basic_auth_and_the_operations_soapaction(
+    http: responses.RequestsMock, client: AutotaskSoapClient, records: list[ApiCallRecord]
+) -> None:
+    add_zone(http)
+    add_answer(
+        http,
+        atws_answer("create", CREATED),
+        match=[
+            matchers.header_matcher(
+                {
+                    "Content-Type": "text/xml; charset=utf-8",
+                    "SOAPAction": f'"{ATWS}create"',
+                    "Authorization": BASIC,
+                    "X-Trace": "abc",
+                }
+            )
+        ],
+    )
+    client.zone_url()
+    response = send(client, request_for(rendered_envelope(), headers={"X-Trace": "abc"}))
+    assert response.status == 200
+    assert response.ticket == TicketRef(128926, "T20180724.0001", 1)
+    assert etree.tostring(sent(http, 1)) == etree.tostring(
+        etree.fromstring(rendered_envelope().encode())
+    )
+    schema = atws_schema()
+    assert schema.validate(body_of(http, 1)), schema.error_log
+    headers = response.sent["headers"]
+    assert isinstance(headers, dict)
+    assert headers["Authorization"] == REDACTED
+    assert headers["X-Trace"] == "abc"
+    assert (records[-1].method, records[-1].entity, records[-1].records) == (
+        "POST",
+        "Ticket.create",
+        1,
+    )
+
+
+def test_send_envelope_adds_the_integration_code_when_the_envelope_has_none(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(http, atws_answer("create", CREATED))
+    add_answer(http, atws_answer("create", CREATED))
+    client.zone_url()
+    send(client, request_for(rendered_envelope(header="")))
+    partner = (
+        f'<AutotaskIntegrations xmlns="{ATWS}"><PartnerID>p</PartnerID></AutotaskIntegrations>'
+    )
+    send(client, request_for(rendered_envelope(header=partner)))
+    schema = atws_schema()
+    for index in (1, 2):
+        header = sent(http, index).find(f"{{{SOAP_ENV}}}Header")
+        assert header is not None
+        [integrations] = header
+        assert integrations.findtext(q("IntegrationCode")) == CODE
+        assert schema.validate(integrations), schema.error_log  # PartnerID, then the code
+    assert [etree.QName(e).localname for e in integrations] == ["PartnerID", "IntegrationCode"]
+
+
+def test_send_envelope_keeps_the_admins_integration_code(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(http, atws_answer("create", CREATED))
+    client.zone_url()
+    own = (
+        f'<AutotaskIntegrations xmlns="{ATWS}">'
+        "<IntegrationCode>OTHER</IntegrationCode></AutotaskIntegrations>"
+    )
+    send(client, request_for(rendered_envelope(header=own)))
+    assert sent(http, 1).findtext(f".//{q('IntegrationCode')}") == "OTHER"
+
+
+def test_admin_headers_cannot_override_basic_auth_or_soapaction(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(
+        http,
+        atws_answer("create", CREATED),
+        match=[
+            matchers.header_matcher(
+                {"Authorization": BASIC, "SOAPAction": f'"{ATWS}create"', "X-Ok": "1"}
+            )
+        ],
+    )
+    client.zone_url()
+    admin = {"AUTHORIZATION": "Basic eDp5", "soapAction": f'"{ATWS}delete"', "X-Ok": "1"}
+    send(client, request_for(rendered_envelope(), headers=admin))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.com/ATServices/1.6/atws.asmx",
+        "http://webservices3.autotask.net/ATServices/1.6/atws.asmx",
+        "https://webservices3.autotask.net/ATServices/1.6/atws.asmx?wsdl",
+    ],
+    ids=["other host", "plain http", "query"],
+)
+def test_send_envelope_to_a_url_outside_the_allowed_hosts_makes_no_call(
+    http: responses.RequestsMock, client: AutotaskSoapClient, records: list[ApiCallRecord], url: str
+) -> None:
+    with pytest.raises(TargetRejected, match="request URL"):
+        send(client, request_for(rendered_envelope(), url=url))
+    assert len(http.calls) == 0 and records == []
+
+
+def test_send_envelope_must_be_posted(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    with pytest.raises(TargetRejected, match="POSTed"):
+        send(client, request_for(rendered_envelope(), method="PUT"))
+    assert len(http.calls) == 0
+
+
+def test_send_envelope_does_not_follow_a_redirect(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    http.post(ZONE, status=302, body="", headers={"Location": "https://evil.example.com/x"})
+    client.zone_url()
+    with pytest.raises(TargetRejected, match="not followed"):
+        send(client, request_for(rendered_envelope()))
+    assert len(http.calls) == 2
+
+
+def test_send_envelope_429_is_rate_limited_with_retry_after(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(
+        http,
+        fault_answer("soap:Client", "thread threshold of 3 threads has been exceeded"),
+        status=429,
+        headers={"Retry-After": "12"},
+    )
+    client.zone_url()
+    with pytest.raises(TargetRateLimited) as caught:
+        send(client, request_for(rendered_envelope()))
+    assert caught.value.retry_after == 12.0
+
+
+@pytest.mark.parametrize(
+    ("operation", "ambiguous"), [("create", True), ("update", True), ("query", False)]
+)
+def test_send_envelope_unreadable_2xx_is_ambiguous_for_writes_only(
+    http: responses.RequestsMock, client: AutotaskSoapClient, operation: str, ambiguous: bool
+) -> None:
+    add_zone(http)
+    add_answer(http, "<html>maintenance</html>")
+    client.zone_url()
+    body = rendered_envelope(operation)
+    if operation == "query":
+        body = body.replace("<Entities>", "<sXML>").replace("</Entities>", "</sXML>")
+        body = body.replace(body[body.index("<sXML>") + 6 : body.index("</sXML>")], "")
+    with pytest.raises(AutotaskUnavailable) as caught:
+        send(client, request_for(body))
+    assert caught.value.ambiguous is ambiguous
+
+
+def test_send_envelope_server_fault_on_a_create_is_ambiguous(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(http, fault_answer("soap:Server", "Server was unable to process request."), 500)
+    client.zone_url()
+    with pytest.raises(AutotaskUnavailable) as caught:
+        send(client, request_for(rendered_envelope()))
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is True
+
+
+def test_send_envelope_return_code_minus_one_is_rejected(
+    http: responses.RequestsMock, client: AutotaskSoapClient, records: list[ApiCallRecord]
+) -> None:
+    message = "Missing Required Field: Title."
+    add_zone(http)
+    add_answer(http, atws_answer("create", errors=(message,), return_code=-1))
+    client.zone_url()
+    with pytest.raises(TargetRejected, match=message):
+        send(client, request_for(rendered_envelope()))
+    assert records[-1].records == 0
+
+
+def test_send_envelope_after_the_database_moved_zone_goes_to_the_new_zone(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    moved = "https://webservices14.autotask.net/ATServices/1.6/atws.asmx"
+    http.post(LOOKUP, body=zone_answer(ZONE))
+    http.post(LOOKUP, body=zone_answer(moved))
+    http.post(ZONE, status=401, body=UNAUTHORIZED)
+    http.post(moved, body=atws_answer("create", CREATED))
+    client.zone_url()
+    response = send(client, request_for(rendered_envelope()))
+    assert response.sent["url"] == moved
+    assert response.ticket is not None and response.ticket.ticket_id == 128926
+
+
+def test_send_envelope_never_shows_the_secret_the_code_or_the_basic_token(
+    http: responses.RequestsMock, client: AutotaskSoapClient, records: list[ApiCallRecord]
+) -> None:
+    token = BASIC.split()[1]
+    echo = ticket_xml(5, Title=("xsd:string", f"{SECRET} {CODE} {token}"))
+    add_zone(http)
+    add_answer(http, atws_answer("create", echo))
+    add_answer(http, fault_answer("soap:Server", f"bad {SECRET} {token}"), 500)
+    client.zone_url()
+    response = send(client, request_for(rendered_envelope()))
+    with pytest.raises(TargetError) as caught:
+        send(client, request_for(rendered_envelope()))
+    seen = " ".join(
+        [repr(response), str(caught.value), repr(caught.value.response), *map(repr, records)]
+    )
+    for secret in (SECRET, CODE, token):
+        assert secret not in seen
+    # Both the envelope sent and the answer stay XML, with the marker where a secret was.
+    sent_body = etree.fromstring(str(response.sent["body"]).encode())
+    assert sent_body.findtext(f".//{q('IntegrationCode')}") == REDACTED
+    answer = etree.fromstring(response.body.encode())
+    assert answer.findtext(f".//{q('Title')}") == f"{REDACTED} {REDACTED} {REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "not xml",
+        '<!DOCTYPE x [<!ENTITY e "e">]><x/>',
+        '<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"/>',
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body/></soap:Envelope>',
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body><create/></soap:Body></soap:Envelope>',
+    ],
+    ids=["empty", "not xml", "doctype", "soap 1.2", "empty body", "not atws"],
+)
+def test_parse_envelope_refuses_what_is_not_an_atws_request(body: str) -> None:
+    with pytest.raises(TargetRejected, match="SOAP"):
+        parse_envelope(body)
+
+
+def test_parse_envelope_names_the_operation_and_its_entity() -> None:
+    envelope = parse_envelope(rendered_envelope("update"))
+    assert (envelope.name, envelope.entity()) == ("update", "Ticket")
+    query = (
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body><query xmlns="{ATWS}"><sXML>'
+        "&lt;queryxml&gt;&lt;entity&gt;TicketNote&lt;/entity&gt;&lt;query/&gt;&lt;/queryxml&gt;"
+        "</sXML></query></soap:Body></soap:Envelope>"
+    )
+    assert (parse_envelope(query).name, parse_envelope(query).entity()) == ("query", "TicketNote")
+
+
+# -- merging a template's fields onto a queried entity (SOAP update replaces the entity) --------
+
+
+def queried_ticket() -> SoapEntity:
+    return SoapEntity(
+        "Ticket",
+        {
+            "id": 7,
+            "UserDefinedFields": {"Site": "HQ", "Rack": "R1"},
+            "AccountID": 29683414,
+            "Priority": 2,
+            "QueueID": 29683481,
+            "Status": 1,
+            "TicketNumber": "T20240101.0001",
+            "Title": "Disk full",
+            "Resolution": "old",
+            "Odd": XsdValue("P1D", "xsd:duration"),
+        },
+        xsd_types={
+            "AccountID": "xsd:int",
+            "Priority": "xsd:int",
+            "QueueID": "xsd:long",
+            "Status": "xsd:int",
+            "TicketNumber": "xsd:string",
+            "Title": "xsd:string",
+            "Resolution": "xsd:string",
+        },
+    )
+
+
+def template_entity(fields: str) -> etree._Element:
+    return etree.fromstring(
+        f'<Entity xmlns="{ATWS}" xmlns:xsi="{XSI}" xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
+        f' xsi:type="Ticket"><id>7</id>{fields}</Entity>'
+    )
+
+
+def test_merge_applies_the_templates_fields_with_the_queried_types() -> None:
+    element = template_entity(
+        "<Status> 5 </Status><Title> Disk full, fixed </Title>"
+        '<DueDateTime xsi:type="xsd:dateTime">2030-01-01T00:00:00Z</DueDateTime>'
+        "<Source>8</Source><Odd>P2D</Odd>"
+        '<Resolution xsi:nil="true"/>'
+        "<UserDefinedFields><UserDefinedField><Name>Rack</Name><Value>R2</Value>"
+        "</UserDefinedField></UserDefinedFields>"
+    )
+    merged = merge_entity(queried_ticket(), element)
+    holder = etree.Element(q("Entities"), nsmap={None: ATWS})
+    replace_entity(etree.SubElement(holder, q("Entity")), merged)
+    [written] = holder
+    fields = {
+        etree.QName(e).localname: (e.text, e.get(f"{{{XSI}}}type"))
+        for e in written
+        if etree.QName(e).localname != "UserDefinedFields"
+    }
+    assert fields == {
+        "id": ("7", None),
+        "AccountID": ("29683414", "xsd:int"),  # not in the template: kept as queried
+        "DueDateTime": ("2030-01-01T00:00:00Z", "xsd:dateTime"),  # the template's type
+        "Priority": ("2", "xsd:int"),
+        "QueueID": ("29683481", "xsd:long"),
+        "Source": ("8", None),  # new and untyped: as the template wrote it
+        "Status": ("5", "xsd:int"),  # the template wins, with the type the query gave
+        "TicketNumber": ("T20240101.0001", "xsd:string"),
+        "Title": (" Disk full, fixed ", "xsd:string"),  # text kept exactly
+        "Odd": ("P2D", "xsd:duration"),
+    }  # Resolution: xsi:nil clears it
+    udfs = {
+        u.findtext(q("Name")): u.findtext(q("Value")) for u in written.iter(q("UserDefinedField"))
+    }
+    assert udfs == {"Site": "HQ", "Rack": "R2"}
+    assert [etree.QName(e).localname for e in written][:3] == [
+        "id",
+        "UserDefinedFields",
+        "AccountID",
+    ]
+    assert wsdl_order("Ticket", list(fields)[1:]) == list(fields)[1:]  # written in WSDL order
+
+
+def test_replace_entity_declares_the_xsd_prefix_when_the_envelope_does_not() -> None:
+    envelope = parse_envelope(
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:xsi="{XSI}"><soap:Body>'
+        f'<update xmlns="{ATWS}"><Entities><Entity xsi:type="Ticket"><id>7</id>'
+        "<Status>5</Status></Entity></Entities></update></soap:Body></soap:Envelope>"
+    )
+    [element] = envelope.entities()
+    replace_entity(element, merge_entity(queried_ticket(), element))
+    [written] = envelope.entities()
+    assert written.nsmap["xsd"] == "http://www.w3.org/2001/XMLSchema"
+    assert entity_id(written) == 7
+    assert written.findtext(q("Status")) == "5"
+
+
+@pytest.mark.parametrize("id_text", [None, "", "0", "-3", "x"])
+def test_entity_id_refuses_an_entity_that_names_no_record(id_text: str | None) -> None:
+    element = etree.Element(q("Entity"))
+    if id_text is not None:
+        etree.SubElement(element, q("id")).text = id_text
+    with pytest.raises(TargetRejected, match="no usable id"):
+        entity_id(element)
+
+
+def test_an_answered_ticket_without_a_usable_status_does_not_fail_an_applied_create(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    add_answer(http, atws_answer("create", ticket_xml(9, Status=("xsd:string", "open"))))
+    client.zone_url()
+    response = send(client, request_for(rendered_envelope()))
+    assert response.ticket is None
+    assert extract_ticket_id(response.body, "xml") == 9

@@ -1,8 +1,9 @@
 """AutotaskSoapTarget over real HTTP against the running sandbox's SOAP face (limits, faults…).
 
-Every envelope the client sends is captured through a requests Session hook and validated against
-the schema embedded in the vendored WSDL (`sent_envelopes` fixture), so a request shape the real
-ATWS could not deserialize fails the test that sent it.
+The requests are the default delivery requests (payload_templates/soap), rendered as the worker
+renders them. Every envelope the client sends is captured through a requests Session hook and
+validated against the schema embedded in the vendored WSDL (`sent_envelopes` fixture), so a
+request shape the real ATWS could not deserialize fails the test that sent it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,15 +19,26 @@ import pytest
 import requests
 from lxml import etree
 
-from adapters.targets.autotask_common import TRUNCATION_MARKER
+from adapters.targets.autotask_common import REDACTED
 from adapters.targets.autotask_soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
     AutotaskUnavailable,
-    SoapEntity,
 )
 from adapters.targets.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from connector.domain import ApiCallRecord, TicketDraft, TicketRef
+from connector.delivery import RequestSpec, generate_requests, render_request
+from connector.domain import (
+    AlertStatus,
+    ApiCallRecord,
+    IncomingAlert,
+    OutboundRequest,
+    RequestAction,
+    Severity,
+    Step,
+    StepKind,
+    TargetResponse,
+    TicketRef,
+)
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -33,24 +46,50 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
+from connector.integration import IntegrationSettings, build_draft
+from connector.rendering import RenderContext, extract_ticket_id
 from tests.adapters.targets.sandbox.test_soap import atws_schema
+from tests.conftest import RestClient
 
 CONTOSO = 29683414  # a seeded company (adapters/targets/sandbox/seed.py)
 QUEUE = 29682833
+LEVEL_ONE = 29683481  # another seeded queue
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+ATWS = "http://autotask.net/ATWS/v1_6/"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+NOW = datetime(2030, 3, 20, 9, 30, tzinfo=UTC)
+
+SETTINGS = IntegrationSettings(
+    default_company_id=CONTOSO,
+    queue_id=QUEUE,
+    source=8,
+    issue_type=2,
+    sub_issue_type=201,
+    ticket_category=4,
+    ticket_type=5,
+)
+ALERT = IncomingAlert(
+    source="generic",
+    fingerprint="fp-disk-srv01",
+    status=AlertStatus.ACTIVE,
+    severity=Severity.ERROR,
+    title="Disk full on srv01",
+    message="C: has 1 % free.",
+    host="srv01",
+    started_at=NOW,
+)
+SPECS: dict[tuple[AlertStatus, RequestAction], RequestSpec] = {
+    spec.slot: spec for spec in generate_requests("soap")
+}
+
+CREATE = Step(StepKind.CREATE, status=1)
+ACKNOWLEDGE = Step(StepKind.SET_STATUS, status=8)
+NOTE = Step(StepKind.NOTE, title="Acknowledged", text="Ack by on-call.")
+COMPLETE = Step(StepKind.COMPLETE, status=5, title="Cleared", text="Cleared by monitoring.")
 
 
-def draft(marker: str = "alert-1f3a", **fields: Any) -> TicketDraft:
-    values: dict[str, Any] = {
-        "company_id": CONTOSO,
-        "title": "Disk full on srv01",
-        "description": "C: has 1 % free.",
-        "status": 1,
-        "priority": 2,
-        "marker": marker,
-    }
-    values.update(fields)
-    return TicketDraft(**values)
+def q(name: str) -> str:
+    return f"{{{ATWS}}}{name}"
 
 
 MakeClient = Callable[..., AutotaskSoapClient]
@@ -79,11 +118,18 @@ def sent_envelopes() -> Iterator[list[bytes]]:
 
 
 @pytest.fixture
+def sent_headers() -> list[dict[str, str]]:
+    """The headers of every request that went over the wire."""
+    return []
+
+
+@pytest.fixture
 def make_client(
     sandbox_server: SandboxServer,
     api_user: ApiUser,
     records: list[ApiCallRecord],
     sent_envelopes: list[bytes],
+    sent_headers: list[dict[str, str]],
 ) -> MakeClient:
     """Build a client for the sandbox; keyword arguments override the API user's values."""
 
@@ -91,6 +137,7 @@ def make_client(
         body = response.request.body
         assert isinstance(body, bytes)
         sent_envelopes.append(body)
+        sent_headers.append(dict(response.request.headers))
 
     def make(**overrides: Any) -> AutotaskSoapClient:
         session = requests.Session()
@@ -114,6 +161,58 @@ def target(make_client: MakeClient) -> AutotaskSoapTarget:
     return AutotaskSoapTarget(make_client())
 
 
+@pytest.fixture
+def render(api_user: ApiUser) -> Callable[..., OutboundRequest]:
+    """Render a slot's default request for ALERT as the worker renders it."""
+
+    def render_slot(
+        target: AutotaskSoapTarget,
+        status: AlertStatus,
+        action: RequestAction,
+        step: Step,
+        *,
+        ticket: TicketRef | None = None,
+        marker: str = "alert-1f3a",
+        spec: RequestSpec | None = None,
+        alert: IncomingAlert = ALERT,
+    ) -> OutboundRequest:
+        alert = replace(alert, status=status)
+        draft = build_draft(
+            alert,
+            company_id=CONTOSO,
+            status=step.status or 1,
+            marker=marker,
+            settings=SETTINGS,
+            now=NOW,
+        )
+        context = RenderContext.build(
+            alert,
+            settings=SETTINGS,
+            draft=draft,
+            step=step,
+            ticket=ticket,
+            marker=marker,
+            integration_code=api_user.integration_code,
+            zone_url=target.endpoint_url(),
+        )
+        return render_request(spec or SPECS[(status, action)], context)
+
+    return render_slot
+
+
+Render = Callable[..., OutboundRequest]
+
+
+def create(
+    target: AutotaskSoapTarget, render: Render, marker: str = "alert-1f3a"
+) -> tuple[int, TargetResponse]:
+    """Send the Active create and read the new ticket's id as the worker does."""
+    spec = SPECS[(AlertStatus.ACTIVE, RequestAction.CREATE)]
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE, marker=marker)
+    response = target.send(request)
+    return extract_ticket_id(response.body, spec.format, spec.effective_id_path()), response
+
+
 def set_faults(server: SandboxServer, plan: dict[str, Any]) -> None:
     response = requests.post(f"{server.url}_sandbox/faults", json=plan, timeout=10)
     assert response.status_code == 200, response.text
@@ -125,32 +224,35 @@ def ticket_in_sandbox(sandbox: Sandbox, ticket_id: int) -> dict[str, Any]:
     return found[0]
 
 
-# -- the operations ------------------------------------------------------------------------------
+def sent_entity(response: TargetResponse) -> etree._Element:
+    """The `<Entity>` of the envelope a TargetResponse says was sent."""
+    envelope = etree.fromstring(str(response.sent["body"]).encode("utf-8"))
+    entity = envelope.find(f".//{q('Entity')}")
+    assert entity is not None
+    return entity
 
 
-def test_create_ticket_sends_every_mapped_field_and_the_marker(
-    target: AutotaskSoapTarget, sandbox: Sandbox, sent_envelopes: list[bytes]
+# -- the lifecycle through the default requests -------------------------------------------------
+
+
+def test_endpoint_url_is_the_zones_atws_address(
+    target: AutotaskSoapTarget, sandbox_server: SandboxServer
 ) -> None:
-    ref = target.create_ticket(
-        draft(
-            queue_id=QUEUE,
-            due_at=datetime(2030, 3, 21, 9, 30, tzinfo=UTC),
-            ticket_category=4,
-            ticket_type=5,
-            issue_type=2,
-            sub_issue_type=201,
-            source=8,
-        )
-    )
-    ticket = ticket_in_sandbox(sandbox, ref.ticket_id)
-    assert ref == TicketRef(ref.ticket_id, ticket["ticketNumber"], 1)
-    assert ref.ticket_number is not None
+    assert target.endpoint_url() == f"{sandbox_server.url}ATServices/1.6/atws.asmx"
+
+
+def test_lifecycle_through_the_default_requests(
+    target: AutotaskSoapTarget, render: Render, sandbox: Sandbox, sent_envelopes: list[bytes]
+) -> None:
+    ticket_id, created = create(target, render)
+    ticket = ticket_in_sandbox(sandbox, ticket_id)
+    # The create's answer carries the ticket: the worker needs no read-back.
+    assert created.ticket == TicketRef(ticket_id, ticket["ticketNumber"], 1)
     expected = {
         "companyID": CONTOSO,
         "title": "Disk full on srv01",
-        "description": "C: has 1 % free.",
         "status": 1,
-        "priority": 2,
+        "priority": SETTINGS.priority_map[Severity.ERROR],
         "queueID": QUEUE,
         "dueDateTime": "2030-03-21T09:30:00.000Z",
         "ticketCategory": 4,
@@ -161,151 +263,185 @@ def test_create_ticket_sends_every_mapped_field_and_the_marker(
         "externalID": "alert-1f3a",
     }
     assert {key: ticket[key] for key in expected} == expected
-    # One zone lookup and one create: the answer already carries the number and status.
-    assert len(sent_envelopes) == 2
+    assert "C: has 1 % free." in ticket["description"]
+    ref = TicketRef(ticket_id, ticket["ticketNumber"])
 
-
-def test_naive_due_date_is_taken_as_utc(target: AutotaskSoapTarget, sandbox: Sandbox) -> None:
-    ref = target.create_ticket(draft(due_at=datetime(2030, 3, 21, 9, 30)))
-    assert ticket_in_sandbox(sandbox, ref.ticket_id)["dueDateTime"] == "2030-03-21T09:30:00.000Z"
-
-
-def test_create_ticket_truncates_title_and_description_visibly(
-    target: AutotaskSoapTarget, sandbox: Sandbox
-) -> None:
-    # Title ≤255 and description ≤8000 (FIELDINFO, autotask-api.md §3).
-    ref = target.create_ticket(draft(title="T" * 400, description="D" * 9000))
-    ticket = ticket_in_sandbox(sandbox, ref.ticket_id)
-    assert len(ticket["title"]) == 255
-    assert ticket["title"].endswith(TRUNCATION_MARKER)
-    assert len(ticket["description"]) == 8000
-    assert ticket["description"].endswith(TRUNCATION_MARKER)
-
-
-def test_hostile_text_arrives_verbatim(target: AutotaskSoapTarget, sandbox: Sandbox) -> None:
-    hostile = "</Title><Injected>1</Injected> & ]]> <![CDATA[ \"quotes\" 'apos'"
-    ref = target.create_ticket(draft(title=hostile, description=hostile, marker="a<&>b"))
-    ticket = ticket_in_sandbox(sandbox, ref.ticket_id)
-    assert (ticket["title"], ticket["description"]) == (hostile, hostile)
-    assert target.find_ticket_by_marker("a<&>b") == ref
-
-
-def test_marker_longer_than_external_id_is_refused_before_any_call(
-    target: AutotaskSoapTarget, records: list[ApiCallRecord]
-) -> None:
-    with pytest.raises(TargetRejected, match="ExternalID"):
-        target.create_ticket(draft(marker="m" * 51))
-    assert records == []
-
-
-def test_find_ticket_by_marker_finds_the_created_ticket(target: AutotaskSoapTarget) -> None:
-    created = target.create_ticket(draft(marker="alert-find-me"))
-    target.create_ticket(draft(marker="alert-other"))
-    assert target.find_ticket_by_marker("alert-find-me") == created
-    assert target.find_ticket_by_marker("alert-unknown") is None
-
-
-def test_find_ticket_by_marker_prefers_the_lowest_id(
-    target: AutotaskSoapTarget, make_client: MakeClient
-) -> None:
-    client = make_client()
-    fields = {"AccountID": CONTOSO, "Status": 1, "Priority": 2, "ExternalID": "dup"}
-    first, second = client.create(
-        [
-            SoapEntity("Ticket", fields | {"Title": "a"}),
-            SoapEntity("Ticket", fields | {"Title": "b"}),
-        ]
+    acknowledged = target.send(
+        render(target, AlertStatus.ACKNOWLEDGED, RequestAction.UPDATE, ACKNOWLEDGE, ticket=ref)
     )
-    assert first["id"] < second["id"]
-    found = target.find_ticket_by_marker("dup")
-    assert found is not None
-    assert found.ticket_id == first["id"]
+    assert acknowledged.ticket == TicketRef(ticket_id, ticket["ticketNumber"], 8)
+    assert ticket_in_sandbox(sandbox, ticket_id)["status"] == 8
+    noted = target.send(
+        render(target, AlertStatus.ACKNOWLEDGED, RequestAction.NOTE, NOTE, ticket=ref)
+    )
+    assert noted.ticket is None  # a TicketNote came back, not a Ticket
+    completed = target.send(
+        render(target, AlertStatus.CLEARED, RequestAction.UPDATE, COMPLETE, ticket=ref)
+    )
+    assert completed.ticket is not None and completed.ticket.status == 5
 
-
-def test_add_note_creates_a_note_on_the_ticket(
-    target: AutotaskSoapTarget, sandbox: Sandbox
-) -> None:
-    ref = target.create_ticket(draft())
-    note_id = target.add_note(ref.ticket_id, "Acknowledged", "Ack by on-call.")
-    notes = ticket_in_sandbox(sandbox, ref.ticket_id)["notes"]
-    assert [(n["id"], n["title"], n["description"]) for n in notes] == [
-        (note_id, "Acknowledged", "Ack by on-call.")
+    after = ticket_in_sandbox(sandbox, ticket_id)
+    assert (after["status"], after["resolution"]) == (5, "Cleared by monitoring.")
+    assert after["completedDate"] is not None
+    # SOAP update clears what it is not sent (UpdateCall.htm, §10): the full ticket went back.
+    assert {key: after[key] for key in expected if key != "status"} == {
+        key: ticket[key] for key in expected if key != "status"
+    }
+    assert (after["description"], after["ticketNumber"], after["createDate"]) == (
+        ticket["description"],
+        ticket["ticketNumber"],
+        ticket["createDate"],
+    )
+    [note] = after["notes"]
+    assert (note["title"], note["description"], note["noteType"], note["publish"]) == (
+        "Acknowledged",
+        "Ack by on-call.",
+        1,
+        1,
+    )
+    assert extract_ticket_id(noted.body, "xml") == note["id"]
+    operations = [
+        etree.QName(etree.fromstring(data).find(f"{{{SOAP_ENV}}}Body")[0]).localname  # type: ignore[index]
+        for data in sent_envelopes
     ]
-    assert (notes[0]["noteType"], notes[0]["publish"]) == (1, 1)
+    # Each update reads the ticket first, then sends it back whole.
+    assert operations == ["getZoneInfo", "create", "query", "update", "create", "query", "update"]
 
 
-def test_add_note_truncates_a_long_text_and_title(
-    target: AutotaskSoapTarget, sandbox: Sandbox
+def test_update_keeps_what_an_engineer_changed(
+    target: AutotaskSoapTarget, render: Render, sandbox: Sandbox, rest: RestClient
 ) -> None:
-    # Note description ≤32000, title ≤250 (FIELDINFO TicketNote, autotask-api.md §5).
-    ref = target.create_ticket(draft())
-    target.add_note(ref.ticket_id, "t" * 300, "x" * 33000)
-    note = ticket_in_sandbox(sandbox, ref.ticket_id)["notes"][0]
-    assert len(note["title"]) == 250
-    assert len(note["description"]) == 32000
-    assert note["description"].endswith(TRUNCATION_MARKER)
+    ticket_id, _ = create(target, render)
+    # An engineer moves the ticket to another queue and raises its priority in Autotask.
+    changed = rest.patch("Tickets", json={"id": ticket_id, "queueID": LEVEL_ONE, "priority": 4})
+    assert changed.status_code == 200, changed.text
+    before = ticket_in_sandbox(sandbox, ticket_id)
+
+    response = target.send(
+        render(
+            target,
+            AlertStatus.ACKNOWLEDGED,
+            RequestAction.UPDATE,
+            ACKNOWLEDGE,
+            ticket=TicketRef(ticket_id),
+        )
+    )
+
+    after = ticket_in_sandbox(sandbox, ticket_id)
+    assert (after["status"], after["queueID"], after["priority"]) == (8, LEVEL_ONE, 4)
+    kept = ["title", "description", "companyID", "dueDateTime", "source", "externalID"]
+    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
+    # The merged envelope is what `sent` shows: the template's Status, the queried fields, each
+    # with the type the query answered with.
+    entity = sent_entity(response)
+    fields = {etree.QName(e).localname: e for e in entity}
+    assert fields["Status"].text == "8"
+    assert fields["QueueID"].text == str(LEVEL_ONE)
+    assert fields["Priority"].text == "4"
+    assert fields["Status"].get(XSI_TYPE) == "xsd:int"
+    assert fields["Title"].get(XSI_TYPE) == "xsd:string"
 
 
-def test_add_note_to_a_missing_ticket_is_rejected(target: AutotaskSoapTarget) -> None:
+def test_update_of_a_missing_ticket_is_rejected_and_nothing_is_updated(
+    target: AutotaskSoapTarget, render: Render, records: list[ApiCallRecord]
+) -> None:
+    request = render(
+        target,
+        AlertStatus.ACKNOWLEDGED,
+        RequestAction.UPDATE,
+        ACKNOWLEDGE,
+        ticket=TicketRef(4242),
+    )
+    with pytest.raises(TargetRejected, match="no Ticket with id 4242"):
+        target.send(request)
+    assert [r.entity for r in records] == ["getZoneInfo", "Ticket.query"]
+
+
+def test_note_on_a_missing_ticket_is_rejected_with_autotasks_message(
+    target: AutotaskSoapTarget, render: Render
+) -> None:
+    request = render(
+        target, AlertStatus.ACKNOWLEDGED, RequestAction.NOTE, NOTE, ticket=TicketRef(999)
+    )
     with pytest.raises(TargetRejected) as caught:
-        target.add_note(999, "t", "text")
+        target.send(request)
     assert caught.value.response is not None
     assert "does not reference an existing entity" in str(caught.value.response["body"])
 
 
-def test_set_status_complete_keeps_every_other_field(
-    target: AutotaskSoapTarget, sandbox: Sandbox
+def test_unknown_company_is_rejected_with_autotasks_message(
+    target: AutotaskSoapTarget, render: Render, sandbox: Sandbox
 ) -> None:
-    ref = target.create_ticket(
-        draft(queue_id=QUEUE, due_at=datetime(2030, 3, 21, 9, 30, tzinfo=UTC), source=8)
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
+    request = replace(request, body=request.body.replace(str(CONTOSO), "12345"))
+    with pytest.raises(TargetRejected) as caught:
+        target.send(request)
+    assert caught.value.retryable is False
+    assert "does not reference an existing entity for companyID" in str(caught.value)
+    assert caught.value.response is not None
+    assert caught.value.response["status"] == 200
+    assert "<ReturnCode>-1</ReturnCode>" in str(caught.value.response["body"])
+    assert sandbox.tickets_with_notes() == []
+
+
+def test_hostile_alert_text_arrives_verbatim(
+    target: AutotaskSoapTarget, render: Render, sandbox: Sandbox
+) -> None:
+    hostile = "</Title><Injected>1</Injected> & ]]> \"quotes\" 'apos' ##MARKER## {{7*7}}"
+    request = render(
+        target,
+        AlertStatus.ACTIVE,
+        RequestAction.CREATE,
+        CREATE,
+        marker="a<&>b",
+        alert=replace(ALERT, title=hostile),
     )
-    before = ticket_in_sandbox(sandbox, ref.ticket_id)
-    target.set_status(ref.ticket_id, 5, resolution="Cleared by monitoring.")
-    after = ticket_in_sandbox(sandbox, ref.ticket_id)
-    assert after["status"] == 5
-    assert after["completedDate"] is not None
-    assert after["resolution"] == "Cleared by monitoring."
-    # SOAP update clears what it is not sent (UpdateCall.htm, §10): the full entity went back.
-    kept = [
-        "ticketNumber",
-        "title",
-        "description",
-        "queueID",
-        "companyID",
-        "priority",
-        "dueDateTime",
-        "source",
-        "externalID",
-        "createDate",
+    response = target.send(request)
+    ticket_id = extract_ticket_id(response.body, "xml")
+    assert ticket_in_sandbox(sandbox, ticket_id)["title"] == hostile
+    found = target.find_ticket_by_marker("a<&>b")
+    assert found is not None and found.ticket_id == ticket_id
+
+
+def test_every_call_is_recorded_once_with_its_entity(
+    target: AutotaskSoapTarget, render: Render, sandbox: Sandbox, records: list[ApiCallRecord]
+) -> None:
+    ticket_id, _ = create(target, render)
+    ref = TicketRef(ticket_id)
+    target.send(render(target, AlertStatus.ACKNOWLEDGED, RequestAction.NOTE, NOTE, ticket=ref))
+    target.send(render(target, AlertStatus.CLEARED, RequestAction.UPDATE, COMPLETE, ticket=ref))
+    target.find_ticket_by_marker("alert-1f3a")
+    served = [(c.operation, c.status) for c in sandbox.calls()]
+    assert [(r.entity.rsplit(".", 1)[-1], r.http_status) for r in records] == served
+    assert [r.entity for r in records] == [
+        "getZoneInfo",
+        "Ticket.create",
+        "TicketNote.create",
+        "Ticket.query",
+        "Ticket.update",
+        "Ticket.query",
     ]
-    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
-    assert ref.ticket_number is not None and after["ticketNumber"] == ref.ticket_number
+    assert all(r.error is None for r in records)
+    assert records[-1].records == 1
 
 
-def test_set_status_without_resolution_keeps_the_existing_one(
-    target: AutotaskSoapTarget, sandbox: Sandbox
+def test_find_ticket_by_marker_prefers_the_lowest_id(
+    target: AutotaskSoapTarget, render: Render
 ) -> None:
-    ref = target.create_ticket(draft())
-    target.set_status(ref.ticket_id, 5, resolution="Cleared.")
-    target.set_status(ref.ticket_id, 8)
-    ticket = ticket_in_sandbox(sandbox, ref.ticket_id)
-    assert (ticket["status"], ticket["completedDate"], ticket["resolution"]) == (
-        8,
-        None,
-        "Cleared.",
-    )
+    first, _ = create(target, render, marker="dup")
+    second, _ = create(target, render, marker="dup")
+    assert first < second
+    found = target.find_ticket_by_marker("dup")
+    assert found is not None and found.ticket_id == first
+    assert target.find_ticket_by_marker("alert-unknown") is None
 
 
-def test_set_status_of_a_missing_ticket_is_rejected(target: AutotaskSoapTarget) -> None:
-    with pytest.raises(TargetRejected, match="no Ticket with id 4242"):
-        target.set_status(4242, 5)
-
-
-def test_get_ticket_returns_number_and_status_or_none(target: AutotaskSoapTarget) -> None:
-    ref = target.create_ticket(draft())
-    target.set_status(ref.ticket_id, 8)
-    assert target.get_ticket(ref.ticket_id) == TicketRef(ref.ticket_id, ref.ticket_number, 8)
-    assert target.get_ticket(ref.ticket_id + 1000) is None
+def test_get_ticket_returns_number_and_status_or_none(
+    target: AutotaskSoapTarget, render: Render
+) -> None:
+    ticket_id, created = create(target, render)
+    assert target.get_ticket(ticket_id) == created.ticket
+    assert target.get_ticket(ticket_id + 1000) is None
 
 
 def test_threshold_and_usage_counts_the_calls(target: AutotaskSoapTarget) -> None:
@@ -318,60 +454,183 @@ def test_threshold_and_usage_counts_the_calls(target: AutotaskSoapTarget) -> Non
     }
 
 
+# -- what goes over the wire ----------------------------------------------------------------------
+
+
+def test_sent_shows_the_envelope_with_every_credential_redacted(
+    target: AutotaskSoapTarget, render: Render, api_user: ApiUser, records: list[ApiCallRecord]
+) -> None:
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
+    assert api_user.integration_code in request.body  # ##INTEGRATIONCODE## in the template
+    response = target.send(request)
+    headers = response.sent["headers"]
+    assert isinstance(headers, dict)
+    assert headers["Authorization"] == REDACTED
+    assert headers["SOAPAction"] == f'"{ATWS}create"'
+    assert headers["Content-Type"] == "text/xml; charset=utf-8"
+    assert response.sent["method"] == "POST"
+    assert response.sent["url"] == request.url
+    # The envelope as sent, still XML: the marker is escaped where the code was.
+    envelope = etree.fromstring(str(response.sent["body"]).encode("utf-8"))
+    assert envelope.findtext(f".//{q('IntegrationCode')}") == REDACTED
+    assert envelope.findtext(f".//{q('Title')}") == "Disk full on srv01"
+    seen = repr(response) + repr(records)
+    assert api_user.secret not in seen
+    assert api_user.integration_code not in seen
+    assert target.client._basic not in seen  # noqa: SLF001 -- the Basic token itself
+
+
+def test_envelope_without_an_integration_code_gets_the_clients(
+    target: AutotaskSoapTarget,
+    render: Render,
+    sandbox: Sandbox,
+    sent_envelopes: list[bytes],
+    api_user: ApiUser,
+) -> None:
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
+    start = request.body.index("<soap:Header>")
+    end = request.body.index("</soap:Header>") + len("</soap:Header>")
+    response = target.send(replace(request, body=request.body[:start] + request.body[end:]))
+    assert response.status == 200  # the sandbox checked the code
+    assert len(sandbox.tickets_with_notes()) == 1
+    envelope = etree.fromstring(sent_envelopes[-1])
+    assert envelope.findtext(f".//{q('IntegrationCode')}") == api_user.integration_code
+
+
+def test_admin_headers_are_sent_but_cannot_override_the_credentials(
+    target: AutotaskSoapTarget,
+    render: Render,
+    api_user: ApiUser,
+    sent_headers: list[dict[str, str]],
+) -> None:
+    request = replace(
+        render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE),
+        headers={
+            "X-Request-Source": "alert-connector",
+            "authorization": "Basic YXR0YWNrZXI6eA==",
+            "soapaction": '"http://autotask.net/ATWS/v1_6/delete"',
+            "Content-Type": "application/json",
+        },
+    )
+    response = target.send(request)
+    assert response.status == 200
+    wire = {name.lower(): value for name, value in sent_headers[-1].items()}
+    assert wire["x-request-source"] == "alert-connector"
+    assert wire["authorization"] == "Basic " + target.client._basic  # noqa: SLF001
+    assert wire["soapaction"] == f'"{ATWS}create"'
+    assert wire["content-type"] == "text/xml; charset=utf-8"
+    assert api_user.secret not in repr(response.sent)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not xml at all",
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>&e;</soap:Body></soap:Envelope>',
+        '<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope"><Body/></Envelope>',
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body/></soap:Envelope>',
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body><create/></soap:Body></soap:Envelope>',
+    ],
+    ids=["not xml", "doctype", "soap 1.2", "empty body", "operation outside atws"],
+)
+def test_unusable_envelope_is_rejected_without_a_call(
+    make_client: MakeClient,
+    sandbox_server: SandboxServer,
+    records: list[ApiCallRecord],
+    sandbox: Sandbox,
+    body: str,
+) -> None:
+    target = AutotaskSoapTarget(make_client())
+    request = OutboundRequest(
+        action=RequestAction.CREATE,
+        method="POST",
+        url=f"{sandbox_server.url}ATServices/1.6/atws.asmx",
+        body=body,
+        body_format="xml",
+    )
+    with pytest.raises(TargetRejected, match="SOAP") as caught:
+        target.send(request)
+    assert caught.value.retryable is False
+    assert records == [] and sandbox.calls() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.com/ATServices/1.6/atws.asmx",
+        "https://webservices2.autotask.net.evil.example/ATServices/1.6/atws.asmx",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+    ids=["other host", "lookalike suffix", "cloud metadata"],
+)
+def test_url_outside_the_allowed_hosts_is_refused_without_a_call(
+    target: AutotaskSoapTarget,
+    render: Render,
+    sandbox: Sandbox,
+    records: list[ApiCallRecord],
+    url: str,
+) -> None:
+    ticket_id, _ = create(target, render)
+    request = render(
+        target,
+        AlertStatus.ACKNOWLEDGED,
+        RequestAction.UPDATE,
+        ACKNOWLEDGE,
+        ticket=TicketRef(ticket_id),
+    )
+    calls = len(records)
+    with pytest.raises(TargetRejected, match="refusing to call it"):
+        target.send(replace(request, url=url))
+    assert len(records) == calls  # not even the query an update starts with
+
+
 # -- failures as the sandbox answers them --------------------------------------------------------
 
 
-def test_wrong_secret_is_an_auth_error_that_never_shows_the_secret(
-    make_client: MakeClient, records: list[ApiCallRecord]
+def test_wrong_secret_is_an_auth_error_after_one_zone_relookup(
+    make_client: MakeClient, render: Render, records: list[ApiCallRecord]
 ) -> None:
     wrong = "wrong-secret-0000"
     target = AutotaskSoapTarget(make_client(secret=wrong))
     with pytest.raises(TargetAuthError) as caught:
-        target.get_ticket(1)
+        target.send(render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE))
     assert caught.value.retryable is False
     assert caught.value.response is not None and caught.value.response["status"] == 401
     assert wrong not in str(caught.value) + repr(caught.value.response) + repr(records)
-    # One zone re-lookup after the 401 (as for REST, autotask-api.md §2), then give up.
+    # One zone re-lookup after the 401 (as for REST, autotask-api.md §2); the zone did not
+    # change, so the envelope is not sent again.
     assert [(r.entity, r.http_status) for r in records] == [
         ("getZoneInfo", 200),
-        ("Ticket.query", 401),
+        ("Ticket.create", 401),
         ("getZoneInfo", 200),
     ]
 
 
-def test_wrong_integration_code_is_an_auth_error(make_client: MakeClient) -> None:
-    target = AutotaskSoapTarget(make_client(integration_code="NOTTHECODE"))
+def test_wrong_integration_code_is_an_auth_error(
+    make_client: MakeClient, render: Render, sandbox: Sandbox
+) -> None:
+    target = AutotaskSoapTarget(make_client())
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
+    code = sandbox.config.user.integration_code
     with pytest.raises(TargetAuthError, match="IntegrationCode is invalid") as caught:
-        target.create_ticket(draft())
+        target.send(replace(request, body=request.body.replace(code, "NOTTHECODE")))
     assert caught.value.retryable is False
 
 
 def test_unknown_user_is_an_auth_error_from_the_zone_lookup(make_client: MakeClient) -> None:
     target = AutotaskSoapTarget(make_client(username="nobody@sandbox.test"))
     with pytest.raises(TargetAuthError, match="ErrorCode -1"):
-        target.get_ticket(1)
+        target.endpoint_url()
 
 
-def test_unknown_company_is_rejected_with_autotasks_message(
-    target: AutotaskSoapTarget, sandbox: Sandbox
+def test_outage_is_retryable_and_not_ambiguous(
+    target: AutotaskSoapTarget, render: Render, sandbox_server: SandboxServer
 ) -> None:
-    with pytest.raises(TargetRejected) as caught:
-        target.create_ticket(draft(company_id=12345))
-    assert caught.value.retryable is False
-    assert "does not reference an existing entity for companyID" in str(caught.value)
-    assert caught.value.response is not None
-    assert caught.value.response["status"] == 200
-    assert "<ReturnCode>-1</ReturnCode>" in str(caught.value.response["body"])
-    assert sandbox.tickets_with_notes() == []
-
-
-def test_outage_is_retryable_unavailable(
-    target: AutotaskSoapTarget, sandbox_server: SandboxServer
-) -> None:
-    target.client.zone_url()
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
     set_faults(sandbox_server, {"outage": True})
     with pytest.raises(AutotaskUnavailable) as caught:
-        target.create_ticket(draft())
+        target.send(request)
     assert isinstance(caught.value, TargetUnavailable)
     assert caught.value.retryable is True
     assert caught.value.ambiguous is False
@@ -380,24 +639,26 @@ def test_outage_is_retryable_unavailable(
     assert "soap:Fault" in str(caught.value.response["body"])
 
 
-def test_injected_500_is_retryable(
-    target: AutotaskSoapTarget, sandbox_server: SandboxServer
+def test_server_error_on_create_is_retryable_and_ambiguous(
+    target: AutotaskSoapTarget, render: Render, sandbox_server: SandboxServer
 ) -> None:
-    target.client.zone_url()
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
     set_faults(sandbox_server, {"error_rate": 1.0, "error_status": 500, "error_count": 1})
-    with pytest.raises(TargetUnavailable) as caught:
-        target.get_ticket(1)
+    with pytest.raises(AutotaskUnavailable) as caught:
+        target.send(request)
     assert caught.value.retryable is True
-    assert target.get_ticket(1) is None  # the fault was used up: the retry succeeds
+    assert caught.value.ambiguous is True  # the create may have been applied behind the 500
 
 
 def test_dropped_create_is_ambiguous_and_the_marker_finds_the_one_ticket(
-    target: AutotaskSoapTarget, sandbox_server: SandboxServer, sandbox: Sandbox
+    target: AutotaskSoapTarget, render: Render, sandbox_server: SandboxServer, sandbox: Sandbox
 ) -> None:
-    target.client.zone_url()
+    request = render(
+        target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE, marker="alert-dropped"
+    )
     set_faults(sandbox_server, {"ambiguous_create": {"mode": "drop", "count": 1}})
     with pytest.raises(AutotaskUnavailable) as caught:
-        target.create_ticket(draft(marker="alert-dropped"))
+        target.send(request)
     assert caught.value.retryable is True
     assert caught.value.ambiguous is True
     found = target.find_ticket_by_marker("alert-dropped")
@@ -407,19 +668,18 @@ def test_dropped_create_is_ambiguous_and_the_marker_finds_the_one_ticket(
 
 
 def test_create_that_outlasts_the_read_timeout_is_ambiguous(
-    make_client: MakeClient, sandbox_server: SandboxServer, sandbox: Sandbox
+    make_client: MakeClient, render: Render, sandbox_server: SandboxServer, sandbox: Sandbox
 ) -> None:
     target = AutotaskSoapTarget(make_client(read_timeout=0.3))
-    target.client.zone_url()
+    request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE, marker="slow")
     set_faults(
         sandbox_server,
         {"ambiguous_create": {"mode": "hang", "hang_seconds": 1.0, "count": 1}},
     )
     with pytest.raises(AutotaskUnavailable, match="outcome unknown") as caught:
-        target.create_ticket(draft(marker="alert-slow"))
+        target.send(request)
     assert caught.value.ambiguous is True
-    found = target.find_ticket_by_marker("alert-slow")
-    assert found is not None
+    assert target.find_ticket_by_marker("slow") is not None
     assert len(sandbox.tickets_with_notes()) == 1
 
 
@@ -431,7 +691,7 @@ def test_calls_over_the_thread_limit_are_rate_limited(
 ) -> None:
     targets = [AutotaskSoapTarget(make_client()) for _ in range(3)]
     for each in targets:
-        each.client.zone_url()  # zone lookups are exempt from thread limiting
+        each.endpoint_url()  # zone lookups are exempt from thread limiting
     set_faults(sandbox_server, {"latency_ms": 400})
     start = threading.Barrier(len(targets))
     outcomes: list[object] = []
@@ -460,11 +720,13 @@ def test_calls_over_the_thread_limit_are_rate_limited(
 @pytest.mark.parametrize(
     "limit_settings", [LimitSettings(hourly_threshold=3, latency_tiers=[])], ids=["3 per hour"]
 )
-def test_calls_over_the_hourly_threshold_are_rate_limited(target: AutotaskSoapTarget) -> None:
-    for _ in range(3):
-        assert target.get_ticket(1) is None
+def test_sends_over_the_hourly_threshold_are_rate_limited(
+    target: AutotaskSoapTarget, render: Render
+) -> None:
+    for marker in ("a", "b", "c"):
+        create(target, render, marker=marker)
     with pytest.raises(TargetRateLimited, match="threshold") as caught:
-        target.get_ticket(1)
+        create(target, render, marker="d")
     assert caught.value.retryable is True
 
 
@@ -482,65 +744,6 @@ def test_nothing_listening_is_unavailable_and_not_ambiguous() -> None:
         connect_timeout=2,
     )
     with pytest.raises(AutotaskUnavailable, match="request not sent") as caught:
-        client.zone_url()
+        AutotaskSoapTarget(client).endpoint_url()
     assert caught.value.ambiguous is False
     assert caught.value.retryable is True
-
-
-def test_recorder_sees_every_call_the_sandbox_served(
-    target: AutotaskSoapTarget, sandbox: Sandbox, records: list[ApiCallRecord]
-) -> None:
-    ref = target.create_ticket(draft())
-    target.add_note(ref.ticket_id, "n", "note")
-    target.set_status(ref.ticket_id, 5)
-    target.find_ticket_by_marker("alert-1f3a")
-    served = [(c.operation, c.status) for c in sandbox.calls()]
-    assert [(r.entity.rsplit(".", 1)[-1], r.http_status) for r in records] == served
-    assert [r.entity for r in records] == [
-        "getZoneInfo",
-        "Ticket.create",
-        "TicketNote.create",
-        "Ticket.query",
-        "Ticket.update",
-        "Ticket.query",
-    ]
-    assert records[-1].records == 1
-
-
-def test_every_request_of_a_battery_validates_against_the_wsdl(
-    target: AutotaskSoapTarget, make_client: MakeClient, sent_envelopes: list[bytes]
-) -> None:
-    """Run every operation; the `sent_envelopes` fixture validates each request at teardown."""
-    ref = target.create_ticket(
-        draft(
-            queue_id=QUEUE,
-            due_at=datetime(2030, 3, 21, 9, 30, tzinfo=UTC),
-            ticket_category=4,
-            ticket_type=5,
-            issue_type=2,
-            sub_issue_type=201,
-            source=8,
-        )
-    )
-    target.add_note(ref.ticket_id, "", "no title")
-    target.set_status(ref.ticket_id, 5, resolution="done")
-    target.set_status(ref.ticket_id, 8)
-    target.find_ticket_by_marker("alert-1f3a")
-    target.get_ticket(ref.ticket_id)
-    target.client.threshold_and_usage()
-    with pytest.raises(TargetRejected):
-        target.create_ticket(draft(company_id=1))
-    with pytest.raises(TargetAuthError):
-        AutotaskSoapTarget(make_client(integration_code="WRONG")).get_ticket(1)
-    operations = [
-        etree.QName(etree.fromstring(data).find(f"{{{SOAP_ENV}}}Body")[0]).localname  # type: ignore[index]
-        for data in sent_envelopes
-    ]
-    assert set(operations) == {
-        "getZoneInfo",
-        "create",
-        "update",
-        "query",
-        "getThresholdAndUsageInfo",
-    }
-    assert len(sent_envelopes) == 13
