@@ -328,3 +328,55 @@ def show_config() -> None:
         value = settings[key]
         shown = "<secret>" if key in SECRET_SETTINGS and value else repr(value)
         click.echo(f"{key} = {shown}")
+
+
+@main.command("send-test")
+@click.option(
+    "--integration", "integration_id", type=int, default=None, help="Integration id [the first]."
+)
+@click.option(
+    "--company",
+    "company_id",
+    type=int,
+    default=None,
+    help="Autotask company id [the integration's default_company_id].",
+)
+@click.option(
+    "--complete/--no-complete",
+    default=False,
+    help="Then complete the ticket with the Cleared note and update requests.",
+)
+def send_test(integration_id: int | None, company_id: int | None, complete: bool) -> None:
+    """Send a test ticket to Autotask through an integration; print the JSON result.
+
+    Exits 1 when the ticket could not be made (the result says why in plain words).
+    """
+    import json
+
+    from connector import create_app
+    from connector.errors import ConnectorError
+    from connector.testdelivery import send_test as send_test_ticket
+    from connector.wiring import target_factory
+
+    settings = _settings()
+    key_file = Path("var") / "secret.key"
+    if not settings["SECRET_KEYS"] and key_file.exists():
+        # Beside `make run`, whose key lives in var/ unless SECRET_KEYS is set.
+        settings["SECRET_KEYS"] = [key_file.read_text().strip()]
+    services = create_app(settings).extensions["connector"]
+    try:
+        result = send_test_ticket(
+            services,
+            target_factory(services),
+            integration_id=integration_id,
+            company_id=company_id,
+            complete=complete,
+        )
+        body, ok = result.body, result.ok
+    except ConnectorError as e:
+        body, ok = {"ok": False, "error": str(e)}, False
+    finally:
+        services.dispose()
+    click.echo(json.dumps(body, indent=2))
+    if not ok:
+        sys.exit(1)

@@ -1,0 +1,328 @@
+"""The JSON API (/api/v1) for integrations: delivery requests, previews and test deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.delivery import METHODS, SLOTS, RequestSpec
+from connector.delivery_store import generate_for, load_options, replace_requests
+from connector.domain import AlertStatus, RequestAction
+from connector.errors import ConnectorError, NotFoundError
+from connector.integration import load_settings
+from connector.models import Integration
+from connector.rendering import FORMATS, Format
+from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
+from connector.web.auth import bearer_token, check_api_token
+from connector.web.hooks import services
+
+bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
+
+#: An app may carry its own target factory here (tests use fakes); else the real adapters.
+TARGET_FACTORY_KEY = "connector.target_factory"
+
+STATUSES = [status.value for status in AlertStatus]
+#: The body format a request has when PUT names none.
+_FLAVOUR_FORMAT = {"rest": "json", "soap": "xml"}
+ACTIONS = [action.value for action in RequestAction]
+
+
+class InvalidBody(ConnectorError):
+    """A request body the API refuses; the message names every bad field."""
+
+    status = 400
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Every API call needs a live API token."""
+    token = bearer_token(request)
+    with services().transaction() as session:
+        check_api_token(session, token)
+
+
+# -- bodies ----------------------------------------------------------------------------------------
+
+
+class StrictBoolean(fields.Boolean):
+    """true or false, nothing else ("yes", 1 and "true" are refused)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """A JSON number that is a whole number (not a string, not a boolean)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class RequestSchema(Schema):
+    """One delivery request as PUT sends it."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    method = fields.String(required=True, validate=validate.OneOf(METHODS))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    headers = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.String(validate=validate.Length(max=2000)),
+        load_default=dict,
+    )
+    body = fields.String(required=True)
+    format = fields.String(validate=validate.OneOf(FORMATS), load_default=None)
+    id_path = fields.String(validate=validate.Length(max=500), load_default="")
+
+    @validates_schema
+    def create_only_id_path(self, data: dict[str, Any], **_: Any) -> None:
+        """An id path belongs to the create request only."""
+        if data.get("id_path") and data.get("action") != RequestAction.CREATE.value:
+            raise ValidationError("only the create request reads a ticket id", "id_path")
+
+
+class RequestsSchema(Schema):
+    """PUT /integrations/<id>/requests: some requests and the per-status switches."""
+
+    class Meta:
+        unknown = RAISE
+
+    same_for_every_status = StrictBoolean()
+    deliver = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(STATUSES)), values=StrictBoolean()
+    )
+    requests = fields.List(fields.Nested(RequestSchema), load_default=list)
+
+    @validates_schema
+    def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
+        """A slot appears at most once."""
+        seen: set[tuple[str, str]] = set()
+        for index, item in enumerate(data.get("requests") or []):
+            slot = (item["status"], item["action"])
+            if slot in seen:
+                raise ValidationError(
+                    {str(index): [f"a second {slot[0]} {slot[1]} request"]}, "requests"
+                )
+            seen.add(slot)
+
+
+class PreviewSchema(Schema):
+    """POST /integrations/<id>/preview."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
+    alert_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
+    ticket_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
+
+
+class TestDeliverySchema(Schema):
+    """POST /test-delivery."""
+
+    class Meta:
+        unknown = RAISE
+
+    integration_id = StrictInteger(
+        validate=validate.Range(min=1), allow_none=True, load_default=None
+    )
+    company_id = StrictInteger(validate=validate.Range(min=0), allow_none=True, load_default=None)
+    complete = StrictBoolean(load_default=False)
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    """marshmallow's nested messages as "field.sub: message" lines."""
+    if isinstance(messages, Mapping):
+        lines = []
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            lines.extend(_flatten(value, name))
+        return lines
+    if isinstance(messages, list | tuple):
+        lines = []
+        for item in messages:
+            lines.extend(_flatten(item, prefix))
+        return lines
+    return [f"{prefix}: {messages}" if prefix else str(messages)]
+
+
+def _body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
+    """The JSON body loaded by `schema`; InvalidBody naming each bad field."""
+    raw = request.get_json(silent=True)
+    if raw is None and not required and not request.get_data():
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidBody("the body must be a JSON object (Content-Type: application/json)")
+    try:
+        loaded: dict[str, Any] = schema.load(raw)
+    except ValidationError as e:
+        lines = _flatten(e.messages)
+        raise InvalidBody(
+            "invalid body: " + "; ".join(lines), details={"fields": e.messages}
+        ) from e
+    return loaded
+
+
+# -- integrations ----------------------------------------------------------------------------------
+
+
+def _integration_json(integration: Integration) -> dict[str, Any]:
+    """An integration without its secrets."""
+    return {
+        "id": integration.id,
+        "name": integration.name,
+        "api_flavour": integration.api_flavour,
+        "zone_lookup_url": integration.zone_lookup_url,
+        "username": integration.username,
+    }
+
+
+def _integration(session: Session, integration_id: int) -> Integration:
+    integration = session.get(Integration, integration_id)
+    if integration is None:
+        raise NotFoundError(f"no integration {integration_id}")
+    return integration
+
+
+@bp.get("/integrations")
+def list_integrations() -> Response:
+    """Every integration (never its secret or tracking identifier)."""
+    with services().transaction() as session:
+        rows = session.scalars(select(Integration).order_by(Integration.id))
+        body = [_integration_json(row) for row in rows]
+    return jsonify({"integrations": body})
+
+
+@bp.get("/integrations/<int:integration_id>")
+def get_integration(integration_id: int) -> Response:
+    """One integration with its ticket settings (never its secret or tracking identifier)."""
+    with services().transaction() as session:
+        integration = _integration(session, integration_id)
+        body = _integration_json(integration)
+        body["settings"] = integration.settings
+    return jsonify(body)
+
+
+# -- delivery requests -----------------------------------------------------------------------------
+
+
+def _requests_state(session: Session, integration: Integration) -> dict[str, Any]:
+    """The integration's delivery requests (every slot, defaults filled in) and switches."""
+    settings = load_settings(integration.settings)
+    options = load_options(session, integration)
+    return {
+        "same_for_every_status": options.same_for_every_status,
+        "deliver": {status.value: settings.deliver[status] for status in AlertStatus},
+        "requests": [options.requests[slot].to_json() for slot in SLOTS],
+    }
+
+
+@bp.get("/integrations/<int:integration_id>/requests")
+def get_requests(integration_id: int) -> Response:
+    """The integration's delivery requests, one per slot."""
+    with services().transaction() as session:
+        body = _requests_state(session, _integration(session, integration_id))
+    return jsonify(body)
+
+
+def _spec(item: Mapping[str, Any], flavour: str) -> RequestSpec:
+    fmt: Format = "xml" if (item["format"] or _FLAVOUR_FORMAT.get(flavour)) == "xml" else "json"
+    return RequestSpec(
+        status=AlertStatus(item["status"]),
+        action=RequestAction(item["action"]),
+        method=item["method"],
+        url=item["url"],
+        headers=dict(item["headers"]),
+        body=item["body"],
+        format=fmt,
+        id_path=item["id_path"],
+    )
+
+
+@bp.put("/integrations/<int:integration_id>/requests")
+def put_requests(integration_id: int) -> Response:
+    """Replace some requests and switches; all or nothing (400 with the reason and line)."""
+    data = _body(RequestsSchema())
+    with services().transaction() as session:
+        integration = _integration(session, integration_id)
+        settings = dict(integration.settings or {})
+        if "same_for_every_status" in data:
+            settings["same_request_for_every_status"] = data["same_for_every_status"]
+        if "deliver" in data:
+            settings["deliver"] = {**(settings.get("deliver") or {}), **data["deliver"]}
+        try:
+            load_settings(settings)
+        except ValidationError as e:
+            raise InvalidBody(
+                "invalid settings: " + "; ".join(_flatten(e.messages)),
+                details={"fields": e.messages},
+            ) from e
+        specs = [_spec(item, integration.api_flavour) for item in data["requests"]]
+        # Refused (TemplateRejected) before anything is written; the transaction rolls back.
+        replace_requests(session, integration, specs)
+        if settings != integration.settings:
+            integration.settings = settings  # a new dict: JSON columns do not track changes
+        body = _requests_state(session, integration)
+    return jsonify(body)
+
+
+@bp.post("/integrations/<int:integration_id>/requests/generate")
+def generate_requests(integration_id: int) -> Response:
+    """ "Generate delivery options": every request back to its default for the API flavour."""
+    with services().transaction() as session:
+        integration = _integration(session, integration_id)
+        generate_for(session, integration)
+        body = _requests_state(session, integration)
+    return jsonify(body)
+
+
+# -- preview and test delivery ---------------------------------------------------------------------
+
+
+def _target_factory() -> TargetFactory:
+    """The app's target factory: a test's fake, or the real Autotask adapters."""
+    factory: TargetFactory | None = current_app.extensions.get(TARGET_FACTORY_KEY)
+    if factory is None:
+        from connector.wiring import target_factory
+
+        factory = target_factory(services())
+    return factory
+
+
+@bp.post("/integrations/<int:integration_id>/preview")
+def preview_requests(integration_id: int) -> Response:
+    """The requests a status would send, rendered without sending any (secrets redacted)."""
+    data = _body(PreviewSchema(), required=False)
+    query = PreviewQuery(
+        status=AlertStatus(data["status"]) if data["status"] else None,
+        alert_id=data["alert_id"],
+        ticket_id=data["ticket_id"],
+    )
+    return jsonify(preview(services(), _target_factory(), integration_id, query))
+
+
+@bp.post("/test-delivery")
+def test_delivery() -> tuple[Response, int]:
+    """Send a test ticket to Autotask; 200 when it worked, 400/502 with plain words when not."""
+    data = _body(TestDeliverySchema(), required=False)
+    result = send_test(
+        services(),
+        _target_factory(),
+        integration_id=data["integration_id"],
+        company_id=data["company_id"],
+        complete=data["complete"],
+    )
+    return jsonify(result.body), result.http_status
