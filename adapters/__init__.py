@@ -8,6 +8,10 @@ from typing import Any
 #: Source slug (the /hooks/<slug> URL segment) → "module:Class".
 SOURCES = {
     "generic": "adapters.sources.generic:GenericSource",
+    "logicmonitor": "adapters.sources.logicmonitor:LogicMonitorSource",
+    "datto_rmm": "adapters.sources.datto_rmm:DattoRmmSource",
+    "office_protect": "adapters.sources.office_protect:OfficeProtectSource",
+    "alertmanager": "adapters.sources.alertmanager:AlertmanagerSource",
 }
 
 

@@ -1,0 +1,254 @@
+"""What the vendor source adapters share: storable text, lenient fields, times, error paths.
+
+Every adapter refuses what no database can store (NUL characters, unpaired surrogates) with a
+400 naming the field, and cuts over-long display text (titles, host names) rather than refusing
+it: a monitoring system cannot fix its own data, and a 400 makes it drop the whole webhook.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields
+
+from connector.domain import Severity
+from connector.errors import PayloadError
+
+#: Most alerts one webhook may carry (as the generic source); more is refused with 400.
+MAX_ALERTS = 500
+#: A source's own alert id; longer is not an id but a wrong field.
+ID_LIMIT = 200
+#: host, tenant and monitor are String(255) columns of the alert table.
+NAME_LIMIT = 255
+#: Titles are cut to 255 characters in tickets; keep enough for the alert's own record.
+TITLE_LIMIT = 1_000
+MESSAGE_LIMIT = 100_000
+NOTE_LIMIT = 32_000
+ELLIPSIS = "…"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Epoch numbers at or past this are milliseconds (1e11 seconds is the year 5138).
+_MILLISECONDS_FROM = 100_000_000_000
+
+
+def storable(text: str) -> str:
+    """Refuse text no database can store: NUL characters (PostgreSQL) and unpaired surrogates."""
+    if "\x00" in text:
+        raise ValidationError("Must not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValidationError("Must be valid Unicode (no unpaired surrogates).") from e
+    return text
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, ending with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+class Text(fields.String):
+    """A string that may also arrive as a number; `blank` matches placeholders that mean empty.
+
+    Senders that fill a body template (LogicMonitor `##TOKEN##`, Datto RMM `[variable]`) leave a
+    variable literally in place when they have no value for it; `blank` turns those into "".
+    """
+
+    def __init__(self, *, blank: re.Pattern[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank = blank
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        text = storable(super()._deserialize(value, attr, data, **kwargs))
+        if self.blank is not None and self.blank.fullmatch(text.strip()):
+            return ""
+        return text
+
+
+class Scalar(fields.Field[str]):
+    """A property or label value: string, number or boolean, kept as text."""
+
+    def __init__(self, *, blank: re.Pattern[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank = blank
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if not isinstance(value, str | int | float):
+            raise ValidationError("Must be a string, number or boolean.")
+        text = storable(str(value))
+        if self.blank is not None and self.blank.fullmatch(text.strip()):
+            return ""
+        return text
+
+
+class Instant(fields.Field[datetime | None]):
+    """A moment in UTC: ISO 8601 text (naive is UTC), or epoch seconds or milliseconds.
+
+    An empty value (or a blank placeholder) is None. `epoch=False` refuses numbers.
+    """
+
+    def __init__(
+        self, *, epoch: bool = True, blank: re.Pattern[str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.epoch = epoch
+        self.blank = blank
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> datetime | None:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValidationError("Must be an ISO 8601 timestamp or epoch seconds.")
+        if isinstance(value, str):
+            text = storable(value).strip()
+            if not text or (self.blank is not None and self.blank.fullmatch(text)):
+                return None
+            if self.epoch and re.fullmatch(r"-?\d{1,20}(\.\d+)?", text):
+                return from_epoch(float(text))
+            return from_iso(text)
+        if not self.epoch:
+            raise ValidationError("Must be an ISO 8601 timestamp.")
+        return from_epoch(float(value))
+
+
+def from_epoch(number: float) -> datetime:
+    """Epoch seconds, or milliseconds when the number is too large to be seconds, as UTC."""
+    if number != number:  # NaN: json.loads accepts it
+        raise ValidationError("Not a valid epoch time.")
+    seconds = number / 1000 if abs(number) >= _MILLISECONDS_FROM else number
+    try:
+        return _EPOCH + timedelta(seconds=seconds)
+    except OverflowError as e:
+        raise ValidationError("Out of the range of dates.") from e
+
+
+def from_iso(text: str) -> datetime:
+    """ISO 8601 text as UTC; a timestamp without an offset is taken as UTC."""
+    try:
+        moment = fields.DateTime().deserialize(text)
+    except ValidationError as e:
+        raise ValidationError("Not a valid ISO 8601 timestamp.") from e
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValidationError("Out of the range of dates.") from e
+
+
+def filled(limit: int) -> Any:
+    """A validator: non-empty text of at most `limit` characters (ids, status words)."""
+
+    def check(text: str) -> bool:
+        if not text.strip():
+            raise ValidationError(
+                "Must not be empty (a sender leaves a variable it cannot fill literally in place:"
+                " check the webhook body's variable names)."
+            )
+        if len(text) > limit:
+            raise ValidationError(f"Longer than {limit} characters.")
+        return True
+
+    return check
+
+
+def properties_field(blank: re.Pattern[str] | None = None) -> fields.Dict:
+    """A map of property names to scalar values."""
+    return fields.Dict(
+        keys=Text(validate=lambda key: _named(key, NAME_LIMIT)),
+        values=Scalar(blank=blank),
+        load_default=dict,
+    )
+
+
+def _named(key: str, limit: int) -> bool:
+    if not key.strip() or len(key) > limit:
+        raise ValidationError(f"Property names are 1 to {limit} characters.")
+    return True
+
+
+def severity_of(word: str, table: Mapping[str, Severity], default: Severity) -> Severity | None:
+    """The severity a (case-insensitive) word names; `default` when empty, None when unknown."""
+    word = word.strip().lower()
+    if not word:
+        return default
+    return table.get(word)
+
+
+# -- loading and error paths -----------------------------------------------------------------
+
+
+def items_of(payload: Any, key: str, what: str) -> tuple[list[Any], str]:
+    """The items of a webhook: one object, or {key: [...]}; and the error path prefix for them."""
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the body must be a JSON object: {what}")
+    if key not in payload:
+        return [payload], ""
+    items = payload[key]
+    if not isinstance(items, list) or not items:
+        raise PayloadError(
+            f"'{key}' must be a non-empty list", details={key: ["Must be a non-empty list."]}
+        )
+    if len(items) > MAX_ALERTS:
+        raise PayloadError(
+            f"too many alerts in one webhook: {len(items)} (at most {MAX_ALERTS})",
+            details={key: [f"At most {MAX_ALERTS} alerts."]},
+        )
+    return items, f"{key}."
+
+
+def load_each(
+    schema: Schema, items: Iterable[Any], prefix: str
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Load every item with `schema`; the loaded items and every error by its dotted path."""
+    loaded: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    for index, item in enumerate(items):
+        where = f"{prefix}{index}" if prefix else ""
+        if not isinstance(item, dict):
+            errors[where or "_"] = ["Must be an object."]
+            continue
+        try:
+            loaded.append(schema.load(item))
+        except ValidationError as e:
+            errors.update(flatten(e.messages, where))
+    return loaded, errors
+
+
+def flatten(messages: Any, where: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as {"a.b.0.c": [message, ...]}, all keys text."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            segment = _segment(key)
+            path = f"{where}.{segment}" if where else segment
+            flat.update(flatten(value, path))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {where or "_": list(messages)}
+    if isinstance(messages, list):
+        flat = {}
+        for value in messages:
+            flat.update(flatten(value, where))
+        return flat
+    return {where or "_": [str(messages)]}
+
+
+def _segment(key: Any) -> str:
+    """A path segment that is safe to echo back in JSON and logs (sender text, cut short)."""
+    text = str(key).replace("\x00", "\\x00") or '""'
+    return clip(text.encode("utf-8", "backslashreplace").decode("utf-8"), 100)
+
+
+def refuse(errors: Mapping[str, list[str]]) -> PayloadError:
+    """The 400 for these field errors: the message names the fields, `details` says why."""
+    names = sorted(errors)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return PayloadError(f"invalid alert field(s): {shown}", details=dict(errors))

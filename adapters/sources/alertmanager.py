@@ -1,0 +1,282 @@
+"""Prometheus Alertmanager webhook receiver (`POST /hooks/alertmanager`), payload version 4.
+
+Configure a receiver in alertmanager.yml (Alertmanager ≥ 0.22 for `authorization`):
+
+    receivers:
+      - name: autotask
+        webhook_configs:
+          - url: https://connector.example.net/hooks/alertmanager
+            send_resolved: true
+            max_alerts: 500          # the connector takes at most 500 alerts per webhook
+            http_config:
+              authorization:
+                credentials_file: /etc/alertmanager/connector-hook-token
+
+Alertmanager then POSTs (prometheus.io/docs/alerting/latest/configuration/#webhook_config):
+
+    {"version": "4", "groupKey": "…", "truncatedAlerts": 0, "status": "firing|resolved",
+     "receiver": "…", "groupLabels": {…}, "commonLabels": {…}, "commonAnnotations": {…},
+     "externalURL": "…",
+     "alerts": [{"status": "firing|resolved", "labels": {…}, "annotations": {…},
+                 "startsAt": "<rfc3339>", "endsAt": "<rfc3339>", "generatorURL": "…",
+                 "fingerprint": "…"}, …]}
+
+Each entry of `alerts` becomes one alert (the group is Alertmanager's notion; tickets are per
+alert):
+
+- Identity: the alert's own `fingerprint` (a hash of its label set, the same on every
+  Alertmanager of an HA cluster); without one (Alertmanager-like senders), a SHA-256 of its sorted
+  labels, so the same labels in any order give the same alert.
+- status: firing → active, resolved → cleared.
+- Source time: `startsAt` for a firing alert, so the same firing alert re-sent every
+  `group_interval`/`repeat_interval`, or by each of two HA Alertmanagers, is one event and
+  deduplicates; `endsAt` for a resolved one (Alertmanager's zero time "0001-01-01T00:00:00Z" means
+  unknown). A re-fire after a resolution has a new `startsAt`, so it is a new event.
+- severity: from the `severity` label (constructor: `severity_label`): critical/crit/page/
+  emergency/fatal/disaster/p1 → critical; error/err/high/major/p2 → error; warning/warn/medium/
+  average/minor/moderate/p3 → warning; info/informational/information/low/notice/none/ok/debug/
+  p4/p5 → info; absent or unknown → warning (labels are free-form, so an unknown word is kept in
+  the properties rather than refused).
+- tenant: the first non-empty of the labels `tenant`, `customer` (constructor: `tenant_labels`).
+- title: `annotations.summary`, else `labels.alertname`; message: `annotations.description`, else
+  `annotations.message`; monitor: `labels.alertname`.
+- host: `labels.instance` without its port ("srv01:9100" → "srv01", "[2001:db8::1]:9100" →
+  "2001:db8::1", a probe URL → its host name), since the port is the exporter's, not the
+  machine's; else the `host` or `hostname` label. The full instance stays in the properties.
+- Properties: every label as `label.<name>`, every annotation as `annotation.<name>`, and
+  `groupKey`, `receiver`, `externalURL`, `generatorURL` (and `truncatedAlerts` when > 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+from adapters.sources._common import (
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    TITLE_LIMIT,
+    Instant,
+    Scalar,
+    Text,
+    clip,
+    flatten,
+    items_of,
+    load_each,
+    refuse,
+)
+from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.errors import PayloadError
+
+STATUSES = {"firing": AlertStatus.ACTIVE, "resolved": AlertStatus.CLEARED}
+
+#: Severity label values seen in alerting rules (Prometheus mixins use critical/warning/info;
+#: PagerDuty-style rules page/high/low; Zabbix-style disaster/average), onto four severities.
+SEVERITY_WORDS = {
+    **dict.fromkeys(
+        ["critical", "crit", "page", "emergency", "emerg", "fatal", "disaster", "p1"],
+        Severity.CRITICAL,
+    ),
+    **dict.fromkeys(["error", "err", "high", "major", "p2"], Severity.ERROR),
+    **dict.fromkeys(
+        ["warning", "warn", "medium", "average", "minor", "moderate", "p3"], Severity.WARNING
+    ),
+    **dict.fromkeys(
+        ["info", "informational", "information", "low", "notice", "none", "ok", "debug"]
+        + ["p4", "p5"],
+        Severity.INFO,
+    ),
+}
+
+#: Why: Alertmanager writes Go's zero time for an endsAt it does not know, as in the documented
+#: example payloads ("endsAt": "0001-01-01T00:00:00Z"); it is no time at all.
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+#: Why strip the port: `instance` is the scrape target, "<host>:<exporter port>"
+#: (srv01:9100 for node_exporter); the ticket is about the machine, whatever exporter saw it.
+_HOST_PORT = re.compile(r"(?P<host>[^:\[\]]+):\d{1,5}")
+_BRACKETED = re.compile(r"\[(?P<host>[0-9A-Fa-f:.%\w-]+)\](:\d{1,5})?")
+
+
+def host_of(instance: str) -> str:
+    """The machine in an `instance` label: without the exporter's port; a URL's host name."""
+    instance = instance.strip()
+    if "://" in instance:
+        try:
+            return urlsplit(instance).hostname or instance
+        except ValueError:
+            return instance
+    for pattern in (_HOST_PORT, _BRACKETED):
+        match = pattern.fullmatch(instance)
+        if match:
+            return match["host"]
+    return instance
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """A stable id for a label set: SHA-256 of its sorted name/value pairs."""
+    canonical = json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
+    return "labels:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _labels() -> fields.Dict:
+    return fields.Dict(keys=Text(), values=Scalar(), load_default=dict)
+
+
+class AlertmanagerAlertSchema(Schema):
+    """One entry of `alerts`. Unknown fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = Text(
+        required=True,
+        validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
+    )
+    labels = _labels()
+    annotations = _labels()
+    startsAt = Instant(required=True, epoch=False)  # Alertmanager's own (camelCase) field names
+    endsAt = Instant(load_default=None, epoch=False)
+    generatorURL = Text(load_default="")
+    fingerprint = Text(load_default="")
+
+    @pre_load
+    def lower_case_status(self, data: Any, **_: Any) -> Any:
+        """The status word is case-insensitive."""
+        if isinstance(data, dict) and isinstance(data.get("status"), str):
+            data = dict(data, status=data["status"].strip().lower())
+        return data
+
+
+class AlertmanagerGroupSchema(Schema):
+    """The webhook's group fields (the alerts are loaded one by one). Unknown fields ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    version = Text(
+        load_default="4", validate=validate.Equal("4", error="Only version 4 is understood.")
+    )
+    groupKey = Text(load_default="")
+    truncatedAlerts = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    status = Text(load_default="")
+    receiver = Text(load_default="")
+    groupLabels = _labels()
+    commonLabels = _labels()
+    commonAnnotations = _labels()
+    externalURL = Text(load_default="")
+
+
+class AlertmanagerSource:
+    """Parses Alertmanager webhooks (version 4) into one IncomingAlert per alert."""
+
+    slug = "alertmanager"
+    display_name = "Prometheus Alertmanager"
+
+    def __init__(
+        self,
+        severity_label: str = "severity",
+        tenant_labels: Sequence[str] = ("tenant", "customer"),
+    ) -> None:
+        self.severity_label = severity_label
+        self.tenant_labels = tuple(tenant_labels)
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """Validate and normalize a webhook; PayloadError names every bad field."""
+        if not isinstance(payload, dict):
+            raise PayloadError("the body must be a JSON object: an Alertmanager webhook (v4)")
+        group = {k: v for k, v in payload.items() if k != "alerts"}
+        errors: dict[str, list[str]] = {}
+        try:
+            common = AlertmanagerGroupSchema().load(group)
+        except ValidationError as e:
+            errors.update(flatten(e.messages))
+            common = {}
+        if "alerts" not in payload:
+            errors["alerts"] = ["Missing data for required field."]
+            raise refuse(errors)
+        items, prefix = items_of({"alerts": payload["alerts"]}, "alerts", "")
+        loaded, alert_errors = load_each(AlertmanagerAlertSchema(), items, prefix)
+        errors.update(alert_errors)
+        for index, data in enumerate(loaded):
+            if not data["fingerprint"].strip() and not data["labels"]:
+                errors[f"alerts.{index}.labels"] = ["An alert needs a fingerprint or labels."]
+        if errors:
+            raise refuse(errors)
+        return [self._normalize(data, common) for data in loaded]
+
+    def _normalize(self, data: dict[str, Any], common: dict[str, Any]) -> IncomingAlert:
+        labels: dict[str, str] = data["labels"]
+        annotations: dict[str, str] = data["annotations"]
+        status = STATUSES[data["status"]]
+        fingerprint = data["fingerprint"].strip()
+        # Why: Alertmanager's fingerprint is a hash of the label set, equal on every cluster
+        # member (webhook_config docs: "fingerprint to identify the alert"); senders that mimic
+        # the format may omit it, so the labels stand in, sorted so their order does not matter.
+        if not fingerprint or len(fingerprint) > NAME_LIMIT:
+            fingerprint = label_fingerprint(labels) if labels else _digest(fingerprint)
+        started: datetime = data["startsAt"]
+        ended: datetime | None = data["endsAt"]
+        if ended == GO_ZERO_TIME:
+            ended = None
+        # Why: Alertmanager re-sends a firing alert every repeat/group interval, and each member
+        # of an HA cluster notifies on its own (jiralert #119, peers.md); its startsAt is the same
+        # in every copy, so (fingerprint, firing, startsAt) deduplicates them. A resolution
+        # happened at endsAt.
+        occurred = started if status is AlertStatus.ACTIVE else ended
+        alertname = labels.get("alertname", "").strip()
+        severity_word = labels.get(self.severity_label, "").strip().lower()
+        tenant = next(
+            (labels[n].strip() for n in self.tenant_labels if labels.get(n, "").strip()), ""
+        )
+        host = host_of(labels.get("instance", "")) or next(
+            (labels[n].strip() for n in ("host", "hostname") if labels.get(n, "").strip()), ""
+        )
+        properties = {f"label.{name}": value for name, value in labels.items()}
+        properties.update({f"annotation.{name}": value for name, value in annotations.items()})
+        properties.update(
+            {
+                key: value
+                for key, value in (
+                    ("groupKey", common.get("groupKey", "")),
+                    ("receiver", common.get("receiver", "")),
+                    ("externalURL", common.get("externalURL", "")),
+                    ("generatorURL", data["generatorURL"]),
+                    ("truncatedAlerts", str(common.get("truncatedAlerts") or "")),
+                )
+                if value
+            }
+        )
+        title = annotations.get("summary", "").strip() or alertname or f"Alert {fingerprint}"
+        message = annotations.get("description", "") or annotations.get("message", "")
+        return IncomingAlert(
+            source=self.slug,
+            fingerprint=fingerprint,
+            status=status,
+            severity=SEVERITY_WORDS.get(severity_word, Severity.WARNING),
+            title=clip(title, TITLE_LIMIT),
+            message=clip(message, MESSAGE_LIMIT),
+            host=clip(host, NAME_LIMIT),
+            tenant=clip(tenant, NAME_LIMIT),
+            monitor=clip(alertname, NAME_LIMIT),
+            properties=properties,
+            started_at=started,
+            occurred_at=occurred,
+        )
+
+
+def _first(labels: dict[str, str], names: Sequence[str]) -> str:
+    """The first of the named labels that has a value (stripped), else ""."""
+    return next((labels[n].strip() for n in names if labels.get(n, "").strip()), "")
+
+
+def _digest(text: str) -> str:
+    """A fingerprint too long for the alert table, as a short stable digest."""
+    return "fingerprint:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,225 @@
+"""Datto RMM monitor webhooks (`POST /hooks/datto_rmm`).
+
+Datto RMM sends one payload when an alert is triggered and, optionally, another when it is
+resolved, each written by the admin with Datto RMM's `[variable]` placeholders (a monitor's
+Response › Webhook, or Setup › Integrations › Global Webhooks). Configure these two bodies,
+shipped as `bodies/datto_rmm.json` (triggered) and `bodies/datto_rmm_resolved.json`:
+
+    {
+      "status": "triggered",
+      "alert_uid": "[alert_uid]",
+      "priority": "[alert_priority]",
+      "message": "[alert_message]",
+      "category": "[alert_category]",
+      "hostname": "[device_hostname]",
+      "device_uid": "[device_id]",
+      "site_uid": "[site_id]",
+      "site_name": "[site_name]",
+      "platform": "[platform]"
+    }
+
+and the same with `"status": "resolved"` for the resolution payload. Optional fields: `monitor`
+(the monitor's name, written literally; per-monitor ticket settings key on it), `title`,
+`timestamp` (ISO 8601, or epoch seconds or milliseconds as in Datto RMM's API) and `properties`
+(e.g. `{"autotask.accountid": "29683415"}` in a site's own webhook). Where a monitor's webhook
+cannot insert the priority, write it literally ("Critical" … "Information"), as the monitor's
+priority is fixed per monitor anyway.
+
+How the body becomes an alert:
+
+- Identity: `alert_uid`, Datto RMM's id of one alert (a new alert after a resolution gets a new
+  uid, so each one is its own alert and ticket).
+- status: triggered → active, resolved → cleared.
+- priority → severity: Critical → critical, High → error, Moderate → warning, Low → info,
+  Information → info. Datto RMM has five priorities and the connector four severities; Low and
+  Information both mean "no action needed now", so both are info (the integration's severity map
+  then picks the Autotask priority). Empty → warning (Moderate).
+- tenant: `site_name` (the Datto RMM site; Datto's own Autotask integration maps sites to
+  Autotask organizations); host: `hostname`; monitor: `monitor`, else `category`.
+- title: `title`, else the first line of the message, else "<monitor> on <hostname>"; message:
+  `message`. Source time: `timestamp` when given; without it a repeat of the same payload is
+  still a duplicate (the alert's trigger/resolve cycle identifies it).
+- Properties: `alert_uid`, `alert.type` (category), `datto_rmm.device_uid`,
+  `datto_rmm.site_uid`, `datto_rmm.platform`, `datto_rmm.priority`, and every entry of
+  `properties` that has a value.
+- A variable Datto RMM does not fill stays in the body literally (`"[site_id]"`); such values are
+  empty. Datto RMM's test webhook (sent from the monitor form) leaves *every* variable literal: it
+  is answered 202 with no alert, so the test shows the connection works and nothing is stored. A
+  body whose `alert_uid` is literal while other variables are filled (a misspelt variable) is a
+  400 naming `alert_uid`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+
+from adapters.sources._common import (
+    ID_LIMIT,
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    TITLE_LIMIT,
+    Instant,
+    Text,
+    clip,
+    filled,
+    items_of,
+    load_each,
+    properties_field,
+    refuse,
+    severity_of,
+)
+from connector.domain import AlertStatus, IncomingAlert, Severity
+
+#: A variable Datto RMM left unsubstituted, e.g. `[site_id]` (its test webhook sends them so).
+UNSUBSTITUTED = re.compile(r"\[[A-Za-z0-9_]{1,100}\]")
+
+STATUSES = {
+    "triggered": AlertStatus.ACTIVE,
+    "resolved": AlertStatus.CLEARED,
+}
+
+#: Datto RMM alert priorities (its Autotask integration page: Critical, High, Moderate, Low,
+#: Information) onto the connector's four severities; see the module docstring for why.
+PRIORITIES = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.ERROR,
+    "moderate": Severity.WARNING,
+    "low": Severity.INFO,
+    "information": Severity.INFO,
+}
+
+
+def _priority(word: str) -> bool:
+    """An empty priority (the default) or one of Datto RMM's five."""
+    if word.strip() and word.strip().lower() not in PRIORITIES:
+        raise ValidationError("Must be one of: Critical, High, Moderate, Low, Information.")
+    return True
+
+
+#: The fields Datto RMM fills from variables (the others are written literally by the admin).
+VARIABLE_FIELDS = (
+    "message",
+    "category",
+    "hostname",
+    "device_uid",
+    "site_uid",
+    "site_name",
+    "platform",
+    "timestamp",
+)
+
+
+def is_test_webhook(item: Any) -> bool:
+    """Datto RMM's test webhook: the alert uid and every other variable left literal or empty."""
+    # Why: the monitor form's "test" sends the payload with no alert behind it, variables
+    # unsubstituted (public receivers recognise it by `siteId == "[site_id]"`).
+    if not isinstance(item, dict):
+        return False
+    uid = item.get("alert_uid")
+    if not isinstance(uid, str) or not UNSUBSTITUTED.fullmatch(uid.strip()):
+        return False
+    for name in VARIABLE_FIELDS:
+        value = item.get(name, "")
+        if not isinstance(value, str) or not (
+            not value.strip() or UNSUBSTITUTED.fullmatch(value.strip())
+        ):
+            return False
+    return True
+
+
+class DattoRmmAlertSchema(Schema):
+    """The recommended Datto RMM body. Unknown fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    status = Text(
+        required=True,
+        blank=UNSUBSTITUTED,
+        validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
+    )
+    alert_uid = Text(required=True, blank=UNSUBSTITUTED, validate=filled(ID_LIMIT))
+    priority = Text(load_default="", blank=UNSUBSTITUTED, validate=_priority)
+    message = Text(load_default="", blank=UNSUBSTITUTED)
+    category = Text(load_default="", blank=UNSUBSTITUTED)
+    monitor = Text(load_default="", blank=UNSUBSTITUTED)
+    title = Text(load_default="", blank=UNSUBSTITUTED)
+    hostname = Text(load_default="", blank=UNSUBSTITUTED)
+    device_uid = Text(load_default="", blank=UNSUBSTITUTED)
+    site_uid = Text(load_default="", blank=UNSUBSTITUTED)
+    site_name = Text(load_default="", blank=UNSUBSTITUTED)
+    platform = Text(load_default="", blank=UNSUBSTITUTED)
+    timestamp = Instant(load_default=None, blank=UNSUBSTITUTED)
+    properties = properties_field(blank=UNSUBSTITUTED)
+
+    @pre_load
+    def lower_case_status(self, data: Any, **_: Any) -> Any:
+        """The status word is case-insensitive."""
+        if isinstance(data, dict) and isinstance(data.get("status"), str):
+            data = dict(data, status=data["status"].strip().lower())
+        return data
+
+
+class DattoRmmSource:
+    """Parses Datto RMM alert webhooks into IncomingAlerts."""
+
+    slug = "datto_rmm"
+    display_name = "Datto RMM"
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """Validate and normalize one webhook (or {"alerts": [...]}); PayloadError names fields."""
+        items, prefix = items_of(payload, "alerts", "the Datto RMM body (see the docs)")
+        if all(is_test_webhook(item) for item in items):
+            return []
+        loaded, errors = load_each(DattoRmmAlertSchema(), items, prefix)
+        if errors:
+            raise refuse(errors)
+        return [self._normalize(data) for data in loaded]
+
+    def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
+        monitor = data["monitor"] or data["category"]
+        first_line = data["message"].strip().splitlines()[0] if data["message"].strip() else ""
+        if data["title"]:
+            title = data["title"]
+        elif first_line:
+            title = first_line
+        elif data["hostname"]:
+            title = f"{monitor or 'Datto RMM alert'} on {data['hostname']}"
+        else:
+            title = monitor or f"Datto RMM alert {data['alert_uid']}"
+        properties = {k: v for k, v in data["properties"].items() if v != ""}
+        properties.update(
+            {
+                key: value
+                for key, value in (
+                    ("alert_uid", data["alert_uid"]),
+                    ("alert.type", data["category"]),
+                    ("datto_rmm.device_uid", data["device_uid"]),
+                    ("datto_rmm.site_uid", data["site_uid"]),
+                    ("datto_rmm.platform", data["platform"]),
+                    ("datto_rmm.priority", data["priority"].strip()),
+                )
+                if value
+            }
+        )
+        occurred: datetime | None = data["timestamp"]
+        status = STATUSES[data["status"]]
+        severity = severity_of(data["priority"], PRIORITIES, Severity.WARNING) or Severity.WARNING
+        return IncomingAlert(
+            source=self.slug,
+            fingerprint=data["alert_uid"],
+            status=status,
+            severity=severity,
+            title=clip(title, TITLE_LIMIT),
+            message=clip(data["message"], MESSAGE_LIMIT),
+            host=clip(data["hostname"], NAME_LIMIT),
+            tenant=clip(data["site_name"], NAME_LIMIT),
+            monitor=clip(monitor, NAME_LIMIT),
+            properties=properties,
+            started_at=occurred if status is AlertStatus.ACTIVE else None,
+            occurred_at=occurred,
+        )

@@ -1,0 +1,313 @@
+"""LogicMonitor custom HTTP delivery (`POST /hooks/logicmonitor`).
+
+LogicMonitor lets the admin write the webhook body with its `##TOKEN##` variables (Settings ›
+Integrations › Custom HTTP Delivery; "Use the same URL and data to notify on various alert
+activity", HTTP POST, raw JSON). Configure this body, shipped as `bodies/logicmonitor.json`:
+
+    {
+      "alert_id": "##ALERTID##",
+      "status": "##ALERTSTATUS##",
+      "level": "##LEVEL##",
+      "alert_type": "##ALERTTYPE##",
+      "host": "##HOST##",
+      "datasource": "##DATASOURCE##",
+      "instance": "##INSTANCE##",
+      "datapoint": "##DATAPOINT##",
+      "value": "##VALUE##",
+      "threshold": "##THRESHOLD##",
+      "start": "##START##",
+      "start_epoch": "##STARTEPOCH##",
+      "date": "##DATE##",
+      "message": "##MESSAGE##",
+      "admin": "##ADMIN##",
+      "group": "##GROUP##",
+      "url": "##ALERTDETAILURL##",
+      "tenant": "##connector.tenant##",
+      "properties": {"autotask.accountid": "##autotask.accountid##"}
+    }
+
+`tenant` and `properties` name resource properties (set on a client's resource group, inherited
+by its devices): `connector.tenant` is the tenant the connector maps to an Autotask company, and
+`autotask.accountid` names the company directly and beats the tenant map. Add any other property
+to `properties` the same way; an optional `title` and `note` may be written too.
+
+How the body becomes an alert:
+
+- Identity: `##ALERTID##` (LMD…, LMS…) is *not* unique per alert session: LogicMonitor gives the
+  same id to every alert of one resource, module, instance and datapoint. The fingerprint is
+  therefore the id plus the session's start (`##STARTEPOCH##`, else `##START##`):
+  `LMD4711@1795779000`. A new session after a clear is a new alert with its own ticket; the ack,
+  update and clear of a session land on that session's alert.
+- `##ALERTSTATUS##` (active, ack, clear, update, test): active → active; ack → acknowledged
+  (`##ADMIN##` as who, `note` as the comment); clear → cleared; update (the alert's level or
+  escalation stage changed) → a repeat of the active alert, which the connector notes on the open
+  ticket at most once per repeat interval; test → active, titled "[test] …", property
+  `logicmonitor.test` = true.
+- `##LEVEL##`: warn/warning → warning, error → error, critical → critical; absent → warning.
+- Source time: an active event happened at the session's start, so LogicMonitor's retries and
+  re-sends of it are duplicates; ack, update and clear happened at `##DATE##` (when LogicMonitor
+  sent them), so each distinct update is a new event and a re-send of the same one is not.
+  Without a readable `##DATE##` an update counts as a repeat of the active event (recorded, no
+  delivery). `##START##` and `##DATE##` are in the portal's time zone ("2019-05-02 14:21:40 PDT");
+  common abbreviations are read (CST as US Central), others leave the time unknown, so prefer
+  `##STARTEPOCH##` or set the portal's zone to UTC.
+- title: `title` if given, else "<datasource> <datapoint> on <host>"; message: `##MESSAGE##`;
+  monitor: `##DATASOURCE##`; host, tenant as above. Properties: `instance`, `datapoint`, `value`,
+  `threshold`, `alert.type`, `logicmonitor.alert_id`, `logicmonitor.group`, `logicmonitor.url`,
+  `logicmonitor.start`, `logicmonitor.level`, and every entry of `properties` that has a value.
+- A token LogicMonitor cannot fill stays in the body literally (`"##HOST##"`); such values are
+  empty. Every value may be a JSON string or number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+
+from adapters.sources._common import (
+    ID_LIMIT,
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    NOTE_LIMIT,
+    TITLE_LIMIT,
+    Instant,
+    Text,
+    clip,
+    filled,
+    from_epoch,
+    from_iso,
+    items_of,
+    load_each,
+    properties_field,
+    refuse,
+    severity_of,
+)
+from connector.domain import AlertStatus, IncomingAlert, Severity
+
+#: A token LogicMonitor left unsubstituted, e.g. `##HOST##` or `##autotask.accountid##`: a token
+#: with no value for this alert (a property the resource lacks, a datapoint an EventSource alert
+#: has not) reaches the body as written.
+UNSUBSTITUTED = re.compile(r"##[^#\s]{1,200}##")
+
+#: ##ALERTSTATUS## values (LogicMonitor, "Tokens Available in LogicModule Alert Messages":
+#: "Reports whether the alert is active, clear, ack, update, or test").
+STATUSES = {
+    "active": AlertStatus.ACTIVE,
+    "ack": AlertStatus.ACKNOWLEDGED,
+    "clear": AlertStatus.CLEARED,
+    "update": AlertStatus.ACTIVE,
+    "test": AlertStatus.ACTIVE,
+}
+
+#: ##LEVEL##: LogicMonitor's three alert levels; "warning" too, as some templates spell it.
+LEVELS = {
+    "warn": Severity.WARNING,
+    "warning": Severity.WARNING,
+    "error": Severity.ERROR,
+    "critical": Severity.CRITICAL,
+}
+
+#: Time-zone abbreviations LogicMonitor writes after ##START## and ##DATE##. Why: "tokens that
+#: reference dates and/or times are based on the time zone configured for the global LogicMonitor
+#: account" (tokens page), written as an abbreviation ("2019-05-02 14:21:40 PDT"). An abbreviation
+#: not listed (IST: India, Ireland or Israel?) leaves the time unknown; CST is US Central.
+ZONES = {
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+    "AKST": -9,
+    "AKDT": -8,
+    "HST": -10,
+    "BST": 1,
+    "WET": 0,
+    "WEST": 1,
+    "CET": 1,
+    "CEST": 2,
+    "EET": 2,
+    "EEST": 3,
+    "AEST": 10,
+    "AEDT": 11,
+    "NZST": 12,
+    "NZDT": 13,
+}
+_EPOCH_TEXT = re.compile(r"-?\d{1,20}(\.\d+)?")
+_PORTAL_TIME = re.compile(
+    r"(?P<moment>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?)"
+    r"\s+(?P<zone>[A-Za-z]{1,5}|[+-]\d{2}:?\d{2})"
+)
+
+
+def portal_time(text: str) -> datetime | None:
+    """A ##START## / ##DATE## value as UTC; None when its zone cannot be told for certain."""
+    text = text.strip()
+    if not text or UNSUBSTITUTED.fullmatch(text):
+        return None
+    match = _PORTAL_TIME.fullmatch(text)
+    if match is None:
+        try:
+            return from_epoch(float(text)) if _EPOCH_TEXT.fullmatch(text) else from_iso(text)
+        except ValidationError:
+            return None
+    zone = match["zone"]
+    if zone[0] in "+-":
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
+    elif zone.upper() in ZONES:
+        offset = timedelta(hours=ZONES[zone.upper()])
+    else:
+        return None
+    try:
+        naive = datetime.fromisoformat(match["moment"].replace(" ", "T"))
+        return naive.replace(tzinfo=timezone(offset)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _level(word: str) -> bool:
+    """An empty level (the default) or one of LogicMonitor's."""
+    if word and word not in LEVELS:
+        raise ValidationError(f"Must be one of: {', '.join(sorted(LEVELS))}.")
+    return True
+
+
+class LogicMonitorAlertSchema(Schema):
+    """The recommended LogicMonitor body. Unknown fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    alert_id = Text(required=True, blank=UNSUBSTITUTED, validate=filled(ID_LIMIT))
+    status = Text(
+        required=True,
+        blank=UNSUBSTITUTED,
+        validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
+    )
+    level = Text(load_default="", blank=UNSUBSTITUTED, validate=_level)
+    alert_type = Text(load_default="", blank=UNSUBSTITUTED)
+    host = Text(load_default="", blank=UNSUBSTITUTED)
+    datasource = Text(load_default="", blank=UNSUBSTITUTED)
+    instance = Text(load_default="", blank=UNSUBSTITUTED)
+    datapoint = Text(load_default="", blank=UNSUBSTITUTED)
+    value = Text(load_default="", blank=UNSUBSTITUTED)
+    threshold = Text(load_default="", blank=UNSUBSTITUTED)
+    start = Text(load_default="", blank=UNSUBSTITUTED, validate=validate.Length(max=100))
+    start_epoch = Instant(load_default=None, blank=UNSUBSTITUTED)
+    date = Text(load_default="", blank=UNSUBSTITUTED, validate=validate.Length(max=100))
+    message = Text(load_default="", blank=UNSUBSTITUTED)
+    admin = Text(load_default="", blank=UNSUBSTITUTED)
+    group = Text(load_default="", blank=UNSUBSTITUTED)
+    url = Text(load_default="", blank=UNSUBSTITUTED)
+    tenant = Text(load_default="", blank=UNSUBSTITUTED)
+    title = Text(load_default="", blank=UNSUBSTITUTED)
+    note = Text(load_default="", blank=UNSUBSTITUTED)
+    properties = properties_field(blank=UNSUBSTITUTED)
+
+    @pre_load
+    def lower_case_words(self, data: Any, **_: Any) -> Any:
+        """Status and level words are case-insensitive."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("status", "level"):
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].strip().lower()
+        return data
+
+
+class LogicMonitorSource:
+    """Parses LogicMonitor custom HTTP deliveries into IncomingAlerts."""
+
+    slug = "logicmonitor"
+    display_name = "LogicMonitor"
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """Validate and normalize one delivery (or {"alerts": [...]}); PayloadError names fields."""
+        items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
+        loaded, errors = load_each(LogicMonitorAlertSchema(), items, prefix)
+        if errors:
+            raise refuse(errors)
+        return [self._normalize(data) for data in loaded]
+
+    def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
+        word: str = data["status"]
+        status = STATUSES[word]
+        started: datetime | None = data["start_epoch"] or portal_time(data["start"])
+        if started is not None:
+            session = str(int(started.timestamp()))
+        else:
+            session = data["start"].strip()
+        # Why: ##ALERTID## "is not unique per alert session; it is applied to all alerts triggered
+        # by a particular resource/website, LogicModule, instance, and datapoint combination"
+        # (LogicMonitor, "Tokens Available in LogicModule Alert Messages"): the session's start
+        # tells one session from the next.
+        fingerprint = _fingerprint(data["alert_id"], session)
+        # An active event happened when the session started; the others when LogicMonitor sent
+        # them (##DATE##), so each update, ack or clear is its own event and re-sends repeat it.
+        occurred = started if word in ("active", "test") else portal_time(data["date"])
+        title = data["title"] or _compose_title(data)
+        if word == "test":
+            title = f"[test] {title}"
+        properties = {k: v for k, v in data["properties"].items() if v != ""}
+        properties.update(
+            {
+                key: value
+                for key, value in (
+                    ("instance", data["instance"]),
+                    ("datapoint", data["datapoint"]),
+                    ("value", data["value"]),
+                    ("threshold", data["threshold"]),
+                    ("alert.type", data["alert_type"]),
+                    ("logicmonitor.alert_id", data["alert_id"]),
+                    ("logicmonitor.group", data["group"]),
+                    ("logicmonitor.url", data["url"]),
+                    ("logicmonitor.start", data["start"]),
+                    ("logicmonitor.level", data["level"]),
+                    ("logicmonitor.test", "true" if word == "test" else ""),
+                )
+                if value
+            }
+        )
+        return IncomingAlert(
+            source=self.slug,
+            fingerprint=fingerprint,
+            status=status,
+            severity=severity_of(data["level"], LEVELS, Severity.WARNING) or Severity.WARNING,
+            title=clip(title, TITLE_LIMIT),
+            message=clip(data["message"], MESSAGE_LIMIT),
+            host=clip(data["host"], NAME_LIMIT),
+            tenant=clip(data["tenant"], NAME_LIMIT),
+            monitor=clip(data["datasource"], NAME_LIMIT),
+            properties=properties,
+            started_at=started,
+            occurred_at=occurred,
+            note=clip(data["note"], NOTE_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
+            actor=clip(data["admin"], NAME_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
+        )
+
+
+def _fingerprint(alert_id: str, session: str) -> str:
+    """The alert id plus its session's start, within the alert table's 255 characters."""
+    if not session:
+        return alert_id
+    if len(alert_id) + 1 + len(session) > NAME_LIMIT:
+        session = hashlib.sha256(session.encode()).hexdigest()[:16]
+    return f"{alert_id}@{session}"
+
+
+def _compose_title(data: dict[str, Any]) -> str:
+    """The title "<datasource> <datapoint> on <host>", from whichever parts LogicMonitor filled."""
+    what = " ".join(part for part in (data["datasource"], data["datapoint"]) if part)
+    if what and data["host"]:
+        return f"{what} on {data['host']}"
+    return what or data["host"] or f"LogicMonitor alert {data['alert_id']}"

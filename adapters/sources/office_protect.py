@@ -1,0 +1,176 @@
+"""Office Protect-style Microsoft 365 security events (`POST /hooks/office_protect`).
+
+Office Protect (Sherweb) monitors Microsoft 365 tenants and reports security events ("Sign-In
+from Unauthorized Country", "Administrator Role Change", "Mail Forwarding Rule(s) to External
+Destination Created", …), each with a timestamp, a description and the details it found (user,
+country, IP address, user agent …). It publishes no webhook format of its own (its Autotask
+integration is built in), so this is the connector's shape for such events, to be produced by a
+relay (Power Automate, a mail parser, a script) or by any security tool alike:
+
+    {
+      "event_id": "b3f1c2e4-7d4a-4c55-9a0e-2f1d8c6b9e71",
+      "event_type": "Sign-In from Unauthorized Country",
+      "tenant": "fabrikam.onmicrosoft.com",
+      "description": "henry@fabrikam.com signed in from France (FR).",
+      "severity": "high",
+      "time": "2026-11-22T09:41:07Z",
+      "status": "new",
+      "user": "henry@fabrikam.com",
+      "url": "https://…/events/b3f1c2e4…",
+      "details": {"Country": "France (FR)", "IP address": "203.0.113.54"},
+      "properties": {"autotask.accountid": "29683415"}
+    }
+
+or `{"events": [...]}`. Required: `event_id`, `event_type`, `tenant`.
+
+How an event becomes an alert:
+
+- Identity: `event_id` (every security event is its own alert and ticket).
+- status: new/active/open (the default) → active; ignored/resolved/closed/dismissed → cleared
+  (Office Protect lets an event be ignored: that closes its ticket).
+- title: "<event_type>: <user>" (or the event type alone); monitor: the event type, so that
+  per-monitor ticket settings can route, say, "Administrator Role Change" differently; message:
+  `description`; tenant: `tenant` (mapped to an Autotask company; a tenant switched off or not
+  mapped gets no ticket, but the event is kept and visible, as with Office Protect's own
+  integration); host: none.
+- severity: critical → critical, high → error, medium → warning, low/informational/info → info
+  (and the connector's own words); absent → warning.
+- Source time: `time`, so a re-sent event is a duplicate.
+- Properties: `event_id`, `alert.type` ("security event"), `office_protect.user`,
+  `office_protect.url`, every `details` entry as `detail.<name>`, and every `properties` entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+
+from adapters.sources._common import (
+    ID_LIMIT,
+    MESSAGE_LIMIT,
+    NAME_LIMIT,
+    TITLE_LIMIT,
+    Instant,
+    Text,
+    clip,
+    filled,
+    items_of,
+    load_each,
+    properties_field,
+    refuse,
+    severity_of,
+)
+from connector.domain import AlertStatus, IncomingAlert, Severity
+
+#: Why the "ignored" words close: Office Protect lets an event be ignored from the Report table or
+#: the Autotask ticket ("How to create a rule to automatically ignore events"): it is settled.
+STATUSES = {
+    "new": AlertStatus.ACTIVE,
+    "active": AlertStatus.ACTIVE,
+    "open": AlertStatus.ACTIVE,
+    "ignored": AlertStatus.CLEARED,
+    "resolved": AlertStatus.CLEARED,
+    "closed": AlertStatus.CLEARED,
+    "dismissed": AlertStatus.CLEARED,
+}
+
+#: Security products grade events low/medium/high(/critical); the connector's words pass as is.
+SEVERITIES = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.ERROR,
+    "error": Severity.ERROR,
+    "medium": Severity.WARNING,
+    "warning": Severity.WARNING,
+    "low": Severity.INFO,
+    "informational": Severity.INFO,
+    "info": Severity.INFO,
+}
+
+
+def _severity(word: str) -> bool:
+    """An empty severity (the default) or a known word."""
+    if word and word not in SEVERITIES:
+        raise ValidationError(f"Must be one of: {', '.join(sorted(SEVERITIES))}.")
+    return True
+
+
+class OfficeProtectEventSchema(Schema):
+    """One security event. Unknown fields are ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = Text(required=True, validate=filled(ID_LIMIT))
+    event_type = Text(required=True, validate=filled(NAME_LIMIT))
+    tenant = Text(required=True, validate=filled(NAME_LIMIT))
+    description = Text(load_default="")
+    severity = Text(load_default="", validate=_severity)
+    time = Instant(load_default=None, epoch=False)
+    status = Text(
+        load_default="new",
+        validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
+    )
+    user = Text(load_default="")
+    url = Text(load_default="")
+    details = properties_field()
+    properties = properties_field()
+
+    @pre_load
+    def lower_case_words(self, data: Any, **_: Any) -> Any:
+        """Status and severity words are case-insensitive."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("status", "severity"):
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].strip().lower()
+        return data
+
+
+class OfficeProtectSource:
+    """Parses Office Protect-style security events into IncomingAlerts."""
+
+    slug = "office_protect"
+    display_name = "Office Protect"
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """Validate and normalize one event (or {"events": [...]}); PayloadError names fields."""
+        items, prefix = items_of(payload, "events", 'one security event or {"events": [...]}')
+        loaded, errors = load_each(OfficeProtectEventSchema(), items, prefix)
+        if errors:
+            raise refuse(errors)
+        return [self._normalize(data) for data in loaded]
+
+    def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
+        event_type = data["event_type"].strip()
+        user = data["user"].strip()
+        properties = dict(data["properties"])
+        properties.update({f"detail.{name}": value for name, value in data["details"].items()})
+        properties.update(
+            {
+                key: value
+                for key, value in (
+                    ("event_id", data["event_id"]),
+                    ("alert.type", "security event"),
+                    ("office_protect.user", user),
+                    ("office_protect.url", data["url"]),
+                )
+                if value
+            }
+        )
+        occurred: datetime | None = data["time"]
+        return IncomingAlert(
+            source=self.slug,
+            fingerprint=data["event_id"],
+            status=STATUSES[data["status"]],
+            severity=severity_of(data["severity"], SEVERITIES, Severity.WARNING)
+            or Severity.WARNING,
+            title=clip(f"{event_type}: {user}" if user else event_type, TITLE_LIMIT),
+            message=clip(data["description"], MESSAGE_LIMIT),
+            tenant=data["tenant"].strip(),
+            monitor=event_type,
+            properties=properties,
+            started_at=occurred,
+            occurred_at=occurred,
+        )
