@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest sandbox clean
+.PHONY: run test test-deps lint typecheck pytest sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed") if sys.version_info < (3, 11) else None'
@@ -18,7 +18,12 @@ run: $(STAMP)
 	$(BIN)/connector run
 
 ## make test: lint, format check, type check, then every test (unit, integration, end-to-end) in parallel
-test: lint typecheck pytest
+test: test-deps lint typecheck pytest
+
+## make test-deps: the Debian packages some tests drive (prometheus-alertmanager, chromium), when
+## missing; without root or apt-get it says which tests will be skipped and carries on
+test-deps:
+	@bash tools/install_test_deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
