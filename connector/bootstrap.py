@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from marshmallow import ValidationError
@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from connector.delivery_store import generate_for, stored_requests
 from connector.errors import ConfigError
+from connector.hook_auth import sync_configured_credentials
 from connector.integration import load_settings
-from connector.models import ApiToken, HookToken, Integration, TenantMapping
+from connector.models import ApiToken, HookCredential, Integration, TenantMapping
 from connector.secrets import SecretBox, token_hash
 
 #: Keys of the INTEGRATION setting that are not ticket settings.
@@ -24,13 +25,23 @@ CONNECTION_KEYS = {
     "secret",
     "integration_code",
     "tenants",
+    "hook_credentials",
 }
 
 
 def sync_configured_integration(
-    session: Session, config: Mapping[str, Any], box: SecretBox, *, hook_token: str = ""
+    session: Session,
+    config: Mapping[str, Any],
+    box: SecretBox,
+    *,
+    hook_token: str = "",
+    sources: Collection[str] = (),
 ) -> Integration:
-    """Create or update the integration described by the INTEGRATION setting."""
+    """Create or update the integration described by the INTEGRATION setting.
+
+    `hook_token` becomes a bearer credential valid on every source; `sources` are the registered
+    source slugs that `hook_credentials` entries may be limited to.
+    """
     missing = [
         k
         for k in ("zone_lookup_url", "username", "secret", "integration_code")
@@ -74,16 +85,31 @@ def sync_configured_integration(
                 enabled=enabled,
             )
         )
+    sync_configured_credentials(
+        session, box, integration.id, config.get("hook_credentials") or [], sources=sources
+    )
     if hook_token:
         ensure_hook_token(session, integration.id, hook_token, label="preset")
     return integration
 
 
 def ensure_hook_token(session: Session, integration_id: int, token: str, *, label: str) -> None:
-    """Store the token's hash for the integration unless it is stored already."""
+    """Store the token's hash as a bearer credential for every source, unless it is stored."""
     digest = token_hash(token)
-    if session.scalar(select(HookToken).where(HookToken.token_sha256 == digest)) is None:
-        session.add(HookToken(integration_id=integration_id, token_sha256=digest, label=label))
+    row = session.scalar(select(HookCredential).where(HookCredential.token_sha256 == digest))
+    if row is not None and row.integration_id == integration_id:
+        # The preset token must work on every source, whatever hook_credentials said of it.
+        row.source = None
+    elif row is None:
+        session.add(
+            HookCredential(
+                integration_id=integration_id,
+                scheme="bearer",
+                source=None,
+                token_sha256=digest,
+                label=label,
+            )
+        )
 
 
 def ensure_api_token(session: Session, token: str, *, label: str) -> None:

@@ -290,16 +290,22 @@ def prepare_database(services: Services) -> None:
     """Migrate, then make the configured integration and preset tokens exist."""
     from connector.bootstrap import ensure_api_token, sync_configured_integration
     from connector.db import upgrade
+    from connector.integration import load_settings
+    from connector.sources import check_source_options
 
     settings = services.settings
     upgrade(settings["DATABASE_URL"])
     with services.transaction() as session:
         if settings["INTEGRATION"]:
-            sync_configured_integration(
+            integration = sync_configured_integration(
                 session,
                 settings["INTEGRATION"],
                 services.secret_box(),
                 hook_token=settings["HOOK_TOKEN"],
+                sources=list(services.sources),
+            )
+            check_source_options(
+                load_settings(integration.settings).source_options, services.sources
             )
         if settings["API_TOKEN"]:
             ensure_api_token(session, settings["API_TOKEN"], label="preset")

@@ -45,6 +45,10 @@ class IncomingAlert:
     occurred_at: datetime | None = None
     note: str = ""
     actor: str = ""
+    #: The sender's own severity word (LogicMonitor's level, Datto RMM's priority, the
+    #: Alertmanager severity label …) as it came, for the integration's per-source severity maps;
+    #: "" when the sender gave none.
+    raw_severity: str = ""
 
 
 class TicketState(StrEnum):
@@ -66,6 +70,9 @@ class TicketSnapshot:
     applied_status: AlertStatus | None = None
     completed_at: datetime | None = None
     last_note_at: datetime | None = None
+    #: When the ticket was created (the episode began): repeat notes count their interval from
+    #: here until the first note.
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class TicketDraft:
     ticket_type: int | None = None
     issue_type: int | None = None
     sub_issue_type: int | None = None
+    #: The work type: Autotask's billing (allocation) code, REST billingCodeID, SOAP
+    #: AllocationCodeID.
+    work_type: int | None = None
     source: int | None = None
 
 

@@ -13,7 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, IncomingAlert
-from connector.integration import IntegrationSettings, TenantRoute, route_company, truncate
+from connector.integration import (
+    IntegrationSettings,
+    TenantRoute,
+    map_severity,
+    route_company,
+    truncate,
+)
 from connector.models import Alert, AlertEvent, Delivery, TenantMapping
 
 QUEUED = "queued"
@@ -50,13 +56,17 @@ def ingest(
 ) -> list[Accepted]:
     """Record every alert and enqueue its delivery; the caller owns (and commits) the transaction.
 
+    Each alert's severity first goes through the integration's severity map for its source, so
+    the alert, its event and the ticket all carry the mapped severity.
+
     A repeat of an event already recorded (same alert, status and source timestamp) is recorded
     again as a duplicate but gets no second delivery: the UNIQUE (alert, dedupe key) on deliveries
     makes this hold under concurrent posts too.
     """
     routes = tenant_routes(session, integration_id)
     accepted = []
-    for alert in alerts:
+    for received in alerts:
+        alert = map_severity(received, settings)
         alert_id, cycle = _upsert_alert(session, integration_id, alert, now)
         key = dedupe_key(alert, cycle)
         route = route_company(alert, settings, routes)
@@ -201,6 +211,7 @@ def alert_to_json(alert: IncomingAlert) -> dict[str, Any]:
         "occurred_at": alert.occurred_at.isoformat() if alert.occurred_at else None,
         "note": alert.note,
         "actor": alert.actor,
+        "raw_severity": alert.raw_severity,
     }
 
 
@@ -226,4 +237,6 @@ def alert_from_json(data: dict[str, Any]) -> IncomingAlert:
         occurred_at=moment(data.get("occurred_at")),
         note=data.get("note", ""),
         actor=data.get("actor", ""),
+        # Events stored before severity maps existed have no raw word.
+        raw_severity=data.get("raw_severity", ""),
     )

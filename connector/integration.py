@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,14 @@ class IntegrationSettings:
     ticket_type: int | None = None
     issue_type: int | None = None
     sub_issue_type: int | None = None
+    #: The default work type (Autotask billing code id); a monitor override beats it.
+    work_type: int | None = None
     source: int | None = None
+    #: Per source slug, the sender's severity words (lower case) onto the connector's severities;
+    #: a word not listed keeps the adapter's default. Applied at ingest, before anything is stored.
+    severity_maps: Mapping[str, Mapping[str, Severity]] = field(default_factory=dict)
+    #: Per source slug, constructor parameters for that source's adapter (see connector.sources).
+    source_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     priority_map: Mapping[Severity, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY_MAP))
     status_map: Mapping[AlertStatus, int] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
     complete_on_clear: bool = True
@@ -99,6 +106,13 @@ class IntegrationSettings:
 _Id = fields.Integer(allow_none=True, load_default=None)
 
 
+def _word(word: str) -> bool:
+    """A sender's severity word: not blank, at most 100 characters."""
+    if not word.strip() or len(word) > 100:
+        raise ValidationError("A severity word is 1 to 100 characters, not blank.")
+    return True
+
+
 class MonitorOverrideSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -129,7 +143,28 @@ class IntegrationSettingsSchema(Schema):
     ticket_type = fields.Integer(allow_none=True, load_default=None)
     issue_type = fields.Integer(allow_none=True, load_default=None)
     sub_issue_type = fields.Integer(allow_none=True, load_default=None)
+    work_type = fields.Integer(allow_none=True, load_default=None)
     source = fields.Integer(allow_none=True, load_default=None)
+    severity_maps = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Dict(
+            keys=fields.String(validate=_word),
+            values=fields.String(
+                validate=validate.OneOf(
+                    [s.value for s in Severity], error="Must be one of: {choices}."
+                )
+            ),
+        ),
+        load_default=dict,
+    )
+    #: Checked loosely here (a map of maps); the adapter's constructor checks the parameters.
+    source_options = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Dict(
+            keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw()
+        ),
+        load_default=dict,
+    )
     priority_map = fields.Dict(
         keys=fields.String(validate=validate.OneOf([s.value for s in Severity])),
         values=fields.Integer(),
@@ -168,11 +203,29 @@ class IntegrationSettingsSchema(Schema):
         data["status_map"] = DEFAULT_STATUS_MAP | {
             AlertStatus(k): v for k, v in data["status_map"].items()
         }
+        data["severity_maps"] = _severity_maps(data["severity_maps"])
         data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
         data["deliver"] = dict.fromkeys(AlertStatus, True) | {
             AlertStatus(k): v for k, v in data["deliver"].items()
         }
         return IntegrationSettings(**data)
+
+
+def _severity_maps(raw: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Severity]]:
+    """Words as keys in lower case; two spellings of one word that disagree are refused."""
+    maps: dict[str, dict[str, Severity]] = {}
+    for slug, words in raw.items():
+        table: dict[str, Severity] = {}
+        for word, severity in words.items():
+            key = word.strip().lower()
+            if key in table and table[key] is not Severity(severity):
+                raise ValidationError(
+                    {slug: [f"{word!r} is given twice (words are case-insensitive)."]},
+                    field_name="severity_maps",
+                )
+            table[key] = Severity(severity)
+        maps[slug] = table
+    return maps
 
 
 def load_settings(raw: Mapping[str, Any]) -> IntegrationSettings:
@@ -220,6 +273,20 @@ def route_company(
     if default is None:
         return Route(None, dropped="no tenant mapping applies and there is no default company")
     return Route(default)
+
+
+def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> IncomingAlert:
+    """`alert` with the severity its source's severity map gives its sender's word, if any.
+
+    Words match case-insensitively; a word the map does not list (or an alert without a word)
+    keeps the severity the adapter chose.
+    """
+    table = settings.severity_maps.get(alert.source)
+    word = alert.raw_severity.strip().lower()
+    if not table or not word or word not in table:
+        return alert
+    mapped = table[word]
+    return alert if mapped is alert.severity else replace(alert, severity=mapped)
 
 
 def truncate(text: str, limit: int) -> str:
@@ -270,6 +337,7 @@ def build_draft(
         issue_type=override.issue_type or settings.issue_type,
         sub_issue_type=override.sub_issue_type
         or (settings.sub_issue_type if not override.issue_type else None),
+        work_type=override.work_type or settings.work_type,
         source=settings.source,
     )
 
@@ -291,5 +359,6 @@ __all__ = [
     "build_draft",
     "describe_alert",
     "load_settings",
+    "map_severity",
     "route_company",
 ]

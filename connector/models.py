@@ -107,17 +107,42 @@ class DeliveryRequest(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class HookToken(Base):
-    """A bearer token a monitoring system presents to post webhooks; only its hash is kept."""
+class HookCredential(Base):
+    """A credential a monitoring system presents to post webhooks for one integration.
 
-    __tablename__ = "hook_token"
+    `scheme` says which columns hold it: bearer → `token_sha256`; basic → `username` and
+    `password_sha256`; hmac → `secret_encrypted` (the secret is needed in clear to compute the MAC,
+    so it is encrypted with the SecretBox, never hashed). `source` limits it to one source slug;
+    NULL means every source.
+    """
+
+    __tablename__ = "hook_credential"
+    __table_args__ = (Index("ix_hook_credential_username", "username"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
-    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: bearer, basic or hmac.
+    scheme: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str | None] = mapped_column(String(50), default=None)
     label: Mapped[str] = mapped_column(String(100), default="")
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    username: Mapped[str | None] = mapped_column(String(254), default=None)
+    password_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class HookSignature(Base):
+    """An HMAC signature already accepted: presenting it again within its window is a replay."""
+
+    __tablename__ = "hook_signature"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: The presented HMAC-SHA256, lowercase hex.
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: When the signature's timestamp leaves the accepted window; older rows are purged.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ApiToken(Base):

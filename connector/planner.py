@@ -69,7 +69,10 @@ def plan(
         interval = policy.repeat_note_interval
         if interval is None:
             return Plan(Outcome.IGNORED, reason="repeat of an active alert; repeat notes are off")
-        if ticket.last_note_at is not None and now - ticket.last_note_at < interval:
+        # Senders that stamp each copy of an alert anew (two Prometheus replicas, each with its
+        # own startsAt) repeat it seconds after the create: the interval counts from then too.
+        last_word = ticket.last_note_at or ticket.opened_at
+        if last_word is not None and now - last_word < interval:
             return Plan(
                 Outcome.IGNORED, reason="repeat of an active alert within the note interval"
             )

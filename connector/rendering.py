@@ -20,7 +20,7 @@ Two ways to write a value
   `ticket`        id (None before the ticket exists), number, marker, description
   `note`          title, text: the note the connector composed for this event
   `autotask`      company_id (= account_id), priority, status, queue_id, due_date,
-                  issue_type, sub_issue_type, ticket_category, ticket_type, source,
+                  issue_type, sub_issue_type, work_type, ticket_category, ticket_type, source,
                   note_type, publish, integration_code, zone_url
   `properties`    every alert property by name (`properties["autotask.accountid"]`)
   `tokens`        every built-in token by name (`tokens.TITLE`)
@@ -209,6 +209,11 @@ TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec("ISSUETYPE", "autotask.issue_type", "The issue type id; may be unset."),
     TokenSpec("SUBISSUETYPE", "autotask.sub_issue_type", "The sub-issue type id; may be unset."),
     TokenSpec(
+        "WORKTYPE",
+        "autotask.work_type",
+        "The work type id (billing code: REST billingCodeID, SOAP AllocationCodeID); may be unset.",
+    ),
+    TokenSpec(
         "TICKETCATEGORY", "autotask.ticket_category", "The ticket category id; may be unset."
     ),
     TokenSpec("TICKETTYPE", "autotask.ticket_type", "The ticket type id; may be unset."),
@@ -257,6 +262,7 @@ class MappedValues:
     due_at: datetime | None = None
     issue_type: int | None = None
     sub_issue_type: int | None = None
+    work_type: int | None = None
     ticket_category: int | None = None
     ticket_type: int | None = None
     source: int | None = None
@@ -308,6 +314,7 @@ class RenderContext:
             due_at=draft.due_at if draft else None,
             issue_type=draft.issue_type if draft else None,
             sub_issue_type=draft.sub_issue_type if draft else None,
+            work_type=draft.work_type if draft else None,
             ticket_category=draft.ticket_category if draft else None,
             ticket_type=draft.ticket_type if draft else None,
             source=draft.source if draft else None,
@@ -373,6 +380,7 @@ class RenderContext:
             "due_date": wire_datetime(m.due_at) if m.due_at is not None else None,
             "issue_type": m.issue_type,
             "sub_issue_type": m.sub_issue_type,
+            "work_type": m.work_type,
             "ticket_category": m.ticket_category,
             "ticket_type": m.ticket_type,
             "source": m.source,
@@ -1321,6 +1329,7 @@ SAMPLE_ALERT = IncomingAlert(
     occurred_at=_SAMPLE_START,
     note="Looking into it.",
     actor="jane.doe",
+    raw_severity="error",
 )
 _SAMPLE_MAPPED = MappedValues(
     company_id=29683414,
@@ -1330,6 +1339,7 @@ _SAMPLE_MAPPED = MappedValues(
     due_at=datetime(2024, 3, 22, 9, 30, tzinfo=UTC),
     issue_type=2,
     sub_issue_type=201,
+    work_type=29682801,
     ticket_category=3,
     ticket_type=1,
     source=8,

@@ -127,6 +127,7 @@ def snapshot(link: TicketLink | None) -> TicketSnapshot | None:
         applied_status=AlertStatus(link.applied_status) if link.applied_status else None,
         completed_at=link.completed_at,
         last_note_at=link.last_note_at,
+        opened_at=link.created_at,
     )
 
 
@@ -537,6 +538,7 @@ class Worker:
                     episode=episode,
                     state=TicketState.PENDING_CREATE.value,
                     marker=new_marker(),
+                    created_at=now,
                 )
             )
             session.flush()

@@ -54,6 +54,7 @@ def test_single_alert() -> None:
         occurred_at=datetime(2026, 11, 22, 10, 0, 5, 250_000, tzinfo=UTC),
         note="",
         actor="",
+        raw_severity="error",
     )
 
 
@@ -74,6 +75,7 @@ def test_batch() -> None:
         properties={},
         started_at=datetime(2026, 11, 22, 10, 59, 30, tzinfo=UTC),
         occurred_at=None,
+        raw_severity="critical",  # words are case-insensitive: kept in lower case
     )
     # A timestamp without an offset is taken as UTC.
     assert cpu.started_at == datetime(2026, 11, 22, 10, 58, tzinfo=UTC)
@@ -84,7 +86,7 @@ def test_batch() -> None:
         "app02",
         "cpu",
     )
-    # Only id, status and title are required; severity defaults to warning.
+    # Only id, status and title are required; severity defaults to warning (no raw word).
     assert backup == IncomingAlert(
         source="generic",
         fingerprint="backup-nightly",
@@ -123,6 +125,7 @@ def test_resolved() -> None:
         host="srv01.fabrikam.local",
         started_at=datetime(2026, 11, 22, 9, 50, tzinfo=UTC),
         occurred_at=datetime(2026, 11, 22, 18, 30, tzinfo=UTC),
+        raw_severity="info",
     )
 
 

@@ -36,7 +36,8 @@ alert):
   emergency/fatal/disaster/p1 → critical; error/err/high/major/p2 → error; warning/warn/medium/
   average/minor/moderate/p3 → warning; info/informational/information/low/notice/none/ok/debug/
   p4/p5 → info; absent or unknown → warning (labels are free-form, so an unknown word is kept in
-  the properties rather than refused).
+  the properties rather than refused). The label's value is kept as the alert's raw severity,
+  which the integration's `severity_maps["alertmanager"]` may map (say sev1 → critical).
 - tenant: the first non-empty of the labels `tenant`, `customer` (constructor: `tenant_labels`).
 - title: `annotations.summary`, else `labels.alertname`; message: `annotations.description`, else
   `annotations.message`; monitor: `labels.alertname`.
@@ -186,7 +187,9 @@ class AlertmanagerSource:
         tenant_labels: Sequence[str] = ("tenant", "customer"),
     ) -> None:
         self.severity_label = severity_label
-        self.tenant_labels = tuple(tenant_labels)
+        # One label name given as text (source_options from a settings file) is one label.
+        labels = (tenant_labels,) if isinstance(tenant_labels, str) else tuple(tenant_labels)
+        self.tenant_labels = labels
 
     def parse(self, payload: Any) -> list[IncomingAlert]:
         """Validate and normalize a webhook; PayloadError names every bad field."""
@@ -232,7 +235,8 @@ class AlertmanagerSource:
         # happened at endsAt.
         occurred = started if status is AlertStatus.ACTIVE else ended
         alertname = labels.get("alertname", "").strip()
-        severity_word = labels.get(self.severity_label, "").strip().lower()
+        raw_severity = labels.get(self.severity_label, "").strip()
+        severity_word = raw_severity.lower()
         tenant = next(
             (labels[n].strip() for n in self.tenant_labels if labels.get(n, "").strip()), ""
         )
@@ -269,6 +273,7 @@ class AlertmanagerSource:
             properties=properties,
             started_at=started,
             occurred_at=occurred,
+            raw_severity=clip(raw_severity, NAME_LIMIT),
         )
 
 

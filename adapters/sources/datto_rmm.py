@@ -33,7 +33,9 @@ How the body becomes an alert:
 - priority → severity: Critical → critical, High → error, Moderate → warning, Low → info,
   Information → info. Datto RMM has five priorities and the connector four severities; Low and
   Information both mean "no action needed now", so both are info (the integration's severity map
-  then picks the Autotask priority). Empty → warning (Moderate).
+  then picks the Autotask priority). Empty → warning (Moderate). The priority word is kept as
+  the alert's raw severity, which the integration's `severity_maps["datto_rmm"]` may map
+  otherwise (say Moderate → error).
 - tenant: `site_name` (the Datto RMM site; Datto's own Autotask integration maps sites to
   Autotask organizations); host: `hostname`; monitor: `monitor`, else `category`.
 - title: `title`, else the first line of the message, else "<monitor> on <hostname>"; message:
@@ -222,4 +224,5 @@ class DattoRmmSource:
             properties=properties,
             started_at=occurred if status is AlertStatus.ACTIVE else None,
             occurred_at=occurred,
+            raw_severity=data["priority"].strip(),
         )

@@ -86,9 +86,13 @@ class GenericAlertSchema(Schema):
         required=True,
         validate=validate.OneOf(sorted(STATUS_WORDS), error="Must be one of: {choices}."),
     )
+    #: Empty when absent (the alert is then a warning), so the raw word is only what was sent.
     severity = fields.String(
-        load_default="warning",
-        validate=validate.OneOf([s.value for s in Severity], error="Must be one of: {choices}."),
+        load_default="",
+        validate=validate.OneOf(
+            [s.value for s in Severity] + [""],
+            error=f"Must be one of: {', '.join(s.value for s in Severity)}.",
+        ),
     )
     title = _Text(required=True, validate=validate.Length(min=1, max=10_000))
     message = _Text(load_default="", validate=validate.Length(max=100_000))
@@ -165,7 +169,7 @@ class GenericSource:
             source=self.slug,
             fingerprint=data["id"],
             status=STATUS_WORDS[data["status"]],
-            severity=Severity(data["severity"]),
+            severity=Severity(data["severity"] or Severity.WARNING),
             title=data["title"],
             message=data["message"],
             host=data["host"],
@@ -176,4 +180,5 @@ class GenericSource:
             occurred_at=data["occurred_at"].astimezone(UTC) if data["occurred_at"] else None,
             note=data["note"],
             actor=data["acknowledged_by"],
+            raw_severity=data["severity"],
         )

@@ -44,6 +44,8 @@ How the body becomes an alert:
   ticket at most once per repeat interval; test → active, titled "[test] …", property
   `logicmonitor.test` = true.
 - `##LEVEL##`: warn/warning → warning, error → error, critical → critical; absent → warning.
+  The level word is kept as the alert's raw severity, which the integration's
+  `severity_maps["logicmonitor"]` may map otherwise (say warn → info).
 - Source time: an active event happened at the session's start, so LogicMonitor's retries and
   re-sends of it are duplicates; ack, update and clear happened at `##DATE##` (when LogicMonitor
   sent them), so each distinct update is a new event and a re-send of the same one is not.
@@ -293,6 +295,7 @@ class LogicMonitorSource:
             occurred_at=occurred,
             note=clip(data["note"], NOTE_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
             actor=clip(data["admin"], NAME_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
+            raw_severity=data["level"],
         )
 
 

@@ -34,7 +34,8 @@ How an event becomes an alert:
   mapped gets no ticket, but the event is kept and visible, as with Office Protect's own
   integration); host: none.
 - severity: critical → critical, high → error, medium → warning, low/informational/info → info
-  (and the connector's own words); absent → warning.
+  (and the connector's own words); absent → warning. The word is kept as the alert's raw
+  severity, which the integration's `severity_maps["office_protect"]` may map otherwise.
 - Source time: `time`, so a re-sent event is a duplicate.
 - Properties: `event_id`, `alert.type` ("security event"), `office_protect.user`,
   `office_protect.url`, every `details` entry as `detail.<name>`, and every `properties` entry.
@@ -173,4 +174,5 @@ class OfficeProtectSource:
             properties=properties,
             started_at=occurred,
             occurred_at=occurred,
+            raw_severity=data["severity"],
         )

@@ -1,14 +1,26 @@
-"""Bearer-token checks for webhooks and the JSON API; tokens are compared by their hashes."""
+"""Credential checks for webhooks (bearer, basic, HMAC) and the JSON API (bearer)."""
 
 from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
 
 from flask import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.errors import AuthError
-from connector.models import ApiToken, HookToken
-from connector.secrets import token_hash
+from connector.errors import AuthError, ConfigError
+from connector.hook_auth import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    HookCaller,
+    check_basic,
+    check_bearer,
+    check_hmac,
+)
+from connector.models import ApiToken
+from connector.secrets import SecretBox, token_hash
 
 
 def bearer_token(request: Request) -> str:
@@ -20,17 +32,64 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def hook_integration(session: Session, token: str) -> int:
-    """The integration a webhook token belongs to, or AuthError."""
-    # Looking up the SHA-256 of a 256-bit token leaks nothing usable through timing.
-    row = session.scalar(
-        select(HookToken).where(
-            HookToken.token_sha256 == token_hash(token), HookToken.revoked_at.is_(None)
+def signed(request: Request) -> bool:
+    """Whether the request carries HMAC headers (so its raw body must be read to verify it)."""
+    return SIGNATURE_HEADER in request.headers or TIMESTAMP_HEADER in request.headers
+
+
+def hook_caller(
+    session: Session,
+    request: Request,
+    source: str,
+    *,
+    now: datetime,
+    body: bytes = b"",
+    box: SecretBox | None = None,
+) -> HookCaller:
+    """Who sent a webhook to `source`, from its HMAC headers or its Authorization; or AuthError.
+
+    HMAC headers, when present, decide alone (`body` must then be the raw body, `box` the
+    secret box); otherwise `Authorization: Bearer` or `Basic`. Tokens in the URL never count.
+    """
+    if signed(request):
+        if box is None:
+            raise ConfigError("SECRET_KEYS is empty: HMAC secrets cannot be read")
+        return check_hmac(
+            session,
+            box,
+            source,
+            timestamp=request.headers.get(TIMESTAMP_HEADER, "").strip(),
+            signature=request.headers.get(SIGNATURE_HEADER, "").strip(),
+            body=body,
+            now=now,
         )
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        if not value:
+            raise AuthError("malformed Authorization: Bearer header: the token is empty")
+        return check_bearer(session, value, source)
+    if scheme.lower() == "basic":
+        username, password = _basic(value)
+        return check_basic(session, username, password, source)
+    raise AuthError(
+        "missing webhook credentials: send Authorization: Bearer <token>, Authorization: Basic,"
+        f" or the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers"
     )
-    if row is None:
-        raise AuthError("invalid webhook token")
-    return row.integration_id
+
+
+def _basic(value: str) -> tuple[str, str]:
+    """The username and password of `Authorization: Basic <base64(user:password)>`."""
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    username, colon, password = decoded.partition(":")
+    if not (username and colon and password):
+        raise AuthError(
+            "malformed Authorization: Basic header: expected base64 of <username>:<password>"
+        )
+    return username, password
 
 
 def check_api_token(session: Session, token: str) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from connector.errors import ConfigError, PayloadError, UnknownSourceError
+from connector.hook_auth import remember_signature
 from connector.ingest import ingest
-from connector.integration import load_settings
+from connector.integration import IntegrationSettings, load_settings
 from connector.models import Integration, utcnow
 from connector.services import Services
-from connector.web.auth import bearer_token, hook_integration
+from connector.sources import configured_source
+from connector.web.auth import hook_caller, signed
 
 bp = Blueprint("hooks", __name__)
 
@@ -20,6 +23,40 @@ def services() -> Services:
     """The app's Services."""
     found: Services = current_app.extensions["connector"]
     return found
+
+
+#: Sent with every 401 from a hook; HMAC is no HTTP auth scheme, so only its headers are named.
+CHALLENGE = 'Bearer realm="webhooks", Basic realm="webhooks", charset="UTF-8"'
+
+
+@bp.after_request
+def challenge(response: Response) -> Response:
+    """Tell a refused sender which schemes are accepted (RFC 9110 WWW-Authenticate)."""
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = CHALLENGE
+    return response
+
+
+def _raw_body() -> bytes:
+    """The body as sent, read once (cached); 413 past MAX_CONTENT_LENGTH, before any parsing."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # Werkzeug cuts a chunked body (no Content-Length) at the limit instead of refusing it;
+        # the cut cannot be told from a body of exactly the limit, so that is refused too.
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def _settings(session: Session, integration_id: int) -> IntegrationSettings:
+    """The integration's validated settings (checked at start, so a failure here is a bug)."""
+    integration = session.get(Integration, integration_id)
+    if integration is None:
+        raise ConfigError(f"integration {integration_id} has vanished")
+    try:
+        return load_settings(integration.settings)
+    except ValidationError as e:
+        raise ConfigError(f"integration {integration.name} has invalid settings") from e
 
 
 @bp.post("/hooks/<source>")
@@ -31,33 +68,27 @@ def receive(source: str) -> tuple[Response, int]:
         raise UnknownSourceError(
             f"no source named {source!r}; known: {', '.join(sorted(svc.sources))}"
         )
-    token = bearer_token(request)
+    now = utcnow()
+    # An HMAC signs the raw body, so a signed request's body is read (not parsed) first.
+    signed_body = _raw_body() if signed(request) else b""
     with svc.transaction() as session:
-        integration_id = hook_integration(session, token)
+        caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
+        settings = _settings(session, caller.integration_id)
     if not request.is_json:
         raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
-    raw = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before any parsing
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(raw) >= limit:
-        # Werkzeug cuts a chunked body (no Content-Length) at the limit instead of refusing it;
-        # the cut cannot be told from a body of exactly the limit, so that is refused too.
-        raise RequestEntityTooLarge()
+    raw = _raw_body()
     try:
         payload = request.get_json(silent=True)
     except RecursionError as e:  # e.g. "[[[[…" a million deep: the decoder gives up
         raise PayloadError(f"the body is nested too deeply to parse ({len(raw)} bytes)") from e
     if payload is None:
         raise PayloadError(f"the body is not valid JSON ({len(raw)} bytes)")
-    alerts = adapter.parse(payload)
+    alerts = configured_source(adapter, settings.source_options.get(source, {})).parse(payload)
+    integration_id = caller.integration_id
     now = utcnow()
     with svc.transaction() as session:
-        integration = session.get(Integration, integration_id)
-        if integration is None:
-            raise ConfigError(f"integration {integration_id} has vanished")
-        try:
-            settings = load_settings(integration.settings)
-        except ValidationError as e:
-            raise ConfigError(f"integration {integration.name} has invalid settings") from e
+        # In the same transaction as the events: a failed commit (503) lets the sender retry it.
+        remember_signature(session, caller, now)
         accepted = ingest(
             session,
             integration_id,

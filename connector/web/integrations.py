@@ -1,4 +1,4 @@
-"""The JSON API (/api/v1) for integrations: delivery requests, previews and test deliveries."""
+"""The JSON API (/api/v1) for integrations: delivery requests, hook credentials, previews, tests."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from connector.delivery import METHODS, SLOTS, RequestSpec
 from connector.delivery_store import generate_for, load_options, replace_requests
 from connector.domain import AlertStatus, RequestAction
 from connector.errors import ConnectorError, NotFoundError
+from connector.hook_auth import (
+    SECRET_FIELD,
+    CredentialSchema,
+    credential_json,
+    issue_credential,
+)
 from connector.integration import load_settings
-from connector.models import Integration
+from connector.models import HookCredential, Integration, utcnow
 from connector.rendering import FORMATS, Format
 from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
@@ -286,6 +292,61 @@ def generate_requests(integration_id: int) -> Response:
         integration = _integration(session, integration_id)
         generate_for(session, integration)
         body = _requests_state(session, integration)
+    return jsonify(body)
+
+
+# -- webhook credentials --------------------------------------------------------------------------
+
+
+@bp.get("/integrations/<int:integration_id>/hook-credentials")
+def list_hook_credentials(integration_id: int) -> Response:
+    """The integration's webhook credentials, revoked ones too (never a secret or its hash)."""
+    with services().transaction() as session:
+        _integration(session, integration_id)
+        rows = session.scalars(
+            select(HookCredential)
+            .where(HookCredential.integration_id == integration_id)
+            .order_by(HookCredential.id)
+        )
+        body = [credential_json(row) for row in rows]
+    return jsonify({"hook_credentials": body})
+
+
+@bp.post("/integrations/<int:integration_id>/hook-credentials")
+def create_hook_credential(integration_id: int) -> tuple[Response, int]:
+    """A new credential with a generated secret, shown in this answer only (201)."""
+    svc = services()
+    # No secret field: the server generates the token, password or HMAC secret itself.
+    data = _body(CredentialSchema(sources=svc.sources))
+    with svc.transaction() as session:
+        _integration(session, integration_id)
+        row, secret = issue_credential(
+            session,
+            svc.secret_box(),
+            integration_id,
+            scheme=data["scheme"],
+            source=data["source"],
+            label=data["label"],
+            username=data["username"],
+        )
+        body = credential_json(row)
+    body[SECRET_FIELD[row.scheme]] = secret
+    return jsonify(body), 201
+
+
+@bp.delete("/integrations/<int:integration_id>/hook-credentials/<int:credential_id>")
+def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
+    """Revoke a credential: from now on it is refused (revoking twice keeps the first time)."""
+    with services().transaction() as session:
+        _integration(session, integration_id)
+        row = session.get(HookCredential, credential_id)
+        if row is None or row.integration_id != integration_id:
+            raise NotFoundError(
+                f"no webhook credential {credential_id} in integration {integration_id}"
+            )
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        body = credential_json(row)
     return jsonify(body)
 
 

@@ -48,13 +48,16 @@ def event(status: AlertStatus, **kwargs: object) -> IncomingAlert:
 
 
 def open_ticket(
-    applied: AlertStatus = A.ACTIVE, last_note: timedelta | None = None
+    applied: AlertStatus = A.ACTIVE,
+    last_note: timedelta | None = None,
+    opened: timedelta | None = None,
 ) -> TicketSnapshot:
     return TicketSnapshot(
         TicketState.OPEN,
         ticket_id=42,
         applied_status=applied,
         last_note_at=NOW - last_note if last_note is not None else None,
+        opened_at=NOW - opened if opened is not None else None,
     )
 
 
@@ -76,6 +79,13 @@ CASES = [
      TicketSnapshot(TicketState.PENDING_CREATE), Outcome.CREATED, ["create"], [1], False),
     ("open, repeat active, never noted, notes", A.ACTIVE, open_ticket(), Outcome.NOTED,
      ["note"], [], False),
+    ("open, repeat active seconds after the create, ignored", A.ACTIVE,
+     open_ticket(opened=timedelta(seconds=5)), Outcome.IGNORED, [], [], False),
+    ("open, repeat active an interval after the create, notes", A.ACTIVE,
+     open_ticket(opened=timedelta(hours=2)), Outcome.NOTED, ["note"], [], False),
+    ("open, recent note beats an old create, ignored", A.ACTIVE,
+     open_ticket(last_note=timedelta(minutes=10), opened=timedelta(hours=5)), Outcome.IGNORED,
+     [], [], False),
     ("open, repeat active within interval, ignored", A.ACTIVE,
      open_ticket(last_note=timedelta(minutes=10)), Outcome.IGNORED, [], [], False),
     ("open, repeat active after interval, notes", A.ACTIVE,

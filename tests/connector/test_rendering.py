@@ -88,6 +88,7 @@ SETTINGS = IntegrationSettings(
     queue_id=29682833,
     issue_type=2,
     sub_issue_type=201,
+    work_type=29682801,
     ticket_category=4,
     ticket_type=5,
     source=8,
@@ -187,6 +188,7 @@ TOKEN_CONTEXT = RenderContext(
         due_at=datetime(2024, 3, 22, 11, 30, tzinfo=UTC),
         issue_type=2,
         sub_issue_type=203,
+        work_type=29682805,
         ticket_category=4,
         ticket_type=5,
         source=8,
@@ -237,6 +239,7 @@ EXPECTED_TOKENS = {
     "DUEDATE": "2024-03-22T11:30:00Z",
     "ISSUETYPE": "2",
     "SUBISSUETYPE": "203",
+    "WORKTYPE": "29682805",
     "TICKETCATEGORY": "4",
     "TICKETTYPE": "5",
     "SOURCE": "8",
@@ -337,6 +340,7 @@ def test_context_built_from_draft_step_and_ticket() -> None:
         "due_date": "2024-03-22T09:30:00Z",
         "issue_type": 2,
         "sub_issue_type": 201,
+        "work_type": 29682801,
         "ticket_category": 4,
         "ticket_type": 5,
         "source": 8,
@@ -542,6 +546,7 @@ def test_rest_defaults_create_a_ticket_and_note_in_the_sandbox(
     assert stored is not None
     assert stored["title"] == carried(HOSTILE_TEXT, "json")
     assert stored["externalID"] == MARKER
+    assert stored["billingCodeID"] == SETTINGS.work_type  # the work type
 
     ctx = context_for(event, ticket_id=ticket_id)
     note = compile_template(template("rest/note.json"), "json").render_payload(ctx, NOTE_LIMITS)
@@ -569,6 +574,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     ticket_id = extract_ticket_id(reply.text, "xml")
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None and stored["title"] == carried(HOSTILE_TEXT, "xml")
+    assert stored["billingCodeID"] == SETTINGS.work_type  # AllocationCodeID: the work type
 
     ctx = context_for(event, ticket_id=ticket_id, integration_code=code)
     # (The updates go through the SOAP target, which merges them onto the ticket it reads:

@@ -30,5 +30,104 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head == "0002"
+    assert head == "0003"
     assert version == head
+
+
+def test_hook_tokens_become_bearer_credentials_for_every_source(database_url: str) -> None:
+    """0003 keeps every stored webhook token working (and revoked ones revoked); down keeps them."""
+    from alembic import command
+
+    from connector.models import UTCDateTime, utcnow
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0002")
+    integration = sa.table(
+        "integration",
+        *(sa.column(name) for name in ("id", "name", "api_flavour", "zone_lookup_url")),
+        *(sa.column(name) for name in ("username", "secret_encrypted")),
+        sa.column("integration_code_encrypted"),
+        sa.column("settings", sa.JSON()),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
+    )
+    hook_token = sa.table(
+        "hook_token",
+        sa.column("integration_id"),
+        sa.column("token_sha256"),
+        sa.column("label"),
+        sa.column("created_at", UTCDateTime()),
+        sa.column("revoked_at", UTCDateTime()),
+    )
+    now = utcnow()
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            integration.insert().values(
+                id=1,
+                name="default",
+                api_flavour="rest",
+                zone_lookup_url="https://webservices.autotask.net/atservicesrest/",
+                username="api@example.net",
+                secret_encrypted="x",
+                integration_code_encrypted="x",
+                settings={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.execute(
+            hook_token.insert(),
+            [
+                {
+                    "integration_id": 1,
+                    "token_sha256": "a" * 64,
+                    "label": "preset",
+                    "created_at": now,
+                    "revoked_at": None,
+                },
+                {
+                    "integration_id": 1,
+                    "token_sha256": "b" * 64,
+                    "label": "old",
+                    "created_at": now,
+                    "revoked_at": now,
+                },
+            ],
+        )
+    engine.dispose()
+
+    upgrade(database_url)
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT integration_id, scheme, source, token_sha256, label, revoked_at IS NULL"
+                " FROM hook_credential ORDER BY token_sha256"
+            )
+        ).all()
+        assert [tuple(row) for row in rows] == [
+            (1, "bearer", None, "a" * 64, "preset", True),
+            (1, "bearer", None, "b" * 64, "old", False),
+        ]
+        # The sequence knows nothing of copied ids: the next credential gets a fresh one.
+        connection.execute(
+            sa.text(
+                "INSERT INTO hook_credential (integration_id, scheme, source, label, token_sha256,"
+                " created_at) VALUES (1, 'bearer', 'generic', 'new', :digest, :now)"
+            ),
+            {"digest": "c" * 64, "now": now.isoformat()},
+        )
+    engine.dispose()
+
+    command.downgrade(config, "0002")
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        kept = connection.execute(
+            sa.text("SELECT token_sha256 FROM hook_token ORDER BY token_sha256")
+        ).scalars()
+        # A source-limited token would widen to every source in the old table: not copied back.
+        assert list(kept) == ["a" * 64, "b" * 64]
+    engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 
 from connector import create_app
-from connector.models import Alert, AlertEvent, Delivery, HookToken, utcnow
+from connector.models import Alert, AlertEvent, Delivery, HookCredential, utcnow
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 ALERT: dict[str, Any] = {
@@ -227,7 +227,7 @@ def test_token_in_the_query_string_is_401(
 
 def test_revoked_token_is_401(client: FlaskClient, connector_app: Flask) -> None:
     with connector_app.extensions["connector"].transaction() as session:
-        session.execute(update(HookToken).values(revoked_at=utcnow()))
+        session.execute(update(HookCredential).values(revoked_at=utcnow()))
 
     assert_refused(post(client, ALERT), 401, connector_app)
 

@@ -1,7 +1,8 @@
 """Which company an alert's ticket goes to, and what the ticket looks like.
 
 Through the webhook and the API (dispositions and deliveries), through one worker pass against the
-sandbox (the ticket's company), and as pure functions (route_company, build_draft).
+sandbox (the ticket's company, priority and work type), and as pure functions (route_company,
+map_severity, build_draft).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from flask.testing import FlaskClient
 from connector import create_app
 from connector.cli import prepare_database
 from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.errors import ConfigError
+from connector.ingest import alert_from_json, alert_to_json
 from connector.integration import (
     DESCRIPTION_LIMIT,
     TITLE_LIMIT,
@@ -25,8 +28,10 @@ from connector.integration import (
     MonitorOverride,
     Route,
     TenantRoute,
+    ValidationError,
     build_draft,
     load_settings,
+    map_severity,
     route_company,
 )
 from connector.wiring import make_worker
@@ -354,6 +359,7 @@ def test_draft_carries_the_integration_defaults() -> None:
             "queue_id": 29682833,
             "issue_type": 10,
             "sub_issue_type": 220,
+            "work_type": 29682801,
             "ticket_category": 3,
             "ticket_type": 5,
             "source": 8,
@@ -368,19 +374,30 @@ def test_draft_carries_the_integration_defaults() -> None:
     assert result.title == "Disk full on srv01"
     assert (result.queue_id, result.issue_type, result.sub_issue_type) == (29682833, 10, 220)
     assert (result.ticket_category, result.ticket_type, result.source) == (3, 5, 8)
+    assert result.work_type == 29682801
     assert result.description.splitlines()[0] == "/var is 99% full"
     assert "Host: srv01" in result.description.splitlines()
     assert "Severity: error" in result.description.splitlines()
 
 
+WORK_TYPE = 29682801
+DISK_WORK_TYPE = 29682805
 MONITOR_SETTINGS = {
     "queue_id": 29682833,
     "issue_type": 10,
     "sub_issue_type": 220,
+    "work_type": WORK_TYPE,
     "monitor_overrides": {
-        "disk": {"queue_id": 29682900, "issue_type": 11, "sub_issue_type": 230, "priority": 4},
+        "disk": {
+            "queue_id": 29682900,
+            "issue_type": 11,
+            "sub_issue_type": 230,
+            "work_type": DISK_WORK_TYPE,
+            "priority": 4,
+        },
         "ping": {"issue_type": 12},
         "cpu": {"priority": 3},
+        "backup": {"work_type": DISK_WORK_TYPE},
     },
 }
 
@@ -388,12 +405,14 @@ MONITOR_SETTINGS = {
 @pytest.mark.parametrize(
     ("monitor", "expected"),
     [
-        pytest.param("disk", (29682900, 11, 230, 4), id="every-field"),
+        # (queue, issue type, sub-issue type, work type, priority)
+        pytest.param("disk", (29682900, 11, 230, DISK_WORK_TYPE, 4), id="every-field"),
         # Another issue type: the integration's sub-issue belongs to its own issue type.
-        pytest.param("ping", (29682833, 12, None, 1), id="issue-type-only"),
-        pytest.param("cpu", (29682833, 10, 220, 3), id="priority-only"),
-        pytest.param("memory", (29682833, 10, 220, 1), id="no-override"),
-        pytest.param("", (29682833, 10, 220, 1), id="no-monitor"),
+        pytest.param("ping", (29682833, 12, None, WORK_TYPE, 1), id="issue-type-only"),
+        pytest.param("cpu", (29682833, 10, 220, WORK_TYPE, 3), id="priority-only"),
+        pytest.param("backup", (29682833, 10, 220, DISK_WORK_TYPE, 1), id="work-type-only"),
+        pytest.param("memory", (29682833, 10, 220, WORK_TYPE, 1), id="no-override"),
+        pytest.param("", (29682833, 10, 220, WORK_TYPE, 1), id="no-monitor"),
     ],
 )
 def test_monitor_overrides(monitor: str, expected: tuple[Any, ...]) -> None:
@@ -401,7 +420,17 @@ def test_monitor_overrides(monitor: str, expected: tuple[Any, ...]) -> None:
 
     result = draft(incoming(monitor=monitor), settings)
 
-    assert (result.queue_id, result.issue_type, result.sub_issue_type, result.priority) == expected
+    assert (
+        result.queue_id,
+        result.issue_type,
+        result.sub_issue_type,
+        result.work_type,
+        result.priority,
+    ) == expected
+
+
+def test_work_type_is_unset_unless_configured() -> None:
+    assert draft(incoming(monitor="disk")).work_type is None
 
 
 def test_monitor_override_settings_are_loaded_as_overrides() -> None:
@@ -476,3 +505,261 @@ def test_due_date_of_a_start_near_the_end_of_time_does_not_overflow() -> None:
         alert, company_id=1, status=1, marker="m", settings=IntegrationSettings(), now=far
     )
     assert draft.due_at is not None and draft.due_at.year == 9999
+
+
+# -- severity maps: the sender's own words onto the connector's severities -----------------------
+
+SEVERITY_MAPS = {
+    "datto_rmm": {"Moderate": "error", "low": "warning"},
+    "logicmonitor": {"WARN": "info"},
+    "alertmanager": {"sev1": "critical"},
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "word", "adapter_default", "expected"),
+    [
+        pytest.param("datto_rmm", "Moderate", Severity.WARNING, Severity.ERROR, id="mapped"),
+        pytest.param("datto_rmm", "MODERATE", Severity.WARNING, Severity.ERROR, id="any-case"),
+        pytest.param("datto_rmm", " Low ", Severity.INFO, Severity.WARNING, id="map-key-any-case"),
+        pytest.param("logicmonitor", "warn", Severity.WARNING, Severity.INFO, id="lm-warn-info"),
+        pytest.param("datto_rmm", "High", Severity.ERROR, Severity.ERROR, id="unmapped-word"),
+        pytest.param("datto_rmm", "", Severity.WARNING, Severity.WARNING, id="no-word"),
+        pytest.param(
+            "alertmanager", "sev1", Severity.WARNING, Severity.CRITICAL, id="unknown-label"
+        ),
+        pytest.param(
+            "alertmanager", "warn", Severity.WARNING, Severity.WARNING, id="other-sources-map"
+        ),
+        pytest.param("generic", "Moderate", Severity.WARNING, Severity.WARNING, id="no-map"),
+    ],
+)
+def test_severity_map_applies_to_its_sources_words_only(
+    source: str, word: str, adapter_default: Severity, expected: Severity
+) -> None:
+    settings = load_settings({"severity_maps": SEVERITY_MAPS})
+    alert = incoming(source=source, severity=adapter_default, raw_severity=word)
+
+    mapped = map_severity(alert, settings)
+
+    assert mapped.severity is expected
+    assert mapped.raw_severity == word  # the sender's word is kept as it came
+    assert mapped == IncomingAlert(**(alert.__dict__ | {"severity": expected}))
+
+
+@pytest.mark.parametrize(
+    "severity_maps",
+    [
+        pytest.param({"datto_rmm": {"Moderate": "urgent"}}, id="not-a-severity"),
+        pytest.param({"datto_rmm": {"Moderate": "ERROR"}}, id="severity-names-are-exact"),
+        pytest.param({"datto_rmm": {" ": "error"}}, id="blank-word"),
+        pytest.param({"datto_rmm": {"Moderate": "error", "moderate": "info"}}, id="word-twice"),
+        pytest.param({"datto_rmm": "error"}, id="not-a-map"),
+        pytest.param({"": {"Moderate": "error"}}, id="blank-source"),
+    ],
+)
+def test_invalid_severity_maps_are_refused(severity_maps: Any) -> None:
+    with pytest.raises(ValidationError) as refused:
+        load_settings({"severity_maps": severity_maps})
+
+    assert list(refused.value.messages) == ["severity_maps"]
+
+
+def test_severity_map_settings_are_loaded_with_lower_case_words() -> None:
+    settings = load_settings(
+        {"severity_maps": {"datto_rmm": {"Moderate": "error", "moderate": "error"}}}
+    )
+
+    assert settings.severity_maps == {"datto_rmm": {"moderate": Severity.ERROR}}
+    assert load_settings({}).severity_maps == {}
+
+
+def test_the_raw_severity_is_stored_with_the_event_and_old_events_still_load() -> None:
+    alert = incoming(source="datto_rmm", raw_severity="Moderate")
+
+    stored = alert_to_json(alert)
+
+    assert stored["raw_severity"] == "Moderate"
+    assert alert_from_json(stored) == alert
+    del stored["raw_severity"]  # stored before severity maps existed
+    assert alert_from_json(stored).raw_severity == ""
+
+
+@pytest.mark.parametrize(
+    "source_options",
+    [
+        pytest.param({"alertmanager": {"severity_label": "priority"}}, id="options"),
+        pytest.param({"alertmanager": {"tenant_labels": ["org", "customer"]}}, id="list-value"),
+        pytest.param({}, id="none"),
+    ],
+)
+def test_source_options_are_loaded_as_given(source_options: dict[str, Any]) -> None:
+    assert load_settings({"source_options": source_options}).source_options == source_options
+
+
+@pytest.mark.parametrize(
+    "source_options",
+    [
+        pytest.param({"alertmanager": "severity"}, id="not-a-map"),
+        pytest.param({"alertmanager": ["severity"]}, id="a-list"),
+        pytest.param({"": {"severity_label": "priority"}}, id="blank-source"),
+    ],
+)
+def test_source_options_must_be_a_map_of_maps(source_options: Any) -> None:
+    with pytest.raises(ValidationError) as refused:
+        load_settings({"source_options": source_options})
+
+    assert list(refused.value.messages) == ["source_options"]
+
+
+@pytest.fixture
+def mapped_client(connector_settings: dict[str, Any]) -> Iterator[FlaskClient]:
+    """A connector with severity maps, a default work type and a work type for monitor "disk"."""
+    settings = dict(connector_settings)
+    settings["INTEGRATION"] = dict(
+        settings["INTEGRATION"],
+        severity_maps=SEVERITY_MAPS,
+        work_type=WORK_TYPE,
+        monitor_overrides={"disk": {"work_type": DISK_WORK_TYPE}},
+    )
+    app = create_app(settings)
+    prepare_database(app.extensions["connector"])
+    yield app.test_client()
+    app.extensions["connector"].dispose()
+
+
+def post_source(client: FlaskClient, source: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(
+        f"/hooks/{source}", json=body, headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return dict(response.get_json()["accepted"][0])
+
+
+def logicmonitor(level: str) -> dict[str, Any]:
+    return {"alert_id": "LMD4711", "status": "active", "level": level, "host": "srv01"}
+
+
+def datto_rmm(priority: str) -> dict[str, Any]:
+    return {"status": "triggered", "alert_uid": "u-1", "priority": priority, "message": "Disk"}
+
+
+def alertmanager(severity: str) -> dict[str, Any]:
+    labels = {"alertname": "DiskFull", "severity": severity, "instance": "srv01:9100"}
+    alert = {"status": "firing", "labels": labels, "startsAt": "2026-11-22T10:00:00Z"}
+    return {"version": "4", "status": "firing", "alerts": [alert]}
+
+
+#: (source, body, severity stored and on the ticket, the ticket's Autotask priority)
+SEVERITY_THROUGH_THE_WEBHOOK = [
+    pytest.param("datto_rmm", datto_rmm("Moderate"), "error", 1, id="datto-moderate-mapped"),
+    pytest.param("datto_rmm", datto_rmm("Low"), "warning", 2, id="datto-low-mapped"),
+    pytest.param("datto_rmm", datto_rmm("Critical"), "critical", 4, id="datto-critical-default"),
+    pytest.param("datto_rmm", datto_rmm("Information"), "info", 3, id="datto-info-default"),
+    pytest.param("logicmonitor", logicmonitor("warn"), "info", 3, id="lm-warn-mapped"),
+    pytest.param("logicmonitor", logicmonitor("error"), "error", 1, id="lm-error-default"),
+    pytest.param("alertmanager", alertmanager("sev1"), "critical", 4, id="am-sev1-mapped"),
+    pytest.param("alertmanager", alertmanager("sev9"), "warning", 2, id="am-unknown-default"),
+    pytest.param("generic", alert_body(severity="info"), "info", 3, id="generic-no-map"),
+]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("source", "body", "severity", "priority"), SEVERITY_THROUGH_THE_WEBHOOK)
+def test_severity_maps_change_the_stored_severity_and_the_tickets_priority(
+    mapped_client: FlaskClient,
+    rest: RestClient,
+    source: str,
+    body: dict[str, Any],
+    severity: str,
+    priority: int,
+) -> None:
+    accepted = post_source(mapped_client, source, body)
+
+    detail = alert_detail(mapped_client, accepted["alert_id"])
+    assert detail["severity"] == severity
+    assert [event["severity"] for event in detail["events"]] == [severity]
+    app = mapped_client.application
+    assert make_worker(app.extensions["connector"]).run_once() == 1
+    ticket = alert_detail(mapped_client, accepted["alert_id"])["ticket"]
+    assert ticket is not None
+    item = rest.get(f"Tickets/{ticket['ticket_id']}").json()["item"]
+    assert item["priority"] == priority
+    assert f"Severity: {severity}" in item["description"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("api_flavour", ["rest", "soap"])
+@pytest.mark.parametrize(
+    ("monitor", "work_type"),
+    [
+        pytest.param("disk", DISK_WORK_TYPE, id="monitor-override"),
+        pytest.param("memory", WORK_TYPE, id="integration-default"),
+    ],
+)
+def test_the_work_type_reaches_the_ticket_as_its_billing_code(
+    mapped_client: FlaskClient, sandbox: Any, monitor: str, work_type: int
+) -> None:
+    accepted = hook(mapped_client, alert_body(monitor=monitor))
+
+    assert make_worker(mapped_client.application.extensions["connector"]).run_once() == 1
+
+    ticket = alert_detail(mapped_client, accepted["alert_id"])["ticket"]
+    assert ticket is not None
+    stored = sandbox.state.get("Tickets", ticket["ticket_id"])
+    assert stored is not None
+    assert stored["billingCodeID"] == work_type  # SOAP: AllocationCodeID
+
+
+# -- source options: an integration's own constructor parameters for a source --------------------
+
+
+def configured_app(connector_settings: dict[str, Any], **integration: Any) -> Any:
+    settings = dict(connector_settings)
+    settings["INTEGRATION"] = dict(settings["INTEGRATION"], **integration)
+    app = create_app(settings)
+    try:
+        prepare_database(app.extensions["connector"])
+    except Exception:
+        app.extensions["connector"].dispose()
+        raise
+    return app
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_source_options_choose_the_alertmanager_severity_and_tenant_labels(
+    connector_settings: dict[str, Any],
+) -> None:
+    options = {"alertmanager": {"severity_label": "urgency", "tenant_labels": ["org"]}}
+    app = configured_app(connector_settings, source_options=options)
+    try:
+        labels = {"alertname": "DiskFull", "urgency": "critical", "severity": "info"}
+        alert = {
+            "status": "firing",
+            "labels": labels | {"org": "fabrikam"},
+            "startsAt": "2026-11-22T10:00:00Z",
+        }
+        body = {"version": "4", "status": "firing", "alerts": [alert]}
+        client = app.test_client()
+        accepted = post_source(client, "alertmanager", body)
+        detail = alert_detail(client, accepted["alert_id"])
+        assert (detail["severity"], detail["tenant"]) == ("critical", "fabrikam")
+    finally:
+        app.extensions["connector"].dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        pytest.param({"nagios": {"x": 1}}, "unknown sources 'nagios'", id="unknown-source"),
+        pytest.param(
+            {"alertmanager": {"severity_lable": "x"}}, "severity_lable", id="unknown-parameter"
+        ),
+    ],
+)
+def test_bad_source_options_stop_the_start_naming_the_problem(
+    connector_settings: dict[str, Any], options: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words):
+        configured_app(connector_settings, source_options=options)

@@ -77,6 +77,7 @@ VAR_ALERT = IncomingAlert(
     started_at=VAR_STARTS,
     # Firing: startsAt, the same in every re-send and on both Alertmanagers of an HA pair.
     occurred_at=VAR_STARTS,
+    raw_severity="critical",
 )
 DATA_STARTS = datetime(2026, 11, 22, 9, 2, 33, 500_000, tzinfo=UTC)  # 10:02:33.5+01:00
 DATA_ALERT = IncomingAlert(
@@ -110,6 +111,7 @@ DATA_ALERT = IncomingAlert(
     started_at=DATA_STARTS,
     # A firing alert's endsAt (here in the future, as Prometheus sends it) is not its event time.
     occurred_at=DATA_STARTS,
+    raw_severity="warning",
 )
 VAR_RESOLVED = IncomingAlert(
     **(
@@ -154,8 +156,72 @@ PROBE = IncomingAlert(
     },
     started_at=PROBE_STARTS,
     occurred_at=PROBE_STARTS,
+    raw_severity="page",
+)
+#: captured_*.json: real webhooks of prometheus-alertmanager 0.25 (Debian), pushed with amtool
+#: (no `--end` while firing: Alertmanager writes the zero endsAt).
+CAPTURED_STARTS = datetime(2026, 11, 27, 10, 31, 6, tzinfo=UTC)
+CAPTURED_ENDS = datetime(2026, 11, 27, 10, 34, 9, tzinfo=UTC)
+CAPTURED_GROUP = {
+    "groupKey": '{}:{alertname="NodeFilesystemAlmostOutOfSpace", instance="srv01:9100"}',
+    "receiver": "hook",
+    "externalURL": "http://alertmanager.example.net:9093",
+    "generatorURL": "http://prometheus.example.net:9090/graph?g0.expr=node_filesystem_avail_bytes",
+}
+
+
+def captured(mountpoint: str, severity: Severity, fingerprint: str, **extra: Any) -> IncomingAlert:
+    """One alert of the captured webhooks, firing."""
+    summary = extra.pop("summary")
+    annotations = {f"annotation.{k}": v for k, v in extra.items()}
+    return IncomingAlert(
+        source="alertmanager",
+        fingerprint=fingerprint,
+        status=AlertStatus.ACTIVE,
+        severity=severity,
+        title=summary,
+        message=extra.get("description", ""),
+        host="srv01",
+        tenant="fabrikam",
+        monitor="NodeFilesystemAlmostOutOfSpace",
+        properties={
+            "label.alertname": "NodeFilesystemAlmostOutOfSpace",
+            "label.instance": "srv01:9100",
+            "label.job": "node",
+            "label.mountpoint": mountpoint,
+            "label.severity": severity.value,
+            "label.tenant": "fabrikam",
+            **annotations,
+            "annotation.summary": summary,
+        }
+        | CAPTURED_GROUP,
+        started_at=CAPTURED_STARTS,
+        occurred_at=CAPTURED_STARTS,
+        raw_severity=severity.value,
+    )
+
+
+CAPTURED_ROOT = captured(
+    "/",
+    Severity.CRITICAL,
+    "483de61b9e27a725",
+    summary="Filesystem / on srv01 has only 3% space left",
+    description="Filesystem on /dev/sda1 at srv01:9100 has only 3.12% available space left.",
+)
+CAPTURED_VAR = captured(
+    "/var",
+    Severity.WARNING,
+    "53516ef23a0765d9",
+    summary="Filesystem /var on srv01 has only 4% space left",
 )
 EXPECTED: dict[str, list[IncomingAlert]] = {
+    "captured_firing.json": [CAPTURED_ROOT, CAPTURED_VAR],
+    "captured_resolved.json": [
+        IncomingAlert(
+            **(alert.__dict__ | {"status": AlertStatus.CLEARED, "occurred_at": CAPTURED_ENDS})
+        )
+        for alert in (CAPTURED_ROOT, CAPTURED_VAR)
+    ],
     "firing.json": [VAR_ALERT, DATA_ALERT],
     "resolved.json": [VAR_RESOLVED],
     "without_fingerprint.json": [PROBE],

@@ -60,6 +60,7 @@ TRIGGERED = IncomingAlert(
     # No timestamp variable in the body: the alert's trigger/resolve cycle tells repeats apart.
     started_at=None,
     occurred_at=None,
+    raw_severity="Critical",
 )
 PER_MONITOR_TIME = datetime(2026, 11, 22, 11, 58, 30, 512_000, tzinfo=UTC)
 
@@ -89,6 +90,7 @@ EXPECTED: dict[str, IncomingAlert] = {
         # Epoch milliseconds, as in Datto RMM's API.
         started_at=PER_MONITOR_TIME,
         occurred_at=PER_MONITOR_TIME,
+        raw_severity="High",
     ),
 }
 

@@ -69,6 +69,7 @@ ACTIVE = IncomingAlert(
     started_at=SESSION_START,
     # Active: the session's start, so LogicMonitor's re-sends of it are duplicates.
     occurred_at=SESSION_START,
+    raw_severity="error",
 )
 
 EXPECTED: dict[str, IncomingAlert] = {
@@ -94,6 +95,7 @@ EXPECTED: dict[str, IncomingAlert] = {
         ),
         properties=SESSION_PROPERTIES | {"value": "98.6", "logicmonitor.level": "critical"},
         occurred_at=datetime(2026, 11, 22, 11, 5, tzinfo=UTC),
+        raw_severity="critical",
     ),
     "clear.json": replace(
         ACTIVE,
@@ -102,6 +104,7 @@ EXPECTED: dict[str, IncomingAlert] = {
         message="Host: srv01.fabrikam.local\nVolume C:\\ is back to 71.2% used.",
         properties=SESSION_PROPERTIES | {"value": "71.2", "logicmonitor.level": "critical"},
         occurred_at=datetime(2026, 11, 22, 14, 5, tzinfo=UTC),
+        raw_severity="critical",
     ),
     "next_session.json": replace(
         ACTIVE,
@@ -119,6 +122,7 @@ EXPECTED: dict[str, IncomingAlert] = {
         },
         started_at=datetime(2026, 11, 22, 18, 31, tzinfo=UTC),
         occurred_at=datetime(2026, 11, 22, 18, 31, tzinfo=UTC),
+        raw_severity="warn",
     ),
     "eventsource_alert.json": IncomingAlert(
         source="logicmonitor",
@@ -143,6 +147,7 @@ EXPECTED: dict[str, IncomingAlert] = {
         },
         started_at=datetime(2026, 11, 22, 11, 58, 30, tzinfo=UTC),
         occurred_at=datetime(2026, 11, 22, 11, 58, 30, tzinfo=UTC),
+        raw_severity="critical",
     ),
     "test.json": IncomingAlert(
         source="logicmonitor",
@@ -157,6 +162,7 @@ EXPECTED: dict[str, IncomingAlert] = {
             "logicmonitor.level": "warn",
             "logicmonitor.test": "true",
         },
+        raw_severity="warn",
     ),
 }
 

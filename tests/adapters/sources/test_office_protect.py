@@ -57,6 +57,7 @@ SIGN_IN = IncomingAlert(
     },
     started_at=SIGN_IN_TIME,
     occurred_at=SIGN_IN_TIME,
+    raw_severity="high",  # words are case-insensitive: kept in lower case
 )
 ROLE_CHANGE_TIME = datetime(2026, 11, 22, 12, 2, 55, tzinfo=UTC)  # 13:02:55+01:00
 ROLE_CHANGE = IncomingAlert(
@@ -82,6 +83,7 @@ ROLE_CHANGE = IncomingAlert(
     },
     started_at=ROLE_CHANGE_TIME,
     occurred_at=ROLE_CHANGE_TIME,
+    raw_severity="critical",
 )
 FORWARDING_TIME = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
 BATCH = [
@@ -103,6 +105,7 @@ BATCH = [
         },
         started_at=FORWARDING_TIME,
         occurred_at=FORWARDING_TIME,
+        raw_severity="medium",
     ),
     # The sign-in event, ignored in Office Protect: its ticket is closed.
     IncomingAlert(
