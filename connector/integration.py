@@ -31,6 +31,7 @@ DEFAULT_PRIORITY_MAP = {
     Severity.WARNING: 2,  # Medium
     Severity.INFO: 3,  # Low
 }
+DEFAULT_UNMAPPED_PER_SOURCE = {"office_protect": "drop"}
 DEFAULT_STATUS_MAP = {
     AlertStatus.ACTIVE: 1,  # New
     AlertStatus.ACKNOWLEDGED: 8,  # In Progress
@@ -57,6 +58,13 @@ class IntegrationSettings:
     default_company_id: int | None = None
     #: What happens to alerts of tenants with no mapping: "default" company, or "drop".
     unmapped: str = "default"
+    #: `unmapped` per source slug. Office Protect's security events belong to one Microsoft 365
+    #: tenant each; filing an unknown tenant's sign-in alerts under the default company would
+    #: show them to the wrong customer, so its default is "drop" (as in Office Protect's own
+    #: Autotask integration, which tickets only mapped tenants).
+    unmapped_per_source: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_UNMAPPED_PER_SOURCE)
+    )
     #: The tenant → company switch: off, every alert goes to the default company.
     tenant_mapping: bool = True
     queue_id: int | None = None
@@ -136,6 +144,11 @@ class IntegrationSettingsSchema(Schema):
 
     default_company_id = fields.Integer(allow_none=True, load_default=None)
     unmapped = fields.String(load_default="default", validate=validate.OneOf(["default", "drop"]))
+    unmapped_per_source = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.String(validate=validate.OneOf(["default", "drop"])),
+        load_default=dict,
+    )
     tenant_mapping = fields.Boolean(load_default=True)
     queue_id = fields.Integer(allow_none=True, load_default=None)
     due_days = fields.Float(load_default=1.0, validate=validate.Range(0, 365))
@@ -205,6 +218,7 @@ class IntegrationSettingsSchema(Schema):
         }
         data["severity_maps"] = _severity_maps(data["severity_maps"])
         data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
+        data["unmapped_per_source"] = DEFAULT_UNMAPPED_PER_SOURCE | data["unmapped_per_source"]
         data["deliver"] = dict.fromkeys(AlertStatus, True) | {
             AlertStatus(k): v for k, v in data["deliver"].items()
         }
@@ -268,7 +282,7 @@ def route_company(
                 return Route(None, dropped=f"tenant {alert.tenant!r} is switched off")
             if mapping.company_id is not None:
                 return Route(mapping.company_id)
-        if settings.unmapped == "drop":
+        if settings.unmapped_per_source.get(alert.source, settings.unmapped) == "drop":
             return Route(None, dropped=f"tenant {alert.tenant!r} is not mapped (unmapped: drop)")
     if default is None:
         return Route(None, dropped="no tenant mapping applies and there is no default company")

@@ -254,6 +254,30 @@ def account(value: str) -> dict[str, str]:
             id="unmapped-drop",
         ),
         pytest.param(
+            {"tenant": "contoso", "source": "office_protect"},
+            {},
+            Route(None, "tenant 'contoso' is not mapped (unmapped: drop)"),
+            id="office-protect-unmapped-drops-by-default",
+        ),
+        pytest.param(
+            {"tenant": "fabrikam", "source": "office_protect"},
+            {},
+            Route(FABRIKAM),
+            id="office-protect-mapped",
+        ),
+        pytest.param(
+            {"tenant": "contoso", "source": "office_protect"},
+            {"unmapped_per_source": {"office_protect": "default"}},
+            Route(DEFAULT_COMPANY),
+            id="office-protect-unmapped-to-default-when-asked",
+        ),
+        pytest.param(
+            {"tenant": "contoso", "source": "datto_rmm"},
+            {"unmapped": "drop", "unmapped_per_source": {"datto_rmm": "default"}},
+            Route(DEFAULT_COMPANY),
+            id="per-source-beats-the-integration-wide-choice",
+        ),
+        pytest.param(
             {"tenant": "switched-off"},
             {},
             Route(None, "tenant 'switched-off' is switched off"),
@@ -763,3 +787,25 @@ def test_bad_source_options_stop_the_start_naming_the_problem(
 ) -> None:
     with pytest.raises(ConfigError, match=words):
         configured_app(connector_settings, source_options=options)
+
+
+OFFICE_PROTECT_ROUTES = [
+    pytest.param("fabrikam", "queued", id="mapped"),
+    pytest.param(
+        "contoso", "dropped: tenant 'contoso' is not mapped (unmapped: drop)", id="unmapped"
+    ),
+    pytest.param("switched-off", "dropped: tenant 'switched-off' is switched off", id="off"),
+]
+
+
+@pytest.mark.parametrize(("tenant", "disposition"), OFFICE_PROTECT_ROUTES)
+def test_office_protect_tickets_only_mapped_tenants_and_keeps_the_rest_visible(
+    client: FlaskClient, tenant: str, disposition: str
+) -> None:
+    event = {"event_id": "evt-1", "event_type": "Sign-In From Unauthorized Country"}
+    accepted = post_source(client, "office_protect", event | {"tenant": tenant})
+
+    assert accepted["disposition"] == disposition
+    detail = alert_detail(client, accepted["alert_id"])
+    assert [e["disposition"] for e in detail["events"]] == [disposition]
+    assert len(detail["deliveries"]) == (1 if disposition == "queued" else 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from adapters.sources.office_protect import OfficeProtectSource
+from connector import create_app
+from connector.cli import prepare_database
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import PayloadError
 from tests.adapters.sources.support import (
@@ -255,21 +258,37 @@ def test_events_must_be_a_non_empty_list(events: Any) -> None:
 
 # -- through the webhook -------------------------------------------------------------------
 
+#: The fixtures' Microsoft 365 tenants, mapped: Office Protect tickets only mapped tenants.
+FIXTURE_TENANTS = {"fabrikam.onmicrosoft.com": 29683415, "northwind.onmicrosoft.com": 29683416}
+
+
+@pytest.fixture
+def mapped(connector_settings: dict[str, Any]) -> Iterator[FlaskClient]:
+    """A connector whose tenant map also holds the fixtures' tenants."""
+    settings = dict(connector_settings)
+    integration = settings["INTEGRATION"]
+    settings["INTEGRATION"] = integration | {"tenants": integration["tenants"] | FIXTURE_TENANTS}
+    app = create_app(settings)
+    prepare_database(app.extensions["connector"])
+    yield app.test_client()
+    app.extensions["connector"].dispose()
+
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_fixture_posted_is_202_and_recorded(client: FlaskClient, name: str) -> None:
+def test_fixture_posted_is_202_and_recorded(mapped: FlaskClient, name: str) -> None:
+    client = mapped
     response = post(client, "office_protect", fixture("office_protect", name))
 
     assert response.status_code == 202, response.get_data(as_text=True)
     accepted = response.get_json()["accepted"]
     assert len(accepted) == len(EXPECTED[name])
     for entry, alert in zip(accepted, EXPECTED[name], strict=True):
-        # Tenants here are not in the test integration's tenant map: the default company.
         assert entry["disposition"] == "queued"
         assert_recorded(alert_record(client, entry["alert_id"]), alert)
 
 
-def test_event_then_ignored_then_resent_through_the_webhook(client: FlaskClient) -> None:
+def test_event_then_ignored_then_resent_through_the_webhook(mapped: FlaskClient) -> None:
+    client = mapped
     event = fixture("office_protect", "sign_in_unauthorized_country.json")
     ignored = fixture("office_protect", "batch.json")["events"][1]
 
@@ -286,6 +305,7 @@ def test_event_then_ignored_then_resent_through_the_webhook(client: FlaskClient)
     [
         ("fabrikam", "queued"),
         ("switched-off", "dropped: tenant 'switched-off' is switched off"),
+        ("contoso", "dropped: tenant 'contoso' is not mapped (unmapped: drop)"),
     ],
 )
 def test_tenant_mapping_applies(client: FlaskClient, tenant: str, disposition: str) -> None:
