@@ -10,15 +10,22 @@ moving the sender to it, then revoking the old one.
   `X-Connector-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>`; the
   secret is stored encrypted (it is needed in clear to compute the MAC). A timestamp more than
   300 s from the server's clock is refused, and so is a signature already accepted (replay).
+  The same hmac credential also verifies Standard Webhooks senders (Svix and the like):
+  `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256(key,
+  "<id>.<timestamp>." + raw body)>` (several space-separated during the sender's own rotation);
+  the key is the secret's bytes, or for a `whsec_<base64>` secret the decoded bytes. A message id
+  accepted before is a replay (standardwebhooks.com, "Verifying webhooks").
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +41,12 @@ from connector.secrets import SecretBox, new_token, same_hash, token_hash
 SCHEMES = ("bearer", "basic", "hmac")
 TIMESTAMP_HEADER = "X-Connector-Timestamp"
 SIGNATURE_HEADER = "X-Connector-Signature"
+#: Standard Webhooks (github.com/standard-webhooks/standard-webhooks, spec "Signature scheme").
+STANDARD_ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+#: The spec's secret prefix: what follows is the base64 of the key bytes.
+STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 #: How far a signed request's timestamp may be from the server's clock, either way.
 TOLERANCE_SECONDS = 300
 #: Shortest token, password or HMAC secret accepted from the configuration.
@@ -58,6 +71,16 @@ class HookCaller:
     #: For an HMAC request, the signature to remember (hex) and until when it could be replayed.
     signature: str | None = None
     signature_expires_at: datetime | None = None
+    #: Standard Webhooks: a message id seen before is the sender retrying a delivered message
+    #: (its retries keep the id), answered 200 with nothing stored rather than refused, or the
+    #: sender would retry until it disables the endpoint.
+    retry_is_duplicate: bool = False
+    #: Set when this is such a retry.
+    duplicate: bool = False
+
+
+class DuplicateMessage(Exception):
+    """A Standard Webhooks message whose id was accepted before: answer 200, store nothing."""
 
 
 # -- verifying ---------------------------------------------------------------------------------
@@ -129,6 +152,52 @@ def parse_signature(header: str) -> bytes:
     return bytes.fromhex(match.group(1))
 
 
+def _check_timestamp(timestamp: str, header: str, now: datetime) -> datetime:
+    """The moment a signed request claims, or AuthError if malformed or out of the window."""
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise AuthError(f"malformed {header} header: expected Unix seconds")
+    skew = int(now.timestamp()) - int(timestamp)
+    if abs(skew) > TOLERANCE_SECONDS:
+        raise AuthError(
+            f"{header} is {abs(skew)} s {'old' if skew > 0 else 'in the future'};"
+            f" at most {TOLERANCE_SECONDS} s either way is accepted (check the sender's clock)"
+        )
+    return datetime.fromtimestamp(int(timestamp), UTC)
+
+
+def _signer(
+    session: Session,
+    box: SecretBox,
+    source: str,
+    mac: Callable[[str], bytes],
+    presented: Sequence[bytes],
+) -> HookCredential | None:
+    """The live HMAC credential of `source` whose `mac` equals one of the presented signatures."""
+    rows = session.scalars(
+        select(HookCredential)
+        .where(HookCredential.scheme == "hmac", _usable_on(source))
+        .order_by(HookCredential.id)
+    ).all()
+    # A handful of secrets per source: all are tried, each compared in constant time.
+    found = None
+    for row in rows:
+        expected = mac(box.decrypt(row.secret_encrypted or ""))
+        matched = [hmac.compare_digest(expected, signature) for signature in presented]
+        if any(matched) and found is None:
+            found = row
+    return found
+
+
+def _unless_replayed(session: Session, caller: HookCaller) -> HookCaller:
+    """`caller`, unless its replay key was accepted before."""
+    seen = session.scalar(select(HookSignature.id).where(HookSignature.digest == caller.signature))
+    if seen is None:
+        return caller
+    if caller.retry_is_duplicate:
+        return replace(caller, duplicate=True)
+    raise AuthError(_REPLAY)
+
+
 def check_hmac(
     session: Session,
     box: SecretBox,
@@ -148,39 +217,106 @@ def check_hmac(
         raise AuthError(f"{SIGNATURE_HEADER} needs {TIMESTAMP_HEADER} (Unix seconds)")
     if not signature:
         raise AuthError(f"{TIMESTAMP_HEADER} needs {SIGNATURE_HEADER} (sha256=<hex>)")
-    if not _TIMESTAMP.fullmatch(timestamp):
-        raise AuthError(f"malformed {TIMESTAMP_HEADER} header: expected Unix seconds")
+    moment = _check_timestamp(timestamp, TIMESTAMP_HEADER, now)
     presented = parse_signature(signature.strip())
-    skew = int(now.timestamp()) - int(timestamp)
-    if abs(skew) > TOLERANCE_SECONDS:
-        raise AuthError(
-            f"{TIMESTAMP_HEADER} is {abs(skew)} s {'old' if skew > 0 else 'in the future'};"
-            f" at most {TOLERANCE_SECONDS} s either way is accepted (check the sender's clock)"
-        )
-    rows = session.scalars(
-        select(HookCredential)
-        .where(HookCredential.scheme == "hmac", _usable_on(source))
-        .order_by(HookCredential.id)
-    ).all()
-    # A handful of secrets per source: all are tried, each compared in constant time.
-    matches = [
-        hmac.compare_digest(
-            bytes.fromhex(sign(box.decrypt(row.secret_encrypted or ""), timestamp, body)),
-            presented,
-        )
-        for row in rows
-    ]
-    found = next((row for row, match in zip(rows, matches, strict=True) if match), None)
+    found = _signer(
+        session,
+        box,
+        source,
+        lambda secret: bytes.fromhex(sign(secret, timestamp, body)),
+        [presented],
+    )
     if found is None:
         raise AuthError(
             f"{SIGNATURE_HEADER} does not match the body and timestamp with any live HMAC secret"
             f" for source {source!r}"
         )
-    digest = presented.hex()
-    if session.scalar(select(HookSignature.id).where(HookSignature.digest == digest)) is not None:
-        raise AuthError(_REPLAY)
-    expires_at = datetime.fromtimestamp(int(timestamp), UTC) + timedelta(seconds=TOLERANCE_SECONDS)
-    return HookCaller(found.integration_id, found.id, "hmac", digest, expires_at)
+    expires_at = moment + timedelta(seconds=TOLERANCE_SECONDS)
+    caller = HookCaller(found.integration_id, found.id, "hmac", presented.hex(), expires_at)
+    return _unless_replayed(session, caller)
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a secret: a `whsec_<base64>` secret's decoded bytes, else its UTF-8."""
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :], validate=True)
+        except binascii.Error:
+            pass  # not base64 after all: an ordinary secret that happens to start so
+    return secret.encode()
+
+
+def sign_standard(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
+    """The `v1,<base64>` signature a Standard Webhooks sender puts in `webhook-signature`."""
+    content = f"{message_id}.{timestamp}.".encode() + body
+    mac = hmac.new(standard_key(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def parse_standard_signatures(header: str) -> list[bytes]:
+    """The v1 signatures of a `webhook-signature` header (other versions are skipped)."""
+    found = []
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            found.append(base64.b64decode(encoded, validate=True))
+        except binascii.Error:
+            continue
+    if not found:
+        raise AuthError(
+            f"malformed {STANDARD_SIGNATURE_HEADER} header: expected v1,<base64 HMAC-SHA256>"
+        )
+    return found
+
+
+def check_standard_webhook(
+    session: Session,
+    box: SecretBox,
+    source: str,
+    *,
+    message_id: str,
+    timestamp: str,
+    signatures: str,
+    body: bytes,
+    now: datetime,
+) -> HookCaller:
+    """The caller whose live HMAC secret signed a Standard Webhooks request, or AuthError."""
+    missing = [
+        name
+        for name, value in (
+            (STANDARD_ID_HEADER, message_id),
+            (STANDARD_TIMESTAMP_HEADER, timestamp),
+            (STANDARD_SIGNATURE_HEADER, signatures),
+        )
+        if not value
+    ]
+    if missing:
+        raise AuthError(f"a Standard Webhooks request needs the {', '.join(missing)} header(s)")
+    moment = _check_timestamp(timestamp, STANDARD_TIMESTAMP_HEADER, now)
+    presented = parse_standard_signatures(signatures)
+    content = f"{message_id}.{timestamp}.".encode() + body
+    found = _signer(
+        session,
+        box,
+        source,
+        lambda secret: hmac.new(standard_key(secret), content, hashlib.sha256).digest(),
+        presented,
+    )
+    if found is None:
+        raise AuthError(
+            f"no {STANDARD_SIGNATURE_HEADER} entry matches the id, timestamp and body with any"
+            f" live HMAC secret for source {source!r}"
+        )
+    # The spec's replay key is the message id (a sender retries with the same id and a fresh
+    # signature); kept per integration, since ids are only unique per sender.
+    key = hashlib.sha256(f"{found.integration_id}:{message_id}".encode()).hexdigest()
+    expires_at = moment + timedelta(seconds=TOLERANCE_SECONDS)
+    caller = HookCaller(
+        found.integration_id, found.id, "hmac", key, expires_at, retry_is_duplicate=True
+    )
+    return _unless_replayed(session, caller)
 
 
 def remember_signature(session: Session, caller: HookCaller, now: datetime) -> None:
@@ -201,6 +337,8 @@ def remember_signature(session: Session, caller: HookCaller, now: datetime) -> N
         .returning(HookSignature.id)
     )
     if session.scalar(statement) is None:
+        if caller.retry_is_duplicate:
+            raise DuplicateMessage(caller.signature)
         raise AuthError(_REPLAY)
 
 

@@ -13,11 +13,15 @@ from sqlalchemy.orm import Session
 from connector.errors import AuthError, ConfigError
 from connector.hook_auth import (
     SIGNATURE_HEADER,
+    STANDARD_ID_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
     TIMESTAMP_HEADER,
     HookCaller,
     check_basic,
     check_bearer,
     check_hmac,
+    check_standard_webhook,
 )
 from connector.models import ApiToken
 from connector.secrets import SecretBox, token_hash
@@ -32,9 +36,14 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+#: Headers that make a request a signed one: the connector's own, or Standard Webhooks'.
+_OWN_HEADERS = (SIGNATURE_HEADER, TIMESTAMP_HEADER)
+_STANDARD_HEADERS = (STANDARD_ID_HEADER, STANDARD_TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER)
+
+
 def signed(request: Request) -> bool:
     """Whether the request carries HMAC headers (so its raw body must be read to verify it)."""
-    return SIGNATURE_HEADER in request.headers or TIMESTAMP_HEADER in request.headers
+    return any(name in request.headers for name in _OWN_HEADERS + _STANDARD_HEADERS)
 
 
 def hook_caller(
@@ -54,6 +63,18 @@ def hook_caller(
     if signed(request):
         if box is None:
             raise ConfigError("SECRET_KEYS is empty: HMAC secrets cannot be read")
+        headers = request.headers
+        if not any(name in headers for name in _OWN_HEADERS):
+            return check_standard_webhook(
+                session,
+                box,
+                source,
+                message_id=headers.get(STANDARD_ID_HEADER, "").strip(),
+                timestamp=headers.get(STANDARD_TIMESTAMP_HEADER, "").strip(),
+                signatures=headers.get(STANDARD_SIGNATURE_HEADER, "").strip(),
+                body=body,
+                now=now,
+            )
         return check_hmac(
             session,
             box,

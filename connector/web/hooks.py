@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from connector.errors import ConfigError, PayloadError, UnknownSourceError
-from connector.hook_auth import remember_signature
+from connector.hook_auth import DuplicateMessage, remember_signature
 from connector.ingest import ingest
 from connector.integration import IntegrationSettings, load_settings
 from connector.models import Integration, utcnow
@@ -59,6 +59,12 @@ def _settings(session: Session, integration_id: int) -> IntegrationSettings:
         raise ConfigError(f"integration {integration.name} has invalid settings") from e
 
 
+def _already_accepted() -> tuple[Response, int]:
+    """200 for a Standard Webhooks retry of a message accepted before: stored once already."""
+    note = "this webhook-id was accepted before; nothing was stored again"
+    return jsonify({"accepted": [], "duplicate": True, "message": note}), 200
+
+
 @bp.post("/hooks/<source>")
 def receive(source: str) -> tuple[Response, int]:
     """Accept a webhook; 202 with the event ids only once they are committed."""
@@ -74,6 +80,8 @@ def receive(source: str) -> tuple[Response, int]:
     with svc.transaction() as session:
         caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
         settings = _settings(session, caller.integration_id)
+    if caller.duplicate:
+        return _already_accepted()
     if not request.is_json:
         raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
     raw = _raw_body()
@@ -86,17 +94,20 @@ def receive(source: str) -> tuple[Response, int]:
     alerts = configured_source(adapter, settings.source_options.get(source, {})).parse(payload)
     integration_id = caller.integration_id
     now = utcnow()
-    with svc.transaction() as session:
-        # In the same transaction as the events: a failed commit (503) lets the sender retry it.
-        remember_signature(session, caller, now)
-        accepted = ingest(
-            session,
-            integration_id,
-            settings,
-            alerts,
-            now=now,
-            max_delivery_age=svc.max_delivery_age,
-        )
+    try:
+        with svc.transaction() as session:
+            # With the events: a failed commit (503) lets the sender retry it.
+            remember_signature(session, caller, now)
+            accepted = ingest(
+                session,
+                integration_id,
+                settings,
+                alerts,
+                now=now,
+                max_delivery_age=svc.max_delivery_age,
+            )
+    except DuplicateMessage:  # the same message, sent twice at once: the other copy stored it
+        return _already_accepted()
     body = {
         "accepted": [
             {"event_id": a.event_id, "alert_id": a.alert_id, "disposition": a.disposition}

@@ -60,6 +60,9 @@ BASIC_PASSWORD = "canary-basic-password-4a8e9f"
 HMAC_SECRET = "canary-hmac-secret-d41c7730-é"  # the key is its UTF-8 bytes
 HMAC_ALERTMANAGER_SECRET = "canary-hmac-alertmanager-9b02ee"
 WRONG_SECRET = "canary-hmac-wrong-secret-111111"
+#: A Standard Webhooks secret as such senders hand it out: "whsec_" + base64 of the key bytes.
+WHSEC_KEY = b"canary-standard-webhooks-key-32b"
+WHSEC_SECRET = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
 
 NOTHING = {"alert": 0, "alert_event": 0, "delivery": 0}
 
@@ -104,6 +107,22 @@ def hmac_headers(secret: str, timestamp: int, body: bytes = BODY) -> dict[str, s
     return {
         "X-Connector-Timestamp": str(timestamp),
         "X-Connector-Signature": signature(secret, timestamp, body),
+    }
+
+
+def standard_signature(key: bytes, message_id: str, timestamp: int | str, body: bytes) -> str:
+    """Standard Webhooks' `v1,<base64>` over "<id>.<timestamp>.<body>", computed independently."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def standard_headers(
+    key: bytes, timestamp: int, body: bytes = BODY, message_id: str = "msg_2Kq9"
+) -> dict[str, str]:
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(key, message_id, timestamp, body),
     }
 
 
@@ -172,6 +191,7 @@ def stored(connector_app: Flask) -> Stored:
         "revoked-bearer": {"scheme": "bearer", "secret": REVOKED_TOKEN},
         "basic": {"scheme": "basic", "username": BASIC_USER, "secret": BASIC_PASSWORD},
         "hmac": {"scheme": "hmac", "secret": HMAC_SECRET, "source": "generic"},
+        "standard-webhooks": {"scheme": "hmac", "secret": WHSEC_SECRET, "source": "generic"},
         "alertmanager-hmac": {
             "scheme": "hmac",
             "secret": HMAC_ALERTMANAGER_SECRET,
@@ -258,6 +278,23 @@ REFUSALS = {
         },
         "malformed X-Connector-Timestamp",
     ),
+    "standard-webhooks-wrong-key": Refusal(
+        lambda t: standard_headers(b"canary-not-the-key-0000000000000", t), "no webhook-signature"
+    ),
+    "standard-webhooks-body-altered-by-one-byte": Refusal(
+        lambda t: standard_headers(WHSEC_KEY, t), "no webhook-signature", body=altered(BODY)
+    ),
+    "standard-webhooks-stale-timestamp": Refusal(
+        lambda t: standard_headers(WHSEC_KEY, t - 301), "webhook-timestamp is 301 s old"
+    ),
+    "standard-webhooks-without-id": Refusal(
+        lambda t: {k: v for k, v in standard_headers(WHSEC_KEY, t).items() if k != "webhook-id"},
+        "needs the webhook-id header",
+    ),
+    "standard-webhooks-unknown-version-only": Refusal(
+        lambda t: standard_headers(WHSEC_KEY, t) | {"webhook-signature": "v1a,abc"},
+        "malformed webhook-signature",
+    ),
     "signature-without-timestamp": Refusal(
         lambda t: {"X-Connector-Signature": signature(HMAC_SECRET, t, BODY)},
         "needs X-Connector-Timestamp",
@@ -338,6 +375,59 @@ def test_a_signature_within_the_window_is_accepted(
 
     assert response.status_code == 202, response.get_data(as_text=True)
     assert counts(connector_app) == {"alert": 1, "alert_event": 1, "delivery": 1}
+
+
+def test_a_standard_webhooks_request_is_accepted_among_invalid_signatures(
+    client: FlaskClient, connector_app: Flask, stored: Stored, clock: Clock
+) -> None:
+    headers = standard_headers(WHSEC_KEY, clock.unix)
+    # The sender rotating its own secret lists several signatures: one valid one is enough.
+    wrong = standard_signature(b"canary-old-key-00000000000000000", "msg_2Kq9", clock.unix, BODY)
+    headers["webhook-signature"] = f"v2,abc {wrong} {headers['webhook-signature']}"
+
+    response = post(client, headers)
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert counts(connector_app) == {"alert": 1, "alert_event": 1, "delivery": 1}
+
+
+def test_a_plain_hmac_secret_also_verifies_standard_webhooks(
+    client: FlaskClient, stored: Stored, clock: Clock
+) -> None:
+    headers = standard_headers(HMAC_SECRET.encode(), clock.unix, message_id="msg_plain")
+
+    response = post(client, headers)
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
+def test_a_retry_of_a_delivered_message_is_200_and_stores_nothing_again(
+    client: FlaskClient, connector_app: Flask, stored: Stored, clock: Clock
+) -> None:
+    first = post(client, standard_headers(WHSEC_KEY, clock.unix, message_id="msg_a"))
+    after_first = counts(connector_app)
+    # The sender did not hear the 202 and retries: same id, a later timestamp, a new signature.
+    retry = post(client, standard_headers(WHSEC_KEY, clock.unix + 30, message_id="msg_a"))
+    other = post(client, standard_headers(WHSEC_KEY, clock.unix, message_id="msg_b"))
+
+    assert first.status_code == 202
+    assert retry.status_code == 200, retry.get_data(as_text=True)
+    assert retry.get_json()["accepted"] == []
+    assert retry.get_json()["duplicate"] is True
+    assert after_first == {"alert": 1, "alert_event": 1, "delivery": 1}
+    assert other.status_code == 202  # a new id is a new message (recorded as a duplicate event)
+    assert counts(connector_app)["alert_event"] == 2
+
+
+def test_a_forged_retry_of_a_delivered_message_is_still_refused(
+    client: FlaskClient, stored: Stored, clock: Clock
+) -> None:
+    assert (
+        post(client, standard_headers(WHSEC_KEY, clock.unix, message_id="msg_a")).status_code == 202
+    )
+    forged = standard_headers(b"canary-not-the-key-0000000000000", clock.unix, message_id="msg_a")
+
+    assert post(client, forged).status_code == 401
 
 
 def test_signed_requests_ignore_the_authorization_header(
