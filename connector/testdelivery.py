@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector import planner
+from connector.activity import store_api_calls
 from connector.delivery import DeliveryOptions, RequestSpec, redact, render_request, request_json
 from connector.delivery_store import load_options
 from connector.domain import (
@@ -48,7 +49,7 @@ from connector.errors import (
 )
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import IntegrationSettings, build_draft, load_settings, route_company
-from connector.models import Alert, AlertEvent, ApiCall, Integration, TicketLink, utcnow
+from connector.models import Alert, AlertEvent, Integration, TicketLink, utcnow
 from connector.ports import CallRecorder, TicketTarget
 from connector.rendering import SAMPLE_ALERT, SAMPLE_CONTEXT, RenderContext, extract_ticket_id
 from connector.services import Services
@@ -132,21 +133,7 @@ class _Calls:
         if not self.records:
             return
         with services.transaction() as session:
-            for record in self.records:
-                session.add(
-                    ApiCall(
-                        integration_id=integration.id,
-                        delivery_id=None,
-                        at=record.at,
-                        method=record.method,
-                        entity=record.entity,
-                        http_status=record.http_status,
-                        records=record.records,
-                        execution_ms=record.execution_ms,
-                        api_user=integration.username,
-                        error=record.error,
-                    )
-                )
+            store_api_calls(session, self.records, integration.id)
         self.records.clear()
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from connector import planner
+from connector.activity import store_api_calls
 from connector.delivery import DeliveryOptions, render_request, request_json
 from connector.delivery_store import load_options
 from connector.domain import (
@@ -50,7 +51,7 @@ from connector.integration import (
     load_settings,
     route_company,
 )
-from connector.models import AlertEvent, ApiCall, Delivery, Integration, TicketLink, utcnow
+from connector.models import AlertEvent, Delivery, Integration, TicketLink, utcnow
 from connector.ports import CallRecorder, TicketTarget
 from connector.rendering import RenderContext, extract_ticket_id
 from connector.services import Services
@@ -288,20 +289,7 @@ class Worker:
         self._calls.append(record)
 
     def _flush_calls(self, session: Session, integration_id: int, delivery_id: int) -> None:
-        for record in self._calls:
-            session.add(
-                ApiCall(
-                    integration_id=integration_id,
-                    delivery_id=delivery_id,
-                    at=record.at,
-                    method=record.method,
-                    entity=record.entity,
-                    http_status=record.http_status,
-                    records=record.records,
-                    execution_ms=record.execution_ms,
-                    error=record.error,
-                )
-            )
+        store_api_calls(session, self._calls, integration_id, delivery_id)
         self._calls.clear()
 
     def _target(self, integration: Integration, settings: IntegrationSettings) -> TicketTarget:

@@ -15,6 +15,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
+from adapters.sources._common import storable
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import PayloadError
 
@@ -33,17 +34,6 @@ STATUS_WORDS = {
 MAX_ALERTS = 500
 
 
-def _storable(text: str) -> str:
-    """Refuse text no database can store: NUL characters (PostgreSQL) and unpaired surrogates."""
-    if "\x00" in text:
-        raise ValidationError("Must not contain NUL characters.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise ValidationError("Must be valid Unicode (no unpaired surrogates).") from e
-    return text
-
-
 class _Scalar(fields.Field[str]):
     """A property value: string, number or boolean, kept as text."""
 
@@ -51,7 +41,7 @@ class _Scalar(fields.Field[str]):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, str | int | float):
-            return _storable(str(value))
+            return storable(str(value))
         raise ValidationError("Must be a string, number or boolean.")
 
 
@@ -61,7 +51,7 @@ class _Text(fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
-        return _storable(super()._deserialize(value, attr, data, **kwargs))
+        return storable(super()._deserialize(value, attr, data, **kwargs))
 
 
 class _Moment(fields.AwareDateTime):

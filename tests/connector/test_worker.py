@@ -381,6 +381,10 @@ def test_every_target_call_is_recorded_as_an_api_call(
             12.5,
         )
         assert call.delivery_id == delivery.id
+        # Autotask counts calls per API user; the activity log names it as Autotask would.
+        integration = session.get(Integration, call.integration_id)
+        assert integration is not None
+        assert call.api_user == integration.username != ""
 
 
 @pytest.mark.parametrize(
