@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "HOST": "127.0.0.1",
     "PORT": 8080,
     "MAX_CONTENT_LENGTH": 1_048_576,
+    # Authenticated webhooks refused with a 4xx, kept per integration (the oldest go first)
+    "REJECTED_WEBHOOKS_KEPT": 1000,
     # Persistence and secrets
     "DATABASE_URL": "sqlite:///var/connector.sqlite",
     "SECRET_KEYS": [],
@@ -141,6 +143,7 @@ def _validate(settings: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key} must be a port number from 0 to 65535, got {port!r}")
     for key in (
         "MAX_CONTENT_LENGTH",
+        "REJECTED_WEBHOOKS_KEPT",
         "WORKER_LEASE_SECONDS",
         "WORKER_BATCH",
         "SANDBOX_HOURLY_THRESHOLD",

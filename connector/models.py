@@ -145,6 +145,34 @@ class HookSignature(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class RejectedWebhook(Base):
+    """A webhook refused with a 4xx after its credentials were accepted: what its sender was told.
+
+    Only authenticated refusals are kept (an anonymous sender must not be able to fill the table),
+    at most REJECTED_WEBHOOKS_KEPT per integration, the oldest going first. Nothing of the refused
+    webhook is stored elsewhere.
+    """
+
+    __tablename__ = "rejected_webhook"
+    __table_args__ = (Index("ix_rejected_webhook_integration_order", "integration_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    source: Mapped[str] = mapped_column(String(50))
+    #: The HTTP status answered (400, 413, 415, …).
+    status: Mapped[int]
+    #: The error envelope's message, details and request id, as answered.
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    request_id: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(255), default="")
+    #: Bytes of the body; for a 413 the declared Content-Length (None when sent chunked).
+    body_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    #: The body's first 4,096 bytes as UTF-8 (replacement characters for the rest); None for 413.
+    body_excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API; only its hash is kept."""
 

@@ -1,4 +1,4 @@
-"""The JSON API (/api/v1): alerts with events, tickets and deliveries; dead letters; replay."""
+"""The JSON API (/api/v1): alerts with events, tickets and deliveries; replay; refused webhooks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from connector.errors import ConnectorError, NotFoundError
-from connector.models import Alert, AlertEvent, Delivery, TicketLink, utcnow
+from connector.models import Alert, AlertEvent, Delivery, RejectedWebhook, TicketLink, utcnow
+from connector.rejections import rejection_json
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 
@@ -46,6 +47,20 @@ def _page() -> tuple[int, int]:
     if not 1 <= limit <= 1000 or offset < 0:
         raise BadRequestError("limit must be 1-1000 and offset at least 0")
     return limit, offset
+
+
+def _whole_number(name: str) -> int | None:
+    """The query parameter `name` as a whole number, None when absent; else a 400 naming it."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise BadRequestError(f"{name} must be a whole number, got {raw!r}") from e
+    if not 0 <= value < 2**63:
+        raise BadRequestError(f"{name} must be a whole number from 0 to 2^63 - 1, got {raw!r}")
+    return value
 
 
 def _iso(value: Any) -> Any:
@@ -203,4 +218,39 @@ def replay(delivery_id: int) -> Response:
         delivery.deadline_at = now + svc.max_delivery_age
         delivery.finished_at = None
         body = _delivery(delivery)
+    return jsonify(body)
+
+
+@bp.get("/rejected-webhooks")
+def list_rejected_webhooks() -> Response:
+    """Webhooks refused after their credentials were accepted, newest first (no body excerpt).
+
+    Filters: `source`, `integration_id`, `status` (e.g. 400), `request_id` (from the sender's
+    error answer).
+    """
+    limit, offset = _page()
+    query = select(RejectedWebhook).order_by(RejectedWebhook.id.desc())
+    if request.args.get("source"):
+        query = query.where(RejectedWebhook.source == request.args["source"])
+    integration_id = _whole_number("integration_id")
+    if integration_id is not None:
+        query = query.where(RejectedWebhook.integration_id == integration_id)
+    status = _whole_number("status")
+    if status is not None:
+        query = query.where(RejectedWebhook.status == status)
+    if request.args.get("request_id"):
+        query = query.where(RejectedWebhook.request_id == request.args["request_id"])
+    with services().transaction() as session:
+        body = [rejection_json(row) for row in session.scalars(query.limit(limit).offset(offset))]
+    return jsonify({"rejected_webhooks": body, "limit": limit, "offset": offset})
+
+
+@bp.get("/rejected-webhooks/<int:rejected_id>")
+def get_rejected_webhook(rejected_id: int) -> Response:
+    """One refused webhook, with the start of its body (none for a 413)."""
+    with services().transaction() as session:
+        row = session.get(RejectedWebhook, rejected_id)
+        if row is None:
+            raise NotFoundError(f"no rejected webhook {rejected_id}")
+        body = rejection_json(row, with_excerpt=True)
     return jsonify(body)

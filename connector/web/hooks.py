@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from connector.errors import ConfigError, PayloadError, UnknownSourceError
 from connector.hook_auth import DuplicateMessage, remember_signature
 from connector.ingest import ingest
 from connector.integration import IntegrationSettings, load_settings
 from connector.models import Integration, utcnow
+from connector.rejections import Refusal, excerpt, record_rejection
 from connector.services import Services
 from connector.sources import configured_source
 from connector.web.auth import hook_caller, signed
 
 bp = Blueprint("hooks", __name__)
+logger = logging.getLogger(__name__)
 
 
 def services() -> Services:
@@ -35,6 +40,113 @@ def challenge(response: Response) -> Response:
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = CHALLENGE
     return response
+
+
+@bp.after_request
+def keep_refusal(response: Response) -> Response:
+    """Make every refusal (4xx) visible without ever changing the answer.
+
+    Once the credentials were accepted (the integration is known), a refusal is stored for the
+    admin (GET /api/v1/rejected-webhooks) in its own transaction; a 401 or an unknown source is
+    only logged, without the presented credentials, so that anonymous senders write nothing.
+    A failure here is logged and the sender still gets its 4xx.
+    """
+    status = response.status_code
+    if not 400 <= status < 500:
+        return response
+    error: dict[str, Any] = {"message": response.status, "details": None, "request_id": ""}
+    source = ""
+    integration_id = g.get("hook_integration_id")
+    try:
+        error = _answered_error(response)
+        source = str((request.view_args or {}).get("source", ""))
+        if integration_id is None or status == 401:
+            _log_unauthenticated(source, status, error)
+        else:
+            _record(int(integration_id), source, status, error)
+    except Exception:
+        logger.exception(
+            "hook.refusal_not_recorded integration_id=%s source=%r status=%d request_id=%s"
+            " reason=%r",
+            integration_id,
+            source,
+            status,
+            error["request_id"],
+            error["message"],
+            extra={
+                "integration_id": integration_id,
+                "source": source,
+                "status": status,
+                "request_id": error["request_id"],
+                "reason": error["message"],
+            },
+        )
+    return response
+
+
+def _log_unauthenticated(source: str, status: int, error: dict[str, Any]) -> None:
+    """Log a refusal of an unknown sender: never a header value, so never a presented secret."""
+    logger.warning(
+        "hook.refused_unauthenticated source=%r status=%d remote_addr=%r request_id=%s reason=%r",
+        source,
+        status,
+        request.remote_addr,
+        error["request_id"],
+        error["message"],
+        extra={
+            "source": source,
+            "status": status,
+            "remote_addr": request.remote_addr,
+            "request_id": error["request_id"],
+            "reason": error["message"],
+        },
+    )
+
+
+def _record(integration_id: int, source: str, status: int, error: dict[str, Any]) -> None:
+    """Store an authenticated refusal in its own transaction (nothing else of the webhook)."""
+    size, start = _body_facts(status)
+    refusal = Refusal(
+        integration_id=integration_id,
+        source=source,
+        status=status,
+        message=error["message"],
+        details=error["details"],
+        request_id=error["request_id"],
+        content_type=request.headers.get("Content-Type", ""),
+        body_size=size,
+        body_excerpt=start,
+    )
+    svc = services()
+    with svc.transaction() as session:
+        record_rejection(
+            session, refusal, now=utcnow(), keep=int(svc.settings["REJECTED_WEBHOOKS_KEPT"])
+        )
+
+
+def _answered_error(response: Response) -> dict[str, Any]:
+    """The message, details and request id of the error envelope in `response`."""
+    body = response.get_json(silent=True)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {}
+    details = error.get("details")
+    return {
+        "message": str(error.get("message") or response.status),
+        "details": details if isinstance(details, dict) else None,
+        "request_id": str(error.get("request_id") or ""),
+    }
+
+
+def _body_facts(status: int) -> tuple[int | None, str | None]:
+    """The refused body's size and excerpt; a 413's body is never read: its declared size only."""
+    if status == 413:
+        return request.content_length, None
+    try:
+        raw = request.get_data(cache=True)
+    except HTTPException:  # a 415 whose body is also too large, or was cut off: no excerpt
+        return request.content_length, None
+    return len(raw), excerpt(raw)
 
 
 def _raw_body() -> bytes:
@@ -80,6 +192,8 @@ def receive(source: str) -> tuple[Response, int]:
     with svc.transaction() as session:
         caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
         settings = _settings(session, caller.integration_id)
+    # From here on a refusal is the integration's: keep_refusal stores it for the admin.
+    g.hook_integration_id = caller.integration_id
     if caller.duplicate:
         return _already_accepted()
     if not request.is_json:

@@ -19,7 +19,8 @@ def test_upgrade_builds_the_models_schema_with_no_drift(database_url: str) -> No
         tables = set(sa.inspect(connection).get_table_names())
     engine.dispose()
     assert diff == []
-    assert {"alert", "alert_event", "delivery", "ticket_link", "api_call"} <= tables
+    expected = {"alert", "alert_event", "delivery", "ticket_link", "api_call", "rejected_webhook"}
+    assert expected <= tables
 
 
 def test_upgrade_twice_is_harmless(database_url: str) -> None:
@@ -30,7 +31,7 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head == "0003"
+    assert head == "0004"
     assert version == head
 
 
@@ -130,4 +131,21 @@ def test_hook_tokens_become_bearer_credentials_for_every_source(database_url: st
         ).scalars()
         # A source-limited token would widen to every source in the old table: not copied back.
         assert list(kept) == ["a" * 64, "b" * 64]
+    engine.dispose()
+
+
+def test_rejected_webhooks_come_and_go_with_0004(database_url: str) -> None:
+    from alembic import command
+
+    upgrade(database_url)
+    command.downgrade(alembic_config(database_url), "0003")
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert "rejected_webhook" not in sa.inspect(connection).get_table_names()
+    engine.dispose()
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert "rejected_webhook" in sa.inspect(connection).get_table_names()
     engine.dispose()
