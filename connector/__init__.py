@@ -26,7 +26,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.config import load_settings
     from connector.errors import register_error_handlers
     from connector.services import build_services
-    from connector.web import api, health, hooks, integrations
+    from connector.web import api, health, hooks, integrations, metrics
 
     settings = load_settings(config_override)
     app = Flask(__name__)
@@ -37,4 +37,6 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(integrations.bp)
+    # After the Services: the metrics read the database through them and count /hooks/ answers.
+    app.register_blueprint(metrics.bp)
     return app

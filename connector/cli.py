@@ -27,6 +27,7 @@ SECRET_SETTINGS = {
     "SECRET_KEYS",
     "HOOK_TOKEN",
     "API_TOKEN",
+    "METRICS_TOKEN",
     "INTEGRATION",
 }
 

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     # Tokens preset at start (stored hashed): webhooks of the configured integration, JSON API
     "HOOK_TOKEN": "",
     "API_TOKEN": "",
+    # GET /metrics needs `Authorization: Bearer <this>` when set; "" = open (internal network)
+    "METRICS_TOKEN": "",
     # The integration configured from settings (the admin form comes later); {} = none
     "INTEGRATION": {},
     # Delivery worker
@@ -177,6 +179,10 @@ def _validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError(f"RETRY_DELAYS must be a non-empty list of seconds, got {delays!r}")
     if settings["AUTOTASK_API"] not in ("rest", "soap"):
         raise ConfigError(f"AUTOTASK_API must be rest or soap, got {settings['AUTOTASK_API']!r}")
+    if not isinstance(settings["METRICS_TOKEN"], str):
+        raise ConfigError("METRICS_TOKEN must be a string (empty: /metrics needs no token)")
+    if settings["METRICS_TOKEN"] != settings["METRICS_TOKEN"].strip():
+        raise ConfigError("METRICS_TOKEN must not start or end with whitespace")
     if not isinstance(settings["INTEGRATION"], dict):
         raise ConfigError("INTEGRATION must be a table (a JSON object in the environment)")
     unknown = sorted(set(settings) - set(DEFAULTS))
