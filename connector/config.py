@@ -42,6 +42,12 @@ DEFAULTS: dict[str, Any] = {
     # Outbound calls to Autotask
     "AUTOTASK_CONNECT_TIMEOUT": 5.0,
     "AUTOTASK_READ_TIMEOUT": 30.0,
+    # Governor: this connector's share of Autotask's 10,000 calls per hour, the part of it creates
+    # of new tickets leave free, and the circuit breaker
+    "API_HOURLY_CEILING": 3000,
+    "API_RESERVE_FRACTION": 0.1,
+    "BREAKER_FAILURES": 5,
+    "BREAKER_COOLDOWN_SECONDS": 30.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -151,6 +157,8 @@ def _validate(settings: Mapping[str, Any]) -> None:
         "SANDBOX_HOURLY_THRESHOLD",
         "SANDBOX_THRESHOLD_TIMEFRAME_MINUTES",
         "SANDBOX_THREAD_LIMIT",
+        "API_HOURLY_CEILING",
+        "BREAKER_FAILURES",
     ):
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -168,7 +176,17 @@ def _validate(settings: Mapping[str, Any]) -> None:
             "SANDBOX_LATENCY_TIERS must be a list of [fraction of threshold (0-1], delay seconds]"
             f" pairs, got {tiers!r}"
         )
-    for key in ("WORKER_POLL_SECONDS", "AUTOTASK_CONNECT_TIMEOUT", "AUTOTASK_READ_TIMEOUT"):
+    reserve = settings["API_RESERVE_FRACTION"]
+    if not isinstance(reserve, int | float) or isinstance(reserve, bool) or not 0 <= reserve < 1:
+        raise ConfigError(
+            f"API_RESERVE_FRACTION must be a fraction from 0 to below 1, got {reserve!r}"
+        )
+    for key in (
+        "WORKER_POLL_SECONDS",
+        "AUTOTASK_CONNECT_TIMEOUT",
+        "AUTOTASK_READ_TIMEOUT",
+        "BREAKER_COOLDOWN_SECONDS",
+    ):
         value = settings[key]
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")

@@ -324,3 +324,42 @@ class ApiCall(Base):
     execution_ms: Mapped[float] = mapped_column(Float)
     api_user: Mapped[str] = mapped_column(String(254), default="")
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class GovernorState(Base):
+    """Per integration: the pause a 429 asked for and the circuit breaker (connector.governor)."""
+
+    __tablename__ = "governor_state"
+
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), primary_key=True)
+    #: No call to this integration before this time (Autotask answered 429).
+    paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    pause_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    #: closed, open or half_open.
+    breaker: Mapped[str] = mapped_column(String(10), default="closed")
+    #: Consecutive retryable failures (5xx, timeouts, connection errors).
+    failures: Mapped[int] = mapped_column(default=0)
+    #: While open: when the next probe may go.
+    open_until: Mapped[datetime | None] = mapped_column(default=None)
+    #: While half-open: the worker sending the one probe call, and when its claim lapses.
+    probe_holder: Mapped[str | None] = mapped_column(String(100), default=None)
+    probe_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiSlot(Base):
+    """One of the concurrent-call slots of an (integration, endpoint): held while a call runs.
+
+    A slot is taken by a conditional UPDATE (free, or its lease expired), so a crashed holder's
+    slot frees itself when `expires_at` passes.
+    """
+
+    __tablename__ = "api_slot"
+    __table_args__ = (UniqueConstraint("integration_id", "endpoint", "slot"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: The object endpoint, lower case (tickets, ticketnotes …).
+    endpoint: Mapped[str] = mapped_column(String(100))
+    slot: Mapped[int] = mapped_column(default=0)
+    holder: Mapped[str | None] = mapped_column(String(100), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

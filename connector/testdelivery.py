@@ -47,6 +47,7 @@ from connector.errors import (
     TargetUnavailable,
     TemplateRejected,
 )
+from connector.governor import GovernedTarget, Governor, Limits, Throttled
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import IntegrationSettings, build_draft, load_settings, route_company
 from connector.models import Alert, AlertEvent, Integration, TicketLink, utcnow
@@ -128,6 +129,11 @@ class _Calls:
 
     def __call__(self, record: ApiCallRecord) -> None:
         self.records.append(record)
+
+    def store_in(self, session: Session, integration_id: int) -> None:
+        """Store the calls so far in `session` (the governor does so as each call ends)."""
+        store_api_calls(session, self.records, integration_id)
+        self.records.clear()
 
     def store(self, services: Services, integration: Integration) -> None:
         if not self.records:
@@ -489,7 +495,14 @@ def send_test(
     create_spec = loaded.options.request_for(AlertStatus.ACTIVE, RequestAction.CREATE)
     calls = _Calls()
     try:
-        target = factory(integration, settings, calls)
+        # Governed like the worker's calls: budget, slots, 429 pause and breaker.
+        target = GovernedTarget(
+            factory(integration, settings, calls),
+            Governor(services, Limits.from_settings(services.settings)),
+            integration.id,
+            f"test-delivery:{uuid.uuid4().hex[:12]}",
+            lambda session: calls.store_in(session, integration.id),
+        )
         run = _Run(
             loaded=loaded,
             target=target,
@@ -583,6 +596,8 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
 
 def _target_status(error: TargetError) -> int:
     """502 for Autotask refusing or not answering; 400 when the integration's address is refused."""
+    if isinstance(error, Throttled):
+        return 503
     return 400 if "refusing to call it" in str(error).lower() else 502
 
 

@@ -43,6 +43,7 @@ from connector.domain import (
     TicketState,
 )
 from connector.errors import ConfigError, RenderError, TargetError, TemplateRejected
+from connector.governor import GovernedTarget, Governor, Limits, Throttled
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import (
     IntegrationSettings,
@@ -205,6 +206,7 @@ class Worker:
         worker_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        governor: Governor | None = None,
     ) -> None:
         settings = services.settings
         self.services = services
@@ -221,6 +223,7 @@ class Worker:
         self._targets: dict[tuple[int, datetime], TicketTarget] = {}
         self._options: dict[tuple[int, datetime], tuple[DeliveryOptions, str]] = {}
         self._faultpoint = _parse_faultpoint(os.environ.get(FAULTPOINT_ENV, ""))
+        self.governor = governor or Governor(services, Limits.from_settings(settings), clock=clock)
         self._job: _Job | None = None
 
     # -- claiming ---------------------------------------------------------------------------
@@ -288,15 +291,33 @@ class Worker:
     def _record(self, record: ApiCallRecord) -> None:
         self._calls.append(record)
 
-    def _flush_calls(self, session: Session, integration_id: int, delivery_id: int) -> None:
-        store_api_calls(session, self._calls, integration_id, delivery_id)
-        self._calls.clear()
+    def _flush_calls(self, session: Session, integration_id: int, delivery_id: int | None) -> None:
+        if self._calls:
+            store_api_calls(session, self._calls, integration_id, delivery_id)
+            self._calls.clear()
 
     def _target(self, integration: Integration, settings: IntegrationSettings) -> TicketTarget:
+        """The integration's target, governed: each call is admitted, then stored at once.
+
+        Storing each call's record as it ends (not with the step) keeps the hourly budget,
+        which is counted from the stored records, right for every worker sharing the database.
+        """
         key = (integration.id, integration.updated_at)
         target = self._targets.get(key)
         if target is None:
-            target = self.target_factory(integration, settings, self._record)
+            integration_id = integration.id
+
+            def store(session: Session) -> None:
+                job = self._job
+                self._flush_calls(session, integration_id, job.delivery_id if job else None)
+
+            target = GovernedTarget(
+                self.target_factory(integration, settings, self._record),
+                self.governor,
+                integration_id,
+                self.worker_id,
+                store,
+            )
             self._targets[key] = target
         return target
 
@@ -319,6 +340,8 @@ class Worker:
                 step = job.steps[index]
                 ref = self._call_target(job, step)
                 self._commit_step(job, step, ref)
+        except Throttled as e:
+            self._throttled(delivery_id, integration_id, e)
         except TargetError as e:
             self._failed(
                 delivery_id,
@@ -547,6 +570,27 @@ class Worker:
             delivery.lease_owner = None
             delivery.lease_expires_at = None
             self._flush_calls(session, integration_id, delivery_id)
+
+    def _throttled(self, delivery_id: int, integration_id: int, error: Throttled) -> None:
+        """The governor held a call back: wait as it says, the attempt not spent, never dead."""
+        now = self.clock()
+        with self.services.transaction() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                return
+            # The claim counted this pass as an attempt; it was none.
+            delivery.attempts = max(delivery.attempts - 1, 0)
+            delivery.state = "pending"
+            delivery.next_attempt_at = now + timedelta(seconds=error.retry_after or 0.0)
+            delivery.last_error = str(error)
+            delivery.lease_owner = None
+            delivery.lease_expires_at = None
+            if integration_id:
+                self._flush_calls(session, integration_id, delivery_id)
+        logger.info(
+            "delivery.throttled",
+            extra={"delivery_id": delivery_id, "error": str(error), "wait": error.retry_after},
+        )
 
     def _failed(
         self,

@@ -203,6 +203,10 @@ def connector_settings(
         "WORKER_LEASE_SECONDS": 30,
         "RETRY_DELAYS": [0.05, 0.1, 0.2],
         "AUTOTASK_READ_TIMEOUT": 5.0,
+        # Tests push hours' worth of calls through in minutes (the sandbox allows 10,000 too),
+        # and an outage test should not sit out a 30 s breaker cooldown.
+        "API_HOURLY_CEILING": 10_000,
+        "BREAKER_COOLDOWN_SECONDS": 2.0,
     }
 
 

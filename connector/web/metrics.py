@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.domain import TicketState
 from connector.errors import AuthError
-from connector.models import ApiCall, Delivery, Integration, TicketLink, utcnow
+from connector.models import ApiCall, Delivery, GovernorState, Integration, TicketLink, utcnow
 from connector.services import Services
 
 bp = Blueprint("metrics", __name__)
@@ -215,6 +215,18 @@ def _families() -> dict[str, GaugeMetricFamily]:
                 "Autotask tickets the connector keeps open for an alert"
                 " (ticket links in state open).",
             ),
+            _gauge(
+                "connector_breaker_open",
+                "1 while the integration's circuit breaker holds calls back (open, or half-open"
+                " waiting for its probe), else 0.",
+                ["integration"],
+            ),
+            _gauge(
+                "connector_api_budget_remaining",
+                "Calls to Autotask the integration may still make in the rolling 60 minutes"
+                " (API_HOURLY_CEILING minus the calls of the last 60 minutes).",
+                ["integration"],
+            ),
         )
     }
 
@@ -268,6 +280,13 @@ class DatabaseCollector:
                 )
             )
             integrations = list(session.scalars(select(Integration.name)))
+            breakers = dict(
+                session.execute(
+                    select(Integration.name, GovernorState.breaker).join(
+                        Integration, GovernorState.integration_id == Integration.id
+                    )
+                ).all()
+            )
             calls = session.execute(
                 select(Integration.name, ApiCall.http_status, func.count())
                 .join(Integration, ApiCall.integration_id == Integration.id)
@@ -296,6 +315,15 @@ class DatabaseCollector:
         for (name, status), count in sorted(per_class.items()):
             api_calls.add_metric([name, status], count)
         families["connector_open_tickets"].add_metric([], int(open_tickets or 0))
+        ceiling = int(self.services.settings["API_HOURLY_CEILING"])
+        used: dict[str, int] = {}
+        for (name, _), count in per_class.items():
+            used[name] = used.get(name, 0) + count
+        for name in sorted(integrations):
+            is_open = breakers.get(name, "closed") != "closed"
+            families["connector_breaker_open"].add_metric([name], 1 if is_open else 0)
+            remaining = max(ceiling - used.get(name, 0), 0)
+            families["connector_api_budget_remaining"].add_metric([name], remaining)
         return families
 
 

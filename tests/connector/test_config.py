@@ -70,6 +70,10 @@ def test_environment_values_take_the_type_of_their_default(
         ("SANDBOX_LATENCY_TIERS", "[[2, 1]]", "SANDBOX_LATENCY_TIERS must be a list"),
         ("SANDBOX_LATENCY_TIERS", "{}", "expected a JSON list"),
         ("SANDBOX_THREAD_LIMIT", "0", "SANDBOX_THREAD_LIMIT must be a whole number of at least 1"),
+        ("API_HOURLY_CEILING", "0", "API_HOURLY_CEILING must be a whole number of at least 1"),
+        ("API_RESERVE_FRACTION", "1.0", "API_RESERVE_FRACTION must be a fraction"),
+        ("BREAKER_FAILURES", "0", "BREAKER_FAILURES must be a whole number of at least 1"),
+        ("BREAKER_COOLDOWN_SECONDS", "-1", "BREAKER_COOLDOWN_SECONDS must be a positive number"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(

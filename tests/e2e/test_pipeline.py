@@ -137,8 +137,8 @@ def test_sandbox_outage_then_recovery_delivers_everything_in_order(
     sandbox.faults.set(load_plan({"outage": True}))
     connector.start_worker()
     fire_acknowledge_clear(connector, 20)
-    wait_until(
-        lambda: sum(1 for c in sandbox.calls() if c.fault == "outage") >= 20,
+    wait_until(  # the breaker opens after 5 (BREAKER_FAILURES) consecutive failures
+        lambda: sum(1 for c in sandbox.calls() if c.fault == "outage") >= 5,
         30,
         "the worker to meet the outage",
     )

@@ -1,0 +1,133 @@
+"""The governor end to end: worker processes against the sandbox's limits and outages.
+
+- A low hourly ceiling holds the calls under it while 4 workers compete (the sandbox's call log
+  is the witness), with 0 × 429 from its 3-thread limit; with a higher ceiling all drains, once.
+- An outage opens the breaker after ≤ 5 consecutive failures; then one probe per cooldown; after
+  it the backlog drains, and attempts were spent only by calls actually made.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from adapters.targets.sandbox import Sandbox, SandboxServer
+from adapters.targets.sandbox.faults import load_plan
+from connector.models import Delivery
+from tests.e2e.harness import Connector, alert, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CEILING = 120
+
+
+@pytest.fixture
+def connector(
+    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
+) -> Iterator[Connector]:
+    """A running connector web process with a low ceiling and a 2 s breaker cooldown."""
+    settings = {
+        **connector_settings,
+        "API_HOURLY_CEILING": CEILING,
+        "BREAKER_COOLDOWN_SECONDS": 2.0,
+    }
+    service = Connector(settings, tmp_path)
+    try:
+        service.start_web()
+        yield service
+    finally:
+        service.stop()
+
+
+def settled(sandbox: Sandbox, quiet: float) -> bool:
+    """No call reached the sandbox for `quiet` seconds."""
+    calls = sandbox.calls()
+    return bool(calls) and time.monotonic() - calls[-1].started > quiet
+
+
+def stop_workers(connector: Connector, workers: list[Any]) -> None:
+    for process in workers:
+        process.send_signal(signal.SIGTERM)
+    for process in workers:
+        process.wait(timeout=30)
+
+
+def test_calls_stay_under_the_ceiling_and_the_thread_limit_then_drain_once_raised(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    sandbox.faults.set(load_plan({"latency_ms": 30}))  # calls overlap: slots are needed
+    connector.post_all(alert(i, "active") for i in range(150))
+    workers = [connector.start_worker() for _ in range(4)]
+    wait_until(lambda: len(sandbox.calls()) >= CEILING * 0.8, 60, "the budget to be used")
+    wait_until(lambda: settled(sandbox, 3.0), 60, "the workers to stop calling")
+    calls = sandbox.calls()
+    assert CEILING * 0.8 <= len(calls) <= CEILING  # the whole test is inside one 60-min window
+    assert [c for c in calls if c.status == 429] == []
+    assert max(c.concurrent for c in calls) <= 3
+    states = connector.deliveries_by_state()
+    assert states.get("dead", 0) == 0 and states.get("pending", 0) > 0
+    with connector.services.transaction() as session:
+        waiting = list(session.scalars(select(Delivery).where(Delivery.state == "pending")))
+    assert [d.attempts for d in waiting] == [0] * len(waiting)  # held back: no attempt spent
+    assert all((d.last_error or "").startswith("throttled: hourly API budget") for d in waiting), {
+        d.last_error for d in waiting
+    }
+
+    stop_workers(connector, workers)
+    # A higher ceiling; what waits for the old one's window is made due now (an operator's step).
+    with connector.services.transaction() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.state == "pending")
+            .values(next_attempt_at=Delivery.created_at)
+        )
+    for _ in range(3):
+        connector.start_worker({"CONNECTOR_API_HOURLY_CEILING": "10000"})
+    connector.drain(timeout=60)
+    assert connector.deliveries_by_state() == {"done": 150}
+    tickets = sandbox.tickets_with_notes()
+    titles = sorted(t["title"] for t in tickets)
+    assert titles == [f"E2E alert {i:05d}" for i in range(150)]  # each once: no duplicate
+    assert [c for c in sandbox.calls() if c.status == 429] == []
+
+
+def test_an_outage_opens_the_breaker_then_one_probe_per_cooldown_then_the_backlog_drains(
+    connector: Connector, sandbox: Sandbox
+) -> None:
+    sandbox.faults.set(load_plan({"outage": True}))
+    connector.post_all(alert(i, "active") for i in range(10))
+    for _ in range(2):
+        connector.start_worker()
+    wait_until(
+        lambda: any(c.fault == "outage" for c in sandbox.calls()), 30, "the outage to be met"
+    )
+    time.sleep(7)  # three cooldowns of 2 s
+    failed = [c for c in sandbox.calls() if c.fault == "outage"]
+    bursts: list[list[float]] = []  # failures split where the breaker held calls back
+    for started in (c.started for c in failed):
+        if bursts and started - bursts[-1][-1] < 1.5:
+            bursts[-1].append(started)
+        else:
+            bursts.append([started])
+    # It opens at the 5th consecutive failure (the other worker may have one call in flight);
+    # then one probe per 2 s cooldown at most, each failing alone.
+    assert len(bursts[0]) <= 5 + 1
+    assert [len(burst) for burst in bursts[1:]] == [1] * (len(bursts) - 1)
+    assert len(bursts) - 1 <= 7 / 2 + 1
+    with connector.services.transaction() as session:
+        spent = sum(d.attempts for d in session.scalars(select(Delivery)))
+    assert spent <= len(failed)  # attempts were spent only by calls made, not while open
+
+    sandbox.faults.clear()
+    connector.drain(timeout=60)
+    assert connector.deliveries_by_state() == {"done": 10}
+    assert len(sandbox.tickets_with_notes()) == 10
+    with connector.services.transaction() as session:
+        spent = sum(d.attempts for d in session.scalars(select(Delivery)))
+    assert spent <= len(failed) + 10
