@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -147,6 +148,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 HOOK_TOKEN = "canary-hook-token-3b7e1d"
 API_TOKEN = "canary-api-token-91c0aa"
+#: A generic webhook's alert, as the web tests post it.
+GENERIC_ALERT: dict[str, Any] = {
+    "id": "disk-srv01",
+    "status": "active",
+    "severity": "error",
+    "title": "Disk full on srv01",
+    "host": "srv01",
+    "occurred_at": "2026-11-22T10:00:05Z",
+}
 
 
 @pytest.fixture

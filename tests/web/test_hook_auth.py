@@ -39,16 +39,9 @@ from connector.models import (
     Integration,
     utcnow,
 )
-from tests.conftest import API_TOKEN, FIXTURES, HOOK_TOKEN
+from tests.conftest import API_TOKEN, FIXTURES, GENERIC_ALERT, HOOK_TOKEN
 
-ALERT: dict[str, Any] = {
-    "id": "disk-srv01",
-    "status": "active",
-    "severity": "error",
-    "title": "Disk full on srv01",
-    "host": "srv01",
-    "occurred_at": "2026-11-22T10:00:05Z",
-}
+ALERT = GENERIC_ALERT
 BODY = json.dumps(ALERT).encode()
 
 # Canary secrets: none may appear in an answer, a listing or the database in clear.

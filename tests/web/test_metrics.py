@@ -23,20 +23,13 @@ from connector.errors import ConfigError
 from connector.models import ApiCall, Delivery, Integration, utcnow
 from connector.web import metrics as metrics_module
 from connector.wiring import make_worker
-from tests.conftest import API_TOKEN, HOOK_TOKEN
+from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 
 METRICS_TOKEN = "canary-metrics-token-5d2f80"
 #: Nothing listens here: a database that is down.
 UNREACHABLE_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/absent"
 
-ALERT: dict[str, Any] = {
-    "id": "disk-srv01",
-    "status": "active",
-    "severity": "error",
-    "title": "Disk full on srv01",
-    "host": "srv01",
-    "occurred_at": "2026-11-22T10:00:05Z",
-}
+ALERT = GENERIC_ALERT
 
 DATABASE_GAUGES = (
     "connector_deliveries",

@@ -28,16 +28,9 @@ from connector.errors import UnavailableError
 from connector.hook_auth import new_credential
 from connector.models import Alert, AlertEvent, Delivery, Integration, RejectedWebhook, utcnow
 from connector.rejections import EXCERPT_BYTES, excerpt, storable
-from tests.conftest import API_TOKEN, HOOK_TOKEN
+from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 
-ALERT: dict[str, Any] = {
-    "id": "disk-srv01",
-    "status": "active",
-    "severity": "error",
-    "title": "Disk full on srv01",
-    "host": "srv01",
-    "occurred_at": "2026-11-22T10:00:05Z",
-}
+ALERT = GENERIC_ALERT
 JSON = "application/json"
 #: Sent with every refused webhook: no header value may end up in a record.
 HEADER_CANARY = "canary-header-value-6d0e2f"
