@@ -62,6 +62,8 @@ MIN_LEASE_SECONDS = 30.0
 ZONE_RECHECK_SECONDS = 600.0
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+#: Every Throttled message starts so: a held-back delivery's last_error is recognisable by it.
+THROTTLED_PREFIX = "throttled: "
 
 
 class Throttled(TargetError):
@@ -71,6 +73,8 @@ class Throttled(TargetError):
     consumes_attempt = False
 
     def __init__(self, message: str, *, retry_after: float) -> None:
+        if not message.startswith(THROTTLED_PREFIX):
+            message = THROTTLED_PREFIX + message
         super().__init__(message, retry_after=max(retry_after, 0.0))
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
 from connector import planner
@@ -43,7 +44,7 @@ from connector.domain import (
     TicketState,
 )
 from connector.errors import ConfigError, RenderError, TargetError, TemplateRejected
-from connector.governor import GovernedTarget, Governor, Limits, Throttled
+from connector.governor import THROTTLED_PREFIX, GovernedTarget, Governor, Limits, Throttled
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import (
     IntegrationSettings,
@@ -273,9 +274,36 @@ class Worker:
             self.process(delivery_id)
         return len(ids)
 
+    def wake_throttled(self) -> int:
+        """Make deliveries the governor held back due now; return how many.
+
+        Their wait was computed under the limits of the worker that held them back; a worker
+        starting (perhaps with a raised API_HOURLY_CEILING) looks again rather than leaving them
+        asleep for up to an hour. A delivery still over the limits is simply held back again.
+        """
+        now = self.clock()
+        with self.services.transaction() as session:
+            woken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(Delivery)
+                .where(
+                    Delivery.state == "pending",
+                    Delivery.next_attempt_at > now,
+                    Delivery.last_error.startswith(THROTTLED_PREFIX),
+                )
+                .values(next_attempt_at=now)
+            )
+        return int(woken.rowcount or 0)
+
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set; idle polls wait `poll_seconds`."""
         logger.info("worker.started", extra={"worker_id": self.worker_id})
+        try:
+            woken = self.wake_throttled()
+        except Exception:  # a database not reachable yet: the loop below copes with that
+            logger.exception("worker.wake_throttled_failed")
+        else:
+            if woken:
+                logger.info("worker.woke_throttled", extra={"deliveries": woken})
         while not stop.is_set():
             try:
                 busy = self.run_once()

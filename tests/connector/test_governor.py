@@ -10,8 +10,8 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -428,6 +428,37 @@ def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
         stored = session.scalars(select(ApiCall)).all()
     assert len(stored) == fake.reported  # every call stored at once, read-backs included
     assert all(call.delivery_id is not None for call in stored)
+
+
+def test_a_worker_started_with_a_raised_ceiling_does_not_sleep_out_the_old_wait(
+    client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
+) -> None:
+    for n in range(6):
+        post(client, f"a{n}", "active")
+    for _ in range(3):
+        worker.run_once()
+    assert len(fake.tickets) == 4  # two creates held back for about an hour
+
+    limits = replace(LIMITS, hourly_ceiling=LIMITS.hourly_ceiling * 10)
+    raised = governed_worker(services, fake, clock, limits)
+    assert raised.wake_throttled() == 2
+    drain(raised, clock)
+
+    assert len(fake.tickets) == 6
+    assert [d.state for d in deliveries(services)] == ["done"] * 6
+    assert clock.now < datetime.now(UTC) + timedelta(minutes=10)  # minutes, not the hour
+
+
+def test_waking_leaves_deliveries_that_wait_for_other_reasons_alone(
+    client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
+) -> None:
+    post(client, "a", "active")
+    fake.fail["create"] = [TargetUnavailable("503")]
+    worker.run_once()  # an ordinary retry, not a governor wait
+    (delivery,) = deliveries(services)
+    assert delivery.state == "pending" and delivery.next_attempt_at > clock.now
+
+    assert worker.wake_throttled() == 0
 
 
 def test_breaker_and_pause_never_spend_attempts_nor_dead_letter(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from adapters.targets.sandbox import Sandbox, SandboxServer
 from adapters.targets.sandbox.faults import load_plan
@@ -80,13 +80,7 @@ def test_calls_stay_under_the_ceiling_and_the_thread_limit_then_drain_once_raise
     }
 
     stop_workers(connector, workers)
-    # A higher ceiling; what waits for the old one's window is made due now (an operator's step).
-    with connector.services.transaction() as session:
-        session.execute(
-            update(Delivery)
-            .where(Delivery.state == "pending")
-            .values(next_attempt_at=Delivery.created_at)
-        )
+    # Restarted with a higher ceiling: the starting workers wake what waits for the old window.
     for _ in range(3):
         connector.start_worker({"CONNECTOR_API_HOURLY_CEILING": "10000"})
     connector.drain(timeout=60)
