@@ -399,13 +399,18 @@ def worker(services: Services, fake: RecordingFake, clock: Clock) -> Worker:
     return governed_worker(services, fake, clock)
 
 
-def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
-    client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
-) -> None:
+def exhaust_the_create_budget(client: FlaskClient, worker: Worker) -> None:
+    """Six new alerts, three worker passes: LIMITS let four creates through."""
     for n in range(6):
         post(client, f"a{n}", "active")
     for _ in range(3):
         worker.run_once()
+
+
+def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
+    client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
+) -> None:
+    exhaust_the_create_budget(client, worker)
     # Each create is two calls (the create, the ticket read back): 4 creates use the 8 allowed.
     assert len(fake.tickets) == 4
     waiting = [d for d in deliveries(services) if d.state == "pending"]
@@ -433,10 +438,7 @@ def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
 def test_a_worker_started_with_a_raised_ceiling_does_not_sleep_out_the_old_wait(
     client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
 ) -> None:
-    for n in range(6):
-        post(client, f"a{n}", "active")
-    for _ in range(3):
-        worker.run_once()
+    exhaust_the_create_budget(client, worker)
     assert len(fake.tickets) == 4  # two creates held back for about an hour
 
     limits = replace(LIMITS, hourly_ceiling=LIMITS.hourly_ceiling * 10)
