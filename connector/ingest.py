@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,10 +102,44 @@ def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
     return f"{alert.status.value}:{digest}"
 
 
-def _insert(session: Session, model: Any) -> Any:
+def _insert(dialect: str, model: Any) -> Any:
     """The dialect's INSERT with ON CONFLICT support (SQLite and PostgreSQL both have it)."""
-    dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """The alert upsert, built once per dialect: a webhook of 500 alerts runs it 500 times, and
+    building it (not running it) was most of the time."""
+    statement = _insert(dialect, Alert)
+    excluded = statement.excluded
+    becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
+        Alert.status != AlertStatus.CLEARED.value
+    )
+
+    def kept_unless_given(column: str) -> Any:
+        # An acknowledgement or clear often carries only the id: keep what earlier events said.
+        new = getattr(excluded, column)
+        return case((new == "", getattr(Alert, column)), else_=new)
+
+    return statement.on_conflict_do_update(
+        index_elements=[Alert.integration_id, Alert.fingerprint],
+        set_={
+            "status": excluded.status,
+            "severity": excluded.severity,
+            "title": excluded.title,
+            "message": kept_unless_given("message"),
+            "host": kept_unless_given("host"),
+            "tenant": kept_unless_given("tenant"),
+            "monitor": kept_unless_given("monitor"),
+            "properties": excluded.properties,
+            "started_at": case(
+                (excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at
+            ),
+            "cycle": Alert.cycle + case((becomes_cleared, 1), else_=0),
+            "last_event_at": excluded.last_event_at,
+        },
+    ).returning(Alert.id, Alert.cycle)
 
 
 def _upsert_alert(
@@ -128,40 +163,21 @@ def _upsert_alert(
         "last_event_at": now,
         "created_at": now,
     }
-    statement = _insert(session, Alert).values(**values)
-    excluded = statement.excluded
-    becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
-        Alert.status != AlertStatus.CLEARED.value
-    )
-
-    def kept_unless_given(column: str) -> Any:
-        # An acknowledgement or clear often carries only the id: keep what earlier events said.
-        new = getattr(excluded, column)
-        return case((new == "", getattr(Alert, column)), else_=new)
-
-    statement = statement.on_conflict_do_update(
-        index_elements=[Alert.integration_id, Alert.fingerprint],
-        set_={
-            "status": excluded.status,
-            "severity": excluded.severity,
-            "title": excluded.title,
-            "message": kept_unless_given("message"),
-            "host": kept_unless_given("host"),
-            "tenant": kept_unless_given("tenant"),
-            "monitor": kept_unless_given("monitor"),
-            "properties": excluded.properties,
-            "started_at": case(
-                (excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at
-            ),
-            "cycle": Alert.cycle + case((becomes_cleared, 1), else_=0),
-            "last_event_at": excluded.last_event_at,
-        },
-    ).returning(Alert.id, Alert.cycle)
-    alert_id, cycle = session.execute(statement).one()
+    statement = _upsert_statement(session.get_bind().dialect.name)
+    alert_id, cycle = session.execute(statement, values).one()
     # A clear closes the cycle it counted; every other status belongs to the current one.
     if alert.status is AlertStatus.CLEARED:
         cycle -= 1
     return int(alert_id), int(cycle)
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The delivery insert that a repeat of an event leaves alone, built once per dialect."""
+    statement = _insert(dialect, Delivery)
+    return statement.on_conflict_do_nothing(
+        index_elements=[Delivery.alert_id, Delivery.dedupe_key]
+    ).returning(Delivery.id)
 
 
 def _enqueue(
@@ -174,24 +190,20 @@ def _enqueue(
     max_age: timedelta,
 ) -> bool:
     """Insert the delivery unless one exists for the same event; return whether it was new."""
-    statement = (
-        _insert(session, Delivery)
-        .values(
-            alert_id=alert_id,
-            event_id=event_id,
-            integration_id=integration_id,
-            dedupe_key=key,
-            state="pending",
-            attempts=0,
-            progress=0,
-            next_attempt_at=now,
-            deadline_at=now + max_age,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Delivery.alert_id, Delivery.dedupe_key])
-        .returning(Delivery.id)
-    )
-    return session.execute(statement).scalar_one_or_none() is not None
+    values = {
+        "alert_id": alert_id,
+        "event_id": event_id,
+        "integration_id": integration_id,
+        "dedupe_key": key,
+        "state": "pending",
+        "attempts": 0,
+        "progress": 0,
+        "next_attempt_at": now,
+        "deadline_at": now + max_age,
+        "created_at": now,
+    }
+    statement = _enqueue_statement(session.get_bind().dialect.name)
+    return session.execute(statement, values).scalar_one_or_none() is not None
 
 
 def alert_to_json(alert: IncomingAlert) -> dict[str, Any]:
