@@ -73,9 +73,7 @@ class Throttled(TargetError):
     consumes_attempt = False
 
     def __init__(self, message: str, *, retry_after: float) -> None:
-        if not message.startswith(THROTTLED_PREFIX):
-            message = THROTTLED_PREFIX + message
-        super().__init__(message, retry_after=max(retry_after, 0.0))
+        super().__init__(THROTTLED_PREFIX + message, retry_after=max(retry_after, 0.0))
 
 
 class _Wait(Exception):
@@ -208,7 +206,7 @@ class Governor:
             if state.paused_until is not None and now < state.paused_until:
                 wait = (state.paused_until - now).total_seconds()
                 raise Throttled(
-                    f"throttled: Autotask asked to pause ({state.pause_reason or '429'});"
+                    f"Autotask asked to pause ({state.pause_reason or '429'});"
                     f" no call for {wait:.0f} s",
                     retry_after=wait,
                 )
@@ -217,7 +215,7 @@ class Governor:
                 if state.open_until is not None and now < state.open_until:
                     wait = (state.open_until - now).total_seconds()
                     raise Throttled(
-                        f"throttled: circuit breaker open after {state.failures} consecutive"
+                        f"circuit breaker open after {state.failures} consecutive"
                         f" failures; next probe in {wait:.0f} s",
                         retry_after=wait,
                     )
@@ -229,7 +227,7 @@ class Governor:
                     and state.probe_expires_at is not None
                     and now < state.probe_expires_at
                 ):
-                    raise _Wait("throttled: circuit breaker half-open, a probe call is in flight")
+                    raise _Wait("circuit breaker half-open, a probe call is in flight")
                 probe = True
                 state.probe_holder = holder
                 state.probe_expires_at = now + lease
@@ -239,9 +237,7 @@ class Governor:
             slot_id = _take_slot(session, integration_id, endpoint, holder, now, now + lease)
             if slot_id is None:
                 # Rolled back with the transaction: the probe is not taken either.
-                raise _Wait(
-                    f"throttled: {API_SLOTS_PER_ENDPOINT} calls to {endpoint} already in flight"
-                )
+                raise _Wait(f"{API_SLOTS_PER_ENDPOINT} calls to {endpoint} already in flight")
             return Permit(integration_id, endpoint, slot_id, holder, probe)
 
     def _check_budget(
@@ -283,7 +279,7 @@ class Governor:
         wait = (oldest + WINDOW - now).total_seconds() if oldest is not None else 0.0
         kind = "creates" if creates else "calls"
         raise Throttled(
-            f"throttled: hourly API budget for {kind} used ({counted + in_flight} of {budget}"
+            f"hourly API budget for {kind} used ({counted + in_flight} of {budget}"
             f" in the last 60 minutes); next call possible in {wait:.0f} s",
             retry_after=max(wait, BUSY_RETRY_SECONDS),
         )
