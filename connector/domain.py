@@ -25,6 +25,29 @@ class Severity(StrEnum):
     WARNING = "warning"
     INFO = "info"
 
+    @property
+    def rank(self) -> int:
+        """Higher is worse: info 0 … critical 3."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+
+
+class SeverityChanges(StrEnum):
+    """What a change of an open alert's severity does to its ticket's priority."""
+
+    #: The priority follows the severity both ways.
+    FOLLOW = "follow"
+    #: The priority follows a worse severity; a milder one changes nothing.
+    ESCALATE = "escalate"
+    #: The priority stays as the ticket was created.
+    NEVER = "never"
+
+
+#: Autotask's standard ticket priorities (picklist values of Tickets.priority in a new tenant).
+DEFAULT_PRIORITY_LABELS = {1: "High", 2: "Medium", 3: "Low", 4: "Critical"}
+
 
 @dataclass(frozen=True)
 class IncomingAlert:
@@ -73,6 +96,10 @@ class TicketSnapshot:
     #: When the ticket was created (the episode began): repeat notes count their interval from
     #: here until the first note.
     opened_at: datetime | None = None
+    #: The severity the ticket's priority reflects; None when not known (older tickets).
+    applied_severity: Severity | None = None
+    #: The priority the connector last gave the ticket.
+    priority: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,27 @@ class LifecyclePolicy:
     reopen_window: timedelta = timedelta(hours=24)
     #: The statuses whose deliveries are switched on; events of the others change nothing.
     delivered: frozenset[AlertStatus] = frozenset(AlertStatus)
+    #: What a severity change of an open alert does to its ticket's priority.
+    severity_changes: SeverityChanges = SeverityChanges.FOLLOW
+    #: The ticket priority per severity, and per monitor where an override fixes it.
+    priority_map: Mapping[Severity, int] = field(default_factory=dict)
+    monitor_priorities: Mapping[str, int] = field(default_factory=dict)
+    #: Priority ids by name, for notes ("Priority changed from Critical to Medium").
+    priority_labels: Mapping[int, str] = field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY_LABELS)
+    )
+
+    def priority_of(self, event: IncomingAlert) -> int | None:
+        """The priority the event's ticket should have; None when the map names none."""
+        if event.monitor and event.monitor in self.monitor_priorities:
+            return self.monitor_priorities[event.monitor]
+        return self.priority_map.get(event.severity)
+
+    def priority_label(self, priority: int | None) -> str:
+        """A priority's name, or its id when it has no known name."""
+        if priority is None:
+            return "unknown"
+        return self.priority_labels.get(priority) or str(priority)
 
 
 class StepKind(StrEnum):
@@ -96,6 +144,7 @@ class StepKind(StrEnum):
     CREATE = "create"
     NOTE = "note"
     SET_STATUS = "set_status"
+    SET_PRIORITY = "set_priority"
     COMPLETE = "complete"
     REOPEN = "reopen"
 
@@ -113,12 +162,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
-    """A single ticket operation; `status` for create/set_status/complete/reopen, text for notes."""
+    """A single ticket operation; `status` for create/set_status/complete/reopen, `priority` for
+    set_priority, text for notes."""
 
     kind: StepKind
     status: int | None = None
     title: str = ""
     text: str = ""
+    priority: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +181,9 @@ class Plan:
     reason: str = ""
     #: The steps start a new ticket episode (the previous ticket is completed and stays so).
     new_episode: bool = False
+    #: Once done, the ticket's priority reflects the event's severity (a create, a priority
+    #: change, or a severity change that keeps the priority).
+    applies_severity: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from connector.models import Alert, AlertEvent, Delivery, TenantMapping
 
 QUEUED = "queued"
 DUPLICATE = "duplicate"
+STALE = "stale"
 #: AlertEvent.disposition is String(300); a drop reason quotes sender text (tenant, property).
 DISPOSITION_LIMIT = 300
 
@@ -36,6 +37,33 @@ class Accepted:
     event_id: int
     alert_id: int
     disposition: str
+    #: What the admin should know about how the event was handled (also on the event).
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Upserted:
+    """The alert row after an event's upsert."""
+
+    alert_id: int
+    #: The clear cycle this event belongs to.
+    cycle: int
+    #: The newest sender time applied to the alert, this event's included.
+    newest: datetime | None
+    #: The alert's status after the upsert (a stale event leaves it as it was).
+    status: str
+
+
+def order_time(alert: IncomingAlert) -> datetime | None:
+    """When the event happened by the sender's clock, which orders the alert's events.
+
+    The event's own time; an active event without one happened when the alert started. Other
+    events without a time (a clear that names only the alert's start) have none: they are
+    applied in the order they arrive.
+    """
+    if alert.occurred_at is not None:
+        return alert.occurred_at
+    return alert.started_at if alert.status is AlertStatus.ACTIVE else None
 
 
 def tenant_routes(session: Session, integration_id: int) -> dict[str, TenantRoute]:
@@ -63,41 +91,68 @@ def ingest(
     A repeat of an event already recorded (same alert, status and source timestamp) is recorded
     again as a duplicate but gets no second delivery: the UNIQUE (alert, dedupe key) on deliveries
     makes this hold under concurrent posts too.
+
+    An event older, by the sender's clock, than the newest event already applied to its alert is
+    stale: recorded with the reason, it changes neither the alert nor the ticket (a clear that
+    overtook its alert's active, a late acknowledgement of a cleared alert).
     """
     routes = tenant_routes(session, integration_id)
     accepted = []
     for received in alerts:
         alert = map_severity(received, settings)
-        alert_id, cycle = _upsert_alert(session, integration_id, alert, now)
-        key = dedupe_key(alert, cycle)
+        row = _upsert_alert(session, integration_id, alert, now)
+        key = dedupe_key(alert, row.cycle)
         route = route_company(alert, settings, routes)
+        warnings = (route.warning,) if route.warning else ()
         event = AlertEvent(
-            alert_id=alert_id,
+            alert_id=row.alert_id,
             status=alert.status.value,
             severity=alert.severity.value,
             dedupe_key=key,
             occurred_at=alert.occurred_at,
             received_at=now,
             payload=alert_to_json(alert),
+            warnings=list(warnings) or None,
         )
         session.add(event)
         session.flush()
-        if route.dropped:
+        stale = _stale_reason(alert, row)
+        if stale:
+            event.disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
+        elif route.dropped:
             event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
-        elif _enqueue(session, integration_id, alert_id, event.id, key, now, max_delivery_age):
+        elif _enqueue(session, integration_id, row.alert_id, event.id, key, now, max_delivery_age):
             event.disposition = QUEUED
         else:
             event.disposition = DUPLICATE
-        accepted.append(Accepted(event.id, alert_id, event.disposition))
+        accepted.append(Accepted(event.id, row.alert_id, event.disposition, warnings))
     return accepted
 
 
+def _stale_reason(alert: IncomingAlert, row: _Upserted) -> str:
+    """Why the event is stale, or "" when it is not (it is the newest, or has no time)."""
+    happened = order_time(alert)
+    if happened is None or row.newest is None or happened >= row.newest:
+        return ""
+    return (
+        f"this {alert.status.value} event happened at {happened.isoformat()}, before an event"
+        f" of {row.newest.isoformat()} already applied (the alert is {row.status}); it changes"
+        " nothing"
+    )
+
+
 def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
-    """Identify an event: status + the source's timestamp, or the alert's clear cycle if none."""
+    """Identify an event: status + the source's timestamp, or the alert's clear cycle if none.
+
+    An active event at another severity is another event (the severity changed), even when the
+    sender stamps it with the alert's unchanged start.
+    """
     stamp = alert.occurred_at or alert.started_at
     moment = stamp.isoformat() if stamp else f"cycle-{cycle}"
     if alert.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.ESCALATED):
         moment += f"|{alert.actor}|{alert.note}"
+    elif alert.status is AlertStatus.ACTIVE:
+        moment += f"|{alert.severity.value}"
     digest = hashlib.sha256(moment.encode()).hexdigest()[:40]
     return f"{alert.status.value}:{digest}"
 
@@ -113,39 +168,52 @@ def _upsert_statement(dialect: str) -> Any:
     building it (not running it) was most of the time."""
     statement = _insert(dialect, Alert)
     excluded = statement.excluded
+    # In ON CONFLICT … DO UPDATE, Alert.<column> is the stored row and `excluded` the new event.
+    happened, newest = excluded.last_occurred_at, Alert.last_occurred_at
+    stale = happened.is_not(None) & newest.is_not(None) & (happened < newest)
     becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
         Alert.status != AlertStatus.CLEARED.value
     )
 
+    def unless_stale(column: str, new: Any) -> Any:
+        # A stale event is recorded, but the alert keeps what the newer events said.
+        return case((stale, getattr(Alert, column)), else_=new)
+
     def kept_unless_given(column: str) -> Any:
         # An acknowledgement or clear often carries only the id: keep what earlier events said.
         new = getattr(excluded, column)
-        return case((new == "", getattr(Alert, column)), else_=new)
+        return unless_stale(column, case((new == "", getattr(Alert, column)), else_=new))
 
     return statement.on_conflict_do_update(
-        index_elements=[Alert.integration_id, Alert.fingerprint],
+        index_elements=[Alert.integration_id, Alert.source, Alert.fingerprint],
         set_={
-            "status": excluded.status,
-            "severity": excluded.severity,
-            "title": excluded.title,
+            "status": unless_stale("status", excluded.status),
+            "severity": unless_stale("severity", excluded.severity),
+            "title": unless_stale("title", excluded.title),
             "message": kept_unless_given("message"),
             "host": kept_unless_given("host"),
             "tenant": kept_unless_given("tenant"),
             "monitor": kept_unless_given("monitor"),
-            "properties": excluded.properties,
-            "started_at": case(
-                (excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at
+            "properties": unless_stale("properties", excluded.properties),
+            "started_at": unless_stale(
+                "started_at",
+                case((excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at),
             ),
-            "cycle": Alert.cycle + case((becomes_cleared, 1), else_=0),
+            "cycle": Alert.cycle + case((becomes_cleared & ~stale, 1), else_=0),
+            "last_occurred_at": case(
+                (happened.is_(None), newest),
+                (newest.is_(None) | (happened > newest), happened),
+                else_=newest,
+            ),
             "last_event_at": excluded.last_event_at,
         },
-    ).returning(Alert.id, Alert.cycle)
+    ).returning(Alert.id, Alert.cycle, Alert.last_occurred_at, Alert.status)
 
 
 def _upsert_alert(
     session: Session, integration_id: int, alert: IncomingAlert, now: datetime
-) -> tuple[int, int]:
-    """Insert or update the alert; return its id and the clear cycle this event belongs to."""
+) -> _Upserted:
+    """Insert or update the alert (a stale event changes nothing of it); return the row's facts."""
     values = {
         "integration_id": integration_id,
         "fingerprint": alert.fingerprint,
@@ -160,15 +228,16 @@ def _upsert_alert(
         "properties": dict(alert.properties),
         "started_at": alert.started_at,
         "cycle": 1 if alert.status is AlertStatus.CLEARED else 0,
+        "last_occurred_at": order_time(alert),
         "last_event_at": now,
         "created_at": now,
     }
     statement = _upsert_statement(session.get_bind().dialect.name)
-    alert_id, cycle = session.execute(statement, values).one()
+    alert_id, cycle, newest, status = session.execute(statement, values).one()
     # A clear closes the cycle it counted; every other status belongs to the current one.
     if alert.status is AlertStatus.CLEARED:
         cycle -= 1
-    return int(alert_id), int(cycle)
+    return _Upserted(int(alert_id), int(cycle), newest, str(status))
 
 
 @functools.cache

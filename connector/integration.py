@@ -10,10 +10,12 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
 from connector.domain import (
+    DEFAULT_PRIORITY_LABELS,
     AlertStatus,
     IncomingAlert,
     LifecyclePolicy,
     Severity,
+    SeverityChanges,
     TicketDraft,
 )
 
@@ -82,6 +84,13 @@ class IntegrationSettings:
     #: Per source slug, constructor parameters for that source's adapter (see connector.sources).
     source_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     priority_map: Mapping[Severity, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY_MAP))
+    #: What a severity change of an open alert does to its ticket's priority: follow (both
+    #: ways), escalate (worse only) or never.
+    severity_changes: SeverityChanges = SeverityChanges.FOLLOW
+    #: Priority names by id, for notes; Autotask's standard four unless the tenant names others.
+    priority_labels: Mapping[int, str] = field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY_LABELS)
+    )
     status_map: Mapping[AlertStatus, int] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
     complete_on_clear: bool = True
     repeat_note_minutes: int | None = 60
@@ -108,6 +117,14 @@ class IntegrationSettings:
             repeat_note_interval=timedelta(minutes=repeat) if repeat is not None else None,
             reopen_window=timedelta(minutes=self.reopen_window_minutes),
             delivered=frozenset(status for status, on in self.deliver.items() if on),
+            severity_changes=self.severity_changes,
+            priority_map=self.priority_map,
+            monitor_priorities={
+                monitor: override.priority
+                for monitor, override in self.monitor_overrides.items()
+                if override.priority
+            },
+            priority_labels=self.priority_labels,
         )
 
 
@@ -183,6 +200,15 @@ class IntegrationSettingsSchema(Schema):
         values=fields.Integer(),
         load_default=dict,
     )
+    severity_changes = fields.String(
+        load_default=SeverityChanges.FOLLOW.value,
+        validate=validate.OneOf([s.value for s in SeverityChanges]),
+    )
+    priority_labels = fields.Dict(
+        keys=fields.Integer(),
+        values=fields.String(validate=validate.Length(1, 64)),
+        load_default=dict,
+    )
     status_map = fields.Dict(
         keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
         values=fields.Integer(),
@@ -217,6 +243,8 @@ class IntegrationSettingsSchema(Schema):
             AlertStatus(k): v for k, v in data["status_map"].items()
         }
         data["severity_maps"] = _severity_maps(data["severity_maps"])
+        data["severity_changes"] = SeverityChanges(data["severity_changes"])
+        data["priority_labels"] = DEFAULT_PRIORITY_LABELS | data["priority_labels"]
         data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
         data["unmapped_per_source"] = DEFAULT_UNMAPPED_PER_SOURCE | data["unmapped_per_source"]
         data["deliver"] = dict.fromkeys(AlertStatus, True) | {
@@ -258,22 +286,51 @@ class TenantRoute:
 
 @dataclass(frozen=True)
 class Route:
-    """Where an alert's ticket goes, or why it gets none."""
+    """Where an alert's ticket goes, or why it gets none; and what the admin should know."""
 
     company_id: int | None
     dropped: str | None = None
+    warning: str | None = None
+
+
+#: Autotask company ids are positive 32-bit integers (Companies.id, getFieldInfo: integer).
+_COMPANY_ID_MAX = 2**31 - 1
+
+
+def company_override(alert: IncomingAlert) -> tuple[int | None, str | None]:
+    """The company `autotask.accountid` names, or (None, why it names none usable)."""
+    raw = alert.properties.get(ACCOUNT_PROPERTY)
+    if raw is None or not str(raw).strip():
+        return None, None
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit() and 0 <= int(text) <= _COMPANY_ID_MAX:
+        return int(text), None
+    shown = text if len(text) <= 60 else text[:59] + "…"
+    return None, (
+        f"{ACCOUNT_PROPERTY} {shown!r} is not an Autotask company id (a whole number); the alert"
+        " was routed by the tenant map and default company instead"
+    )
 
 
 def route_company(
     alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
 ) -> Route:
-    """Choose the company: `autotask.accountid` beats the tenant map, which beats the default."""
-    override = alert.properties.get(ACCOUNT_PROPERTY)
-    if override not in (None, ""):
-        try:
-            return Route(int(str(override)))
-        except ValueError:
-            return Route(None, dropped=f"{ACCOUNT_PROPERTY} {override!r} is not a company id")
+    """Choose the company: `autotask.accountid` beats the tenant map, which beats the default.
+
+    An `autotask.accountid` that is not a company id never drops the alert: it is routed as if
+    the property were absent, with a warning the admin sees on the event.
+    """
+    company, warning = company_override(alert)
+    if company is not None:
+        return Route(company)
+    route = _route_by_tenant(alert, settings, tenants)
+    return replace(route, warning=warning) if warning else route
+
+
+def _route_by_tenant(
+    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
+) -> Route:
+    """The tenant map's company, else the default (or a drop, as the settings say)."""
     default = settings.default_company_id
     if alert.tenant and settings.tenant_mapping:
         mapping = tenants.get(alert.tenant)
@@ -310,14 +367,28 @@ def truncate(text: str, limit: int) -> str:
     return text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
-def describe_alert(alert: IncomingAlert, start: datetime | None) -> str:
-    """The ticket description: the alert's message, then host, monitor, severity, start, source."""
+def alert_start(alert: IncomingAlert) -> datetime | None:
+    """When the alert started by the sender's clock: its start, else an active event's time."""
+    if alert.started_at is not None:
+        return alert.started_at
+    return alert.occurred_at if alert.status is AlertStatus.ACTIVE else None
+
+
+def describe_alert(
+    alert: IncomingAlert, start: datetime | None, received_at: datetime | None = None
+) -> str:
+    """The ticket description: the alert's message, then host, monitor, severity, start, source.
+
+    `start` is the alert's own start; when the sender gave none, the time the connector received
+    the event is shown instead, labelled as such.
+    """
     lines = [alert.message] if alert.message else []
     details = [
         ("Host", alert.host),
         ("Monitor", alert.monitor),
         ("Severity", alert.severity.value),
         ("Started", start.isoformat() if start is not None else ""),
+        ("Received", received_at.isoformat() if start is None and received_at else ""),
         ("Source", alert.source),
     ]
     lines.extend(f"{name}: {value}" for name, value in details if value)
@@ -331,21 +402,24 @@ def build_draft(
     status: int,
     marker: str,
     settings: IntegrationSettings,
-    now: datetime,
+    received_at: datetime,
 ) -> TicketDraft:
-    """The ticket to create for `alert`: mapped priority, queue, types and due date."""
-    override = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
-    override = override or MonitorOverride()
-    start = alert.started_at or now
+    """The ticket to create for `alert`: mapped priority, queue, types and due date.
+
+    Times are the alert's own: the due date counts from its start, or, when the sender gave no
+    time, from when the connector received the event (never from when a worker got to it).
+    """
+    start = alert_start(alert)
+    override = _override(alert, settings)
     return TicketDraft(
         company_id=company_id,
         title=truncate(alert.title, TITLE_LIMIT),
-        description=truncate(describe_alert(alert, start), DESCRIPTION_LIMIT),
+        description=truncate(describe_alert(alert, start, received_at), DESCRIPTION_LIMIT),
         status=status,
-        priority=override.priority or settings.priority_map[alert.severity],
+        priority=alert_priority(alert, settings),
         marker=marker,
         queue_id=override.queue_id or settings.queue_id,
-        due_at=_due(start, settings.due_days),
+        due_at=_due(start or received_at, settings.due_days),
         ticket_category=settings.ticket_category,
         ticket_type=settings.ticket_type,
         issue_type=override.issue_type or settings.issue_type,
@@ -354,6 +428,17 @@ def build_draft(
         work_type=override.work_type or settings.work_type,
         source=settings.source,
     )
+
+
+def _override(alert: IncomingAlert, settings: IntegrationSettings) -> MonitorOverride:
+    """The alert's monitor override, or one that overrides nothing."""
+    found = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
+    return found or MonitorOverride()
+
+
+def alert_priority(alert: IncomingAlert, settings: IntegrationSettings) -> int:
+    """The ticket priority for the alert: its monitor's override, else its severity's."""
+    return _override(alert, settings).priority or settings.priority_map[alert.severity]
 
 
 def _due(start: datetime, days: float) -> datetime:
@@ -370,7 +455,10 @@ __all__ = [
     "Route",
     "TenantRoute",
     "ValidationError",
+    "alert_priority",
+    "alert_start",
     "build_draft",
+    "company_override",
     "describe_alert",
     "load_settings",
     "map_severity",

@@ -199,10 +199,16 @@ class TenantMapping(Base):
 
 
 class Alert(Base):
-    """An alert, keyed by (integration, fingerprint), with its latest known state."""
+    """An alert, keyed by (integration, source, fingerprint), with its latest known state.
+
+    The source is part of the identity: two monitoring systems may use the same id for two
+    different alerts ("4711" from the generic source and an Alertmanager fingerprint "4711").
+    """
 
     __tablename__ = "alert"
-    __table_args__ = (UniqueConstraint("integration_id", "fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("integration_id", "source", "fingerprint", name="uq_alert_identity"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
@@ -220,6 +226,9 @@ class Alert(Base):
     #: How many times the alert went to cleared; tells a re-fire from a repeat when the source
     #: sends no timestamps.
     cycle: Mapped[int] = mapped_column(default=0)
+    #: The newest sender time among the events applied: an event older than this is stale and
+    #: changes nothing (senders retry, proxies reorder, HA pairs race).
+    last_occurred_at: Mapped[datetime | None] = mapped_column(default=None)
     last_event_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -241,9 +250,13 @@ class AlertEvent(Base):
     dedupe_key: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime | None] = mapped_column(default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered) or
+    #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered),
+    #: "stale: <why>" (older than an event already applied: recorded, not delivered) or
     #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …).
     disposition: Mapped[str] = mapped_column(String(300), default="queued")
+    #: What the admin should know about how the event was handled (an `autotask.accountid` that
+    #: is not a company id, …); None when nothing.
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     #: The normalized alert as the source adapter produced it.
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -266,6 +279,11 @@ class TicketLink(Base):
     ticket_number: Mapped[str | None] = mapped_column(String(50), default=None)
     ticket_status: Mapped[int | None] = mapped_column(default=None)
     applied_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: The alert severity the ticket's priority reflects (set by the create and by each
+    #: priority change); a different severity on a later event is a severity change.
+    applied_severity: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: The priority the connector last gave the ticket.
+    ticket_priority: Mapped[int | None] = mapped_column(default=None)
     last_note_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -300,6 +318,8 @@ class Delivery(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     #: How many of the planned steps are done (committed after each one).
     progress: Mapped[int] = mapped_column(default=0)
+    #: What the delivery did once done (created, noted, updated, completed, reopened, ignored),
+    #: "failed" once dead-lettered, None while unfinished; `plan` says what it sets out to do.
     outcome: Mapped[str | None] = mapped_column(String(20), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     last_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -6,6 +6,7 @@ carries out the steps through a ticket target.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from connector.domain import (
@@ -14,6 +15,7 @@ from connector.domain import (
     LifecyclePolicy,
     Outcome,
     Plan,
+    SeverityChanges,
     Step,
     StepKind,
     TicketSnapshot,
@@ -45,12 +47,12 @@ def plan(
         if status is AlertStatus.CLEARED:
             return Plan(Outcome.IGNORED, reason="cleared again; the ticket is already complete")
         if now <= reopen_until:
+            change = severity_change(event, ticket, policy)
+            note = _note(event, f"Alert {_WORDS[status]} again; ticket reopened.", change)
             return Plan(
                 Outcome.REOPENED,
-                (
-                    Step(StepKind.REOPEN, status=policy.status_map[status]),
-                    _note(event, f"Alert {_WORDS[status]} again; ticket reopened."),
-                ),
+                (Step(StepKind.REOPEN, status=policy.status_map[status]), *_steps(change), note),
+                applies_severity=change is not None,
             )
         return _without_open_ticket(event, policy, new_episode=True)
     # The ticket is open.
@@ -62,7 +64,14 @@ def plan(
                 (note, Step(StepKind.COMPLETE, status=policy.complete_status, text=note.text)),
             )
         return Plan(Outcome.NOTED, (note,), reason="complete on clear is off")
+    change = severity_change(event, ticket, policy)
     if status is AlertStatus.ACTIVE:
+        if change is not None:
+            # A new severity (LogicMonitor's `update`, a re-sent alert at another level): the
+            # priority follows, whatever status an engineer gave the ticket.
+            steps = (*_steps(change), _note(event, change.line))
+            outcome = Outcome.UPDATED if change.priority is not None else Outcome.NOTED
+            return Plan(outcome, steps, applies_severity=True)
         if ticket.applied_status not in (None, AlertStatus.ACTIVE, AlertStatus.CLEARED):
             # Active again after an acknowledgement: say so, keep the engineer's status.
             return Plan(Outcome.NOTED, (_note(event, "Alert is active again."),))
@@ -82,9 +91,56 @@ def plan(
         Outcome.UPDATED,
         (
             Step(StepKind.SET_STATUS, status=policy.status_map[status]),
-            _note(event, f"Alert {_WORDS[status]}."),
+            *_steps(change),
+            _note(event, f"Alert {_WORDS[status]}.", change),
         ),
+        applies_severity=change is not None,
     )
+
+
+@dataclass(frozen=True)
+class SeverityChange:
+    """An open alert's new severity as its ticket takes it: the new priority (None when the
+    priority stays) and the line that says so in the note."""
+
+    priority: int | None
+    line: str
+
+
+def severity_change(
+    event: IncomingAlert, ticket: TicketSnapshot, policy: LifecyclePolicy
+) -> SeverityChange | None:
+    """What the event's severity changes on the ticket, if anything, as the policy says.
+
+    Compared with the severity the ticket's priority reflects: the same severity again, a
+    milder one under `escalate`, or any under `never` change nothing (the event is then handled
+    as before: a repeat stays quiet).
+    """
+    was = ticket.applied_severity
+    now = event.severity
+    if was is None or now is was or policy.severity_changes is SeverityChanges.NEVER:
+        return None
+    if policy.severity_changes is SeverityChanges.ESCALATE and now.rank < was.rank:
+        return None
+    old = ticket.priority if ticket.priority is not None else policy.priority_map.get(was)
+    new = policy.priority_of(event)
+    if new is None or new == old:
+        return SeverityChange(
+            None,
+            f"Severity {now.value} (was {was.value}); priority stays {policy.priority_label(old)}.",
+        )
+    return SeverityChange(
+        new,
+        f"Priority changed from {policy.priority_label(old)} to {policy.priority_label(new)}:"
+        f" severity {now.value} (was {was.value}).",
+    )
+
+
+def _steps(change: SeverityChange | None) -> tuple[Step, ...]:
+    """The priority update a severity change needs, if any."""
+    if change is None or change.priority is None:
+        return ()
+    return (Step(StepKind.SET_PRIORITY, priority=change.priority),)
 
 
 def _without_open_ticket(
@@ -96,15 +152,29 @@ def _without_open_ticket(
         return Plan(
             Outcome.IGNORED, reason="no ticket is open and new tickets (active) are switched off"
         )
-    steps = [Step(StepKind.CREATE, status=policy.status_map[event.status])]
+    steps = [
+        Step(
+            StepKind.CREATE,
+            status=policy.status_map[event.status],
+            priority=policy.priority_of(event),
+        )
+    ]
     if event.status is not AlertStatus.ACTIVE:
         steps.append(_note(event, f"Alert {_WORDS[event.status]}."))
-    return Plan(Outcome.CREATED, tuple(steps), new_episode=new_episode)
+    return Plan(Outcome.CREATED, tuple(steps), new_episode=new_episode, applies_severity=True)
 
 
-def _note(event: IncomingAlert, headline: str, *, resolution: bool = False) -> Step:
-    """A note saying what happened, who did it and why."""
+def _note(
+    event: IncomingAlert,
+    headline: str,
+    change: SeverityChange | None = None,
+    *,
+    resolution: bool = False,
+) -> Step:
+    """A note saying what happened, who did it and why (and a severity change, if any)."""
     lines = [headline]
+    if change is not None and change.line != headline:
+        lines.append(change.line)
     if event.actor:
         lines.append(f"By: {event.actor}")
     if event.note:

@@ -110,6 +110,7 @@ from connector.domain import (
     IncomingAlert,
     Severity,
     Step,
+    StepKind,
     TicketDraft,
     TicketRef,
 )
@@ -251,6 +252,10 @@ def wire_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: The steps whose update sets the ticket's status.
+_STATUS_CHANGES = frozenset({StepKind.SET_STATUS, StepKind.COMPLETE, StepKind.REOPEN})
+
+
 @dataclass(frozen=True)
 class MappedValues:
     """The Autotask values the integration's mappings chose for one alert event."""
@@ -284,6 +289,10 @@ class RenderContext:
     description: str = ""
     note_title: str = ""
     note_text: str = ""
+    #: What an update changes: the ticket's status, or (a severity change) its priority; None
+    #: for what it leaves alone, and for creates and notes.
+    change_status: int | None = None
+    change_priority: int | None = None
 
     @classmethod
     def build(
@@ -306,9 +315,12 @@ class RenderContext:
             status = draft.status
         elif settings is not None:
             status = settings.status_map.get(alert.status)
+        priority = draft.priority if draft else None
+        if step is not None and step.priority is not None:
+            priority = step.priority
         mapped = MappedValues(
             company_id=draft.company_id if draft else None,
-            priority=draft.priority if draft else None,
+            priority=priority,
             status=status,
             queue_id=draft.queue_id if draft else None,
             due_at=draft.due_at if draft else None,
@@ -332,6 +344,8 @@ class RenderContext:
             description=draft.description if draft else describe_alert(alert, alert.started_at),
             note_title=step.title if step else "",
             note_text=step.text if step else "",
+            change_status=step.status if step and step.kind in _STATUS_CHANGES else None,
+            change_priority=step.priority if step and step.kind is StepKind.SET_PRIORITY else None,
         )
 
     def variables(self) -> dict[str, object]:
@@ -389,11 +403,16 @@ class RenderContext:
             "integration_code": m.integration_code,
             "zone_url": m.zone_url,
         }
+        change: dict[str, object] = {
+            "status": self.change_status,
+            "priority": self.change_priority,
+        }
         groups: dict[str, dict[str, object]] = {
             "alert": alert,
             "ticket": ticket,
             "note": note,
             "autotask": autotask,
+            "change": change,
         }
         tokens: dict[str, object] = {}
         for spec in TOKENS:
@@ -1359,6 +1378,7 @@ SAMPLE_CONTEXT = RenderContext(
     description=describe_alert(SAMPLE_ALERT, _SAMPLE_START),
     note_title="CPU busy above 90 % on srv01 — acknowledged",
     note_text="Alert acknowledged.\nBy: jane.doe\nNote: Looking into it.",
+    change_status=8,
 )
 
 #: Text that breaks a payload wherever it is not escaped, or is placed outside a string.
@@ -1393,6 +1413,8 @@ def _hostile_context() -> RenderContext:
         description=HOSTILE_TEXT,
         note_title=HOSTILE_TEXT,
         note_text=HOSTILE_TEXT,
+        change_status=8,
+        change_priority=4,
     )
 
 

@@ -235,7 +235,7 @@ def preview(
         status=settings.status_map[status],
         marker=marker,
         settings=settings,
-        now=now,
+        received_at=now,
     )
     calls = _Calls()
     try:
@@ -443,7 +443,7 @@ class _Run:
             status=settings.status_map[self.alert.status],
             marker=self.marker,
             settings=settings,
-            now=self.now,
+            received_at=self.now,
         )
         context = RenderContext.build(
             self.alert,

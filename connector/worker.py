@@ -15,7 +15,8 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from connector.domain import (
     Outcome,
     Plan,
     RequestAction,
+    Severity,
     Step,
     StepKind,
     TargetResponse,
@@ -73,9 +75,13 @@ STEP_ACTIONS = {
     StepKind.CREATE: RequestAction.CREATE,
     StepKind.NOTE: RequestAction.NOTE,
     StepKind.SET_STATUS: RequestAction.UPDATE,
+    StepKind.SET_PRIORITY: RequestAction.UPDATE,
     StepKind.COMPLETE: RequestAction.UPDATE,
     StepKind.REOPEN: RequestAction.UPDATE,
 }
+
+#: Delivery.outcome of a dead-lettered delivery (it did not do what its plan said).
+FAILED = "failed"
 
 #: Test-only crash point: CONNECTOR_FAULTPOINT=after_create:<probability> kills the process with
 #: SIGKILL after Autotask answered a create and before the answer is committed.
@@ -105,17 +111,30 @@ def plan_to_json(decided: Plan, episode: int) -> dict[str, Any]:
         "outcome": decided.outcome.value,
         "reason": decided.reason,
         "episode": episode,
+        "applies_severity": decided.applies_severity,
         "steps": [
-            {"kind": s.kind.value, "status": s.status, "title": s.title, "text": s.text}
+            {
+                "kind": s.kind.value,
+                "status": s.status,
+                "priority": s.priority,
+                "title": s.title,
+                "text": s.text,
+            }
             for s in decided.steps
         ],
     }
 
 
 def steps_from_json(stored: dict[str, Any]) -> list[Step]:
-    """The stored steps."""
+    """The stored steps (plans stored before priorities existed have none)."""
     return [
-        Step(StepKind(s["kind"]), status=s["status"], title=s["title"], text=s["text"])
+        Step(
+            StepKind(s["kind"]),
+            status=s["status"],
+            title=s["title"],
+            text=s["text"],
+            priority=s.get("priority"),
+        )
         for s in stored["steps"]
     ]
 
@@ -131,6 +150,8 @@ def snapshot(link: TicketLink | None) -> TicketSnapshot | None:
         completed_at=link.completed_at,
         last_note_at=link.last_note_at,
         opened_at=link.created_at,
+        applied_severity=Severity(link.applied_severity) if link.applied_severity else None,
+        priority=link.ticket_priority,
     )
 
 
@@ -156,6 +177,8 @@ class _Job:
     delivery_id: int
     integration_id: int
     alert: IncomingAlert
+    #: When the connector received the event (the ticket's times fall back to it).
+    received_at: datetime
     settings: IntegrationSettings
     options: DeliveryOptions
     integration_code: str
@@ -180,8 +203,11 @@ def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -
         link.ticket_id = ref.ticket_id
         link.ticket_number = ref.ticket_number or link.ticket_number
         link.ticket_status = ref.status if ref.status is not None else step.status
+        link.ticket_priority = step.priority if step.priority is not None else link.ticket_priority
     elif step.kind is StepKind.NOTE:
         link.last_note_at = now
+    elif step.kind is StepKind.SET_PRIORITY:
+        link.ticket_priority = step.priority
     elif step.kind is StepKind.COMPLETE:
         link.state = TicketState.COMPLETED.value
         link.completed_at = now
@@ -194,6 +220,10 @@ def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -
 
 class _Dropped(Exception):
     """The alert's routing no longer yields a company (mapping changed since ingest)."""
+
+
+class _LeaseLost(Exception):
+    """Another worker took the delivery over (this one's lease ran out): leave it to that one."""
 
 
 class Worker:
@@ -353,21 +383,30 @@ class Worker:
         return self._job.last_request if self._job is not None else None
 
     def process(self, delivery_id: int) -> None:
-        """Carry out one claimed delivery's plan, step by step, committing after each step."""
+        """Carry out one claimed delivery's plan, step by step, committing after each step.
+
+        The delivery's lease is renewed while it is worked on (a call may outlive it), and
+        nothing is committed for a delivery whose lease another worker has taken over.
+        """
         self._calls.clear()
         self._job = None
         integration_id = 0
+        lease = _LeaseKeeper(self, delivery_id)
         try:
-            job = self._job = self._start(delivery_id)
-            if job is None:
-                return  # the lease was lost to another worker
-            integration_id = job.integration_id
-            if not job.steps:
-                self._commit_step(job, None, None)
-            for index in range(job.progress, len(job.steps)):
-                step = job.steps[index]
-                ref = self._call_target(job, step)
-                self._commit_step(job, step, ref)
+            with lease.kept():
+                job = self._job = self._start(delivery_id)
+                if job is None:
+                    return  # the lease was lost to another worker
+                integration_id = job.integration_id
+                if not job.steps:
+                    self._commit_step(job, None, None)
+                for index in range(job.progress, len(job.steps)):
+                    step = job.steps[index]
+                    lease.check()
+                    ref = self._call_target(job, step)
+                    self._commit_step(job, step, ref)
+        except _LeaseLost:
+            self._lease_lost(delivery_id, integration_id)
         except Throttled as e:
             self._throttled(delivery_id, integration_id, e)
         except TargetError as e:
@@ -391,15 +430,45 @@ class Worker:
             logger.exception("worker.unexpected_error", extra={"delivery_id": delivery_id})
             self._failed(delivery_id, integration_id, f"internal error: {e!r}", True, None, None)
 
+    def renew_lease(self, session: Session, delivery_id: int) -> bool:
+        """Extend this worker's lease on the delivery; False when it is no longer this worker's.
+
+        A conditional UPDATE, so it also locks the row for the rest of the transaction: no other
+        worker can claim the delivery between this check and the commit.
+        """
+        renewed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == self.worker_id,
+                Delivery.state == "in_progress",
+            )
+            .values(lease_expires_at=self.clock() + self.lease)
+            .execution_options(synchronize_session=False)
+        )
+        return renewed.rowcount == 1
+
+    def _owned(self, session: Session, delivery_id: int) -> Delivery | None:
+        """The delivery, with its lease renewed, if this worker still holds it; else None."""
+        if not self.renew_lease(session, delivery_id):
+            return None
+        return session.get(Delivery, delivery_id, populate_existing=True)
+
+    def _lease_lost(self, delivery_id: int, integration_id: int) -> None:
+        """Keep the calls made (they count against Autotask's limits); write nothing else."""
+        logger.warning(
+            "delivery.lease_lost",
+            extra={"delivery_id": delivery_id, "worker_id": self.worker_id},
+        )
+        if integration_id and self._calls:
+            with self.services.transaction() as session:
+                self._flush_calls(session, integration_id, delivery_id)
+
     def _start(self, delivery_id: int) -> _Job | None:
         """Load the delivery, plan it at its first attempt, and commit that before any call."""
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
-            if (
-                delivery is None
-                or delivery.state != "in_progress"
-                or delivery.lease_owner != self.worker_id
-            ):
+            delivery = self._owned(session, delivery_id)
+            if delivery is None:
                 return None
             integration = session.get(Integration, delivery.integration_id)
             event = session.get(AlertEvent, delivery.event_id)
@@ -421,6 +490,7 @@ class Worker:
                 delivery_id=delivery_id,
                 integration_id=delivery.integration_id,
                 alert=alert,
+                received_at=event.received_at,
                 settings=settings,
                 options=options,
                 integration_code=integration_code,
@@ -472,7 +542,7 @@ class Worker:
             status=step.status or job.settings.status_map[job.alert.status],
             marker=job.marker,
             settings=job.settings,
-            now=self.clock(),
+            received_at=job.received_at,
         )
 
     def _send(self, job: _Job, step: Step, draft: TicketDraft | None) -> TargetResponse:
@@ -518,36 +588,56 @@ class Worker:
             return TicketRef(ticket_id)
 
     def _commit_step(self, job: _Job, step: Step | None, ref: TicketRef | None) -> None:
-        """Record a finished step (or, for an empty plan, nothing) and, after the last, the end."""
+        """Record a finished step (or, for an empty plan, nothing) and, after the last, the end.
+
+        Raises _LeaseLost (recording nothing but the calls) when another worker has taken the
+        delivery over: that worker finds a created ticket by its marker.
+        """
         now = self.clock()
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, job.delivery_id)
-            link = session.get(TicketLink, job.link_id) if job.link_id is not None else None
-            if delivery is None:
-                return
-            if step is not None and link is not None:
-                _apply(link, step, ref, now)
-                job.ticket_id = link.ticket_id
-                job.ticket_number = link.ticket_number
-                job.progress += 1
-                delivery.progress = job.progress
-                delivery.last_request = {
-                    "step": step.kind.value,
-                    "ticket_id": link.ticket_id,
-                    **(job.last_request or {}),
-                }
-                delivery.last_response = job.last_response
-            if job.progress >= len(job.steps):
-                if link is not None and (delivery.plan or {}).get("outcome") != "ignored":
-                    link.applied_status = job.alert.status.value
-                delivery.state = "done"
-                delivery.finished_at = now
-                delivery.lease_owner = None
-                delivery.lease_expires_at = None
-                delivery.last_error = (delivery.plan or {}).get("reason") or None
-            else:
-                delivery.lease_expires_at = now + self.lease
             self._flush_calls(session, job.integration_id, job.delivery_id)
+            delivery = self._owned(session, job.delivery_id)
+            if delivery is not None:
+                self._record_step(session, job, delivery, step, ref, now)
+        if delivery is None:  # after the commit: the calls made are kept
+            raise _LeaseLost()
+
+    def _record_step(
+        self,
+        session: Session,
+        job: _Job,
+        delivery: Delivery,
+        step: Step | None,
+        ref: TicketRef | None,
+        now: datetime,
+    ) -> None:
+        """The step's result on the ticket link and the delivery; after the last, the end."""
+        link = session.get(TicketLink, job.link_id) if job.link_id is not None else None
+        if step is not None and link is not None:
+            _apply(link, step, ref, now)
+            job.ticket_id = link.ticket_id
+            job.ticket_number = link.ticket_number
+            job.progress += 1
+            delivery.progress = job.progress
+            delivery.last_request = {
+                "step": step.kind.value,
+                "ticket_id": link.ticket_id,
+                **(job.last_request or {}),
+            }
+            delivery.last_response = job.last_response
+        if job.progress >= len(job.steps):
+            plan = delivery.plan or {}
+            outcome = plan.get("outcome") or Outcome.IGNORED.value
+            if link is not None and outcome != Outcome.IGNORED.value:
+                link.applied_status = job.alert.status.value
+                if plan.get("applies_severity"):
+                    link.applied_severity = job.alert.severity.value
+            delivery.state = "done"
+            delivery.outcome = outcome
+            delivery.finished_at = now
+            delivery.lease_owner = None
+            delivery.lease_expires_at = None
+            delivery.last_error = plan.get("reason") or None
 
     def _ensure_plan(
         self,
@@ -583,12 +673,13 @@ class Worker:
             session.flush()
             fresh = True
         delivery.plan = plan_to_json(decided, episode)
-        delivery.outcome = decided.outcome.value
         return fresh
 
     def _ignored(self, delivery_id: int, integration_id: int, reason: str) -> None:
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
+            if integration_id:
+                self._flush_calls(session, integration_id, delivery_id)
+            delivery = self._owned(session, delivery_id)
             if delivery is None:
                 return
             delivery.state = "done"
@@ -597,13 +688,14 @@ class Worker:
             delivery.finished_at = self.clock()
             delivery.lease_owner = None
             delivery.lease_expires_at = None
-            self._flush_calls(session, integration_id, delivery_id)
 
     def _throttled(self, delivery_id: int, integration_id: int, error: Throttled) -> None:
         """The governor held a call back: wait as it says, the attempt not spent, never dead."""
         now = self.clock()
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
+            if integration_id:
+                self._flush_calls(session, integration_id, delivery_id)
+            delivery = self._owned(session, delivery_id)
             if delivery is None:
                 return
             # The claim counted this pass as an attempt; it was none.
@@ -613,8 +705,6 @@ class Worker:
             delivery.last_error = str(error)
             delivery.lease_owner = None
             delivery.lease_expires_at = None
-            if integration_id:
-                self._flush_calls(session, integration_id, delivery_id)
         logger.info(
             "delivery.throttled",
             extra={"delivery_id": delivery_id, "error": str(error), "wait": error.retry_after},
@@ -633,8 +723,14 @@ class Worker:
     ) -> None:
         now = self.clock()
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
+            if integration_id:
+                self._flush_calls(session, integration_id, delivery_id)
+            delivery = self._owned(session, delivery_id)
             if delivery is None:
+                logger.warning(
+                    "delivery.failure_not_recorded",
+                    extra={"delivery_id": delivery_id, "error": message, "reason": "lease lost"},
+                )
                 return
             delivery.last_error = message
             delivery.last_response = dict(response) if response is not None else None
@@ -648,18 +744,63 @@ class Worker:
                 delivery.next_attempt_at = now + timedelta(seconds=wait)
             else:
                 delivery.state = "dead"
+                delivery.outcome = FAILED
                 delivery.finished_at = now
                 logger.warning(
                     "delivery.dead_letter",
                     extra={"delivery_id": delivery_id, "error": message},
                 )
-            if integration_id:
-                self._flush_calls(session, integration_id, delivery_id)
 
     def _hit_faultpoint(self, name: str) -> None:
         point, probability = self._faultpoint
         if point == name and self.rng.random() < probability:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _LeaseKeeper:
+    """Renews a delivery's lease from a thread while the worker works on it.
+
+    A call to Autotask may take longer than the lease (a slow zone lookup and create); without
+    renewal another worker would take the delivery over and, its create still in flight, find no
+    ticket by the marker and create a second one. The keeper renews every third of the lease;
+    when a renewal finds the delivery taken over, `check()` stops the worker before its next
+    call.
+    """
+
+    def __init__(self, worker: Worker, delivery_id: int) -> None:
+        self.worker = worker
+        self.delivery_id = delivery_id
+        self.interval = max(worker.lease.total_seconds() / 3, 0.05)
+        self.lost = False
+        self._done = threading.Event()
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Renew the lease in the background for as long as the block runs."""
+        thread = threading.Thread(
+            target=self._renew_until_done, name=f"lease-{self.delivery_id}", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            self._done.set()
+            thread.join()
+
+    def check(self) -> None:
+        """Raise _LeaseLost once a renewal found the delivery taken over."""
+        if self.lost:
+            raise _LeaseLost()
+
+    def _renew_until_done(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                with self.worker.services.transaction() as session:
+                    if not self.worker.renew_lease(session, self.delivery_id):
+                        self.lost = True
+                        return
+            except Exception:  # a database hiccup: try again at the next interval
+                logger.warning("delivery.lease_renewal_failed", exc_info=True)
 
 
 def _parse_faultpoint(raw: str) -> tuple[str, float]:

@@ -327,7 +327,7 @@ def test_mutated_alert_is_202_or_a_400_naming_the_mutated_field(
         for entry in accepted:
             assert entry["disposition"] in ("queued", "duplicate") or entry[
                 "disposition"
-            ].startswith("dropped: ")
+            ].startswith(("dropped: ", "stale: "))
         return
     error = assert_precise_400(response)
     prefix = "alerts.1." if batch else ""

@@ -76,6 +76,8 @@ def _ticket(link: TicketLink | None) -> dict[str, Any] | None:
         "ticket_id": link.ticket_id,
         "ticket_number": link.ticket_number,
         "ticket_status": link.ticket_status,
+        "ticket_priority": link.ticket_priority,
+        "applied_severity": link.applied_severity,
         "marker": link.marker,
         "completed_at": _iso(link.completed_at),
     }
@@ -180,6 +182,7 @@ def get_alert(alert_id: int) -> Response:
                 "occurred_at": _iso(event.occurred_at),
                 "received_at": _iso(event.received_at),
                 "disposition": event.disposition,
+                "warnings": event.warnings or [],
             }
             for event in events
         ]

@@ -224,7 +224,12 @@ def receive(source: str) -> tuple[Response, int]:
         return _already_accepted()
     body = {
         "accepted": [
-            {"event_id": a.event_id, "alert_id": a.alert_id, "disposition": a.disposition}
+            {
+                "event_id": a.event_id,
+                "alert_id": a.alert_id,
+                "disposition": a.disposition,
+                "warnings": list(a.warnings),
+            }
             for a in accepted
         ]
     }

@@ -42,7 +42,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Every delivery state; each is exposed, 0 when no delivery is in it.
 DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
 #: What became of each alert of an accepted webhook (AlertEvent.disposition, "dropped: …" cut).
-DISPOSITIONS = ("queued", "duplicate", "dropped")
+DISPOSITIONS = ("queued", "duplicate", "stale", "dropped")
 #: Classes of Autotask's HTTP status always exposed per integration; "error" = no answer at all.
 API_STATUS_CLASSES = ("2xx", "4xx", "5xx", "error")
 #: Label of webhooks to a source the connector does not know (any path: keeps the labels few).
@@ -125,7 +125,7 @@ def _count(response: Response) -> None:
 
 
 def _disposition(value: Any) -> str:
-    """queued, duplicate or dropped ("dropped: <why>" loses its reason); anything else: other."""
+    """queued, duplicate, stale or dropped ("dropped: <why>" loses its reason); else: other."""
     word = str(value or "").partition(":")[0].strip()
     return word if word in DISPOSITIONS else "other"
 

@@ -18,12 +18,12 @@ from connector.delivery import (
     sample_context,
     validate_request,
 )
-from connector.domain import AlertStatus, RequestAction
+from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
 from connector.errors import TemplateRejected
 from connector.rendering import HOSTILE_TEXT, VALIDATION_SAMPLES, RenderContext
 from tests.adapters.targets.sandbox.test_conformance_rest import assert_conforms, canonical_names
 from tests.adapters.targets.sandbox.test_soap import atws_schema
-from tests.connector.test_rendering import alert, context_for, soap_body_content
+from tests.connector.test_rendering import SETTINGS, alert, context_for, soap_body_content
 
 A = AlertStatus
 R = RequestAction
@@ -79,7 +79,7 @@ def test_every_generated_rest_request_conforms_to_the_swagger_models(
 ) -> None:
     event = alert(status=status, title=text, message=text, note=text, actor=text)
     context = dataclasses.replace(
-        context_for(event),
+        update_context(event) if action is R.UPDATE else context_for(event),
         mapped=dataclasses.replace(context_for(event).mapped, zone_url=ZONES["rest"]),
     )
     request = render_request(spec_for("rest", status, action), context)
@@ -91,6 +91,40 @@ def test_every_generated_rest_request_conforms_to_the_swagger_models(
         assert body["id"] == 4242
         assert body["status"] == {A.ACTIVE: 1, A.ACKNOWLEDGED: 8, A.ESCALATED: 11}.get(status, 5)
         assert ("resolution" in body) is (status is A.CLEARED)
+        assert "priority" not in body
+
+
+def update_context(event: IncomingAlert, step: Step | None = None) -> RenderContext:
+    """The context of an update the way the worker renders one: the step says what changes."""
+    status = SETTINGS.status_map[event.status]
+    step = step or Step(StepKind.SET_STATUS, status=status)
+    base = context_for(event)
+    return dataclasses.replace(
+        base,
+        mapped=dataclasses.replace(
+            base.mapped,
+            status=step.status if step.status is not None else base.mapped.status,
+            priority=step.priority if step.priority is not None else base.mapped.priority,
+        ),
+        change_status=step.status,
+        change_priority=step.priority,
+    )
+
+
+@pytest.mark.parametrize("status", [A.ACTIVE, A.ACKNOWLEDGED, A.ESCALATED], ids=str)
+def test_a_priority_change_updates_only_the_priority(status: AlertStatus) -> None:
+    """A severity change sends the new priority and leaves the status an engineer set alone."""
+    event = alert(status=status)
+    context = update_context(event, Step(StepKind.SET_PRIORITY, priority=3))
+    rest = json.loads(render_request(spec_for("rest", status, R.UPDATE), context).body)
+    assert rest == {"id": 4242, "priority": 3}
+    model = REST_MODELS[R.UPDATE]
+    assert_conforms(canonical_names(rest, {"$ref": model}), model, "priority")
+    soap = soap_body_content(render_request(spec_for("soap", status, R.UPDATE), context).body)
+    assert atws_schema().validate(soap), atws_schema().error_log
+    fields = {child.tag.split("}")[1]: child.text for child in soap.iter() if child.text}
+    assert fields.get("Priority") == "3"
+    assert "Status" not in fields
 
 
 @pytest.mark.parametrize("slot", SLOTS, ids=[f"{s.value} {a.value}" for s, a in SLOTS])
@@ -100,7 +134,7 @@ def test_every_generated_soap_envelope_validates_against_the_wsdl(
 ) -> None:
     status, action = slot
     event = alert(status=status, title=text, message=text, note=text, actor=text)
-    context = context_for(event)
+    context = update_context(event) if action is R.UPDATE else context_for(event)
     context = dataclasses.replace(
         context, mapped=dataclasses.replace(context.mapped, zone_url=ZONES["soap"])
     )

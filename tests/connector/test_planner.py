@@ -13,6 +13,7 @@ from connector.domain import (
     LifecyclePolicy,
     Outcome,
     Severity,
+    SeverityChanges,
     StepKind,
     TicketSnapshot,
     TicketState,
@@ -197,3 +198,142 @@ def test_statuses_switched_off(
     assert decided.outcome is outcome
     assert [step.kind.value for step in decided.steps] == kinds
     assert decided.reason == reason
+
+
+# -- severity changes of an open alert -------------------------------------------------------------
+
+PRIORITIES = {Severity.CRITICAL: 4, Severity.ERROR: 1, Severity.WARNING: 2, Severity.INFO: 3}
+S = Severity
+
+
+def severity_policy(mode: str, **overrides: object) -> LifecyclePolicy:
+    fields: dict[str, object] = {"priority_map": PRIORITIES, **overrides}
+    return dataclasses.replace(
+        POLICY,
+        severity_changes=SeverityChanges(mode),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def open_at(severity: Severity | None, priority: int | None = None) -> TicketSnapshot:
+    return dataclasses.replace(
+        open_ticket(opened=timedelta(minutes=1)),
+        applied_severity=severity,
+        priority=priority if priority is not None else PRIORITIES.get(severity),  # type: ignore[arg-type]
+    )
+
+
+SEVERITY_CASES = [
+    # (id, mode, ticket's severity, event's severity, outcome, step kinds, new priority, line)
+    ("follow: milder", "follow", S.CRITICAL, S.WARNING, Outcome.UPDATED,
+     ["set_priority", "note"], 2,
+     "Priority changed from Critical to Medium: severity warning (was critical)."),
+    ("follow: worse", "follow", S.WARNING, S.CRITICAL, Outcome.UPDATED,
+     ["set_priority", "note"], 4,
+     "Priority changed from Medium to Critical: severity critical (was warning)."),
+    ("follow: same severity is a quiet repeat", "follow", S.ERROR, S.ERROR, Outcome.IGNORED,
+     [], None, None),
+    ("escalate: worse", "escalate", S.INFO, S.ERROR, Outcome.UPDATED, ["set_priority", "note"],
+     1, "Priority changed from Low to High: severity error (was info)."),
+    ("escalate: milder is a quiet repeat", "escalate", S.ERROR, S.INFO, Outcome.IGNORED, [],
+     None, None),
+    ("never: worse is a quiet repeat", "never", S.INFO, S.CRITICAL, Outcome.IGNORED, [], None,
+     None),
+    ("unknown severity (an older ticket) is a quiet repeat", "follow", None, S.CRITICAL,
+     Outcome.IGNORED, [], None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "was", "now", "outcome", "kinds", "priority", "line"),
+    [case[1:] for case in SEVERITY_CASES],
+    ids=[case[0] for case in SEVERITY_CASES],
+)
+def test_a_severity_change_of_an_open_alert(
+    mode: str,
+    was: Severity | None,
+    now: Severity,
+    outcome: Outcome,
+    kinds: list[str],
+    priority: int | None,
+    line: str | None,
+) -> None:
+    decided = plan(event(A.ACTIVE, severity=now), open_at(was), severity_policy(mode), NOW)
+
+    assert decided.outcome is outcome
+    assert [step.kind.value for step in decided.steps] == kinds
+    assert decided.applies_severity is (line is not None)
+    if priority is not None:
+        assert decided.steps[0].priority == priority
+        assert decided.steps[0].status is None  # the status an engineer set is left alone
+    if line is not None:
+        assert decided.steps[-1].text.splitlines()[0] == line
+
+
+def test_a_severity_change_that_keeps_the_priority_is_noted_only() -> None:
+    policy = severity_policy("follow", priority_map={**PRIORITIES, S.WARNING: 1})
+    decided = plan(event(A.ACTIVE, severity=S.WARNING), open_at(S.ERROR), policy, NOW)
+
+    assert decided.outcome is Outcome.NOTED
+    assert [step.kind for step in decided.steps] == [StepKind.NOTE]
+    assert decided.steps[0].text.splitlines()[0] == (
+        "Severity warning (was error); priority stays High."
+    )
+    assert decided.applies_severity
+
+
+def test_a_monitor_override_fixes_the_priority_whatever_the_severity() -> None:
+    policy = severity_policy("follow", monitor_priorities={"Disk": 3})
+    decided = plan(
+        event(A.ACTIVE, severity=S.CRITICAL, monitor="Disk"), open_at(S.ERROR, 3), policy, NOW
+    )
+
+    assert [step.kind for step in decided.steps] == [StepKind.NOTE]
+    assert "priority stays Low" in decided.steps[0].text
+
+
+def test_unnamed_priorities_are_shown_by_id() -> None:
+    policy = severity_policy("follow", priority_map={**PRIORITIES, S.WARNING: 7})
+    decided = plan(event(A.ACTIVE, severity=S.WARNING), open_at(S.CRITICAL), policy, NOW)
+
+    assert decided.steps[-1].text.startswith("Priority changed from Critical to 7:")
+
+
+@pytest.mark.parametrize("status", [A.ACKNOWLEDGED, A.ESCALATED])
+def test_an_acknowledgement_at_a_new_severity_sets_status_then_priority(
+    status: AlertStatus,
+) -> None:
+    decided = plan(
+        event(status, severity=S.WARNING), open_at(S.CRITICAL), severity_policy("follow"), NOW
+    )
+
+    assert [step.kind for step in decided.steps] == [
+        StepKind.SET_STATUS,
+        StepKind.SET_PRIORITY,
+        StepKind.NOTE,
+    ]
+    assert decided.steps[1].priority == 2
+    assert "Priority changed from Critical to Medium" in decided.steps[2].text
+
+
+def test_a_create_carries_the_priority_and_applies_the_severity() -> None:
+    decided = plan(event(A.ACTIVE, severity=S.WARNING), None, severity_policy("follow"), NOW)
+
+    assert decided.steps[0].kind is StepKind.CREATE
+    assert decided.steps[0].priority == 2
+    assert decided.applies_severity
+
+
+def test_a_reopen_at_a_new_severity_changes_the_priority_too() -> None:
+    ticket = dataclasses.replace(
+        completed(timedelta(minutes=5)), applied_severity=S.WARNING, priority=2
+    )
+    decided = plan(event(A.ACTIVE, severity=S.CRITICAL), ticket, severity_policy("follow"), NOW)
+
+    assert decided.outcome is Outcome.REOPENED
+    assert [step.kind for step in decided.steps] == [
+        StepKind.REOPEN,
+        StepKind.SET_PRIORITY,
+        StepKind.NOTE,
+    ]
+    assert decided.applies_severity

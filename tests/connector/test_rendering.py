@@ -111,7 +111,7 @@ def context_for(
         status=settings.status_map[event.status],
         marker=MARKER,
         settings=settings,
-        now=START,
+        received_at=START,
     )
     # The draft's description is already cut to 8000; render the full one to test the cut here.
     draft = replace(draft, description=describe_alert(event, event.started_at or START))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -564,3 +566,108 @@ def test_a_failed_request_is_kept_with_the_tracking_identifier_redacted(
     assert delivery.last_request["headers"] == {"X-Code": "<redacted>"}
     assert fake.requests[0].headers == {"X-Code": api_user.integration_code}
     assert api_user.integration_code not in json.dumps(delivery.last_request)
+
+
+# -- leases: a call that outlives the lease -------------------------------------------------------
+
+
+@dataclass
+class SlowCreateTarget(FakeTarget):
+    """A FakeTarget whose creates wait for `gate` (as a slow Autotask would) before landing."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        if request.action is RequestAction.CREATE:
+            self.entered.set()
+            if not self.gate.wait(timeout=30):
+                raise AssertionError("the test never released the create")
+        return super().send(request)
+
+
+def real_time_worker(
+    services: Services, target: FakeTarget, worker_id: str, lease_seconds: float
+) -> Worker:
+    """A worker on the wall clock with a short lease (the lease keeper runs in real time)."""
+
+    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+        return target
+
+    short = dataclasses.replace(
+        services, settings={**services.settings, "WORKER_LEASE_SECONDS": lease_seconds}
+    )
+    return Worker(short, factory, worker_id=worker_id, rng=random.Random(1))
+
+
+def wait_for(event: threading.Event, what: str, timeout: float = 30.0) -> None:
+    if not event.wait(timeout):
+        raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+def test_a_create_that_outlives_the_lease_keeps_its_delivery_and_makes_one_ticket(
+    client: FlaskClient, services: Services
+) -> None:
+    """The holder renews its lease while its create is in flight: no other worker takes over."""
+    lease = 0.6
+    target = SlowCreateTarget()
+    post(client, "a", "active")
+    first = real_time_worker(services, target, "w1", lease)
+    second = real_time_worker(services, target, "w2", lease)
+    (claimed,) = first.claim()
+    worker = threading.Thread(target=first.process, args=(claimed,), daemon=True)
+    worker.start()
+    wait_for(target.entered, "the first worker's create")
+
+    # Five leases long, the other worker keeps trying to take the delivery over.
+    taken: list[int] = []
+    deadline = time.monotonic() + 5 * lease
+    while time.monotonic() < deadline:
+        taken += second.claim()
+        time.sleep(lease / 6)
+    target.gate.set()
+    worker.join(timeout=30)
+
+    assert not worker.is_alive()
+    assert taken == []
+    assert second.claim() == []
+    assert len(target.tickets) == 1
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.outcome, delivery.attempts) == ("done", "created", 1)
+
+
+def test_a_worker_that_lost_its_lease_mid_call_commits_nothing_and_one_ticket_remains(
+    client: FlaskClient, services: Services
+) -> None:
+    """Taken over while its create was in flight (a frozen process, a database cut off from
+    it), the old holder records nothing; the new one finds the created ticket by its marker."""
+    target = SlowCreateTarget()
+    post(client, "a", "active")
+    first = real_time_worker(services, target, "w1", 30)
+    second = real_time_worker(services, target, "w2", 30)
+    (claimed,) = first.claim()
+    worker = threading.Thread(target=first.process, args=(claimed,), daemon=True)
+    worker.start()
+    wait_for(target.entered, "the first worker's create")
+    with services.transaction() as session:  # what w2's claim of an expired lease does
+        delivery = session.get(Delivery, claimed)
+        assert delivery is not None
+        delivery.lease_owner = "w2"
+    target.gate.set()  # w1's create lands in Autotask and answers
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.lease_owner, delivery.progress) == ("in_progress", "w2", 0)
+    with services.transaction() as session:
+        link = session.scalars(select(TicketLink)).one()
+        assert (link.state, link.ticket_id) == ("pending_create", None)
+    second.process(claimed)
+
+    assert len(target.tickets) == 1
+    assert target.calls[-1] == "find"
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.outcome) == ("done", "created")
+    with services.transaction() as session:
+        link = session.scalars(select(TicketLink)).one()
+        assert (link.state, link.ticket_id) == ("open", next(iter(target.tickets)))

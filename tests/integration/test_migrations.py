@@ -31,7 +31,7 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head == "0005"
+    assert head == "0006"
     assert version == head
 
 
@@ -148,4 +148,113 @@ def test_rejected_webhooks_come_and_go_with_0004(database_url: str) -> None:
     engine = make_engine(database_url)
     with engine.connect() as connection:
         assert "rejected_webhook" in sa.inspect(connection).get_table_names()
+    engine.dispose()
+
+
+def test_0006_keys_alerts_by_source_and_fills_the_new_columns_from_what_is_stored(
+    database_url: str,
+) -> None:
+    """Existing alerts, events, ticket links and requests survive 0006 and back."""
+    from alembic import command
+
+    from connector.delivery import default_template
+    from connector.models import UTCDateTime, utcnow
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0005")
+    now = utcnow()
+    old_update = '{# PATCH {base}/V1.0/Tickets: only the fields sent change (TicketModel). #}\n{\n  "id": ##EXTERNALTICKETID##,\n  "status": ##STATUS##\n}\n'  # noqa: E501
+    edited_update = '{"id": ##EXTERNALTICKETID##, "status": ##STATUS##, "queueID": 5}'
+    time = UTCDateTime()
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO integration (id, name, api_flavour, zone_lookup_url, username,"
+                " secret_encrypted, integration_code_encrypted, settings, created_at, updated_at)"
+                " VALUES (1, 'default', 'rest', 'https://x.invalid/', 'u', 'x', 'x', '{}',"
+                " :now, :now)"
+            ).bindparams(sa.bindparam("now", type_=time)),
+            {"now": now},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO alert (id, integration_id, fingerprint, source, status, severity,"
+                " title, message, host, tenant, monitor, properties, cycle, last_event_at,"
+                " created_at) VALUES (7, 1, '4711', 'generic', 'active', 'warning', 't', '', '',"
+                " '', '', '{}', 0, :now, :now)"
+            ).bindparams(sa.bindparam("now", type_=time)),
+            {"now": now},
+        )
+        for event_id, minute in ((1, 5), (2, 9), (3, None)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO alert_event (id, alert_id, status, severity, dedupe_key,"
+                    " occurred_at, received_at, disposition, payload) VALUES (:id, 7, 'active',"
+                    " 'warning', :key, :occurred, :now, 'queued', '{}')"
+                ).bindparams(sa.bindparam("occurred", type_=time), sa.bindparam("now", type_=time)),
+                {
+                    "id": event_id,
+                    "key": f"k{event_id}",
+                    "occurred": now.replace(minute=minute) if minute is not None else None,
+                    "now": now,
+                },
+            )
+        connection.execute(
+            sa.text(
+                "INSERT INTO ticket_link (id, alert_id, episode, state, marker, created_at,"
+                " updated_at) VALUES (1, 7, 1, 'open', 'aac-1', :now, :now)"
+            ).bindparams(sa.bindparam("now", type_=time)),
+            {"now": now},
+        )
+        for row_id, status, body in ((1, "active", old_update), (2, "acknowledged", edited_update)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO delivery_request (id, integration_id, status, action, method,"
+                    " url, headers, body, format, id_path, updated_at) VALUES (:id, 1, :status,"
+                    " 'update', 'PATCH', '##ZONEURL##Tickets', '{}', :body, 'json', '', :now)"
+                ).bindparams(sa.bindparam("now", type_=time)),
+                {"id": row_id, "status": status, "body": body, "now": now},
+            )
+    engine.dispose()
+
+    upgrade(database_url)
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        newest = connection.execute(
+            sa.select(sa.column("last_occurred_at", time)).select_from(sa.table("alert"))
+        ).scalar_one()
+        assert newest == now.replace(minute=9)
+        assert (
+            connection.execute(sa.text("SELECT applied_severity FROM ticket_link")).scalar_one()
+            == "warning"
+        )
+        bodies = dict(connection.execute(sa.text("SELECT id, body FROM delivery_request")).all())
+        assert bodies == {1: default_template("rest/status.json"), 2: edited_update}
+        # The same id from another source is another alert now.
+        connection.execute(
+            sa.text(
+                "INSERT INTO alert (integration_id, fingerprint, source, status, severity,"
+                " title, message, host, tenant, monitor, properties, cycle, last_event_at,"
+                " created_at) VALUES (1, '4711', 'alertmanager', 'active', 'warning', 't', '',"
+                " '', '', '', '{}', 0, :now, :now)"
+            ).bindparams(sa.bindparam("now", type_=time)),
+            {"now": now},
+        )
+    engine.dispose()
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM alert WHERE source = 'alertmanager'"))
+    engine.dispose()
+    command.downgrade(config, "0005")
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        bodies = dict(connection.execute(sa.text("SELECT id, body FROM delivery_request")).all())
+        assert bodies == {1: old_update, 2: edited_update}
+        assert "last_occurred_at" not in {
+            column["name"] for column in sa.inspect(connection).get_columns("alert")
+        }
     engine.dispose()

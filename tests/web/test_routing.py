@@ -99,11 +99,15 @@ DEFAULT_ROUTES = [
         id="accountid-beats-switched-off",
     ),
     pytest.param(
-        {"properties": {"autotask.accountid": "acme"}},
-        "dropped: autotask.accountid 'acme' is not a company id",
-        id="accountid-not-a-number",
+        {"properties": {"autotask.accountid": "acme"}}, "queued", id="accountid-not-a-number"
     ),
 ]
+
+#: The warning an `autotask.accountid` that names no company gives (the alert is still routed).
+NOT_AN_ID = (
+    "autotask.accountid '{}' is not an Autotask company id (a whole number); the alert was"
+    " routed by the tenant map and default company instead"
+)
 
 
 @pytest.mark.parametrize(("fields", "disposition"), DEFAULT_ROUTES)
@@ -172,13 +176,24 @@ def test_drop_reason_quoting_a_long_tenant_fits_the_record(drop_client: FlaskCli
     assert detail["events"][0]["disposition"] == disposition
 
 
-def test_drop_reason_quoting_a_long_account_property_fits_the_record(
+def test_an_account_property_that_is_no_company_id_routes_by_default_and_warns(
     client: FlaskClient,
 ) -> None:
-    accepted = hook(client, alert_body(properties={"autotask.accountid": "x" * 5000}))
+    """Never a silent drop: the alert gets its ticket by the tenant map, the admin a warning."""
+    response = client.post(
+        "/hooks/generic",
+        json=alert_body(properties={"autotask.accountid": "x" * 5000}),
+        headers={"Authorization": f"Bearer {HOOK_TOKEN}"},
+    )
+    assert response.status_code == 202
+    accepted = response.get_json()["accepted"][0]
 
-    assert accepted["disposition"].startswith("dropped: autotask.accountid 'xxx")
-    assert len(accepted["disposition"]) == 300
+    assert accepted["disposition"] == "queued"
+    (warning,) = accepted["warnings"]
+    assert warning.startswith("autotask.accountid 'xxx") and "…'" in warning
+    assert len(warning) < 300
+    detail = alert_detail(client, accepted["alert_id"])
+    assert detail["events"][0]["warnings"] == [warning]
 
 
 # -- one worker pass against the sandbox: the ticket's company ------------------------------------
@@ -310,8 +325,30 @@ def account(value: str) -> dict[str, str]:
         pytest.param(
             {"properties": account("acme")},
             {},
-            Route(None, "autotask.accountid 'acme' is not a company id"),
-            id="accountid-not-a-number",
+            Route(DEFAULT_COMPANY, warning=NOT_AN_ID.format("acme")),
+            id="accountid-not-a-number-uses-default",
+        ),
+        pytest.param(
+            {"tenant": "fabrikam", "properties": account("-5")},
+            {},
+            Route(FABRIKAM, warning=NOT_AN_ID.format("-5")),
+            id="negative-accountid-uses-tenant-map",
+        ),
+        pytest.param(
+            {"tenant": "contoso", "properties": account("4_2")},
+            {"unmapped": "drop"},
+            Route(
+                None,
+                "tenant 'contoso' is not mapped (unmapped: drop)",
+                warning=NOT_AN_ID.format("4_2"),
+            ),
+            id="accountid-not-an-id-then-dropped-by-unmapped-drop",
+        ),
+        pytest.param(
+            {"properties": account("99999999999")},
+            {},
+            Route(DEFAULT_COMPANY, warning=NOT_AN_ID.format("99999999999")),
+            id="accountid-out-of-range",
         ),
         pytest.param(
             {"tenant": "switched-off"},
@@ -352,7 +389,7 @@ def draft(alert: IncomingAlert, settings: IntegrationSettings | None = None) -> 
         status=1,
         marker="aac-1234",
         settings=settings or load_settings({}),
-        now=NOW,
+        received_at=NOW,
     )
 
 
@@ -526,7 +563,7 @@ def test_due_date_of_a_start_near_the_end_of_time_does_not_overflow() -> None:
     far = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
     alert = IncomingAlert("generic", "fp", AlertStatus.ACTIVE, Severity.INFO, "t", started_at=far)
     draft = build_draft(
-        alert, company_id=1, status=1, marker="m", settings=IntegrationSettings(), now=far
+        alert, company_id=1, status=1, marker="m", settings=IntegrationSettings(), received_at=far
     )
     assert draft.due_at is not None and draft.due_at.year == 9999
 

@@ -189,7 +189,9 @@ def assert_202_or_precise_400(response: Any, mutated: list[str] | None = None) -
     if response.status_code == 202:
         for entry in response.get_json()["accepted"]:
             disposition = entry["disposition"]
-            assert disposition in ("queued", "duplicate") or disposition.startswith("dropped: ")
+            assert disposition in ("queued", "duplicate") or disposition.startswith(
+                ("dropped: ", "stale: ")
+            )
         return
     error = precise_400(response)
     if mutated is None:

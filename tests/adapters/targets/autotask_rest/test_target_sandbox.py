@@ -92,7 +92,7 @@ def render(
         status=step.status or 1,
         marker=marker,
         settings=SETTINGS,
-        now=NOW,
+        received_at=NOW,
     )
     context = RenderContext.build(
         alert,

@@ -183,7 +183,7 @@ def render(api_user: ApiUser) -> Callable[..., OutboundRequest]:
             status=step.status or 1,
             marker=marker,
             settings=SETTINGS,
-            now=NOW,
+            received_at=NOW,
         )
         context = RenderContext.build(
             alert,
