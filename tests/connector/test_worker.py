@@ -261,6 +261,9 @@ def test_a_failed_attempt_is_retried_or_dead_lettered_by_kind(
     (delivery,) = deliveries(services)
     assert (delivery.state, delivery.attempts) == (state, attempts)
     assert delivery.last_error == str(error)
+    # What the delivery did, not what it set out to do: no ticket was created.
+    assert delivery.outcome == ("failed" if state == "dead" else None)
+    assert delivery.plan is not None and delivery.plan["outcome"] == "created"
     if state == "pending":
         wait = (delivery.next_attempt_at - clock.now).total_seconds()
         expected = max(0.05, error.retry_after or 0)  # RETRY_DELAYS starts at 0.05 s
