@@ -23,12 +23,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, deadline: float = 20.0) -> requests.Response:
+def wait_for(url: str, deadline: float = 60.0) -> requests.Response:
+    """GET `url` once the process answers; a loaded machine may take long to start it."""
     stop = time.monotonic() + deadline
     while True:
         try:
-            return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+            return requests.get(url, timeout=5)
+        except (requests.ConnectionError, requests.Timeout):
+            # Refused before the port is bound; a read timeout while it still starts up.
             if time.monotonic() > stop:
                 raise
             time.sleep(0.1)
