@@ -26,6 +26,7 @@ from connector.rendering import FORMATS, Format
 from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
+from connector.web.params import MAX_ID
 
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
 
@@ -132,8 +133,12 @@ class PreviewSchema(Schema):
         unknown = RAISE
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
-    alert_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
-    ticket_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
+    alert_id = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
+    )
+    ticket_id = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
+    )
 
 
 class TestDeliverySchema(Schema):
@@ -143,7 +148,7 @@ class TestDeliverySchema(Schema):
         unknown = RAISE
 
     integration_id = StrictInteger(
-        validate=validate.Range(min=1), allow_none=True, load_default=None
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
     company_id = StrictInteger(validate=validate.Range(min=0), allow_none=True, load_default=None)
     complete = StrictBoolean(load_default=False)
