@@ -26,7 +26,7 @@ from connector.rendering import FORMATS, Format
 from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
-from connector.web.params import MAX_ID
+from connector.web.params import MAX_ID, parse_query
 
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
 
@@ -210,7 +210,8 @@ def _integration(session: Session, integration_id: int) -> Integration:
 
 @bp.get("/integrations")
 def list_integrations() -> Response:
-    """Every integration (never its secret or tracking identifier)."""
+    """Every integration (never its secret or tracking identifier); it takes no query parameter."""
+    parse_query({})
     with services().transaction() as session:
         rows = session.scalars(select(Integration).order_by(Integration.id))
         body = [_integration_json(row) for row in rows]
@@ -306,6 +307,7 @@ def generate_requests(integration_id: int) -> Response:
 @bp.get("/integrations/<int:integration_id>/hook-credentials")
 def list_hook_credentials(integration_id: int) -> Response:
     """The integration's webhook credentials, revoked ones too (never a secret or its hash)."""
+    parse_query({})
     with services().transaction() as session:
         _integration(session, integration_id)
         rows = session.scalars(

@@ -252,7 +252,7 @@ def test_unknown_delivery_state_is_400(client: FlaskClient, state: str) -> None:
 def test_bad_limit_or_offset_is_400(client: FlaskClient, path: str, query: dict[str, str]) -> None:
     error = error_of(get(client, path, query_string=query), 400)
 
-    assert "limit" in error["message"]
+    assert next(iter(query)) in error["message"]
 
 
 @sqlite_only

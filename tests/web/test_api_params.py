@@ -1,6 +1,7 @@
-"""The JSON API's parameters: a path id no database holds is a 404, never a 500.
+"""The JSON API's parameters: a path id no database holds is a 404, a bad query parameter a 400.
 
-Flask's own int converter takes any number of digits, and the database then fails.
+Never a 500: Flask's own int converter takes any number of digits and the database then fails,
+and an unchecked query value (a NUL, a 23-digit id) reached the database the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from connector.models import Integration
+from connector.web.api import ALERT_STATUSES, DELIVERY_STATES
 from connector.web.params import MAX_ID
 from tests.conftest import API_TOKEN
 
@@ -43,6 +45,11 @@ def default_integration_id(app: Flask) -> int:
         found = session.scalar(select(Integration.id).where(Integration.name == "default"))
     assert found is not None
     return int(found)
+
+
+def get_list(client: FlaskClient, app: Flask, endpoint: str, query: Any) -> Any:
+    path = endpoint.format(integration=default_integration_id(app))
+    return client.get(f"/api/v1/{path}", headers=auth(), query_string=query)
 
 
 # -- path ids --------------------------------------------------------------------------------------
@@ -115,3 +122,183 @@ def test_the_largest_id_reaches_the_database_and_is_not_found(
     error = error_of(client.open(f"/api/v1/{url}", method=method, headers=auth(), json=body), 404)
 
     assert words.format(id=MAX_ID) in error["message"]
+
+
+# -- query parameters: names -----------------------------------------------------------------------
+
+PAGE = ["limit", "offset"]
+#: Every list endpoint and the query parameters it knows, in the order its errors list them.
+KNOWN: dict[str, list[str]] = {
+    "alerts": ["status", *PAGE],
+    "deliveries": ["state", *PAGE],
+    "rejected-webhooks": ["source", "integration_id", "status", "request_id", *PAGE],
+    "integrations": [],
+    "integrations/{integration}/hook-credentials": [],
+}
+
+
+@sqlite_only
+@pytest.mark.parametrize("endpoint", list(KNOWN))
+@pytest.mark.parametrize("name", ["colour", "token", "Status", "limit[]"])
+def test_an_unknown_parameter_is_400_listing_the_known_ones(
+    client: FlaskClient, connector_app: Flask, endpoint: str, name: str
+) -> None:
+    error = error_of(get_list(client, connector_app, endpoint, {name: "1"}), 400)
+
+    assert f"unknown query parameter {name!r}" in error["message"]
+    assert error["details"]["parameters"] == [
+        {"parameter": name, "reason": "unknown query parameter", "accepted": KNOWN[endpoint]}
+    ]
+    known = f"known: {', '.join(KNOWN[endpoint])}" if KNOWN[endpoint] else "takes none"
+    assert known in error["message"]
+
+
+@sqlite_only
+@pytest.mark.parametrize("endpoint", list(KNOWN))
+def test_no_parameter_at_all_is_fine(
+    client: FlaskClient, connector_app: Flask, endpoint: str
+) -> None:
+    assert get_list(client, connector_app, endpoint, {}).status_code == 200
+
+
+# -- query parameters: values ----------------------------------------------------------------------
+
+#: Stands for the app's source slugs in `accepted` below.
+SOURCES = ["<the app's sources>"]
+
+#: (endpoint, query, the refused parameter, words of the reason, the accepted values or None)
+REFUSED_VALUES = [
+    # enumerated values outside their set
+    ("alerts", {"status": "bogus"}, "status", "must be one of", list(ALERT_STATUSES)),
+    ("alerts", {"status": "ACTIVE"}, "status", "got 'ACTIVE'", list(ALERT_STATUSES)),
+    ("alerts", {"status": "firing"}, "status", "must be one of", list(ALERT_STATUSES)),
+    ("deliveries", {"state": "failed"}, "state", "must be one of", list(DELIVERY_STATES)),
+    ("rejected-webhooks", {"source": "nagios"}, "source", "must be one of", SOURCES),
+    # empty values
+    ("alerts", {"status": ""}, "status", "must not be empty", None),
+    ("alerts", {"limit": ""}, "limit", "must not be empty", None),
+    ("rejected-webhooks", {"request_id": ""}, "request_id", "must not be empty", None),
+    # ids out of range, or no whole number at all
+    ("rejected-webhooks", {"integration_id": TOO_BIG}, "integration_id", f"to {MAX_ID}", None),
+    ("rejected-webhooks", {"integration_id": ENDLESS}, "integration_id", f"to {MAX_ID}", None),
+    ("rejected-webhooks", {"integration_id": "-1"}, "integration_id", "whole number", None),
+    ("rejected-webhooks", {"integration_id": "1.5"}, "integration_id", "whole number", None),
+    ("rejected-webhooks", {"integration_id": " 7"}, "integration_id", "whole number", None),
+    ("rejected-webhooks", {"integration_id": "1_000"}, "integration_id", "whole number", None),
+    ("rejected-webhooks", {"integration_id": "١٢"}, "integration_id", "whole number", None),
+    ("deliveries", {"offset": HUGE}, "offset", f"to {MAX_ID}", None),
+    ("rejected-webhooks", {"integration_id": HUGE}, "integration_id", f"to {MAX_ID}", None),
+    ("rejected-webhooks", {"status": "4xx"}, "status", "from 100 to 599", None),
+    ("rejected-webhooks", {"status": "600"}, "status", "from 100 to 599", None),
+    # text no database could compare (PostgreSQL refuses a NUL in any text)
+    ("rejected-webhooks", {"request_id": "\x00"}, "request_id", "NUL", None),
+    # a parameter given twice
+    ("alerts", [("status", "active"), ("status", "cleared")], "status", "given 2 times", None),
+    ("deliveries", [("limit", "1"), ("limit", "1")], "limit", "given 2 times", None),
+]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("endpoint", "query", "parameter", "words", "accepted"),
+    REFUSED_VALUES,
+    ids=[f"{e}-{p}-{w}" for e, _, p, w, _ in REFUSED_VALUES],
+)
+def test_a_refused_value_is_400_naming_the_parameter_and_what_it_accepts(
+    client: FlaskClient,
+    connector_app: Flask,
+    endpoint: str,
+    query: Any,
+    parameter: str,
+    words: str,
+    accepted: list[str] | None,
+) -> None:
+    error = error_of(get_list(client, connector_app, endpoint, query), 400)
+
+    assert error["message"].startswith(f"{parameter} ")
+    assert words in error["message"]
+    [problem] = error["details"]["parameters"]
+    assert problem["parameter"] == parameter
+    assert words in problem["reason"]
+    if accepted is SOURCES:
+        accepted = sorted(connector_app.extensions["connector"].sources)
+    assert problem.get("accepted") == accepted
+    for value in accepted or ():
+        assert value in error["message"]
+
+
+@sqlite_only
+def test_every_refused_parameter_is_named_at_once(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    query = {"status": "bogus", "colour": "red", "offset": "", "limit": "0"}
+
+    error = error_of(get_list(client, connector_app, "alerts", query), 400)
+
+    assert [p["parameter"] for p in error["details"]["parameters"]] == list(query)
+    for sentence in ("status must be one of", "'colour'", "offset must not be empty", "limit must"):
+        assert sentence in error["message"]
+
+
+@sqlite_only
+def test_a_long_refused_value_is_cut_short_in_the_message(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    error = error_of(get_list(client, connector_app, "alerts", {"status": "x" * 10_000}), 400)
+
+    assert len(error["message"]) < 200
+
+
+# -- query parameters: accepted values -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "parameter", "values"),
+    [
+        ("alerts", "status", ALERT_STATUSES),
+        ("deliveries", "state", DELIVERY_STATES),
+    ],
+    ids=["alert-status", "delivery-state"],
+)
+def test_every_enumerated_value_is_accepted(
+    client: FlaskClient,
+    connector_app: Flask,
+    endpoint: str,
+    parameter: str,
+    values: tuple[str, ...],
+) -> None:
+    for value in values:
+        response = get_list(client, connector_app, endpoint, {parameter: value})
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("endpoint", ["rejected-webhooks"])
+def test_every_known_source_is_accepted(
+    client: FlaskClient, connector_app: Flask, endpoint: str
+) -> None:
+    for source in connector_app.extensions["connector"].sources:
+        response = get_list(client, connector_app, endpoint, {"source": source})
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+#: (endpoint, query) pairs that are valid, at their bounds: each answers 200 (here: no rows).
+ACCEPTED_VALUES = [
+    ("deliveries", {"offset": str(MAX_ID)}),
+    ("rejected-webhooks", {"integration_id": str(MAX_ID), "status": "100"}),
+    ("rejected-webhooks", {"status": "599", "request_id": "ä" * 300}),
+]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "query"),
+    ACCEPTED_VALUES,
+    ids=[f"{e}-{'-'.join(q)}" for e, q in ACCEPTED_VALUES],
+)
+def test_values_at_their_bounds_reach_the_database(
+    client: FlaskClient, connector_app: Flask, endpoint: str, query: dict[str, str]
+) -> None:
+    response = get_list(client, connector_app, endpoint, query)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [rows] = [value for value in response.get_json().values() if isinstance(value, list)]
+    assert rows == []
