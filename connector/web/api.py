@@ -31,9 +31,15 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 ALERT_STATUSES = tuple(status.value for status in AlertStatus)
 DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
 
-#: GET /alerts: its filters and paging.
+#: GET /alerts: its filters and paging. The ticket filters match any ticket the alert has had
+#: (given both, they must hold for one and the same ticket).
 ALERT_QUERY = {
     "status": one_of(ALERT_STATUSES),
+    "source": known_source,
+    "fingerprint": text,
+    "integration_id": database_id,
+    "ticket_id": database_id,
+    "ticket_number": text,
     **PAGE,
 }
 #: GET /deliveries: its filters and paging.
@@ -155,8 +161,20 @@ def list_alerts() -> Response:
     query = _equal(
         select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc()),
         args,
-        {"status": Alert.status},
+        {
+            "status": Alert.status,
+            "source": Alert.source,
+            "fingerprint": Alert.fingerprint,
+            "integration_id": Alert.integration_id,
+        },
     )
+    ticket_filters = _equal(
+        select(TicketLink.id).where(TicketLink.alert_id == Alert.id),
+        args,
+        {"ticket_id": TicketLink.ticket_id, "ticket_number": TicketLink.ticket_number},
+    )
+    if "ticket_id" in args or "ticket_number" in args:
+        query = query.where(ticket_filters.exists())
     with services().transaction() as session:
         alerts = list(session.scalars(query.limit(limit).offset(offset)))
         links = _latest_links(session, [a.id for a in alerts])

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from connector.models import ApiToken, Delivery, utcnow
+from connector.models import ApiToken, Delivery, TicketLink, utcnow
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 ALERT: dict[str, Any] = {
@@ -157,6 +157,95 @@ def test_alert_list_pages_and_filters_by_status(client: FlaskClient) -> None:
     assert [a["id"] for a in second_page["alerts"]] == [ids[0]]
     assert second_page["offset"] == 2
     assert [a["id"] for a in only_cleared["alerts"]] == [cleared["alert_id"]]
+
+
+def alertmanager_alert(client: FlaskClient, fingerprint: str) -> dict[str, Any]:
+    """Post one firing alert through the Alertmanager source; return its accepted entry."""
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "autotask",
+        "groupKey": '{}:{alertname="MemoryHigh"}',
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "MemoryHigh", "instance": "srv03:9100"},
+                "annotations": {"summary": "Memory high on srv03"},
+                "startsAt": "2026-11-22T10:00:00Z",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+    response = client.post("/hooks/alertmanager", json=body, headers=auth(HOOK_TOKEN))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return dict(response.get_json()["accepted"][0])
+
+
+def link_ticket(app: Flask, alert_id: int, episode: int, ticket_id: int, number: str) -> None:
+    """Record that the alert's ticket episode `episode` is Autotask ticket `ticket_id`."""
+    with app.extensions["connector"].transaction() as session:
+        session.add(
+            TicketLink(
+                alert_id=alert_id,
+                episode=episode,
+                state="open",
+                marker=f"test-{alert_id}-{episode}",
+                ticket_id=ticket_id,
+                ticket_number=number,
+            )
+        )
+
+
+def test_alerts_are_found_by_source_fingerprint_ticket_and_integration(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    cpu = hook(client, dict(ALERT, id="cpu-srv02", title="CPU high"))["alert_id"]
+    memory = alertmanager_alert(client, "mem-srv03")["alert_id"]
+    hook(client, dict(ALERT, id="cpu-srv02", status="cleared", occurred_at=None))
+    # The disk alert had a ticket, was cleared, fired again: a second ticket episode.
+    link_ticket(connector_app, disk, 1, 5001, "T20261122.0001")
+    link_ticket(connector_app, disk, 2, 5002, "T20261122.0002")
+    link_ticket(connector_app, cpu, 1, 5003, "T20261122.0003")
+    [integration] = {a["integration_id"] for a in get(client, "alerts").get_json()["alerts"]}
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({}, [cpu, memory, disk]),
+        ({"fingerprint": "disk-srv01"}, [disk]),
+        ({"fingerprint": "DISK-srv01"}, []),  # exact: no case folding
+        ({"fingerprint": "disk"}, []),  # exact: no prefix
+        ({"source": "alertmanager"}, [memory]),
+        ({"source": "generic"}, [cpu, disk]),
+        ({"source": "logicmonitor"}, []),
+        ({"source": "alertmanager", "fingerprint": "mem-srv03"}, [memory]),
+        ({"source": "generic", "fingerprint": "mem-srv03"}, []),
+        ({"ticket_id": 5001}, [disk]),  # an earlier episode's ticket finds the alert too
+        ({"ticket_id": 5002}, [disk]),
+        ({"ticket_id": 5003}, [cpu]),
+        ({"ticket_id": 5004}, []),
+        ({"ticket_number": "T20261122.0001"}, [disk]),
+        ({"ticket_number": "T20261122.0003"}, [cpu]),
+        ({"ticket_number": "T20261122"}, []),
+        ({"ticket_id": 5001, "ticket_number": "T20261122.0001"}, [disk]),
+        # Both filters hold for one and the same ticket, not each for some ticket of the alert.
+        ({"ticket_id": 5001, "ticket_number": "T20261122.0002"}, []),
+        ({"ticket_number": "T20261122.0003", "status": "cleared"}, [cpu]),
+        ({"ticket_number": "T20261122.0003", "status": "active"}, []),
+        ({"status": "active", "source": "generic"}, [disk]),
+        ({"integration_id": integration}, [cpu, memory, disk]),
+        ({"integration_id": integration + 1}, []),
+        ({"integration_id": integration, "limit": 2}, [cpu, memory]),
+        ({"integration_id": integration, "limit": 2, "offset": 2}, [disk]),
+        ({"source": "generic", "offset": 1}, [disk]),
+    ]
+
+    for query, expected in cases:
+        response = get(client, "alerts", query_string=query)
+        assert response.status_code == 200, (query, response.get_data(as_text=True))
+        found = [alert["id"] for alert in response.get_json()["alerts"]]
+        assert found == expected, query
+    [found] = get(client, "alerts", query_string={"ticket_id": 5001}).get_json()["alerts"]
+    # Found by its first ticket, it still shows its current one.
+    assert (found["ticket"]["ticket_id"], found["ticket"]["episode"]) == (5002, 2)
 
 
 def test_alert_detail_has_events_with_dispositions_and_pending_deliveries(

@@ -129,7 +129,15 @@ def test_the_largest_id_reaches_the_database_and_is_not_found(
 PAGE = ["limit", "offset"]
 #: Every list endpoint and the query parameters it knows, in the order its errors list them.
 KNOWN: dict[str, list[str]] = {
-    "alerts": ["status", *PAGE],
+    "alerts": [
+        "status",
+        "source",
+        "fingerprint",
+        "integration_id",
+        "ticket_id",
+        "ticket_number",
+        *PAGE,
+    ],
     "deliveries": ["state", *PAGE],
     "rejected-webhooks": ["source", "integration_id", "status", "request_id", *PAGE],
     "integrations": [],
@@ -172,13 +180,22 @@ REFUSED_VALUES = [
     ("alerts", {"status": "bogus"}, "status", "must be one of", list(ALERT_STATUSES)),
     ("alerts", {"status": "ACTIVE"}, "status", "got 'ACTIVE'", list(ALERT_STATUSES)),
     ("alerts", {"status": "firing"}, "status", "must be one of", list(ALERT_STATUSES)),
+    ("alerts", {"source": "nagios"}, "source", "got 'nagios'", SOURCES),
     ("deliveries", {"state": "failed"}, "state", "must be one of", list(DELIVERY_STATES)),
     ("rejected-webhooks", {"source": "nagios"}, "source", "must be one of", SOURCES),
     # empty values
+    ("alerts", {"fingerprint": ""}, "fingerprint", "must not be empty", None),
     ("alerts", {"status": ""}, "status", "must not be empty", None),
+    ("alerts", {"source": ""}, "source", "must not be empty", None),
+    ("alerts", {"ticket_id": ""}, "ticket_id", "must not be empty", None),
+    ("alerts", {"ticket_number": ""}, "ticket_number", "must not be empty", None),
     ("alerts", {"limit": ""}, "limit", "must not be empty", None),
     ("rejected-webhooks", {"request_id": ""}, "request_id", "must not be empty", None),
     # ids out of range, or no whole number at all
+    ("alerts", {"integration_id": HUGE}, "integration_id", f"to {MAX_ID}", None),
+    ("alerts", {"ticket_id": TOO_BIG}, "ticket_id", f"to {MAX_ID}", None),
+    ("alerts", {"ticket_id": ENDLESS}, "ticket_id", f"to {MAX_ID}", None),
+    ("alerts", {"ticket_id": "-1"}, "ticket_id", "whole number", None),
     ("rejected-webhooks", {"integration_id": TOO_BIG}, "integration_id", f"to {MAX_ID}", None),
     ("rejected-webhooks", {"integration_id": ENDLESS}, "integration_id", f"to {MAX_ID}", None),
     ("rejected-webhooks", {"integration_id": "-1"}, "integration_id", "whole number", None),
@@ -191,6 +208,8 @@ REFUSED_VALUES = [
     ("rejected-webhooks", {"status": "4xx"}, "status", "from 100 to 599", None),
     ("rejected-webhooks", {"status": "600"}, "status", "from 100 to 599", None),
     # text no database could compare (PostgreSQL refuses a NUL in any text)
+    ("alerts", {"fingerprint": "disk\x00srv01"}, "fingerprint", "NUL", None),
+    ("alerts", {"ticket_number": "T2024\x00"}, "ticket_number", "NUL", None),
     ("rejected-webhooks", {"request_id": "\x00"}, "request_id", "NUL", None),
     # a parameter given twice
     ("alerts", [("status", "active"), ("status", "cleared")], "status", "given 2 times", None),
@@ -231,12 +250,12 @@ def test_a_refused_value_is_400_naming_the_parameter_and_what_it_accepts(
 def test_every_refused_parameter_is_named_at_once(
     client: FlaskClient, connector_app: Flask
 ) -> None:
-    query = {"status": "bogus", "colour": "red", "offset": "", "limit": "0"}
+    query = {"status": "bogus", "colour": "red", "fingerprint": "", "limit": "0"}
 
     error = error_of(get_list(client, connector_app, "alerts", query), 400)
 
     assert [p["parameter"] for p in error["details"]["parameters"]] == list(query)
-    for sentence in ("status must be one of", "'colour'", "offset must not be empty", "limit must"):
+    for sentence in ("status must be one of", "'colour'", "fingerprint must", "limit must"):
         assert sentence in error["message"]
 
 
@@ -272,7 +291,7 @@ def test_every_enumerated_value_is_accepted(
         assert response.status_code == 200, response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("endpoint", ["rejected-webhooks"])
+@pytest.mark.parametrize("endpoint", ["alerts", "rejected-webhooks"])
 def test_every_known_source_is_accepted(
     client: FlaskClient, connector_app: Flask, endpoint: str
 ) -> None:
@@ -284,6 +303,10 @@ def test_every_known_source_is_accepted(
 #: (endpoint, query) pairs that are valid, at their bounds: each answers 200 (here: no rows).
 ACCEPTED_VALUES = [
     ("deliveries", {"offset": str(MAX_ID)}),
+    ("alerts", {"integration_id": "0"}),
+    ("alerts", {"ticket_id": str(MAX_ID)}),
+    ("alerts", {"ticket_id": "00000000000000000000000042"}),
+    ("alerts", {"fingerprint": " spaces kept \t", "ticket_number": "T20240101.0001"}),
     ("rejected-webhooks", {"integration_id": str(MAX_ID), "status": "100"}),
     ("rejected-webhooks", {"status": "599", "request_id": "ä" * 300}),
 ]
