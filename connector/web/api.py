@@ -30,6 +30,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 ALERT_STATUSES = tuple(status.value for status in AlertStatus)
 DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
+#: A delivery's stored outcome: the planner's outcomes once done, "failed" once dead-lettered.
+DELIVERY_OUTCOMES = ("created", "noted", "updated", "completed", "reopened", "ignored", "failed")
 
 #: GET /alerts: its filters and paging. The ticket filters match any ticket the alert has had
 #: (given both, they must hold for one and the same ticket).
@@ -45,6 +47,8 @@ ALERT_QUERY = {
 #: GET /deliveries: its filters and paging.
 DELIVERY_QUERY = {
     "state": one_of(DELIVERY_STATES),
+    "alert_id": database_id,
+    "outcome": one_of(DELIVERY_OUTCOMES),
     **PAGE,
 }
 
@@ -109,6 +113,7 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "next_attempt_at": _iso(delivery.next_attempt_at),
         "outcome": delivery.outcome,
+        "planned": delivery.plan.get("outcome") if delivery.plan else None,
         "last_error": delivery.last_error,
         "last_request": delivery.last_request,
         "last_response": delivery.last_response,
@@ -229,7 +234,7 @@ def list_deliveries() -> Response:
     query = _equal(
         select(Delivery).order_by(Delivery.id.desc()),
         args,
-        {"state": Delivery.state},
+        {"state": Delivery.state, "alert_id": Delivery.alert_id, "outcome": Delivery.outcome},
     )
     with services().transaction() as session:
         body = [_delivery(d) for d in session.scalars(query.limit(limit).offset(offset))]

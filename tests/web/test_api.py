@@ -279,6 +279,7 @@ def test_alert_detail_has_events_with_dispositions_and_pending_deliveries(
     assert delivery["attempts"] == 0
     assert delivery["last_error"] is None
     assert delivery["outcome"] is None
+    assert delivery["planned"] is None
     assert delivery["last_request"] is None
     assert delivery["last_response"] is None
     assert delivery["finished_at"] is None
@@ -313,6 +314,61 @@ def test_deliveries_filter_by_state_newest_first(client: FlaskClient, connector_
         second["event_id"],
         first["event_id"],
     ]
+
+
+def plan(outcome: str) -> dict[str, Any]:
+    """A stored plan as the worker writes it at a delivery's first attempt."""
+    return {"outcome": outcome, "reason": "", "episode": 1, "steps": []}
+
+
+def test_a_delivery_shows_its_stored_outcome_and_its_planned_one(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    cpu = hook(client, dict(ALERT, id="cpu-srv02"))["alert_id"]
+    memory = hook(client, dict(ALERT, id="mem-srv03"))["alert_id"]
+    created, failed, waiting = (only_delivery_id(client, a) for a in (disk, cpu, memory))
+    set_delivery(connector_app, created, state="done", plan=plan("created"), outcome="created")
+    # Dead-lettered: planned as a create, it created nothing.
+    set_delivery(connector_app, failed, state="dead", plan=plan("created"), outcome="failed")
+    # Planned, not done yet: no outcome so far.
+    set_delivery(connector_app, waiting, state="in_progress", plan=plan("noted"), outcome=None)
+
+    shown = {d["id"]: d for d in get(client, "deliveries").get_json()["deliveries"]}
+
+    assert (shown[created]["planned"], shown[created]["outcome"]) == ("created", "created")
+    assert (shown[failed]["planned"], shown[failed]["outcome"]) == ("created", "failed")
+    assert (shown[waiting]["planned"], shown[waiting]["outcome"]) == ("noted", None)
+    [in_detail] = get(client, f"alerts/{cpu}").get_json()["deliveries"]
+    assert in_detail == shown[failed]
+
+
+def test_deliveries_filter_by_alert_and_outcome(client: FlaskClient, connector_app: Flask) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    hook(client, dict(ALERT, status="cleared", occurred_at=None))
+    cpu = hook(client, dict(ALERT, id="cpu-srv02"))["alert_id"]
+    active, cleared = (d["id"] for d in get(client, f"alerts/{disk}").get_json()["deliveries"])
+    cpu_delivery = only_delivery_id(client, cpu)
+    set_delivery(connector_app, active, state="done", plan=plan("created"), outcome="created")
+    set_delivery(connector_app, cleared, state="dead", plan=plan("completed"), outcome="failed")
+    set_delivery(connector_app, cpu_delivery, state="dead", plan=plan("created"), outcome="failed")
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({"alert_id": disk}, [cleared, active]),
+        ({"alert_id": cpu}, [cpu_delivery]),
+        ({"alert_id": cpu + 1000}, []),
+        ({"outcome": "failed"}, [cpu_delivery, cleared]),
+        ({"outcome": "created"}, [active]),
+        ({"outcome": "completed"}, []),  # planned, never done: the stored outcome counts
+        ({"alert_id": disk, "outcome": "failed"}, [cleared]),
+        ({"alert_id": disk, "state": "done"}, [active]),
+        ({"state": "dead", "outcome": "failed", "limit": 1}, [cpu_delivery]),
+        ({"state": "dead", "outcome": "failed", "limit": 1, "offset": 1}, [cleared]),
+    ]
+
+    for query, expected in cases:
+        response = get(client, "deliveries", query_string=query)
+        assert response.status_code == 200, (query, response.get_data(as_text=True))
+        assert [d["id"] for d in response.get_json()["deliveries"]] == expected, query
 
 
 @sqlite_only

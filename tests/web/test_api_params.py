@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from connector.domain import Outcome
 from connector.models import Integration
-from connector.web.api import ALERT_STATUSES, DELIVERY_STATES
+from connector.web.api import ALERT_STATUSES, DELIVERY_OUTCOMES, DELIVERY_STATES
 from connector.web.params import MAX_ID
 from tests.conftest import API_TOKEN
 
@@ -138,7 +139,7 @@ KNOWN: dict[str, list[str]] = {
         "ticket_number",
         *PAGE,
     ],
-    "deliveries": ["state", *PAGE],
+    "deliveries": ["state", "alert_id", "outcome", *PAGE],
     "rejected-webhooks": ["source", "integration_id", "status", "request_id", *PAGE],
     "integrations": [],
     "integrations/{integration}/hook-credentials": [],
@@ -182,6 +183,7 @@ REFUSED_VALUES = [
     ("alerts", {"status": "firing"}, "status", "must be one of", list(ALERT_STATUSES)),
     ("alerts", {"source": "nagios"}, "source", "got 'nagios'", SOURCES),
     ("deliveries", {"state": "failed"}, "state", "must be one of", list(DELIVERY_STATES)),
+    ("deliveries", {"outcome": "dead"}, "outcome", "must be one of", list(DELIVERY_OUTCOMES)),
     ("rejected-webhooks", {"source": "nagios"}, "source", "must be one of", SOURCES),
     # empty values
     ("alerts", {"fingerprint": ""}, "fingerprint", "must not be empty", None),
@@ -190,6 +192,8 @@ REFUSED_VALUES = [
     ("alerts", {"ticket_id": ""}, "ticket_id", "must not be empty", None),
     ("alerts", {"ticket_number": ""}, "ticket_number", "must not be empty", None),
     ("alerts", {"limit": ""}, "limit", "must not be empty", None),
+    ("deliveries", {"alert_id": ""}, "alert_id", "must not be empty", None),
+    ("deliveries", {"outcome": ""}, "outcome", "must not be empty", None),
     ("rejected-webhooks", {"request_id": ""}, "request_id", "must not be empty", None),
     # ids out of range, or no whole number at all
     ("alerts", {"integration_id": HUGE}, "integration_id", f"to {MAX_ID}", None),
@@ -203,6 +207,7 @@ REFUSED_VALUES = [
     ("rejected-webhooks", {"integration_id": " 7"}, "integration_id", "whole number", None),
     ("rejected-webhooks", {"integration_id": "1_000"}, "integration_id", "whole number", None),
     ("rejected-webhooks", {"integration_id": "١٢"}, "integration_id", "whole number", None),
+    ("deliveries", {"alert_id": HUGE}, "alert_id", f"to {MAX_ID}", None),
     ("deliveries", {"offset": HUGE}, "offset", f"to {MAX_ID}", None),
     ("rejected-webhooks", {"integration_id": HUGE}, "integration_id", f"to {MAX_ID}", None),
     ("rejected-webhooks", {"status": "4xx"}, "status", "from 100 to 599", None),
@@ -271,13 +276,19 @@ def test_a_long_refused_value_is_cut_short_in_the_message(
 # -- query parameters: accepted values -------------------------------------------------------------
 
 
+def test_every_planner_outcome_is_a_delivery_outcome_filter() -> None:
+    assert {outcome.value for outcome in Outcome} <= set(DELIVERY_OUTCOMES)
+    assert "failed" in DELIVERY_OUTCOMES
+
+
 @pytest.mark.parametrize(
     ("endpoint", "parameter", "values"),
     [
         ("alerts", "status", ALERT_STATUSES),
         ("deliveries", "state", DELIVERY_STATES),
+        ("deliveries", "outcome", DELIVERY_OUTCOMES),
     ],
-    ids=["alert-status", "delivery-state"],
+    ids=["alert-status", "delivery-state", "delivery-outcome"],
 )
 def test_every_enumerated_value_is_accepted(
     client: FlaskClient,
@@ -302,11 +313,11 @@ def test_every_known_source_is_accepted(
 
 #: (endpoint, query) pairs that are valid, at their bounds: each answers 200 (here: no rows).
 ACCEPTED_VALUES = [
-    ("deliveries", {"offset": str(MAX_ID)}),
     ("alerts", {"integration_id": "0"}),
     ("alerts", {"ticket_id": str(MAX_ID)}),
     ("alerts", {"ticket_id": "00000000000000000000000042"}),
     ("alerts", {"fingerprint": " spaces kept \t", "ticket_number": "T20240101.0001"}),
+    ("deliveries", {"alert_id": str(MAX_ID), "offset": str(MAX_ID)}),
     ("rejected-webhooks", {"integration_id": str(MAX_ID), "status": "100"}),
     ("rejected-webhooks", {"status": "599", "request_id": "ä" * 300}),
 ]
