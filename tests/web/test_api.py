@@ -286,6 +286,24 @@ def test_alert_detail_has_events_with_dispositions_and_pending_deliveries(
     assert delivery["next_attempt_at"]
 
 
+def test_alert_detail_shows_why_an_event_was_dropped(client: FlaskClient) -> None:
+    dropped = hook(client, dict(ALERT, tenant="switched-off"))
+
+    body = get(client, f"alerts/{dropped['alert_id']}").get_json()
+
+    [event] = body["events"]
+    assert event == {
+        "id": dropped["event_id"],
+        "status": "active",
+        "severity": "error",
+        "occurred_at": "2026-11-22T10:00:05+00:00",
+        "received_at": event["received_at"],
+        "disposition": "dropped: tenant 'switched-off' is switched off",
+    }
+    assert event["received_at"].endswith("+00:00")
+    assert body["deliveries"] == []
+
+
 @sqlite_only
 @pytest.mark.parametrize("path", ["alerts/999999", "alerts/0"])
 def test_missing_alert_is_404(client: FlaskClient, path: str) -> None:
