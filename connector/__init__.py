@@ -27,12 +27,15 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.errors import register_error_handlers
     from connector.services import build_services
     from connector.web import api, health, hooks, integrations, metrics
+    from connector.web.params import DatabaseIdConverter
 
     settings = load_settings(config_override)
     app = Flask(__name__)
     app.config.update(settings)
     app.extensions["connector"] = build_services(settings, load_sources())
     register_error_handlers(app)
+    # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)

@@ -2,32 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
+from connector.domain import AlertStatus
 from connector.errors import ConnectorError, NotFoundError
 from connector.models import Alert, AlertEvent, Delivery, RejectedWebhook, TicketLink, utcnow
 from connector.rejections import rejection_json
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
+from connector.web.params import (
+    PAGE,
+    database_id,
+    known_source,
+    one_of,
+    page_of,
+    parse_query,
+    text,
+    whole_number,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+ALERT_STATUSES = tuple(status.value for status in AlertStatus)
 DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
+#: A delivery's stored outcome: the planner's outcomes once done, "failed" once dead-lettered.
+DELIVERY_OUTCOMES = ("created", "noted", "updated", "completed", "reopened", "ignored", "failed")
+
+#: GET /alerts: its filters and paging. The ticket filters match any ticket the alert has had
+#: (given both, they must hold for one and the same ticket).
+ALERT_QUERY = {
+    "status": one_of(ALERT_STATUSES),
+    "source": known_source,
+    "fingerprint": text,
+    "integration_id": database_id,
+    "ticket_id": database_id,
+    "ticket_number": text,
+    **PAGE,
+}
+#: GET /deliveries: its filters and paging.
+DELIVERY_QUERY = {
+    "state": one_of(DELIVERY_STATES),
+    "alert_id": database_id,
+    "outcome": one_of(DELIVERY_OUTCOMES),
+    **PAGE,
+}
+
+#: GET /rejected-webhooks: its filters and paging.
+REJECTED_WEBHOOK_QUERY = {
+    "source": known_source,
+    "integration_id": database_id,
+    "status": whole_number(100, 599),
+    "request_id": text,
+    **PAGE,
+}
 
 
 class ConflictError(ConnectorError):
     """The request does not fit the record's current state."""
 
     status = 409
-
-
-class BadRequestError(ConnectorError):
-    """A query parameter the API cannot use."""
-
-    status = 400
 
 
 @bp.before_request
@@ -38,29 +76,14 @@ def authenticate() -> None:
         check_api_token(session, token)
 
 
-def _page() -> tuple[int, int]:
-    try:
-        limit = int(request.args.get("limit", 100))
-        offset = int(request.args.get("offset", 0))
-    except ValueError as e:
-        raise BadRequestError("limit and offset must be whole numbers") from e
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise BadRequestError("limit must be 1-1000 and offset at least 0")
-    return limit, offset
-
-
-def _whole_number(name: str) -> int | None:
-    """The query parameter `name` as a whole number, None when absent; else a 400 naming it."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise BadRequestError(f"{name} must be a whole number, got {raw!r}") from e
-    if not 0 <= value < 2**63:
-        raise BadRequestError(f"{name} must be a whole number from 0 to 2^63 - 1, got {raw!r}")
-    return value
+def _equal(
+    query: Select[Any], args: Mapping[str, Any], columns: Mapping[str, InstrumentedAttribute[Any]]
+) -> Select[Any]:
+    """`query` narrowed to the rows whose column equals each filter given in `args`."""
+    for name, column in columns.items():
+        if name in args:
+            query = query.where(column == args[name])
+    return query
 
 
 def _iso(value: Any) -> Any:
@@ -92,6 +115,7 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "next_attempt_at": _iso(delivery.next_attempt_at),
         "outcome": delivery.outcome,
+        "planned": delivery.plan.get("outcome") if delivery.plan else None,
         "last_error": delivery.last_error,
         "last_request": delivery.last_request,
         "last_response": delivery.last_response,
@@ -138,11 +162,26 @@ def _latest_links(session: Any, alert_ids: list[int]) -> dict[int, TicketLink]:
 
 @bp.get("/alerts")
 def list_alerts() -> Response:
-    """Alerts, newest activity first, each with its current ticket."""
-    limit, offset = _page()
-    query = select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc())
-    if request.args.get("status"):
-        query = query.where(Alert.status == request.args["status"])
+    """Alerts, newest activity first, each with its current ticket; filtered and paged."""
+    args = parse_query(ALERT_QUERY)
+    limit, offset = page_of(args)
+    query = _equal(
+        select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc()),
+        args,
+        {
+            "status": Alert.status,
+            "source": Alert.source,
+            "fingerprint": Alert.fingerprint,
+            "integration_id": Alert.integration_id,
+        },
+    )
+    ticket_filters = _equal(
+        select(TicketLink.id).where(TicketLink.alert_id == Alert.id),
+        args,
+        {"ticket_id": TicketLink.ticket_id, "ticket_number": TicketLink.ticket_number},
+    )
+    if "ticket_id" in args or "ticket_number" in args:
+        query = query.where(ticket_filters.exists())
     with services().transaction() as session:
         alerts = list(session.scalars(query.limit(limit).offset(offset)))
         links = _latest_links(session, [a.id for a in alerts])
@@ -192,14 +231,14 @@ def get_alert(alert_id: int) -> Response:
 
 @bp.get("/deliveries")
 def list_deliveries() -> Response:
-    """Deliveries, optionally of one state (`?state=dead` lists the dead letters)."""
-    limit, offset = _page()
-    state = request.args.get("state")
-    query = select(Delivery).order_by(Delivery.id.desc())
-    if state:
-        if state not in DELIVERY_STATES:
-            raise BadRequestError(f"state must be one of {', '.join(DELIVERY_STATES)}")
-        query = query.where(Delivery.state == state)
+    """Deliveries, newest first; `?state=dead` lists the dead letters."""
+    args = parse_query(DELIVERY_QUERY)
+    limit, offset = page_of(args)
+    query = _equal(
+        select(Delivery).order_by(Delivery.id.desc()),
+        args,
+        {"state": Delivery.state, "alert_id": Delivery.alert_id, "outcome": Delivery.outcome},
+    )
     with services().transaction() as session:
         body = [_delivery(d) for d in session.scalars(query.limit(limit).offset(offset))]
     return jsonify({"deliveries": body, "limit": limit, "offset": offset})
@@ -231,18 +270,18 @@ def list_rejected_webhooks() -> Response:
     Filters: `source`, `integration_id`, `status` (e.g. 400), `request_id` (from the sender's
     error answer).
     """
-    limit, offset = _page()
-    query = select(RejectedWebhook).order_by(RejectedWebhook.id.desc())
-    if request.args.get("source"):
-        query = query.where(RejectedWebhook.source == request.args["source"])
-    integration_id = _whole_number("integration_id")
-    if integration_id is not None:
-        query = query.where(RejectedWebhook.integration_id == integration_id)
-    status = _whole_number("status")
-    if status is not None:
-        query = query.where(RejectedWebhook.status == status)
-    if request.args.get("request_id"):
-        query = query.where(RejectedWebhook.request_id == request.args["request_id"])
+    args = parse_query(REJECTED_WEBHOOK_QUERY)
+    limit, offset = page_of(args)
+    query = _equal(
+        select(RejectedWebhook).order_by(RejectedWebhook.id.desc()),
+        args,
+        {
+            "source": RejectedWebhook.source,
+            "integration_id": RejectedWebhook.integration_id,
+            "status": RejectedWebhook.status,
+            "request_id": RejectedWebhook.request_id,
+        },
+    )
     with services().transaction() as session:
         body = [rejection_json(row) for row in session.scalars(query.limit(limit).offset(offset))]
     return jsonify({"rejected_webhooks": body, "limit": limit, "offset": offset})

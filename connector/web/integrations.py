@@ -26,6 +26,7 @@ from connector.rendering import FORMATS, Format
 from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
+from connector.web.params import MAX_ID, parse_query
 
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
 
@@ -132,8 +133,12 @@ class PreviewSchema(Schema):
         unknown = RAISE
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
-    alert_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
-    ticket_id = StrictInteger(validate=validate.Range(min=1), allow_none=True, load_default=None)
+    alert_id = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
+    )
+    ticket_id = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
+    )
 
 
 class TestDeliverySchema(Schema):
@@ -143,7 +148,7 @@ class TestDeliverySchema(Schema):
         unknown = RAISE
 
     integration_id = StrictInteger(
-        validate=validate.Range(min=1), allow_none=True, load_default=None
+        validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
     company_id = StrictInteger(validate=validate.Range(min=0), allow_none=True, load_default=None)
     complete = StrictBoolean(load_default=False)
@@ -205,7 +210,8 @@ def _integration(session: Session, integration_id: int) -> Integration:
 
 @bp.get("/integrations")
 def list_integrations() -> Response:
-    """Every integration (never its secret or tracking identifier)."""
+    """Every integration (never its secret or tracking identifier); it takes no query parameter."""
+    parse_query({})
     with services().transaction() as session:
         rows = session.scalars(select(Integration).order_by(Integration.id))
         body = [_integration_json(row) for row in rows]
@@ -301,6 +307,7 @@ def generate_requests(integration_id: int) -> Response:
 @bp.get("/integrations/<int:integration_id>/hook-credentials")
 def list_hook_credentials(integration_id: int) -> Response:
     """The integration's webhook credentials, revoked ones too (never a secret or its hash)."""
+    parse_query({})
     with services().transaction() as session:
         _integration(session, integration_id)
         rows = session.scalars(

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from connector.models import ApiToken, Delivery, utcnow
+from connector.models import ApiToken, Delivery, TicketLink, utcnow
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 ALERT: dict[str, Any] = {
@@ -159,6 +159,95 @@ def test_alert_list_pages_and_filters_by_status(client: FlaskClient) -> None:
     assert [a["id"] for a in only_cleared["alerts"]] == [cleared["alert_id"]]
 
 
+def alertmanager_alert(client: FlaskClient, fingerprint: str) -> dict[str, Any]:
+    """Post one firing alert through the Alertmanager source; return its accepted entry."""
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "autotask",
+        "groupKey": '{}:{alertname="MemoryHigh"}',
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "MemoryHigh", "instance": "srv03:9100"},
+                "annotations": {"summary": "Memory high on srv03"},
+                "startsAt": "2026-11-22T10:00:00Z",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+    response = client.post("/hooks/alertmanager", json=body, headers=auth(HOOK_TOKEN))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return dict(response.get_json()["accepted"][0])
+
+
+def link_ticket(app: Flask, alert_id: int, episode: int, ticket_id: int, number: str) -> None:
+    """Record that the alert's ticket episode `episode` is Autotask ticket `ticket_id`."""
+    with app.extensions["connector"].transaction() as session:
+        session.add(
+            TicketLink(
+                alert_id=alert_id,
+                episode=episode,
+                state="open",
+                marker=f"test-{alert_id}-{episode}",
+                ticket_id=ticket_id,
+                ticket_number=number,
+            )
+        )
+
+
+def test_alerts_are_found_by_source_fingerprint_ticket_and_integration(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    cpu = hook(client, dict(ALERT, id="cpu-srv02", title="CPU high"))["alert_id"]
+    memory = alertmanager_alert(client, "mem-srv03")["alert_id"]
+    hook(client, dict(ALERT, id="cpu-srv02", status="cleared", occurred_at=None))
+    # The disk alert had a ticket, was cleared, fired again: a second ticket episode.
+    link_ticket(connector_app, disk, 1, 5001, "T20261122.0001")
+    link_ticket(connector_app, disk, 2, 5002, "T20261122.0002")
+    link_ticket(connector_app, cpu, 1, 5003, "T20261122.0003")
+    [integration] = {a["integration_id"] for a in get(client, "alerts").get_json()["alerts"]}
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({}, [cpu, memory, disk]),
+        ({"fingerprint": "disk-srv01"}, [disk]),
+        ({"fingerprint": "DISK-srv01"}, []),  # exact: no case folding
+        ({"fingerprint": "disk"}, []),  # exact: no prefix
+        ({"source": "alertmanager"}, [memory]),
+        ({"source": "generic"}, [cpu, disk]),
+        ({"source": "logicmonitor"}, []),
+        ({"source": "alertmanager", "fingerprint": "mem-srv03"}, [memory]),
+        ({"source": "generic", "fingerprint": "mem-srv03"}, []),
+        ({"ticket_id": 5001}, [disk]),  # an earlier episode's ticket finds the alert too
+        ({"ticket_id": 5002}, [disk]),
+        ({"ticket_id": 5003}, [cpu]),
+        ({"ticket_id": 5004}, []),
+        ({"ticket_number": "T20261122.0001"}, [disk]),
+        ({"ticket_number": "T20261122.0003"}, [cpu]),
+        ({"ticket_number": "T20261122"}, []),
+        ({"ticket_id": 5001, "ticket_number": "T20261122.0001"}, [disk]),
+        # Both filters hold for one and the same ticket, not each for some ticket of the alert.
+        ({"ticket_id": 5001, "ticket_number": "T20261122.0002"}, []),
+        ({"ticket_number": "T20261122.0003", "status": "cleared"}, [cpu]),
+        ({"ticket_number": "T20261122.0003", "status": "active"}, []),
+        ({"status": "active", "source": "generic"}, [disk]),
+        ({"integration_id": integration}, [cpu, memory, disk]),
+        ({"integration_id": integration + 1}, []),
+        ({"integration_id": integration, "limit": 2}, [cpu, memory]),
+        ({"integration_id": integration, "limit": 2, "offset": 2}, [disk]),
+        ({"source": "generic", "offset": 1}, [disk]),
+    ]
+
+    for query, expected in cases:
+        response = get(client, "alerts", query_string=query)
+        assert response.status_code == 200, (query, response.get_data(as_text=True))
+        found = [alert["id"] for alert in response.get_json()["alerts"]]
+        assert found == expected, query
+    [found] = get(client, "alerts", query_string={"ticket_id": 5001}).get_json()["alerts"]
+    # Found by its first ticket, it still shows its current one.
+    assert (found["ticket"]["ticket_id"], found["ticket"]["episode"]) == (5002, 2)
+
+
 def test_alert_detail_has_events_with_dispositions_and_pending_deliveries(
     client: FlaskClient,
 ) -> None:
@@ -190,10 +279,29 @@ def test_alert_detail_has_events_with_dispositions_and_pending_deliveries(
     assert delivery["attempts"] == 0
     assert delivery["last_error"] is None
     assert delivery["outcome"] is None
+    assert delivery["planned"] is None
     assert delivery["last_request"] is None
     assert delivery["last_response"] is None
     assert delivery["finished_at"] is None
     assert delivery["next_attempt_at"]
+
+
+def test_alert_detail_shows_why_an_event_was_dropped(client: FlaskClient) -> None:
+    dropped = hook(client, dict(ALERT, tenant="switched-off"))
+
+    body = get(client, f"alerts/{dropped['alert_id']}").get_json()
+
+    [event] = body["events"]
+    assert event == {
+        "id": dropped["event_id"],
+        "status": "active",
+        "severity": "error",
+        "occurred_at": "2026-11-22T10:00:05+00:00",
+        "received_at": event["received_at"],
+        "disposition": "dropped: tenant 'switched-off' is switched off",
+    }
+    assert event["received_at"].endswith("+00:00")
+    assert body["deliveries"] == []
 
 
 @sqlite_only
@@ -226,6 +334,61 @@ def test_deliveries_filter_by_state_newest_first(client: FlaskClient, connector_
     ]
 
 
+def plan(outcome: str) -> dict[str, Any]:
+    """A stored plan as the worker writes it at a delivery's first attempt."""
+    return {"outcome": outcome, "reason": "", "episode": 1, "steps": []}
+
+
+def test_a_delivery_shows_its_stored_outcome_and_its_planned_one(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    cpu = hook(client, dict(ALERT, id="cpu-srv02"))["alert_id"]
+    memory = hook(client, dict(ALERT, id="mem-srv03"))["alert_id"]
+    created, failed, waiting = (only_delivery_id(client, a) for a in (disk, cpu, memory))
+    set_delivery(connector_app, created, state="done", plan=plan("created"), outcome="created")
+    # Dead-lettered: planned as a create, it created nothing.
+    set_delivery(connector_app, failed, state="dead", plan=plan("created"), outcome="failed")
+    # Planned, not done yet: no outcome so far.
+    set_delivery(connector_app, waiting, state="in_progress", plan=plan("noted"), outcome=None)
+
+    shown = {d["id"]: d for d in get(client, "deliveries").get_json()["deliveries"]}
+
+    assert (shown[created]["planned"], shown[created]["outcome"]) == ("created", "created")
+    assert (shown[failed]["planned"], shown[failed]["outcome"]) == ("created", "failed")
+    assert (shown[waiting]["planned"], shown[waiting]["outcome"]) == ("noted", None)
+    [in_detail] = get(client, f"alerts/{cpu}").get_json()["deliveries"]
+    assert in_detail == shown[failed]
+
+
+def test_deliveries_filter_by_alert_and_outcome(client: FlaskClient, connector_app: Flask) -> None:
+    disk = hook(client, ALERT)["alert_id"]
+    hook(client, dict(ALERT, status="cleared", occurred_at=None))
+    cpu = hook(client, dict(ALERT, id="cpu-srv02"))["alert_id"]
+    active, cleared = (d["id"] for d in get(client, f"alerts/{disk}").get_json()["deliveries"])
+    cpu_delivery = only_delivery_id(client, cpu)
+    set_delivery(connector_app, active, state="done", plan=plan("created"), outcome="created")
+    set_delivery(connector_app, cleared, state="dead", plan=plan("completed"), outcome="failed")
+    set_delivery(connector_app, cpu_delivery, state="dead", plan=plan("created"), outcome="failed")
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({"alert_id": disk}, [cleared, active]),
+        ({"alert_id": cpu}, [cpu_delivery]),
+        ({"alert_id": cpu + 1000}, []),
+        ({"outcome": "failed"}, [cpu_delivery, cleared]),
+        ({"outcome": "created"}, [active]),
+        ({"outcome": "completed"}, []),  # planned, never done: the stored outcome counts
+        ({"alert_id": disk, "outcome": "failed"}, [cleared]),
+        ({"alert_id": disk, "state": "done"}, [active]),
+        ({"state": "dead", "outcome": "failed", "limit": 1}, [cpu_delivery]),
+        ({"state": "dead", "outcome": "failed", "limit": 1, "offset": 1}, [cleared]),
+    ]
+
+    for query, expected in cases:
+        response = get(client, "deliveries", query_string=query)
+        assert response.status_code == 200, (query, response.get_data(as_text=True))
+        assert [d["id"] for d in response.get_json()["deliveries"]] == expected, query
+
+
 @sqlite_only
 @pytest.mark.parametrize("state", ["bad", "PENDING", "failed"])
 def test_unknown_delivery_state_is_400(client: FlaskClient, state: str) -> None:
@@ -252,7 +415,7 @@ def test_unknown_delivery_state_is_400(client: FlaskClient, state: str) -> None:
 def test_bad_limit_or_offset_is_400(client: FlaskClient, path: str, query: dict[str, str]) -> None:
     error = error_of(get(client, path, query_string=query), 400)
 
-    assert "limit" in error["message"]
+    assert next(iter(query)) in error["message"]
 
 
 @sqlite_only

@@ -654,6 +654,9 @@ def test_preview_records_its_zone_lookup_as_api_activity(
         pytest.param({"status": "gone"}, 400, "status", id="status"),
         pytest.param({"alert_id": "12"}, 400, "alert_id", id="alert-id-text"),
         pytest.param({"ticket_id": 0}, 400, "ticket_id", id="ticket-id-zero"),
+        # No database id column holds it: a 400, not the database's error.
+        pytest.param({"alert_id": 2**63}, 400, "alert_id", id="alert-id-out-of-range"),
+        pytest.param({"ticket_id": 2**63}, 400, "ticket_id", id="ticket-id-out-of-range"),
         pytest.param({"colour": "red"}, 400, "colour", id="unknown-field"),
     ],
 )

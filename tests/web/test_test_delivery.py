@@ -239,6 +239,8 @@ def test_an_unreachable_autotask_is_explained(client: FlaskClient, connector_app
     ("body", "words"),
     [
         pytest.param({"integration_id": "1"}, "integration_id", id="id-text"),
+        # No database id column holds it: a 400, not the database's error.
+        pytest.param({"integration_id": 2**63}, "integration_id", id="id-out-of-range"),
         pytest.param({"company_id": True}, "company_id", id="company-bool"),
         pytest.param({"complete": "yes"}, "complete", id="complete-text"),
         pytest.param({"colour": "red"}, "colour", id="unknown-field"),
