@@ -225,6 +225,8 @@ def get_alert(alert_id: int) -> Response:
             }
             for event in events
         ]
+        # What the admin should know now: the newest event's warnings.
+        body["warnings"] = body["events"][-1]["warnings"] if body["events"] else []
         body["deliveries"] = [_delivery(d) for d in deliveries]
     return jsonify(body)
 

@@ -194,6 +194,10 @@ def test_an_account_property_that_is_no_company_id_routes_by_default_and_warns(
     assert len(warning) < 300
     detail = alert_detail(client, accepted["alert_id"])
     assert detail["events"][0]["warnings"] == [warning]
+    assert detail["warnings"] == [warning]
+    # The next event without the bad property clears the alert's warning.
+    hook(client, alert_body(status="acknowledged", acknowledged_by="jane"))
+    assert alert_detail(client, accepted["alert_id"])["warnings"] == []
 
 
 # -- one worker pass against the sandbox: the ticket's company ------------------------------------
