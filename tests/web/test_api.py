@@ -299,6 +299,7 @@ def test_alert_detail_shows_why_an_event_was_dropped(client: FlaskClient) -> Non
         "occurred_at": "2026-11-22T10:00:05+00:00",
         "received_at": event["received_at"],
         "disposition": "dropped: tenant 'switched-off' is switched off",
+        "warnings": [],
     }
     assert event["received_at"].endswith("+00:00")
     assert body["deliveries"] == []
