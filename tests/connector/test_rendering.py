@@ -735,10 +735,11 @@ RUNAWAY = [
     ("source", "reason"), [row[1:] for row in RUNAWAY], ids=[row[0] for row in RUNAWAY]
 )
 def test_runaway_templates_stop_within_two_seconds(source: str, reason: str) -> None:
-    started = time.monotonic()
+    # CPU time of this thread: what the limit counts, and what a loaded machine does not inflate.
+    started = time.thread_time()
     with pytest.raises(RenderError, match=reason) as e:
         compile_template(source, "json").render(SAMPLE_CONTEXT)
-    assert time.monotonic() - started < 2.0
+    assert time.thread_time() - started < 2.0
     assert e.value.line == 1
 
 
@@ -747,20 +748,20 @@ def test_the_time_limit_stops_exponential_work() -> None:
         "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}"
     )
     compiled = compile_template(source, "json", RenderLimits(max_seconds=0.2))
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(RenderError, match="longer than 0.2 s"):
         compiled.render(SAMPLE_CONTEXT)
-    assert time.monotonic() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_a_runaway_template_is_refused_at_save_time() -> None:
     source = (
         '{"a": "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"}'
     )
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(TemplateRejected, match="render limit"):
         validate_template(source, "json", NO_LIMITS)
-    assert time.monotonic() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_ordinary_template_code_still_works() -> None:
