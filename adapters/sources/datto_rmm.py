@@ -69,12 +69,12 @@ from adapters.sources._common import (
     clip,
     filled,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     properties_field,
-    refuse,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A variable Datto RMM left unsubstituted, e.g. `[site_id]` (its test webhook sends them so).
 UNSUBSTITUTED = re.compile(r"\[[A-Za-z0-9_]{1,100}\]")
@@ -172,15 +172,19 @@ class DattoRmmSource:
     slug = "datto_rmm"
     display_name = "Datto RMM"
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize one webhook (or {"alerts": [...]}); PayloadError names fields."""
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one webhook (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", "the Datto RMM body (see the docs)")
         if all(is_test_webhook(item) for item in items):
-            return []
-        loaded, errors = load_each(DattoRmmAlertSchema(), items, prefix)
-        if errors:
-            raise refuse(errors)
-        return [self._normalize(data) for data in loaded]
+            return ParsedWebhook()
+        schema = DattoRmmAlertSchema()
+        return judge_each(
+            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
+        )
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         monitor = data["monitor"] or data["category"]

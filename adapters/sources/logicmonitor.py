@@ -83,12 +83,12 @@ from adapters.sources._common import (
     from_epoch,
     from_iso,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     properties_field,
-    refuse,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A token LogicMonitor left unsubstituted, e.g. `##HOST##` or `##autotask.accountid##`: a token
 #: with no value for this alert (a property the resource lacks, a datapoint an EventSource alert
@@ -233,13 +233,17 @@ class LogicMonitorSource:
     slug = "logicmonitor"
     display_name = "LogicMonitor"
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize one delivery (or {"alerts": [...]}); PayloadError names fields."""
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one delivery (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
-        loaded, errors = load_each(LogicMonitorAlertSchema(), items, prefix)
-        if errors:
-            raise refuse(errors)
-        return [self._normalize(data) for data in loaded]
+        schema = LogicMonitorAlertSchema()
+        return judge_each(
+            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
+        )
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         word: str = data["status"]

@@ -247,10 +247,10 @@ def list_rejected_webhooks() -> Response:
 
 @bp.get("/rejected-webhooks/<int:rejected_id>")
 def get_rejected_webhook(rejected_id: int) -> Response:
-    """One refused webhook, with the start of its body (none for a 413)."""
+    """One refused webhook (or refused alert of a batch) with its body (none for a 413)."""
     with services().transaction() as session:
         row = session.get(RejectedWebhook, rejected_id)
         if row is None:
             raise NotFoundError(f"no rejected webhook {rejected_id}")
-        body = rejection_json(row, with_excerpt=True)
+        body = rejection_json(row, with_body=True)
     return jsonify(body)
