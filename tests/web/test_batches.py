@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from marshmallow import fields, validate
 from sqlalchemy import func, select
 
-from connector.models import Alert, AlertEvent
+from connector.models import Alert, AlertEvent, RejectedWebhook
 from tests.adapters.sources.support import fixture, post
 from tests.conftest import API_TOKEN, GENERIC_ALERT
 
@@ -178,3 +179,60 @@ def test_a_bad_alertmanager_group_field_refuses_the_whole_webhook(
     assert response.status_code == 400
     assert list(response.get_json()["error"]["details"]) == ["version"]
     assert stored(connector_app) == (0, 0)
+
+
+def test_a_refused_alert_that_is_still_bad_is_not_replayed(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    """NUL cannot be stored by any database: the replay is a 422 and the row stays."""
+    answer = post(client, "generic", BATCHES["generic"].body()).get_json()
+    [rejected] = answer["rejected"]
+    path = f"rejected-webhooks/{rejected['rejected_webhook_id']}"
+
+    response = api(client, "POST", f"{path}/replay")
+
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert "still cannot be read" in error["message"]
+    assert list(error["details"]) == ["title"]
+    row = api(client, "GET", path).get_json()
+    assert (row["replayed_at"], row["replay_result"]) == (None, None)
+    assert stored(connector_app) == (2, 2)
+
+
+def test_a_refused_alert_replays_alone_once_the_adapter_reads_it(
+    client: FlaskClient, connector_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connector that learns to read the alert (here: a status word) takes it in, once."""
+    from adapters.sources import generic as generic_module
+
+    unknown_word = dict(generic(3), status="raised")
+    answer = post(client, "generic", {"alerts": [generic(1), unknown_word]}).get_json()
+    [rejected] = answer["rejected"]
+    path = f"rejected-webhooks/{rejected['rejected_webhook_id']}"
+    # The upgrade: a new connector version whose generic source knows the word.
+    words = dict(generic_module.STATUS_WORDS, raised=generic_module.AlertStatus.ACTIVE)
+
+    class UpgradedSchema(generic_module.GenericAlertSchema):
+        status = fields.String(required=True, validate=validate.OneOf(sorted(words)))
+
+    monkeypatch.setattr(generic_module, "STATUS_WORDS", words)
+    monkeypatch.setattr(generic_module, "GenericAlertSchema", UpgradedSchema)
+
+    response = api(client, "POST", f"{path}/replay")
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    replay = response.get_json()
+    [accepted] = replay["accepted"]
+    assert (accepted["index"], accepted["disposition"]) == (0, "queued")
+    assert replay["rejected"] == []
+    assert stored(connector_app) == (2, 2)
+    row = api(client, "GET", path).get_json()
+    assert row["replayed_at"] == replay["replayed_at"]
+    assert row["replay_result"]["accepted"] == replay["accepted"]
+    # Nothing is ingested twice.
+    again = api(client, "POST", f"{path}/replay")
+    assert again.status_code == 409
+    assert stored(connector_app) == (2, 2)
+    with connector_app.extensions["connector"].sessions() as session:
+        assert session.scalar(select(func.count()).select_from(RejectedWebhook)) == 1
