@@ -1,8 +1,10 @@
-"""What the vendor source adapters share: storable text, lenient fields, times, error paths.
+"""What the vendor source adapters share: storable text, lenient fields, times, judging items.
 
-Every adapter refuses what no database can store (NUL characters, unpaired surrogates) with a
-400 naming the field, and cuts over-long display text (titles, host names) rather than refusing
-it: a monitoring system cannot fix its own data, and a 400 makes it drop the whole webhook.
+Every adapter refuses what no database can store (NUL characters, unpaired surrogates), naming
+the field, and cuts over-long display text (titles, host names) rather than refusing it: a
+monitoring system cannot fix its own data. Items are judged one by one (`judge_each`): a bad
+alert is refused alone and the others of its webhook are taken in, since a 400 makes a sender
+drop the whole webhook.
 """
 
 from __future__ import annotations

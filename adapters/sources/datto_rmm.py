@@ -93,7 +93,7 @@ from adapters.sources._common import (
     properties_field,
     severity_of,
 )
-from adapters.sources._layout import Layout, media_type, read_raw_body
+from adapters.sources._layout import Layout, media_type, read_raw_body, without_marker
 from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A variable Datto RMM left unsubstituted, e.g. `[site_id]` (its test webhook sends them so).
@@ -243,7 +243,10 @@ class DattoRmmSource:
             return ParsedWebhook()
         schema = DattoRmmAlertSchema()
         return judge_each(
-            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
+            items,
+            prefix,
+            lambda item, where: self._normalize(load_one(schema, item, where)),
+            without_marker,
         )
 
     def parse(self, payload: Any) -> list[IncomingAlert]:

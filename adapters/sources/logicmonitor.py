@@ -118,7 +118,13 @@ from adapters.sources._common import (
     properties_field,
     severity_of,
 )
-from adapters.sources._layout import Layout, media_type, read_form, read_raw_body
+from adapters.sources._layout import (
+    Layout,
+    media_type,
+    read_form,
+    read_raw_body,
+    without_marker,
+)
 from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A token LogicMonitor left unsubstituted, e.g. `##HOST##` or `##autotask.accountid##`: a token
@@ -336,7 +342,10 @@ class LogicMonitorSource:
         items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
         schema = LogicMonitorAlertSchema()
         return judge_each(
-            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
+            items,
+            prefix,
+            lambda item, where: self._normalize(load_one(schema, item, where)),
+            without_marker,
         )
 
     def parse(self, payload: Any) -> list[IncomingAlert]:

@@ -585,3 +585,32 @@ def test_the_adapter_reads_any_single_value_exactly(sender: str, value: str) -> 
         assert holds_a_separator(layout, chosen) or "not valid utf-8" in str(e), str(e)
         return
     assert payload == as_body(layout, chosen)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_refused_alert_of_a_json_batch_is_kept_without_a_layout_marker(
+    client: FlaskClient,
+) -> None:
+    """Kept alone, the alert replays as the JSON it was, not literally (escapes and all)."""
+    good = json.loads(lm_body("srv01")) | {"message": 'said "no"'}
+    bad = good | {"alert_id": "LMD2", "status": "exploded"}
+
+    answer = post_raw(client, "logicmonitor", json.dumps({"alerts": [good, bad]}).encode())
+
+    [rejected] = answer.get_json()["rejected"]
+    kept = client.get(
+        f"/api/v1/rejected-webhooks/{rejected['rejected_webhook_id']}",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ).get_json()
+    assert json.loads(kept["body"]) == {k: v for k, v in bad.items() if k != "layout"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_content_type_is_checked_before_the_body_is_read(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    limit = connector_app.config["MAX_CONTENT_LENGTH"]
+
+    response = post_raw(client, "logicmonitor", b" " * (limit + 1), "application/xml")
+
+    assert response.status_code == 415
