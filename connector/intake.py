@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
-from werkzeug.http import parse_options_header
 
 from connector.domain import ParsedWebhook
 from connector.errors import PayloadError, UnsupportedContentTypeError
@@ -44,8 +43,8 @@ def content_types(adapter: SourceAdapter) -> tuple[str, ...]:
 
 
 def media_type(content_type: str) -> str:
-    """The media type of a Content-Type header, lower case, without its parameters."""
-    return parse_options_header(content_type)[0].lower()
+    """The media type of a Content-Type header, lower case, without its parameters ("" if none)."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def check_content_type(adapter: SourceAdapter, content_type: str) -> None:

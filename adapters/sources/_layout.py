@@ -300,12 +300,15 @@ def media_type(content_type: str) -> tuple[str, str | None]:
     header = Message()
     header["Content-Type"] = content_type
     charset = header.get_param("charset")
-    return header.get_content_type(), charset if isinstance(charset, str) else None
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind, charset if isinstance(charset, str) else None
 
 
 def without_marker(item: Any) -> Any:
-    """An item of a JSON batch kept alone for replay: without a `layout` member, so that the
-    replay reads it as the JSON it is (a marked body is read literally, escapes and all)."""
+    """An item of a JSON batch, kept alone for replay, without a `layout` member.
+
+    The replay then reads it as the JSON it is (a marked body is read literally, escapes and all).
+    """
     if isinstance(item, dict) and "layout" in item:
         return {key: value for key, value in item.items() if key != "layout"}
     return item
