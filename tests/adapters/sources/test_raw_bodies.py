@@ -614,3 +614,35 @@ def test_the_content_type_is_checked_before_the_body_is_read(
     response = post_raw(client, "logicmonitor", b" " * (limit + 1), "application/xml")
 
     assert response.status_code == 415
+
+
+# -- variables left unfilled -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "template", [DATTO_TRIGGERED, DATTO_RESOLVED], ids=["triggered", "resolved"]
+)
+def test_datto_rmm_test_webhook_of_the_shipped_body_is_202_with_no_alert(
+    client: FlaskClient, template: str
+) -> None:
+    """The monitor form's test sends the body with every variable literal."""
+    response = post_raw(client, "datto_rmm", template.encode())
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert (answer["accepted"], answer["rejected"]) == ([], [])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_tokens_left_literal_or_empty_are_empty_values(client: FlaskClient) -> None:
+    """LogicMonitor leaves a token it cannot fill in place; an empty value is just empty."""
+    values = {"ALERTID": "LMD9", "HOST": "srv09", "MESSAGE": ""} | LM_FIXED
+    body = substitute(LM_BODY, values, r"##([^#]+)##").encode()  # the others stay ##TOKEN##
+
+    record = accepted_alert(client, post_raw(client, "logicmonitor", body))
+
+    assert (record["host"], record["message"], record["tenant"]) == ("srv09", "", "")
+    assert record["title"] == "srv09"
+    assert "instance" not in record["properties"]
+    assert record["properties"]["autotask.accountid"] == "29683414"
