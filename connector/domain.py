@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from connector.errors import PayloadError
 
 
 class AlertStatus(StrEnum):
@@ -265,3 +268,47 @@ class ApiCallRecord:
     execution_ms: float
     records: int | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedAlert:
+    """One item of a webhook that became an alert, with its place in the webhook's list."""
+
+    index: int
+    alert: IncomingAlert
+
+
+@dataclass(frozen=True)
+class RefusedAlert:
+    """One item of a webhook that could not become an alert, and why.
+
+    `webhook` is that item alone as a webhook body of its own (JSON-able: for Alertmanager with
+    the group's fields), kept so that it can be looked at and replayed without the others.
+    """
+
+    index: int
+    message: str
+    #: The fields refused, by path ("alerts.2.title"), as a 400 would name them.
+    details: Mapping[str, Any]
+    webhook: Any
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A webhook judged item by item: the alerts that could be read, the items that could not."""
+
+    alerts: tuple[ParsedAlert, ...] = ()
+    refused: tuple[RefusedAlert, ...] = ()
+
+    def refusal(self) -> PayloadError:
+        """One 400 naming every bad field of every refused item (when no item could be read)."""
+        errors: dict[str, Any] = {}
+        for item in self.refused:
+            errors.update(item.details)
+        return PayloadError.naming(errors)
+
+    def all_or_nothing(self) -> list[IncomingAlert]:
+        """Every alert, or the refusal naming every bad field when any item was refused."""
+        if self.refused:
+            raise self.refusal()
+        return [parsed.alert for parsed in self.alerts]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -30,6 +31,19 @@ class PayloadError(ConnectorError):
     """A webhook body that will never parse; the sender must not retry."""
 
     status = 400
+
+    @classmethod
+    def naming(cls, errors: Mapping[str, Any]) -> PayloadError:
+        """The 400 for these field errors: the message names the fields, `details` says why."""
+        names = sorted(errors)
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        return cls(f"invalid alert field(s): {shown}", details=dict(errors))
+
+
+class UnsupportedContentTypeError(ConnectorError):
+    """A webhook sent with a content type its source does not read (415)."""
+
+    status = 415
 
 
 class AuthError(ConnectorError):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,16 +54,18 @@ class _Upserted:
     status: str
 
 
-def order_time(alert: IncomingAlert) -> datetime | None:
+def order_time(alert: IncomingAlert, cleared: bool) -> datetime | None:
     """When the event happened by the sender's clock, which orders the alert's events.
 
-    The event's own time; an active event without one happened when the alert started. Other
-    events without a time (a clear that names only the alert's start) have none: they are
-    applied in the order they arrive.
+    The event's own time. An active event without one, for an alert that is cleared, happened
+    no later than the alert's start: one that started before the clear belongs to the cleared
+    episode (a late copy), one that started after it is a new firing. Otherwise an event without
+    a time of its own has none (an update whose time could not be read, a clear that names only
+    the start): it is applied in the order it arrives. _upsert_statement decides the same in SQL.
     """
     if alert.occurred_at is not None:
         return alert.occurred_at
-    return alert.started_at if alert.status is AlertStatus.ACTIVE else None
+    return alert.started_at if cleared and alert.status is AlertStatus.ACTIVE else None
 
 
 def tenant_routes(session: Session, integration_id: int) -> dict[str, TenantRoute]:
@@ -131,7 +133,10 @@ def ingest(
 
 def _stale_reason(alert: IncomingAlert, row: _Upserted) -> str:
     """Why the event is stale, or "" when it is not (it is the newest, or has no time)."""
-    happened = order_time(alert)
+    # A stale event leaves the alert's status as it was, so the status after the upsert is the
+    # one the event was judged against; an event that is not stale may have changed it, but
+    # then (being active) it did not change it to cleared.
+    happened = order_time(alert, cleared=row.status == AlertStatus.CLEARED.value)
     if happened is None or row.newest is None or happened >= row.newest:
         return ""
     return (
@@ -169,7 +174,15 @@ def _upsert_statement(dialect: str) -> Any:
     statement = _insert(dialect, Alert)
     excluded = statement.excluded
     # In ON CONFLICT … DO UPDATE, Alert.<column> is the stored row and `excluded` the new event.
-    happened, newest = excluded.last_occurred_at, Alert.last_occurred_at
+    # The event's time as order_time() has it: its own, else (an active event for a cleared
+    # alert) the alert's start.
+    newest = Alert.last_occurred_at
+    late_copy = (Alert.status == AlertStatus.CLEARED.value) & (
+        excluded.status == AlertStatus.ACTIVE.value
+    )
+    happened = func.coalesce(
+        excluded.last_occurred_at, case((late_copy, excluded.started_at), else_=None)
+    )
     stale = happened.is_not(None) & newest.is_not(None) & (happened < newest)
     becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
         Alert.status != AlertStatus.CLEARED.value
@@ -228,7 +241,7 @@ def _upsert_alert(
         "properties": dict(alert.properties),
         "started_at": alert.started_at,
         "cycle": 1 if alert.status is AlertStatus.CLEARED else 0,
-        "last_occurred_at": order_time(alert),
+        "last_occurred_at": alert.occurred_at,
         "last_event_at": now,
         "created_at": now,
     }

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -146,11 +147,13 @@ class HookSignature(Base):
 
 
 class RejectedWebhook(Base):
-    """A webhook refused with a 4xx after its credentials were accepted: what its sender was told.
+    """A webhook, or one alert of it, refused after its credentials were accepted.
 
-    Only authenticated refusals are kept (an anonymous sender must not be able to fill the table),
-    at most REJECTED_WEBHOOKS_KEPT per integration, the oldest going first. Nothing of the refused
-    webhook is stored elsewhere.
+    A whole webhook refused with a 4xx is kept with its body, as its sender was told; one alert of
+    an accepted batch that could not be read is kept as its own row (status 202, `alert_index`),
+    its body that alert alone. Either can be replayed once (`replayed_at`). Only authenticated
+    refusals are kept (an anonymous sender must not be able to fill the table), at most
+    REJECTED_WEBHOOKS_KEPT per integration, the oldest going first.
     """
 
     __tablename__ = "rejected_webhook"
@@ -170,7 +173,16 @@ class RejectedWebhook(Base):
     body_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     #: The body's first 4,096 bytes as UTF-8 (replacement characters for the rest); None for 413.
     body_excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The whole body as received (at most MAX_CONTENT_LENGTH bytes); None when it was not read
+    #: (413) and for rows kept before bodies were.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: For one refused alert of an accepted batch (status 202): its index in the webhook's list.
+    alert_index: Mapped[int | None] = mapped_column(default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the body was replayed successfully (a row is replayed at most once), and what the
+    #: replay produced: {"accepted": [...], "rejected": [...]} as the webhook would have answered.
+    replayed_at: Mapped[datetime | None] = mapped_column(default=None)
+    replay_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class ApiToken(Base):

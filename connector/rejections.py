@@ -1,15 +1,18 @@
-"""Refused webhooks the admin can see: authenticated refusals (4xx), as their senders were told.
+"""Refused webhooks the admin can see, and replay: nothing an authenticated sender sent is lost.
 
 A webhook whose credentials were accepted but whose request was refused (bad JSON, invalid fields,
 too large, wrong content type, too many alerts) is kept as one `rejected_webhook` row: the status,
-message, details and request id of the error envelope, the content type, the body's size and the
-start of its body (never a header value). At most `keep` rows per integration are kept; the
+message, details and request id of the error envelope, the content type, the body's size, the
+start of its body for a quick look and the whole body as received (never a header value). One
+alert of an accepted batch that could not be read is kept the same way, as its own row (status
+202, `alert_index`), its body that alert alone. At most `keep` rows per integration are kept; the
 oldest go first. Refusals of unknown senders (401, unknown source) are never stored: an anonymous
 sender must not be able to fill the database; the web layer only logs them.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +43,10 @@ class Refusal:
     content_type: str
     body_size: int | None
     body_excerpt: str | None
+    #: The whole body as received; None when it was not read (413).
+    body: bytes | None = None
+    #: For one refused alert of an accepted batch: its index in the webhook's list.
+    alert_index: int | None = None
 
 
 def storable(text: str) -> str:
@@ -66,6 +73,13 @@ def record_rejection(
     session: Session, refusal: Refusal, *, now: datetime, keep: int
 ) -> RejectedWebhook:
     """Store `refusal`, then delete the integration's oldest rows beyond `keep`."""
+    row = add_rejection(session, refusal, now=now)
+    prune(session, refusal.integration_id, keep)
+    return row
+
+
+def add_rejection(session: Session, refusal: Refusal, *, now: datetime) -> RejectedWebhook:
+    """Store `refusal` (flushed, so its id is known); pruning is the caller's."""
     row = RejectedWebhook(
         integration_id=refusal.integration_id,
         source=refusal.source,
@@ -76,11 +90,12 @@ def record_rejection(
         content_type=storable(refusal.content_type)[:CONTENT_TYPE_CHARS],
         body_size=body_size(refusal.body_size),
         body_excerpt=refusal.body_excerpt,
+        body=refusal.body,
+        alert_index=refusal.alert_index,
         received_at=now,
     )
     session.add(row)
     session.flush()
-    prune(session, refusal.integration_id, keep)
     return row
 
 
@@ -104,20 +119,28 @@ def prune(session: Session, integration_id: int, keep: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def rejection_json(row: RejectedWebhook, *, with_excerpt: bool = False) -> dict[str, Any]:
-    """A rejected webhook as the API shows it; the body excerpt only when asked."""
-    body: dict[str, Any] = {
+def rejection_json(row: RejectedWebhook, *, with_body: bool = False) -> dict[str, Any]:
+    """A rejected webhook as the API shows it; the body (excerpt, text, base64) only when asked."""
+    answer: dict[str, Any] = {
         "id": row.id,
         "integration_id": row.integration_id,
         "source": row.source,
         "status": row.status,
+        "alert_index": row.alert_index,
         "message": row.message,
         "details": row.details,
         "request_id": row.request_id,
         "content_type": row.content_type,
         "body_size": row.body_size,
         "received_at": row.received_at.isoformat(),
+        "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
+        "replay_result": row.replay_result,
     }
-    if with_excerpt:
-        body["body_excerpt"] = row.body_excerpt
-    return body
+    if with_body:
+        answer["body_excerpt"] = row.body_excerpt
+        # The text to read (invalid UTF-8 shown as U+FFFD), and the exact bytes in base64.
+        answer["body"] = None if row.body is None else row.body.decode("utf-8", "replace")
+        answer["body_base64"] = (
+            None if row.body is None else base64.b64encode(row.body).decode("ascii")
+        )
+    return answer

@@ -6,26 +6,59 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.db import make_engine, make_session_factory
-from connector.domain import IncomingAlert
+from connector.domain import ParsedWebhook
 from connector.errors import ConfigError, UnavailableError
 from connector.secrets import SecretBox
 
 
+@runtime_checkable
 class SourceAdapter(Protocol):
     """A monitoring system's webhook format (see adapters/sources/)."""
 
     slug: str
     display_name: str
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Turn a decoded webhook body into alerts; raise PayloadError naming bad fields."""
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge a decoded webhook body alert by alert.
+
+        Args:
+            payload: the decoded body (JSON, or what `RawBodySource.decode_body` made of it).
+
+        Returns:
+            The alerts that could be read and, for each item that could not, its index, the
+            message and field details of its refusal and the item alone as a webhook body.
+
+        Raises:
+            PayloadError: the body cannot be read as a whole (not an object, the list of alerts
+                is not a list or too long, fields shared by every alert are invalid).
+        """
+        ...
+
+
+@runtime_checkable
+class RawBodySource(Protocol):
+    """A source whose senders write bodies the connector must decode itself (optional).
+
+    A source without `decode_body` takes `application/json` only, decoded as JSON. One with it
+    names the content types it takes and turns their raw bytes into the payload for
+    `parse_items`, e.g. a body template its sender fills without escaping.
+    """
+
+    content_types: tuple[str, ...]
+
+    def decode_body(self, raw: bytes, content_type: str) -> Any:
+        """Decode a raw body sent with `content_type` (the header, parameters included).
+
+        Raises:
+            PayloadError: the body cannot be read; the message says why.
+        """
         ...
 
 

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from adapters.sources.generic import MAX_ALERTS, GenericSource
+from adapters.sources._common import MAX_ALERTS
+from adapters.sources.generic import GenericSource
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import PayloadError
 from tests.conftest import FIXTURES, HOOK_TOKEN
@@ -322,12 +323,18 @@ def test_mutated_alert_is_202_or_a_400_naming_the_mutated_field(
     response = post_raw(client, json.dumps(body).encode())
 
     if response.status_code == 202:
-        accepted = response.get_json()["accepted"]
-        assert len(accepted) == (2 if batch else 1)
+        answer = response.get_json()
+        accepted, rejected = answer["accepted"], answer["rejected"]
+        assert len(accepted) + len(rejected) == (2 if batch else 1)
         for entry in accepted:
             assert entry["disposition"] in ("queued", "duplicate") or entry[
                 "disposition"
             ].startswith(("dropped: ", "stale: "))
+        # Only the mutated alert of a batch may be refused, naming only mutated fields.
+        for entry in rejected:
+            assert (entry["index"], entry["disposition"]) == (1, "rejected")
+            named = {key.removeprefix("alerts.1.") for key in entry["details"]}
+            assert named <= {field for field, _ in changes}, entry
         return
     error = assert_precise_400(response)
     prefix = "alerts.1." if batch else ""

@@ -1,20 +1,22 @@
-"""What the vendor source adapters share: storable text, lenient fields, times, error paths.
+"""What the vendor source adapters share: storable text, lenient fields, times, judging items.
 
-Every adapter refuses what no database can store (NUL characters, unpaired surrogates) with a
-400 naming the field, and cuts over-long display text (titles, host names) rather than refusing
-it: a monitoring system cannot fix its own data, and a 400 makes it drop the whole webhook.
+Every adapter refuses what no database can store (NUL characters, unpaired surrogates), naming
+the field, and cuts over-long display text (titles, host names) rather than refusing it: a
+monitoring system cannot fix its own data. Items are judged one by one (`judge_each`): a bad
+alert is refused alone and the others of its webhook are taken in, since a 400 makes a sender
+drop the whole webhook.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
-from connector.domain import Severity
+from connector.domain import IncomingAlert, ParsedAlert, ParsedWebhook, RefusedAlert, Severity
 from connector.errors import PayloadError
 
 #: Most alerts one webhook may carry (as the generic source); more is refused with 400.
@@ -204,22 +206,38 @@ def items_of(payload: Any, key: str, what: str) -> tuple[list[Any], str]:
     return items, f"{key}."
 
 
-def load_each(
-    schema: Schema, items: Iterable[Any], prefix: str
-) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Load every item with `schema`; the loaded items and every error by its dotted path."""
-    loaded: list[dict[str, Any]] = []
-    errors: dict[str, list[str]] = {}
+def load_one(schema: Schema, item: Any, where: str) -> dict[str, Any]:
+    """Load one item with `schema`; PayloadError naming its bad fields under `where`."""
+    if not isinstance(item, dict):
+        raise PayloadError.naming({where or "_": ["Must be an object."]})
+    try:
+        loaded: dict[str, Any] = schema.load(item)
+    except ValidationError as e:
+        raise PayloadError.naming(flatten(e.messages, where)) from e
+    return loaded
+
+
+def judge_each(
+    items: Sequence[Any],
+    prefix: str,
+    read: Callable[[Any, str], IncomingAlert],
+    alone: Callable[[Any], Any] = lambda item: item,
+) -> ParsedWebhook:
+    """Read every item on its own: one bad alert must not cost the others their tickets.
+
+    `read(item, where)` makes the alert or raises PayloadError naming fields under `where` (the
+    item's path, "alerts.2", or "" for a body that is one alert); `alone(item)` is the item as a
+    webhook of its own, kept with its refusal so that it can be replayed alone.
+    """
+    parsed: list[ParsedAlert] = []
+    refused: list[RefusedAlert] = []
     for index, item in enumerate(items):
         where = f"{prefix}{index}" if prefix else ""
-        if not isinstance(item, dict):
-            errors[where or "_"] = ["Must be an object."]
-            continue
         try:
-            loaded.append(schema.load(item))
-        except ValidationError as e:
-            errors.update(flatten(e.messages, where))
-    return loaded, errors
+            parsed.append(ParsedAlert(index, read(item, where)))
+        except PayloadError as e:
+            refused.append(RefusedAlert(index, str(e), dict(e.details or {}), alone(item)))
+    return ParsedWebhook(tuple(parsed), tuple(refused))
 
 
 def flatten(messages: Any, where: str = "") -> dict[str, list[str]]:
@@ -249,6 +267,4 @@ def _segment(key: Any) -> str:
 
 def refuse(errors: Mapping[str, list[str]]) -> PayloadError:
     """The 400 for these field errors: the message names the fields, `details` says why."""
-    names = sorted(errors)
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    return PayloadError(f"invalid alert field(s): {shown}", details=dict(errors))
+    return PayloadError.naming(errors)

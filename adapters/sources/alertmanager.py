@@ -70,10 +70,11 @@ from adapters.sources._common import (
     clip,
     flatten,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     refuse,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 from connector.errors import PayloadError
 
 STATUSES = {"firing": AlertStatus.ACTIVE, "resolved": AlertStatus.CLEARED}
@@ -191,8 +192,8 @@ class AlertmanagerSource:
         labels = (tenant_labels,) if isinstance(tenant_labels, str) else tuple(tenant_labels)
         self.tenant_labels = labels
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize a webhook; PayloadError names every bad field."""
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge a webhook alert by alert; invalid group fields refuse the whole webhook."""
         if not isinstance(payload, dict):
             raise PayloadError("the body must be a JSON object: an Alertmanager webhook (v4)")
         group = {k: v for k, v in payload.items() if k != "alerts"}
@@ -200,20 +201,27 @@ class AlertmanagerSource:
         try:
             common = AlertmanagerGroupSchema().load(group)
         except ValidationError as e:
+            # The group's fields apply to every alert of it: none can be read without them.
             errors.update(flatten(e.messages))
             common = {}
         if "alerts" not in payload:
             errors["alerts"] = ["Missing data for required field."]
-            raise refuse(errors)
-        items, prefix = items_of({"alerts": payload["alerts"]}, "alerts", "")
-        loaded, alert_errors = load_each(AlertmanagerAlertSchema(), items, prefix)
-        errors.update(alert_errors)
-        for index, data in enumerate(loaded):
-            if not data["fingerprint"].strip() and not data["labels"]:
-                errors[f"alerts.{index}.labels"] = ["An alert needs a fingerprint or labels."]
         if errors:
             raise refuse(errors)
-        return [self._normalize(data, common) for data in loaded]
+        items, prefix = items_of({"alerts": payload["alerts"]}, "alerts", "")
+        schema = AlertmanagerAlertSchema()
+
+        def read(item: Any, where: str) -> IncomingAlert:
+            data = load_one(schema, item, where)
+            if not data["fingerprint"].strip() and not data["labels"]:
+                raise refuse({f"{where}.labels": ["An alert needs a fingerprint or labels."]})
+            return self._normalize(data, common)
+
+        return judge_each(items, prefix, read, lambda item: dict(group, alerts=[item]))
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every alert."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any], common: dict[str, Any]) -> IncomingAlert:
         labels: dict[str, str] = data["labels"]

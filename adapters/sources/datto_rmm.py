@@ -3,27 +3,46 @@
 Datto RMM sends one payload when an alert is triggered and, optionally, another when it is
 resolved, each written by the admin with Datto RMM's `[variable]` placeholders (a monitor's
 Response › Webhook, or Setup › Integrations › Global Webhooks). Configure these two bodies,
-shipped as `bodies/datto_rmm.json` (triggered) and `bodies/datto_rmm_resolved.json`:
+shipped as `bodies/datto_rmm.json` (triggered) and `bodies/datto_rmm_resolved.json`, sent as
+`application/json` (or `text/plain`):
 
     {
+      "layout": "datto-rmm-raw-1",
       "status": "triggered",
       "alert_uid": "[alert_uid]",
       "priority": "[alert_priority]",
-      "message": "[alert_message]",
-      "category": "[alert_category]",
-      "hostname": "[device_hostname]",
       "device_uid": "[device_id]",
       "site_uid": "[site_id]",
+      "platform": "[platform]",
+      "category": "[alert_category]",
       "site_name": "[site_name]",
-      "platform": "[platform]"
+      "hostname": "[device_hostname]",
+      "message": "[alert_message]"
     }
 
-and the same with `"status": "resolved"` for the resolution payload. Optional fields: `monitor`
-(the monitor's name, written literally; per-monitor ticket settings key on it), `title`,
-`timestamp` (ISO 8601, or epoch seconds or milliseconds as in Datto RMM's API) and `properties`
-(e.g. `{"autotask.accountid": "29683415"}` in a site's own webhook). Where a monitor's webhook
+and the same with `"status": "resolved"` for the resolution payload. Where a monitor's webhook
 cannot insert the priority, write it literally ("Critical" … "Information"), as the monitor's
 priority is fixed per monitor anyway.
+
+Why the `layout` member: Datto RMM puts each variable's value into the body as it is, without
+JSON escaping, so an alert message with a double quote, a Windows path (`C:\\`), a newline or a
+tab breaks the JSON (a 400: the alert would be lost) or decodes to something else
+(`C:\temp\new`). A body that starts with `"layout": "datto-rmm-raw-1"` is never JSON-decoded:
+it is read by the shipped body's member order and every value is taken literally
+(adapters/sources/_layout.py). Whitespace may be changed, members not: re-paste the body to change
+it. The one value that cannot be read is one containing the text that separates its member from
+the next (`", "hostname": "` in a site name, say): such a body is refused as ambiguous, never
+misread, and kept whole as a rejected webhook. `message`, the free text, comes last.
+
+Other bodies:
+
+- Without a `layout` member the body is read as strict JSON (relays that escape, bodies with the
+  optional `monitor`, `title`, `timestamp` (ISO 8601, or epoch seconds or milliseconds as in
+  Datto RMM's API) and `properties` (e.g. `{"autotask.accountid": "29683415"}` in a site's own
+  webhook), `{"alerts": [...]}` batches). Their values must not need escaping.
+- The bodies shipped before layouts (no marker, `message` fourth) are read as JSON when they are
+  valid JSON, else by their layout, so existing deployments stop losing alerts with a quote or a
+  backslash. Valid JSON still misreads `\t`-like sequences: re-paste the bodies.
 
 How the body becomes an alert:
 
@@ -69,15 +88,53 @@ from adapters.sources._common import (
     clip,
     filled,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     properties_field,
-    refuse,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from adapters.sources._layout import Layout, media_type, read_raw_body, without_marker
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A variable Datto RMM left unsubstituted, e.g. `[site_id]` (its test webhook sends them so).
 UNSUBSTITUTED = re.compile(r"\[[A-Za-z0-9_]{1,100}\]")
+
+#: The shipped bodies (bodies/datto_rmm*.json), free text last. Why a layout and not JSON: the
+#: variables are substituted raw (see the module docstring); this version of it is named by the
+#: body's leading `"layout"` member.
+LAYOUT = Layout(
+    "datto-rmm-raw-1",
+    [
+        ("status",),
+        ("alert_uid",),
+        ("priority",),
+        ("device_uid",),
+        ("site_uid",),
+        ("platform",),
+        ("category",),
+        ("site_name",),
+        ("hostname",),
+        ("message",),
+    ],
+    marker="datto-rmm-raw-1",
+)
+#: The bodies shipped before layout markers, read by their order only when not valid JSON.
+SHIPPED_BEFORE_LAYOUTS = Layout(
+    "Datto RMM body shipped before layouts",
+    [
+        ("status",),
+        ("alert_uid",),
+        ("priority",),
+        ("message",),
+        ("category",),
+        ("hostname",),
+        ("device_uid",),
+        ("site_uid",),
+        ("site_name",),
+        ("platform",),
+    ],
+    marker=None,
+)
 
 STATUSES = {
     "triggered": AlertStatus.ACTIVE,
@@ -171,16 +228,30 @@ class DattoRmmSource:
 
     slug = "datto_rmm"
     display_name = "Datto RMM"
+    #: The payload is raw text the admin typed; its content type is whatever was chosen.
+    content_types = ("application/json", "text/plain")
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize one webhook (or {"alerts": [...]}); PayloadError names fields."""
+    def decode_body(self, raw: bytes, content_type: str) -> Any:
+        """A raw body by its layout, else JSON, else the layout shipped before markers."""
+        _, charset = media_type(content_type)
+        return read_raw_body(raw, charset, [LAYOUT], SHIPPED_BEFORE_LAYOUTS)
+
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one webhook (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", "the Datto RMM body (see the docs)")
         if all(is_test_webhook(item) for item in items):
-            return []
-        loaded, errors = load_each(DattoRmmAlertSchema(), items, prefix)
-        if errors:
-            raise refuse(errors)
-        return [self._normalize(data) for data in loaded]
+            return ParsedWebhook()
+        schema = DattoRmmAlertSchema()
+        return judge_each(
+            items,
+            prefix,
+            lambda item, where: self._normalize(load_one(schema, item, where)),
+            without_marker,
+        )
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         monitor = data["monitor"] or data["category"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-from adapters.sources._common import storable
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from adapters.sources._common import items_of, judge_each, storable
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 from connector.errors import PayloadError
 
 #: Status words accepted, including the firing/resolved of Alertmanager-like senders.
@@ -29,9 +29,6 @@ STATUS_WORDS = {
     "cleared": AlertStatus.CLEARED,
     "resolved": AlertStatus.CLEARED,
 }
-
-#: Most alerts one webhook may carry; more is refused with 400 rather than half-processed.
-MAX_ALERTS = 500
 
 
 class _Scalar(fields.Field[str]):
@@ -115,43 +112,28 @@ class GenericSource:
     slug = "generic"
     display_name = "Generic JSON"
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize; raise PayloadError naming every bad field."""
-        if isinstance(payload, dict) and "alerts" in payload:
-            items = payload["alerts"]
-            prefix = "alerts."
-            if not isinstance(items, list) or not items:
-                raise PayloadError(
-                    "'alerts' must be a non-empty list", details={"alerts": ["Must be a list."]}
-                )
-            if len(items) > MAX_ALERTS:
-                raise PayloadError(
-                    f"too many alerts in one webhook: {len(items)} (at most {MAX_ALERTS})",
-                    details={"alerts": [f"At most {MAX_ALERTS} alerts."]},
-                )
-        elif isinstance(payload, dict):
-            items, prefix = [payload], ""
-        else:
-            raise PayloadError('the body must be a JSON object: one alert or {"alerts": [...]}')
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one alert (or {"alerts": [...]}) alert by alert; bad fields are named."""
+        items, prefix = items_of(payload, "alerts", 'one alert or {"alerts": [...]}')
         schema = GenericAlertSchema()
-        errors: dict[str, object] = {}
-        alerts = []
-        for index, item in enumerate(items):
+
+        def read(item: Any, where: str) -> IncomingAlert:
             if not isinstance(item, dict):
-                errors[f"{prefix}{index}"] = ["Must be an object."]
-                continue
+                raise PayloadError.naming({where or "_": ["Must be an object."]})
             try:
                 data = schema.load(item)
             except ValidationError as e:
-                where = f"{prefix}{index}." if prefix else ""
+                # Top-level field names only ("properties", not "properties.k.value").
                 messages = e.messages if isinstance(e.messages, dict) else {"_": e.messages}
-                errors.update({f"{where}{k}": v for k, v in messages.items()})
-                continue
-            alerts.append(self._normalize(data))
-        if errors:
-            names = ", ".join(sorted(errors))
-            raise PayloadError(f"invalid alert field(s): {names}", details=errors)
-        return alerts
+                at = f"{where}." if where else ""
+                raise PayloadError.naming({f"{at}{k}": v for k, v in messages.items()}) from e
+            return self._normalize(data)
+
+        return judge_each(items, prefix, read)
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         started: datetime | None = data["started_at"]

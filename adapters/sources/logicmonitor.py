@@ -2,34 +2,64 @@
 
 LogicMonitor lets the admin write the webhook body with its `##TOKEN##` variables (Settings ›
 Integrations › Custom HTTP Delivery; "Use the same URL and data to notify on various alert
-activity", HTTP POST, raw JSON). Configure this body, shipped as `bodies/logicmonitor.json`:
+activity", HTTP POST, raw data). Configure this body, shipped as `bodies/logicmonitor.json`,
+with the Content-Type `application/json` (or `text/plain`):
 
     {
+      "layout": "logicmonitor-raw-1",
       "alert_id": "##ALERTID##",
       "status": "##ALERTSTATUS##",
       "level": "##LEVEL##",
       "alert_type": "##ALERTTYPE##",
+      "start_epoch": "##STARTEPOCH##",
+      "start": "##START##",
+      "date": "##DATE##",
+      "tenant": "##connector.tenant##",
+      "properties": {
+        "autotask.accountid": "##autotask.accountid##"
+      },
+      "admin": "##ADMIN##",
+      "url": "##ALERTDETAILURL##",
+      "group": "##GROUP##",
       "host": "##HOST##",
       "datasource": "##DATASOURCE##",
-      "instance": "##INSTANCE##",
       "datapoint": "##DATAPOINT##",
       "value": "##VALUE##",
       "threshold": "##THRESHOLD##",
-      "start": "##START##",
-      "start_epoch": "##STARTEPOCH##",
-      "date": "##DATE##",
-      "message": "##MESSAGE##",
-      "admin": "##ADMIN##",
-      "group": "##GROUP##",
-      "url": "##ALERTDETAILURL##",
-      "tenant": "##connector.tenant##",
-      "properties": {"autotask.accountid": "##autotask.accountid##"}
+      "instance": "##INSTANCE##",
+      "message": "##MESSAGE##"
     }
 
 `tenant` and `properties` name resource properties (set on a client's resource group, inherited
 by its devices): `connector.tenant` is the tenant the connector maps to an Autotask company, and
-`autotask.accountid` names the company directly and beats the tenant map. Add any other property
-to `properties` the same way; an optional `title` and `note` may be written too.
+`autotask.accountid` names the company directly and beats the tenant map.
+
+Why the `layout` member: LogicMonitor puts each token's value into the body as it is, without
+JSON escaping, so a value with a double quote, a backslash (`C:\\`), a newline or a tab breaks
+the JSON (a 400, which LogicMonitor does not retry: the alert would be lost), or decodes to
+something else (`C:\temp\new`). A body that starts with `"layout": "logicmonitor-raw-1"` is
+never JSON-decoded: it is read by the shipped body's member order and every value is taken
+literally (adapters/sources/_layout.py). Whitespace may be changed, members not: re-paste the
+body to change it. The one value that cannot be read is one containing the text that separates
+its member from the next (`", "level": "` before `level`, say): such a body is refused as
+ambiguous, never misread, and kept whole as a rejected webhook. `message` and `instance`, the
+free text, come last, where nothing but their own separator can confuse them.
+
+Other bodies:
+
+- Without a `layout` member the body is read as strict JSON: senders or relays that escape their
+  values, bodies with more properties or a `title` and `note`, and `{"alerts": [...]}` batches.
+  The connector's own tokens (`##HOST##` …) are still JSON strings then, so they must not need
+  escaping.
+- The body shipped before layouts (the same members in another order, `message` in the
+  middle, no marker) is read as JSON when it is valid JSON, else by its layout, so existing
+  deployments stop losing alerts with a quote or a backslash. Valid JSON still misreads
+  `\t`-like sequences (`C:\temp` arrives with a tab): re-paste `bodies/logicmonitor.json`.
+- LogicMonitor's form data (key-value pairs) instead of raw data: sent as
+  `application/x-www-form-urlencoded`, each value percent-encoded, so any value arrives as it
+  was. Use the keys of `bodies/logicmonitor_form.txt` (`properties.<name>` for a property).
+  Not confirmed from LogicMonitor's documentation: that its form data is sent url-encoded with
+  that content type (rather than, say, multipart); a multipart body is refused with 415.
 
 How the body becomes an alert:
 
@@ -58,7 +88,7 @@ How the body becomes an alert:
   `threshold`, `alert.type`, `logicmonitor.alert_id`, `logicmonitor.group`, `logicmonitor.url`,
   `logicmonitor.start`, `logicmonitor.level`, and every entry of `properties` that has a value.
 - A token LogicMonitor cannot fill stays in the body literally (`"##HOST##"`); such values are
-  empty. Every value may be a JSON string or number.
+  empty. In a JSON body every value may be a JSON string or number.
 """
 
 from __future__ import annotations
@@ -83,12 +113,19 @@ from adapters.sources._common import (
     from_epoch,
     from_iso,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     properties_field,
-    refuse,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from adapters.sources._layout import (
+    Layout,
+    media_type,
+    read_form,
+    read_raw_body,
+    without_marker,
+)
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: A token LogicMonitor left unsubstituted, e.g. `##HOST##` or `##autotask.accountid##`: a token
 #: with no value for this alert (a property the resource lacks, a datapoint an EventSource alert
@@ -177,6 +214,63 @@ def portal_time(text: str) -> datetime | None:
         return None
 
 
+#: The shipped body (bodies/logicmonitor.json), free text last. Why a layout and not JSON: the
+#: tokens are substituted raw (see the module docstring); this version of it is named by the
+#: body's leading `"layout"` member.
+LAYOUT = Layout(
+    "logicmonitor-raw-1",
+    [
+        ("alert_id",),
+        ("status",),
+        ("level",),
+        ("alert_type",),
+        ("start_epoch",),
+        ("start",),
+        ("date",),
+        ("tenant",),
+        ("properties", "autotask.accountid"),
+        ("admin",),
+        ("url",),
+        ("group",),
+        ("host",),
+        ("datasource",),
+        ("datapoint",),
+        ("value",),
+        ("threshold",),
+        ("instance",),
+        ("message",),
+    ],
+    marker="logicmonitor-raw-1",
+)
+#: The body shipped before layout markers, read by its order only when it is not valid JSON.
+SHIPPED_BEFORE_LAYOUTS = Layout(
+    "LogicMonitor body shipped before layouts",
+    [
+        ("alert_id",),
+        ("status",),
+        ("level",),
+        ("alert_type",),
+        ("host",),
+        ("datasource",),
+        ("instance",),
+        ("datapoint",),
+        ("value",),
+        ("threshold",),
+        ("start",),
+        ("start_epoch",),
+        ("date",),
+        ("message",),
+        ("admin",),
+        ("group",),
+        ("url",),
+        ("tenant",),
+        ("properties", "autotask.accountid"),
+    ],
+    marker=None,
+)
+FORM = "application/x-www-form-urlencoded"
+
+
 def _level(word: str) -> bool:
     """An empty level (the default) or one of LogicMonitor's."""
     if word and word not in LEVELS:
@@ -232,14 +326,31 @@ class LogicMonitorSource:
 
     slug = "logicmonitor"
     display_name = "LogicMonitor"
+    #: Raw data arrives with whatever type the admin chose (often JSON, sometimes text); form
+    #: data url-encoded.
+    content_types = ("application/json", "text/plain", FORM)
+
+    def decode_body(self, raw: bytes, content_type: str) -> Any:
+        """A raw body by its layout (else JSON, else the older layout), or form data."""
+        kind, charset = media_type(content_type)
+        if kind == FORM:
+            return read_form(raw, charset, nested=("properties",))
+        return read_raw_body(raw, charset, [LAYOUT], SHIPPED_BEFORE_LAYOUTS)
+
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one delivery (or {"alerts": [...]}) alert by alert; bad fields are named."""
+        items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
+        schema = LogicMonitorAlertSchema()
+        return judge_each(
+            items,
+            prefix,
+            lambda item, where: self._normalize(load_one(schema, item, where)),
+            without_marker,
+        )
 
     def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize one delivery (or {"alerts": [...]}); PayloadError names fields."""
-        items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
-        loaded, errors = load_each(LogicMonitorAlertSchema(), items, prefix)
-        if errors:
-            raise refuse(errors)
-        return [self._normalize(data) for data in loaded]
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         word: str = data["status"]

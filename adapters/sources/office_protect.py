@@ -58,12 +58,12 @@ from adapters.sources._common import (
     clip,
     filled,
     items_of,
-    load_each,
+    judge_each,
+    load_one,
     properties_field,
-    refuse,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 
 #: Why the "ignored" words close: Office Protect lets an event be ignored from the Report table or
 #: the Autotask ticket ("How to create a rule to automatically ignore events"): it is settled.
@@ -135,13 +135,17 @@ class OfficeProtectSource:
     slug = "office_protect"
     display_name = "Office Protect"
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """Validate and normalize one event (or {"events": [...]}); PayloadError names fields."""
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge one event (or {"events": [...]}) event by event; bad fields are named."""
         items, prefix = items_of(payload, "events", 'one security event or {"events": [...]}')
-        loaded, errors = load_each(OfficeProtectEventSchema(), items, prefix)
-        if errors:
-            raise refuse(errors)
-        return [self._normalize(data) for data in loaded]
+        schema = OfficeProtectEventSchema()
+        return judge_each(
+            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
+        )
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every event."""
+        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         event_type = data["event_type"].strip()

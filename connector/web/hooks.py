@@ -1,21 +1,27 @@
-"""POST /hooks/<source>: verify, parse, commit, then answer 202. Never waits on Autotask."""
+"""POST /hooks/<source>: verify, read alert by alert, commit, answer 202. Never waits on Autotask.
+
+The body is read by the source (`connector.intake`); each alert of it is ingested or, when it
+cannot be read, kept as a rejected webhook of its own, and the 202 says which. A refusal of the
+whole webhook (4xx) is kept whole for the admin once its credentials were accepted.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from connector.errors import ConfigError, PayloadError, UnknownSourceError
+from connector.errors import ConfigError, UnknownSourceError
 from connector.hook_auth import DuplicateMessage, remember_signature
-from connector.ingest import ingest
+from connector.intake import Intake, check_content_type, read_webhook, take_in
 from connector.integration import IntegrationSettings, load_settings
 from connector.models import Integration, utcnow
-from connector.rejections import Refusal, excerpt, record_rejection
+from connector.rejections import Refusal, excerpt, prune, record_rejection
 from connector.services import Services
 from connector.sources import configured_source
 from connector.web.auth import hook_caller, signed
@@ -104,8 +110,8 @@ def _log_unauthenticated(source: str, status: int, error: dict[str, Any]) -> Non
 
 
 def _record(integration_id: int, source: str, status: int, error: dict[str, Any]) -> None:
-    """Store an authenticated refusal in its own transaction (nothing else of the webhook)."""
-    size, start = _body_facts(status)
+    """Store an authenticated refusal, whole body included, in its own transaction."""
+    size, body = _body_facts(status)
     refusal = Refusal(
         integration_id=integration_id,
         source=source,
@@ -115,7 +121,8 @@ def _record(integration_id: int, source: str, status: int, error: dict[str, Any]
         request_id=error["request_id"],
         content_type=request.headers.get("Content-Type", ""),
         body_size=size,
-        body_excerpt=start,
+        body_excerpt=None if body is None else excerpt(body),
+        body=body,
     )
     svc = services()
     with svc.transaction() as session:
@@ -138,15 +145,15 @@ def _answered_error(response: Response) -> dict[str, Any]:
     }
 
 
-def _body_facts(status: int) -> tuple[int | None, str | None]:
-    """The refused body's size and excerpt; a 413's body is never read: its declared size only."""
+def _body_facts(status: int) -> tuple[int | None, bytes | None]:
+    """The refused body's size and bytes; a 413's body is never read: its declared size only."""
     if status == 413:
         return request.content_length, None
     try:
         raw = request.get_data(cache=True)
-    except HTTPException:  # a 415 whose body is also too large, or was cut off: no excerpt
+    except HTTPException:  # a 415 whose body is also too large, or was cut off: not kept
         return request.content_length, None
-    return len(raw), excerpt(raw)
+    return len(raw), raw
 
 
 def _raw_body() -> bytes:
@@ -160,7 +167,7 @@ def _raw_body() -> bytes:
     return raw
 
 
-def _settings(session: Session, integration_id: int) -> IntegrationSettings:
+def integration_settings(session: Session, integration_id: int) -> IntegrationSettings:
     """The integration's validated settings (checked at start, so a failure here is a bug)."""
     integration = session.get(Integration, integration_id)
     if integration is None:
@@ -179,7 +186,7 @@ def _already_accepted() -> tuple[Response, int]:
 
 @bp.post("/hooks/<source>")
 def receive(source: str) -> tuple[Response, int]:
-    """Accept a webhook; 202 with the event ids only once they are committed."""
+    """Accept a webhook alert by alert; 202 with what became of each, once committed."""
     svc = services()
     adapter = svc.sources.get(source)
     if adapter is None:
@@ -191,46 +198,31 @@ def receive(source: str) -> tuple[Response, int]:
     signed_body = _raw_body() if signed(request) else b""
     with svc.transaction() as session:
         caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
-        settings = _settings(session, caller.integration_id)
+        settings = integration_settings(session, caller.integration_id)
     # From here on a refusal is the integration's: keep_refusal stores it for the admin.
     g.hook_integration_id = caller.integration_id
     if caller.duplicate:
         return _already_accepted()
-    if not request.is_json:
-        raise UnsupportedMediaType("send the webhook as Content-Type: application/json")
+    content_type = request.headers.get("Content-Type", "")
+    check_content_type(adapter, content_type)  # before the body is read: 415, not 413
     raw = _raw_body()
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError as e:  # e.g. "[[[[…" a million deep: the decoder gives up
-        raise PayloadError(f"the body is nested too deeply to parse ({len(raw)} bytes)") from e
-    if payload is None:
-        raise PayloadError(f"the body is not valid JSON ({len(raw)} bytes)")
-    alerts = configured_source(adapter, settings.source_options.get(source, {})).parse(payload)
-    integration_id = caller.integration_id
-    now = utcnow()
+    configured = configured_source(adapter, settings.source_options.get(source, {}))
+    parsed = read_webhook(configured, raw, content_type)
+    intake = Intake(
+        integration_id=caller.integration_id,
+        source=source,
+        settings=settings,
+        now=utcnow(),
+        max_delivery_age=svc.max_delivery_age,
+        request_id=uuid.uuid4().hex,
+    )
     try:
         with svc.transaction() as session:
             # With the events: a failed commit (503) lets the sender retry it.
-            remember_signature(session, caller, now)
-            accepted = ingest(
-                session,
-                integration_id,
-                settings,
-                alerts,
-                now=now,
-                max_delivery_age=svc.max_delivery_age,
-            )
+            remember_signature(session, caller, intake.now)
+            answer = take_in(session, intake, parsed)
+            if answer["rejected"]:
+                prune(session, caller.integration_id, int(svc.settings["REJECTED_WEBHOOKS_KEPT"]))
     except DuplicateMessage:  # the same message, sent twice at once: the other copy stored it
         return _already_accepted()
-    body = {
-        "accepted": [
-            {
-                "event_id": a.event_id,
-                "alert_id": a.alert_id,
-                "disposition": a.disposition,
-                "warnings": list(a.warnings),
-            }
-            for a in accepted
-        ]
-    }
-    return jsonify(body), 202
+    return jsonify(answer | {"request_id": intake.request_id}), 202

@@ -41,8 +41,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Every delivery state; each is exposed, 0 when no delivery is in it.
 DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
-#: What became of each alert of an accepted webhook (AlertEvent.disposition, "dropped: …" cut).
-DISPOSITIONS = ("queued", "duplicate", "stale", "dropped")
+#: What became of each alert of an accepted webhook (AlertEvent.disposition, "dropped: …" cut;
+#: "rejected": the alert could not be read and was kept as a rejected webhook).
+DISPOSITIONS = ("queued", "duplicate", "stale", "dropped", "rejected")
 #: Classes of Autotask's HTTP status always exposed per integration; "error" = no answer at all.
 API_STATUS_CLASSES = ("2xx", "4xx", "5xx", "error")
 #: Label of webhooks to a source the connector does not know (any path: keeps the labels few).
@@ -117,15 +118,17 @@ def _count(response: Response) -> None:
     if response.status_code != 202:
         return
     body = response.get_json(silent=True)
-    accepted = body.get("accepted") if isinstance(body, dict) else None
-    for entry in accepted if isinstance(accepted, list) else []:
-        if isinstance(entry, dict):
-            disposition = _disposition(entry.get("disposition"))
-            metrics.alerts.labels(source=source, disposition=disposition).inc()
+    for part in ("accepted", "rejected"):
+        entries = body.get(part) if isinstance(body, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                disposition = _disposition(entry.get("disposition"))
+                metrics.alerts.labels(source=source, disposition=disposition).inc()
 
 
 def _disposition(value: Any) -> str:
-    """queued, duplicate, stale or dropped ("dropped: <why>" loses its reason); else: other."""
+    """queued, duplicate, stale, dropped ("dropped: <why>" loses its reason) or rejected; else
+    other."""
     word = str(value or "").partition(":")[0].strip()
     return word if word in DISPOSITIONS else "other"
 

@@ -10,7 +10,7 @@ import pytest
 from adapters.sources.alertmanager import AlertmanagerSource
 from adapters.sources.logicmonitor import LogicMonitorSource
 from connector import sources
-from connector.domain import IncomingAlert, Severity
+from connector.domain import ParsedWebhook, Severity
 from connector.errors import ConfigError
 from connector.sources import configured_source
 
@@ -110,8 +110,8 @@ def test_options_that_cannot_be_a_cache_key_still_configure() -> None:
         def __init__(self, thing: object = None) -> None:
             self.thing = thing
 
-        def parse(self, payload: Any) -> list[IncomingAlert]:
-            return []
+        def parse_items(self, payload: Any) -> ParsedWebhook:
+            return ParsedWebhook()
 
     thing = Unhashable()
     configured = configured_source(Taking(), {"thing": thing})
@@ -159,8 +159,8 @@ def test_a_value_the_adapter_refuses_is_a_config_error() -> None:
             if level < 1:
                 raise ValueError("level must be at least 1")
 
-        def parse(self, payload: Any) -> list[IncomingAlert]:
-            return []
+        def parse_items(self, payload: Any) -> ParsedWebhook:
+            return ParsedWebhook()
 
     with pytest.raises(ConfigError, match="level must be at least 1. It takes: level."):
         configured_source(Strict(), {"level": 0})

@@ -31,7 +31,7 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head == "0006"
+    assert head == "0007"
     assert version == head
 
 
@@ -258,3 +258,23 @@ def test_0006_keys_alerts_by_source_and_fills_the_new_columns_from_what_is_store
             column["name"] for column in sa.inspect(connection).get_columns("alert")
         }
     engine.dispose()
+
+
+def test_rejected_webhook_bodies_come_and_go_with_0007(database_url: str) -> None:
+    """0007 adds the body, alert index and replay columns; down removes them, rows stay."""
+    from alembic import command
+
+    upgrade(database_url)
+    command.downgrade(alembic_config(database_url), "0006")
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("rejected_webhook")}
+    engine.dispose()
+    assert not columns & {"body", "alert_index", "replayed_at", "replay_result"}
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("rejected_webhook")}
+    engine.dispose()
+    assert {"body", "alert_index", "replayed_at", "replay_result"} <= columns

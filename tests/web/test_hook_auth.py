@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+import connector.intake as intake
 import connector.web.hooks as hooks
 from adapters import SOURCES
 from connector import create_app
@@ -528,13 +529,13 @@ def test_a_signed_request_that_could_not_be_committed_can_be_sent_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The signature is remembered in the events' transaction: a 503 does not burn it."""
-    real_ingest = hooks.ingest
+    real_ingest = intake.ingest
 
     def unavailable(*args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(hooks, "ingest", real_ingest)
+        monkeypatch.setattr(intake, "ingest", real_ingest)
         raise UnavailableError("the database cannot take the request now; retry")
 
-    monkeypatch.setattr(hooks, "ingest", unavailable)
+    monkeypatch.setattr(intake, "ingest", unavailable)
     headers = hmac_headers(HMAC_SECRET, clock.unix)
 
     assert post(client, headers).status_code == 503

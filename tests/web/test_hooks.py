@@ -419,14 +419,44 @@ def test_every_bad_field_is_named_at_once(client: FlaskClient, connector_app: Fl
         pytest.param("not an alert", "alerts.1", id="not-an-object"),
     ],
 )
-def test_batch_with_one_bad_alert_stores_none_of_them(
+def test_batch_with_one_bad_alert_stores_the_others_and_keeps_the_bad_one(
     client: FlaskClient, connector_app: Flask, bad: Any, field: str
 ) -> None:
     alerts = [dict(ALERT, id="good-1"), bad, dict(ALERT, id="good-2")]
 
+    response = post(client, {"alerts": alerts})
+
+    assert response.status_code == 202, response.text
+    body = response.get_json()
+    assert [(a["index"], a["disposition"]) for a in body["accepted"]] == [
+        (0, "queued"),
+        (2, "queued"),
+    ]
+    [rejected] = body["rejected"]
+    assert (rejected["index"], rejected["disposition"]) == (1, "rejected")
+    assert list(rejected["details"]) == [field]
+    assert field in rejected["message"]
+    assert counts(connector_app) == {"alert": 2, "alert_event": 2, "delivery": 2}
+    kept = client.get(
+        f"/api/v1/rejected-webhooks/{rejected['rejected_webhook_id']}", headers=auth(API_TOKEN)
+    ).get_json()
+    assert (kept["status"], kept["alert_index"], kept["request_id"]) == (
+        202,
+        1,
+        body["request_id"],
+    )
+    assert json.loads(kept["body"]) == bad
+
+
+@sqlite_only
+def test_batch_whose_every_alert_is_bad_is_400_naming_every_field(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    alerts = [dict(ALERT, status="exploded"), "not an alert"]
+
     error = assert_refused(post(client, {"alerts": alerts}), 400, connector_app)
 
-    assert list(error["details"]) == [field]
+    assert sorted(error["details"]) == ["alerts.0.status", "alerts.1"]
 
 
 @sqlite_only
@@ -492,10 +522,10 @@ def test_commit_that_fails_is_503_and_leaves_nothing(
     client: FlaskClient, connector_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database takes the writes, then the COMMIT fails (server gone, disk error)."""
-    import connector.web.hooks as hooks
+    import connector.intake as intake
 
     dialect = connector_app.extensions["connector"].engine.dialect
-    real_commit, real_ingest = dialect.do_commit, hooks.ingest
+    real_commit, real_ingest = dialect.do_commit, intake.ingest
 
     def commit_fails_once(dbapi_connection: Any) -> None:
         monkeypatch.setattr(dialect, "do_commit", real_commit)
@@ -506,13 +536,13 @@ def test_commit_that_fails_is_503_and_leaves_nothing(
         monkeypatch.setattr(dialect, "do_commit", commit_fails_once)
         return accepted
 
-    monkeypatch.setattr(hooks, "ingest", ingest_then_lose_the_commit)
+    monkeypatch.setattr(intake, "ingest", ingest_then_lose_the_commit)
 
     assert_unavailable(post(client, ALERT))
     assert counts(connector_app) == NOTHING
 
     # The sender's retry lands once the database is back.
-    monkeypatch.setattr(hooks, "ingest", real_ingest)
+    monkeypatch.setattr(intake, "ingest", real_ingest)
     response = post(client, ALERT)
     assert response.status_code == 202
     assert response.get_json()["accepted"][0]["disposition"] == "queued"

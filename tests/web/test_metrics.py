@@ -102,7 +102,7 @@ def test_exposition_parses_and_starts_at_zero(client: FlaskClient) -> None:
         assert value == 0
     # Known sources are there from the start, so that rate() sees their first webhook.
     assert metrics.value("connector_webhooks_total", source="generic", status="202") == 0
-    for disposition in ("queued", "duplicate", "dropped"):
+    for disposition in ("queued", "duplicate", "dropped", "rejected"):
         value = metrics.value(
             "connector_webhook_alerts_total", source="alertmanager", disposition=disposition
         )
@@ -118,6 +118,8 @@ def test_webhooks_are_counted_by_source_status_and_disposition(client: FlaskClie
     assert post(client, ALERT).status_code == 202  # the same event again: duplicate
     assert post(client, dict(ALERT, id="other", tenant="switched-off")).status_code == 202
     assert post(client, {"alerts": [dict(ALERT, id="a"), dict(ALERT, id="b")]}).status_code == 202
+    # One alert of a batch that cannot be read: the webhook is a 202, that alert "rejected".
+    assert post(client, {"alerts": [dict(ALERT, id="c"), {"id": "no-status"}]}).status_code == 202
     assert post(client, {"id": "no-status"}).status_code == 400
     assert post(client, ALERT, token="wrong-token").status_code == 401
     assert post(client, ALERT, source="no-such-source").status_code == 404
@@ -128,17 +130,18 @@ def test_webhooks_are_counted_by_source_status_and_disposition(client: FlaskClie
     def grew(name: str, **labels: str) -> float:
         return after.count(name, **labels) - before.count(name, **labels)
 
-    assert grew("connector_webhooks_total", source="generic", status="202") == 4
+    assert grew("connector_webhooks_total", source="generic", status="202") == 5
     assert grew("connector_webhooks_total", source="generic", status="400") == 1
     assert grew("connector_webhooks_total", source="generic", status="401") == 1
     # Unknown sources share one label value, whatever path was posted to.
     assert grew("connector_webhooks_total", source="unknown", status="404") == 2
     assert "no-such-source" not in after.text and "x" * 300 not in after.text
-    assert grew("connector_webhook_alerts_total", source="generic", disposition="queued") == 3
+    assert grew("connector_webhook_alerts_total", source="generic", disposition="queued") == 4
     assert grew("connector_webhook_alerts_total", source="generic", disposition="duplicate") == 1
     assert grew("connector_webhook_alerts_total", source="generic", disposition="dropped") == 1
-    # The database agrees: three deliveries wait (the duplicate and the dropped have none).
-    assert after.value("connector_deliveries", state="pending") == 3
+    assert grew("connector_webhook_alerts_total", source="generic", disposition="rejected") == 1
+    # The database agrees: four deliveries wait (the duplicate and the dropped have none).
+    assert after.value("connector_deliveries", state="pending") == 4
 
 
 def test_deliveries_api_calls_and_tickets_after_a_worker_pass(

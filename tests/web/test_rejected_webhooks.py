@@ -8,11 +8,14 @@ writes nothing and is logged without the presented secret.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,8 @@ WRONG_PASSWORD = "canary-wrong-basic-password-2b9e"
 HMAC_SECRET = "canary-hmac-secret-for-refusals-5a1"
 
 NOTHING = {"alert": 0, "alert_event": 0, "delivery": 0}
+#: What only the single record shows: the kept body.
+BODY_FIELDS = {"body_excerpt", "body", "body_base64"}
 
 
 def hook_auth(token: str = HOOK_TOKEN) -> dict[str, str]:
@@ -187,7 +192,10 @@ def test_an_authenticated_refusal_is_answered_and_recorded_as_answered(
     record = detail(client, row["id"])
     expected = case.excerpt if case.excerpt is not None else case.body.decode()
     assert record["body_excerpt"] == expected
-    assert {k: v for k, v in record.items() if k != "body_excerpt"} == row
+    # The whole body is kept, exactly, so that nothing is lost and it can be replayed.
+    assert base64.b64decode(record["body_base64"]) == case.body
+    assert record["body"] == case.body.decode("utf-8", "replace")
+    assert {k: v for k, v in record.items() if k not in BODY_FIELDS} == row
     # The excerpt is the body only: no header value, no credential.
     assert HEADER_CANARY not in json.dumps(record)
     assert HOOK_TOKEN not in json.dumps(record)
@@ -515,3 +523,130 @@ def test_the_excerpt_is_the_first_4096_bytes_as_utf8() -> None:
 def test_text_that_no_database_could_store_is_made_storable() -> None:
     assert storable("lone \ud800 and nul \x00") == "lone \ufffd\ufffd\ufffd and nul \ufffd"
     assert storable("plain é") == "plain é"
+
+
+# -- replay ----------------------------------------------------------------------------------------
+
+
+def replay(client: FlaskClient, rejected_id: int) -> Any:
+    return client.post(f"/api/v1/rejected-webhooks/{rejected_id}/replay", headers=api_auth())
+
+
+@pytest.fixture
+def upgraded_generic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """A connector upgraded to know the status word "raised" (the old one refused it)."""
+    from marshmallow import fields, validate
+
+    from adapters.sources import generic
+
+    words = dict(generic.STATUS_WORDS, raised=generic.AlertStatus.ACTIVE)
+
+    class UpgradedSchema(generic.GenericAlertSchema):
+        status = fields.String(required=True, validate=validate.OneOf(sorted(words)))
+
+    def upgrade() -> None:
+        monkeypatch.setattr(generic, "STATUS_WORDS", words)
+        monkeypatch.setattr(generic, "GenericAlertSchema", UpgradedSchema)
+
+    return upgrade
+
+
+def test_a_refused_webhook_is_taken_in_by_a_replay_once_it_can_be_read(
+    client: FlaskClient, connector_app: Flask, upgraded_generic: Callable[[], None]
+) -> None:
+    body = json.dumps(dict(ALERT, status="raised")).encode()
+    error_of(send(client, body), 400)
+    [row] = listed(client)
+
+    # The same connector still cannot read it: 422, and the row stays as it was.
+    still = replay(client, row["id"])
+    assert "still cannot be read" in error_of(still, 422)["message"]
+    assert listed(client) == [row]
+
+    upgraded_generic()
+    response = replay(client, row["id"])
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    answer = response.get_json()
+    [accepted] = answer["accepted"]
+    assert (accepted["index"], accepted["disposition"]) == (0, "queued")
+    assert answer["rejected"] == []
+    assert answer["rejected_webhook_id"] == row["id"]
+    assert counts(connector_app) == {"alert": 1, "alert_event": 1, "delivery": 1}
+    [replayed] = listed(client)
+    assert replayed["replayed_at"] == answer["replayed_at"]
+    assert replayed["replay_result"] == {
+        "accepted": answer["accepted"],
+        "rejected": [],
+        "request_id": answer["request_id"],
+    }
+    # A second replay would ingest it twice: refused.
+    assert "replayed" in error_of(replay(client, row["id"]), 409)["message"]
+    assert counts(connector_app) == {"alert": 1, "alert_event": 1, "delivery": 1}
+
+
+def test_a_replay_keeps_the_alerts_it_still_cannot_read(
+    client: FlaskClient, connector_app: Flask, upgraded_generic: Callable[[], None]
+) -> None:
+    bad = [dict(ALERT, id="a", status="raised"), dict(ALERT, id="b", severity="fatal")]
+    error_of(send(client, json.dumps({"alerts": bad}).encode()), 400)
+    [row] = listed(client)
+    upgraded_generic()
+
+    answer = replay(client, row["id"]).get_json()
+
+    assert [a["index"] for a in answer["accepted"]] == [0]
+    [rejected] = answer["rejected"]
+    assert (rejected["index"], list(rejected["details"])) == (1, ["alerts.1.severity"])
+    kept = detail(client, rejected["rejected_webhook_id"])
+    assert (kept["status"], kept["alert_index"], kept["request_id"]) == (
+        202,
+        1,
+        answer["request_id"],
+    )
+    assert json.loads(kept["body"]) == bad[1]
+
+
+def test_replays_of_one_row_at_once_take_it_in_once(
+    connector_app: Flask, upgraded_generic: Callable[[], None]
+) -> None:
+    client = connector_app.test_client()
+    error_of(send(client, json.dumps(dict(ALERT, status="raised")).encode()), 400)
+    [row] = listed(client)
+    upgraded_generic()
+    start = threading.Barrier(4)
+
+    def replay_at_once(_: int) -> int:
+        start.wait(timeout=10)
+        return int(replay(connector_app.test_client(), row["id"]).status_code)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = sorted(pool.map(replay_at_once, range(4)))
+
+    assert statuses == [202, 409, 409, 409]
+    assert counts(connector_app) == {"alert": 1, "alert_event": 1, "delivery": 1}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_body_that_was_never_read_cannot_be_replayed(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    limit = connector_app.config["MAX_CONTENT_LENGTH"]
+    error_of(send(client, padded_alert(limit + 1)), 413)
+    [row] = listed(client)
+
+    error = error_of(replay(client, row["id"]), 422)
+
+    assert "no body" in error["message"]
+    assert listed(client) == [row]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_replaying_needs_the_api_token_and_a_known_record(client: FlaskClient) -> None:
+    error_of(send(client, b"{"), 400)
+    [row] = listed(client)
+
+    for headers in ({}, {"Authorization": f"Bearer {HOOK_TOKEN}"}):
+        path = f"/api/v1/rejected-webhooks/{row['id']}/replay"
+        error_of(client.post(path, headers=headers), 401)
+    assert "4242" in error_of(replay(client, 4242), 404)["message"]

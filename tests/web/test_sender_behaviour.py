@@ -349,3 +349,57 @@ def test_a_new_severity_stamped_with_the_unchanged_start_is_a_change_not_a_repea
     ]
     ticket = ticket_of(rest, client, fired["alert_id"])
     assert ticket is not None and ticket["priority"] == CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("started_minute", "disposition"),
+    [
+        pytest.param(0, "stale", id="started-before-the-clear-is-a-late-copy"),
+        pytest.param(20, "queued", id="started-after-the-clear-is-a-new-firing"),
+    ],
+)
+def test_an_active_that_names_only_its_start_is_judged_by_it_once_cleared(
+    client: FlaskClient,
+    connector_app: Flask,
+    rest: RestClient,
+    started_minute: int,
+    disposition: str,
+) -> None:
+    fired = generic(client, "active", minute=0)
+    generic(client, "cleared", minute=10)
+    work(connector_app)
+    copy_ = post(
+        client,
+        "generic",
+        {
+            "id": "disk-srv01",
+            "status": "active",
+            "severity": "critical",
+            "title": "Disk full on srv01",
+            "started_at": f"2026-11-22T12:{started_minute:02d}:00Z",
+        },
+    )["accepted"][0]
+    work(connector_app)
+
+    assert copy_["disposition"].split(":")[0] == disposition
+    ticket = ticket_of(rest, client, fired["alert_id"])
+    assert ticket is not None
+    assert (ticket["status"] == COMPLETE) is (disposition == "stale")
+
+
+def test_an_update_whose_time_cannot_be_read_is_applied_in_arrival_order(
+    client: FlaskClient, connector_app: Flask, rest: RestClient
+) -> None:
+    """LogicMonitor's ##DATE## in a zone the connector cannot place: the update still counts."""
+    active = json.loads((FIXTURES / "logicmonitor" / "active.json").read_text())
+    active.update(level="error", properties={})
+    fired = post(client, "logicmonitor", active)["accepted"][0]
+    ack = dict(active, status="ack", admin="jane", date="2026-11-22 02:10:00 PST")
+    post(client, "logicmonitor", ack)
+    update = dict(active, status="update", level="critical", date="2026-11-22 03:05:00 IST")
+    updated = post(client, "logicmonitor", update)["accepted"][0]
+    work(connector_app)
+
+    assert updated["disposition"] == "queued"
+    ticket = ticket_of(rest, client, fired["alert_id"])
+    assert ticket is not None and ticket["priority"] == CRITICAL

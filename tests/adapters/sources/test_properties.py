@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters import SOURCES, load, load_sources
+from connector.services import RawBodySource, SourceAdapter
 from tests.adapters.sources.support import (
     alert_record,
     fixture,
@@ -49,8 +50,13 @@ def test_source_follows_the_contract(slug: str) -> None:
 
     assert adapter.slug == slug
     assert adapter.display_name
-    assert inspect.getdoc(cls.parse)
-    assert list(inspect.signature(adapter.parse).parameters) == ["payload"]
+    assert isinstance(adapter, SourceAdapter)
+    for method in (cls.parse_items, cls.parse):
+        assert inspect.getdoc(method)
+        assert list(inspect.signature(method).parameters) == ["self", "payload"]
+    if isinstance(adapter, RawBodySource):
+        assert "application/json" in adapter.content_types
+        assert inspect.getdoc(cls.decode_body)
 
 
 @pytest.mark.parametrize("slug", VENDORS)
@@ -185,19 +191,32 @@ replacements = json_values | timestamps | words | st.text(max_size=300)
 
 
 def assert_202_or_precise_400(response: Any, mutated: list[str] | None = None) -> None:
-    """202 with valid dispositions, or a 400 naming only fields under the mutated paths."""
+    """202 with valid dispositions, or a 400 naming only fields under the mutated paths.
+
+    A 202 may refuse some alerts of a batch: those name only mutated fields too.
+    """
     if response.status_code == 202:
-        for entry in response.get_json()["accepted"]:
+        answer = response.get_json()
+        for entry in answer["accepted"]:
             disposition = entry["disposition"]
             assert disposition in ("queued", "duplicate") or disposition.startswith(
                 ("dropped: ", "stale: ")
             )
+        for entry in answer["rejected"]:
+            assert entry["disposition"] == "rejected"
+            assert isinstance(entry["rejected_webhook_id"], int)
+            assert_names_only(entry["details"], mutated)
         return
     error = precise_400(response)
+    assert_names_only(error.get("details"), mutated)
+
+
+def assert_names_only(details: Any, mutated: list[str] | None) -> None:
+    """`details` name only fields under the mutated paths (anything, when none are given)."""
     if mutated is None:
         return
-    assert error.get("details"), error
-    for key in error["details"]:
+    assert details, details
+    for key in details:
         assert any(
             path == "*" or key == path or key.startswith(f"{path}.") or path.startswith(f"{key}.")
             for path in mutated
