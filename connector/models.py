@@ -296,6 +296,9 @@ class TicketLink(Base):
     applied_severity: Mapped[str | None] = mapped_column(String(20), default=None)
     #: The priority the connector last gave the ticket.
     ticket_priority: Mapped[int | None] = mapped_column(default=None)
+    #: When a create of this ticket was sent and not yet answered (committed before it goes; None
+    #: once the ticket is recorded): its marker is not looked up while the call may still run.
+    create_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     last_note_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

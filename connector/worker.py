@@ -83,6 +83,10 @@ STEP_ACTIONS = {
 #: Delivery.outcome of a dead-lettered delivery (it did not do what its plan said).
 FAILED = "failed"
 
+#: Added to the timeouts of an unanswered create before its marker is looked up: the governor's
+#: wait for a slot (2 s) and the clocks of two hosts.
+CREATE_GUARD_MARGIN_SECONDS = 5.0
+
 #: Test-only crash point: CONNECTOR_FAULTPOINT=after_create:<probability> kills the process with
 #: SIGKILL after Autotask answered a create and before the answer is committed.
 FAULTPOINT_ENV = "CONNECTOR_FAULTPOINT"
@@ -186,6 +190,9 @@ class _Job:
     steps: list[Step]
     progress: int
     fresh_marker: bool
+    #: When a create of this ticket was last sent and not yet answered, as far as anyone
+    #: recorded (None: never, or its ticket is recorded).
+    create_sent_at: datetime | None
     link_id: int | None
     marker: str
     ticket_id: int | None
@@ -204,6 +211,7 @@ def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -
         link.ticket_number = ref.ticket_number or link.ticket_number
         link.ticket_status = ref.status if ref.status is not None else step.status
         link.ticket_priority = step.priority if step.priority is not None else link.ticket_priority
+        link.create_sent_at = None  # answered: no create of this ticket is in flight
     elif step.kind is StepKind.NOTE:
         link.last_note_at = now
     elif step.kind is StepKind.SET_PRIORITY:
@@ -224,6 +232,14 @@ class _Dropped(Exception):
 
 class _LeaseLost(Exception):
     """Another worker took the delivery over (this one's lease ran out): leave it to that one."""
+
+
+class _CreateInFlight(Exception):
+    """An unanswered create of the ticket may still be in flight: look its marker up later."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class Worker:
@@ -250,6 +266,13 @@ class Worker:
         self.batch = int(settings["WORKER_BATCH"])
         self.poll_seconds = float(settings["WORKER_POLL_SECONDS"])
         self.retry = RetryPolicy(tuple(settings["RETRY_DELAYS"]), float(settings["RETRY_JITTER"]))
+        #: How long after an unanswered create its call may still be running: the timeouts, the
+        #: governor's wait for a slot, and a margin for the clocks of two hosts.
+        self.create_guard = timedelta(
+            seconds=float(settings["AUTOTASK_CONNECT_TIMEOUT"])
+            + float(settings["AUTOTASK_READ_TIMEOUT"])
+            + CREATE_GUARD_MARGIN_SECONDS
+        )
         self._calls: list[ApiCallRecord] = []
         self._targets: dict[tuple[int, datetime], TicketTarget] = {}
         self._options: dict[tuple[int, datetime], tuple[DeliveryOptions, str]] = {}
@@ -408,7 +431,10 @@ class Worker:
         except _LeaseLost:
             self._lease_lost(delivery_id, integration_id)
         except Throttled as e:
-            self._throttled(delivery_id, integration_id, e)
+            self._postpone(delivery_id, integration_id, e.retry_after or 0.0, str(e))
+        except _CreateInFlight as e:
+            wait = (e.until - self.clock()).total_seconds()
+            self._postpone(delivery_id, integration_id, wait, str(e))
         except TargetError as e:
             self._failed(
                 delivery_id,
@@ -498,6 +524,7 @@ class Worker:
                 steps=steps,
                 progress=delivery.progress,
                 fresh_marker=fresh_marker,
+                create_sent_at=link.create_sent_at if link is not None else None,
                 link_id=link.id if link is not None else None,
                 marker=link.marker if link is not None else "",
                 ticket_id=link.ticket_id if link is not None else None,
@@ -524,7 +551,10 @@ class Worker:
                 return TicketRef(job.ticket_id)  # an earlier attempt created and recorded it
             if route.company_id is None:
                 raise _Dropped(route.dropped or "no company")
-            ref = None if job.fresh_marker else job.target.find_ticket_by_marker(job.marker)
+            ref = None
+            if not job.fresh_marker:
+                self._wait_out_a_create_in_flight(job)
+                ref = job.target.find_ticket_by_marker(job.marker)
             if ref is None:
                 ref = self._create(job, step, self._draft(job, route.company_id, step))
                 self._hit_faultpoint("after_create")
@@ -545,7 +575,41 @@ class Worker:
             received_at=job.received_at,
         )
 
-    def _send(self, job: _Job, step: Step, draft: TicketDraft | None) -> TargetResponse:
+    def _wait_out_a_create_in_flight(self, job: _Job) -> None:
+        """Postpone the marker lookup while an unanswered create may still be on its way.
+
+        A create is sent with its marker; if the worker that sent it died or lost the delivery
+        before recording the answer, Autotask may still be making that ticket. Looked up too
+        early, the marker is not found and a second ticket is made: so the lookup waits until
+        that call must have ended (its timeouts, the governor's wait, a margin).
+        """
+        sent = job.create_sent_at
+        if sent is None:
+            return
+        until = sent + self.create_guard
+        if self.clock() < until:
+            raise _CreateInFlight(
+                f"waiting: a create of this ticket was sent at {sent.isoformat()} and never"
+                f" answered; its marker {job.marker} is looked up at {until.isoformat()}, once"
+                " that call must have ended",
+                until,
+            )
+
+    def _mark_create_sent(self, job: _Job) -> None:
+        """Record (committed) that a create is about to go out, before it goes."""
+        now = self.clock()
+        with self.services.transaction() as session:
+            owned = self._owned(session, job.delivery_id)
+            link = session.get(TicketLink, job.link_id) if job.link_id is not None else None
+            if owned is not None and link is not None:
+                link.create_sent_at = now
+        if owned is None:
+            raise _LeaseLost()
+        job.create_sent_at = now
+
+    def _send(
+        self, job: _Job, step: Step, draft: TicketDraft | None, *, create: bool = False
+    ) -> TargetResponse:
         """Render the step's request (the event's status picks it) and send it."""
         spec = job.options.request_for(job.alert.status, STEP_ACTIONS[step.kind])
         ticket = TicketRef(job.ticket_id, job.ticket_number) if job.ticket_id is not None else None
@@ -562,6 +626,8 @@ class Worker:
         request = render_request(spec, context)
         job.last_request = request_json(request, [job.integration_code])
         job.last_response = None
+        if create:
+            self._mark_create_sent(job)
         response = job.target.send(request)
         job.last_request = dict(response.sent)
         job.last_response = {
@@ -572,7 +638,7 @@ class Worker:
 
     def _create(self, job: _Job, step: Step, draft: TicketDraft) -> TicketRef:
         """Send the create; the ticket id is read where the Active request says."""
-        response = self._send(job, step, draft)
+        response = self._send(job, step, draft, create=True)
         spec = job.options.request_for(AlertStatus.ACTIVE, RequestAction.CREATE)
         ticket_id = extract_ticket_id(response.body, spec.format, spec.effective_id_path())
         if response.ticket is not None and response.ticket.ticket_id == ticket_id:
@@ -689,8 +755,11 @@ class Worker:
             delivery.lease_owner = None
             delivery.lease_expires_at = None
 
-    def _throttled(self, delivery_id: int, integration_id: int, error: Throttled) -> None:
-        """The governor held a call back: wait as it says, the attempt not spent, never dead."""
+    def _postpone(self, delivery_id: int, integration_id: int, wait: float, why: str) -> None:
+        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it.
+
+        For the governor holding a call back, or a create that may still be in flight.
+        """
         now = self.clock()
         with self.services.transaction() as session:
             if integration_id:
@@ -701,13 +770,12 @@ class Worker:
             # The claim counted this pass as an attempt; it was none.
             delivery.attempts = max(delivery.attempts - 1, 0)
             delivery.state = "pending"
-            delivery.next_attempt_at = now + timedelta(seconds=error.retry_after or 0.0)
-            delivery.last_error = str(error)
+            delivery.next_attempt_at = now + timedelta(seconds=max(wait, 0.0))
+            delivery.last_error = why
             delivery.lease_owner = None
             delivery.lease_expires_at = None
         logger.info(
-            "delivery.throttled",
-            extra={"delivery_id": delivery_id, "error": str(error), "wait": error.retry_after},
+            "delivery.postponed", extra={"delivery_id": delivery_id, "error": why, "wait": wait}
         )
 
     def _failed(

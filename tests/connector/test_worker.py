@@ -32,7 +32,14 @@ from connector.domain import (
 )
 from connector.errors import TargetError, TargetRejected, TargetUnavailable
 from connector.integration import IntegrationSettings
-from connector.models import ApiCall, Delivery, DeliveryRequest, Integration, TicketLink
+from connector.models import (
+    ApiCall,
+    Delivery,
+    DeliveryRequest,
+    Integration,
+    TicketLink,
+    utcnow,
+)
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
 from connector.worker import RetryPolicy, Worker
@@ -639,11 +646,12 @@ def test_a_create_that_outlives_the_lease_keeps_its_delivery_and_makes_one_ticke
     assert (delivery.state, delivery.outcome, delivery.attempts) == ("done", "created", 1)
 
 
-def test_a_worker_that_lost_its_lease_mid_call_commits_nothing_and_one_ticket_remains(
+def test_a_worker_that_lost_its_lease_mid_create_commits_nothing_and_one_ticket_remains(
     client: FlaskClient, services: Services
 ) -> None:
     """Taken over while its create was in flight (a frozen process, a database cut off from
-    it), the old holder records nothing; the new one finds the created ticket by its marker."""
+    it): the new holder does not look the marker up while that create may still be running,
+    the old holder records nothing, and the new one adopts the created ticket by its marker."""
     target = SlowCreateTarget()
     post(client, "a", "active")
     first = real_time_worker(services, target, "w1", 30)
@@ -656,21 +664,39 @@ def test_a_worker_that_lost_its_lease_mid_call_commits_nothing_and_one_ticket_re
         delivery = session.get(Delivery, claimed)
         assert delivery is not None
         delivery.lease_owner = "w2"
+        delivery.attempts += 1
+
+    second.process(claimed)  # w1's create has not landed yet: a lookup now would miss it
+
+    (delivery,) = deliveries(services)
+    assert delivery.state == "pending" and delivery.attempts == 1  # postponed, not spent
+    assert delivery.last_error is not None
+    assert delivery.last_error.startswith("waiting: a create of this ticket was sent at")
+    assert target.calls == []  # w2 neither looked up nor created (w1's create is in the gate)
     target.gate.set()  # w1's create lands in Autotask and answers
     worker.join(timeout=30)
     assert not worker.is_alive()
-
-    (delivery,) = deliveries(services)
-    assert (delivery.state, delivery.lease_owner, delivery.progress) == ("in_progress", "w2", 0)
     with services.transaction() as session:
         link = session.scalars(select(TicketLink)).one()
-        assert (link.state, link.ticket_id) == ("pending_create", None)
-    second.process(claimed)
+        assert (link.state, link.ticket_id) == ("pending_create", None)  # w1 recorded nothing
+        assert link.create_sent_at is not None
+
+    # Once that create must have ended, the lookup finds its ticket.
+    later = Worker(
+        dataclasses.replace(services),
+        second.target_factory,
+        worker_id="w2",
+        clock=lambda: utcnow() + second.create_guard,
+        rng=random.Random(1),
+    )
+    assert later.claim() == [claimed]
+    later.process(claimed)
 
     assert len(target.tickets) == 1
-    assert target.calls[-1] == "find"
+    assert target.calls == ["create", "find"]
     (delivery,) = deliveries(services)
     assert (delivery.state, delivery.outcome) == ("done", "created")
     with services.transaction() as session:
         link = session.scalars(select(TicketLink)).one()
         assert (link.state, link.ticket_id) == ("open", next(iter(target.tickets)))
+        assert link.create_sent_at is None

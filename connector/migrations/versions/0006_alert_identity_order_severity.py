@@ -8,7 +8,7 @@ Create Date: 2026-12-02 18:10:00
   newest sender time applied, filled from the events already stored.
 - alert_event: `warnings`, what the admin should know about the event's handling.
 - ticket_link: `applied_severity` (the severity the ticket's priority reflects, filled from the
-  alert for existing links) and `ticket_priority`.
+  alert for existing links), `ticket_priority`, and `create_sent_at` (an unanswered create).
 - delivery_request: stored update requests still equal to the shipped default get the new
   default, which can carry a priority change; edited ones are left as they are.
 """
@@ -117,6 +117,7 @@ def upgrade() -> None:
     with op.batch_alter_table("ticket_link", schema=None) as batch_op:
         batch_op.add_column(sa.Column("applied_severity", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("ticket_priority", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("create_sent_at", _Time, nullable=True))
 
     alert = sa.table(
         "alert",
@@ -140,6 +141,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     _swap_update_templates(old_to_new=False)
     with op.batch_alter_table("ticket_link", schema=None) as batch_op:
+        batch_op.drop_column("create_sent_at")
         batch_op.drop_column("ticket_priority")
         batch_op.drop_column("applied_severity")
     with op.batch_alter_table("alert_event", schema=None) as batch_op:
