@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,15 +98,28 @@ def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_n
     connector.post_all(alert(i, "active") for i in range(kills))
     killed = 0
     running = [connector.start_worker(crashing) for _ in range(3)]
-    while killed < kills:
-        for process in list(running):
-            if process.poll() is not None:
-                assert process.returncode == -signal.SIGKILL
-                running.remove(process)
-                killed += 1
-                if killed + len(running) < kills:
-                    running.append(connector.start_worker(crashing))
-        time.sleep(0.02)
+
+    def more_killed() -> bool:
+        """Replace every worker that died at the faultpoint; whether any had."""
+        nonlocal killed
+        dead = [process for process in running if process.poll() is not None]
+        for process in dead:
+            assert process.returncode == -signal.SIGKILL, f"a worker exited {process.returncode}"
+            running.remove(process)
+            killed += 1
+            if killed + len(running) < kills:
+                running.append(connector.start_worker(crashing))
+        return bool(dead)
+
+    while killed < kills:  # at most `kills` rounds: each one kills a worker or fails
+        wait_until(
+            more_killed,
+            90,  # a worker's start, claim and create take seconds, even on a loaded machine
+            lambda: (
+                f"a worker to die at the faultpoint ({killed} of {kills} so far;"
+                f" worker logs in {connector.log_dir})"
+            ),
+        )
     assert len(sandbox.tickets_with_notes()) == kills  # every create was committed in Autotask
     connector.start_worker()  # a healthy worker takes over the expired leases
     connector.drain(timeout=90)
