@@ -58,6 +58,7 @@ def api_flavour(request: pytest.FixtureRequest) -> str:
 
 
 @BOTH_APIS
+@pytest.mark.timeout(600)  # its drain alone may take 300 s on a loaded machine
 def test_200_alerts_fired_acknowledged_cleared_become_200_completed_tickets(
     connector: Connector, sandbox: Sandbox, api_flavour: str
 ) -> None:
@@ -86,6 +87,7 @@ def test_repeats_and_concurrent_duplicates_make_one_ticket_per_alert(
 
 
 @BOTH_APIS
+@pytest.mark.timeout(600)  # 50 worker processes start and die one after another
 def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_nothing(
     connector: Connector, sandbox: Sandbox
 ) -> None:
@@ -191,6 +193,7 @@ def test_permanent_rejection_is_a_visible_dead_letter_and_replay_delivers_once_f
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.timeout(600)  # its drain alone may take 400 s on a loaded machine
 def test_three_workers_on_postgresql_share_1000_lifecycles_in_order(
     connector: Connector, sandbox: Sandbox
 ) -> None:
