@@ -394,13 +394,19 @@ class Worker:
     def _start(self, delivery_id: int) -> _Job | None:
         """Load the delivery, plan it at its first attempt, and commit that before any call."""
         with self.services.transaction() as session:
-            delivery = session.get(Delivery, delivery_id)
+            # Locked (PostgreSQL): no claim takes the delivery over between this check and the
+            # renewal below; a claim already under way is waited for, and then it is not ours.
+            delivery = session.get(Delivery, delivery_id, with_for_update=True)
             if (
                 delivery is None
                 or delivery.state != "in_progress"
                 or delivery.lease_owner != self.worker_id
             ):
                 return None
+            # The claim leased the whole batch at once; this delivery's turn comes only now, so
+            # its lease starts now: otherwise it could run out mid-call and a second worker would
+            # send the same create or update.
+            delivery.lease_expires_at = self.clock() + self.lease
             integration = session.get(Integration, delivery.integration_id)
             event = session.get(AlertEvent, delivery.event_id)
             if integration is None or event is None:
