@@ -201,6 +201,8 @@ class _Job:
     #: The last request sent (or about to be) and its answer, for the delivery's record.
     last_request: dict[str, Any] | None = None
     last_response: dict[str, Any] | None = None
+    #: This worker marked a create as sent (and so knows when its call ended).
+    create_marked: bool = False
 
 
 def _apply(link: TicketLink, step: Step, ref: TicketRef | None, now: datetime) -> None:
@@ -494,6 +496,9 @@ class Worker:
         """Load the delivery, plan it at its first attempt, and commit that before any call."""
         with self.services.transaction() as session:
             delivery = self._owned(session, delivery_id)
+            # The claim leased the whole batch at once; this delivery's turn comes only now, so
+            # its lease starts now (renewed by _owned): otherwise it could run out mid-call and a
+            # second worker would send the same create or update.
             if delivery is None:
                 return None
             integration = session.get(Integration, delivery.integration_id)
@@ -606,6 +611,15 @@ class Worker:
         if owned is None:
             raise _LeaseLost()
         job.create_sent_at = now
+        job.create_marked = True
+
+    def _create_call_ended(self, session: Session) -> None:
+        """This worker's create got no ticket, but its call is over: nothing is in flight."""
+        job = self._job
+        if job is not None and job.create_marked and job.link_id is not None:
+            link = session.get(TicketLink, job.link_id)
+            if link is not None:
+                link.create_sent_at = None
 
     def _send(
         self, job: _Job, step: Step, draft: TicketDraft | None, *, create: bool = False
@@ -767,6 +781,7 @@ class Worker:
             delivery = self._owned(session, delivery_id)
             if delivery is None:
                 return
+            self._create_call_ended(session)  # held back before it went, if it was a create
             # The claim counted this pass as an attempt; it was none.
             delivery.attempts = max(delivery.attempts - 1, 0)
             delivery.state = "pending"
@@ -800,6 +815,7 @@ class Worker:
                     extra={"delivery_id": delivery_id, "error": message, "reason": "lease lost"},
                 )
                 return
+            self._create_call_ended(session)
             delivery.last_error = message
             delivery.last_response = dict(response) if response is not None else None
             if request is not None:

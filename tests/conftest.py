@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import requests
@@ -101,24 +101,39 @@ def rest(sandbox_server: SandboxServer, api_user: ApiUser) -> RestClient:
 
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: .ci/run sets it: a test whose server or program is missing fails instead of skipping.
+IN_CI = bool(os.environ.get("CONNECTOR_CI"))
+
+
+def cannot_run(reason: str, *, required: bool) -> NoReturn:
+    """Fail when this run must not leave the test out, else skip; skips are listed at the end."""
+    if required:
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """The PostgreSQL test database, or skip saying why.
+    """The PostgreSQL test database; fail if the one named does not answer, else skip.
 
-    CONNECTOR_TEST_POSTGRES_URL names it (.ci/run sets it); without it the machine's usual server
-    on 127.0.0.1:5432 is tried.
+    CONNECTOR_TEST_POSTGRES_URL names it (.ci/run sets it), and then the PostgreSQL tests must
+    run; without it the machine's usual server on 127.0.0.1:5432 is tried, and skipped if absent.
     """
     import sqlalchemy as sa
 
-    url = os.environ.get("CONNECTOR_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    named = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
+    url = named or DEFAULT_POSTGRES_URL
     engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
     try:
         with engine.connect():
             pass
     except sa.exc.OperationalError as e:
-        pytest.skip(f"PostgreSQL not reachable at {engine.url!r}: {e.orig}")
+        if named:
+            reason = f"CONNECTOR_TEST_POSTGRES_URL is set but PostgreSQL at {engine.url!r}"
+        else:
+            reason = f"no CONNECTOR_TEST_POSTGRES_URL, and PostgreSQL at {engine.url!r}"
+        error = " ".join(str(e.orig).split())  # psycopg's message spans lines
+        cannot_run(f"{reason} does not answer: {error}", required=bool(named or IN_CI))
     finally:
         engine.dispose()
     return url
@@ -238,14 +253,37 @@ def client(connector_app: Flask) -> FlaskClient:
     return connector_app.test_client()
 
 
+def _not_run(stats: dict[str, list[Any]]) -> dict[str, list[str]]:
+    """The skipped tests' node ids, by the reason they give."""
+    by_reason: dict[str, list[str]] = {}
+    for report in stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = str(longrepr[2] if isinstance(longrepr, tuple | list) else longrepr)
+        by_reason.setdefault(reason.removeprefix("Skipped: "), []).append(report.nodeid)
+    return by_reason
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say plainly which PostgreSQL tests did not run, so a green run cannot hide them."""
-    skipped = terminalreporter.stats.get("skipped", [])
-    missing = [
-        report.nodeid for report in skipped if "PostgreSQL" in str(getattr(report, "longrepr", ""))
-    ]
-    if missing:
-        terminalreporter.section("PostgreSQL tests NOT run", sep="!", yellow=True)
-        terminalreporter.line("No PostgreSQL server was reachable; these tests did not run:")
-        for nodeid in missing:
+    """List which tests did not run and why, so a green run cannot hide them."""
+    by_reason = _not_run(terminalreporter.stats)
+    if not by_reason:
+        return
+    count = sum(len(nodeids) for nodeids in by_reason.values())
+    terminalreporter.section(f"{count} tests NOT run", sep="!", yellow=True)
+    for reason, nodeids in sorted(by_reason.items()):
+        terminalreporter.line(f"{len(nodeids)} not run: {reason}", yellow=True)
+        for nodeid in sorted(nodeids):
             terminalreporter.line(f"  {nodeid}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Repeat how many tests did not run, and why, as the very last line (after pytest's count)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    by_reason = _not_run(reporter.stats)
+    if by_reason:
+        count = sum(len(nodeids) for nodeids in by_reason.values())
+        reasons = "; ".join(sorted(by_reason))
+        reporter.write_line(f"NOT RUN: {count} tests (listed above): {reasons}", yellow=True)

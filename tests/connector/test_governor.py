@@ -304,7 +304,7 @@ def test_concurrent_admissions_never_hand_out_a_fourth_slot(
 
     def admit(n: int) -> None:
         gov = Governor(services, LIMITS, clock=clock)
-        start.wait()
+        start.wait(timeout=30)
         try:
             permits.append(gov.admit(integration_id, "Tickets", f"t{n}", creates=False))
         except Throttled as e:
@@ -314,7 +314,8 @@ def test_concurrent_admissions_never_hand_out_a_fourth_slot(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+    assert not [t for t in threads if t.is_alive()], "an admission never returned"
     assert (len(permits), len(refused)) == (3, 5)
 
 

@@ -222,6 +222,34 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_backs_off(
     assert deliveries(services)[0].attempts == 2
 
 
+def test_a_delivery_late_in_a_batch_is_leased_afresh_when_its_turn_comes(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    post(client, "b", "active")
+    first, second = make_worker("w1"), make_worker("w2")
+    a, b = first.claim()  # one lease for both, until claim + 30 s
+    clock.advance(seconds=25)  # `a` took most of it
+    first.process(a)
+    claimed_meanwhile: list[list[int]] = []
+    send = fake.send
+
+    def slow_send(request: OutboundRequest) -> TargetResponse:
+        clock.advance(seconds=10)  # b's create takes 10 s: past the batch's lease
+        claimed_meanwhile.append(second.claim())
+        return send(request)
+
+    fake.send = slow_send  # type: ignore[method-assign]
+    first.process(b)
+    assert claimed_meanwhile == [[]]  # b was still w1's: no second worker sent its create
+    assert len(fake.tickets) == 2
+    assert [d.state for d in deliveries(services)] == ["done", "done"]
+
+
 def test_lifecycle_creates_updates_and_completes_one_ticket(
     client: FlaskClient,
     services: Services,

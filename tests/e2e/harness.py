@@ -33,12 +33,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until it holds, or fail naming `what`."""
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str]
+) -> None:
+    """Poll `predicate` until it holds, or fail naming `what` (a callable: worded at failure)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            waited_for = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {waited_for}")
         time.sleep(0.05)
 
 

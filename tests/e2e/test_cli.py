@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.e2e.harness import free_port, wait_until
+
 CONNECTOR = [sys.executable, "-m", "connector"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def wait_for(url: str, timeout: float = 60.0) -> requests.Response:
+    """GET `url` once something listens there (a starting process), failing after `timeout` s."""
+    answers: list[requests.Response] = []
 
-
-def wait_for(url: str, deadline: float = 60.0) -> requests.Response:
-    """GET `url` once the process answers; a loaded machine may take long to start it."""
-    stop = time.monotonic() + deadline
-    while True:
+    def answered() -> bool:
         try:
-            return requests.get(url, timeout=5)
-        except (requests.ConnectionError, requests.Timeout):
-            # Refused before the port is bound; a read timeout while it still starts up.
-            if time.monotonic() > stop:
-                raise
-            time.sleep(0.1)
+            answers.append(requests.get(url, timeout=5))
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
+            return False
+        return True
+
+    wait_until(answered, timeout, f"{url} to answer")
+    return answers[-1]
 
 
 @pytest.fixture
@@ -151,11 +147,13 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
     )
     assert posted.status_code == 202
     sandbox = f"http://127.0.0.1:{env['SANDBOX_PORT']}/_sandbox/tickets"
-    deadline = time.monotonic() + 20
     tickets: list[dict[str, object]] = []
-    while time.monotonic() < deadline and not tickets:
-        tickets = requests.get(sandbox, timeout=5).json()
-        time.sleep(0.1)
+
+    def ticket_made() -> bool:
+        tickets[:] = requests.get(sandbox, timeout=5).json()
+        return bool(tickets)
+
+    wait_until(ticket_made, 30, "the worker to create the ticket in the sandbox")
     assert [(t["title"], t["priority"], t["companyID"]) for t in tickets] == [
         ("From make run", 4, 29683414)
     ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,7 @@ def api_flavour(request: pytest.FixtureRequest) -> str:
 
 
 @BOTH_APIS
+@pytest.mark.timeout(600)  # its drain alone may take 300 s on a loaded machine
 def test_200_alerts_fired_acknowledged_cleared_become_200_completed_tickets(
     connector: Connector, sandbox: Sandbox, api_flavour: str
 ) -> None:
@@ -87,6 +87,7 @@ def test_repeats_and_concurrent_duplicates_make_one_ticket_per_alert(
 
 
 @BOTH_APIS
+@pytest.mark.timeout(600)  # 50 worker processes start and die one after another
 def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_nothing(
     connector: Connector, sandbox: Sandbox
 ) -> None:
@@ -94,20 +95,37 @@ def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_n
     crashing = {
         "CONNECTOR_FAULTPOINT": "after_create:1",  # SIGKILL after Autotask answered, before COMMIT
         "CONNECTOR_WORKER_BATCH": "1",  # claim one at a time: a dead worker holds one lease
-        "CONNECTOR_WORKER_LEASE_SECONDS": "1",  # so that the next worker takes over quickly
+        # Longer than any one call may take (5 s to connect, 5 s to read): a worker that is alive
+        # but slowed down by a loaded machine keeps its delivery, so no second worker sends the
+        # same create before the first one's ticket can be found by its marker. (1 s made
+        # duplicates under load.) A killed worker's delivery is taken over once it runs out.
+        "CONNECTOR_WORKER_LEASE_SECONDS": "15",
     }
     connector.post_all(alert(i, "active") for i in range(kills))
     killed = 0
     running = [connector.start_worker(crashing) for _ in range(3)]
-    while killed < kills:
-        for process in list(running):
-            if process.poll() is not None:
-                assert process.returncode == -signal.SIGKILL
-                running.remove(process)
-                killed += 1
-                if killed + len(running) < kills:
-                    running.append(connector.start_worker(crashing))
-        time.sleep(0.02)
+
+    def more_killed() -> bool:
+        """Replace every worker that died at the faultpoint; whether any had."""
+        nonlocal killed
+        dead = [process for process in running if process.poll() is not None]
+        for process in dead:
+            assert process.returncode == -signal.SIGKILL, f"a worker exited {process.returncode}"
+            running.remove(process)
+            killed += 1
+            if killed + len(running) < kills:
+                running.append(connector.start_worker(crashing))
+        return bool(dead)
+
+    while killed < kills:  # at most `kills` rounds: each one kills a worker or fails
+        wait_until(
+            more_killed,
+            90,  # a worker's start, claim and create take seconds, even on a loaded machine
+            lambda: (
+                f"a worker to die at the faultpoint ({killed} of {kills} so far;"
+                f" worker logs in {connector.log_dir})"
+            ),
+        )
     assert len(sandbox.tickets_with_notes()) == kills  # every create was committed in Autotask
     connector.start_worker()  # a healthy worker takes over the expired leases
     connector.drain(timeout=90)
@@ -179,6 +197,7 @@ def test_permanent_rejection_is_a_visible_dead_letter_and_replay_delivers_once_f
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.timeout(600)  # its drain alone may take 400 s on a loaded machine
 def test_three_workers_on_postgresql_share_1000_lifecycles_in_order(
     connector: Connector, sandbox: Sandbox
 ) -> None:

@@ -548,7 +548,7 @@ def test_calls_over_the_thread_limit_are_rate_limited(
     outcomes: list[object] = []
 
     def call(each: AutotaskRestTarget) -> None:
-        start.wait()
+        start.wait(timeout=10)
         try:
             outcomes.append(each.get_ticket(1))
         except TargetError as e:

@@ -815,5 +815,6 @@ def test_concurrent_creates_get_distinct_ids(soap: SoapClient) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
+    assert not [t for t in threads if t.is_alive()], "a create never returned"
     assert len(set(ids)) == len(ids) == 3
