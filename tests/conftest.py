@@ -242,9 +242,11 @@ def connector_app(connector_settings: dict[str, object]) -> Iterator[Flask]:
     from connector.cli import prepare_database
 
     app = create_app(connector_settings)
-    prepare_database(app.extensions["connector"])
-    yield app
-    app.extensions["connector"].dispose()
+    try:
+        prepare_database(app.extensions["connector"])
+        yield app
+    finally:  # a failed setup must not leave its connections to the next test
+        app.extensions["connector"].dispose()
 
 
 @pytest.fixture
@@ -287,3 +289,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         count = sum(len(nodeids) for nodeids in by_reason.values())
         reasons = "; ".join(sorted(by_reason))
         reporter.write_line(f"NOT RUN: {count} tests (listed above): {reasons}", yellow=True)
+
+
+def error_of(response: Any, status: int) -> dict[str, Any]:
+    """The error envelope of `response`, which must have `status`, a message and a request id."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["status"] == status
+    assert error["message"]
+    assert len(error["request_id"]) == 32
+    return dict(error)
+
+
+def default_integration_id(app: Flask) -> int:
+    """The id of the integration the test settings configure ("default")."""
+    from sqlalchemy import select
+
+    from connector.models import Integration
+
+    with app.extensions["connector"].sessions() as session:
+        found = session.scalar(select(Integration.id).where(Integration.name == "default"))
+    assert found is not None
+    return int(found)

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from connector.models import ApiToken, Delivery, TicketLink, utcnow
-from tests.conftest import API_TOKEN, HOOK_TOKEN
+from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of
 
 ALERT: dict[str, Any] = {
     "id": "disk-srv01",
@@ -45,14 +45,6 @@ def hook(client: FlaskClient, body: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/hooks/generic", json=body, headers=auth(HOOK_TOKEN))
     assert response.status_code == 202, response.get_data(as_text=True)
     return dict(response.get_json()["accepted"][0])
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["status"] == status
-    assert len(error["request_id"]) == 32
-    return dict(error)
 
 
 def set_delivery(app: Flask, delivery_id: int, **values: Any) -> None:

@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
 from connector.domain import Outcome
-from connector.models import Integration
 from connector.web.api import ALERT_STATUSES, DELIVERY_OUTCOMES, DELIVERY_STATES
 from connector.web.params import MAX_ID
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, default_integration_id, error_of
 
 #: Refusals decided before any query: one database is enough.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -31,21 +29,6 @@ ENDLESS = "9" * 5000
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["status"] == status
-    assert len(error["request_id"]) == 32
-    return dict(error)
-
-
-def default_integration_id(app: Flask) -> int:
-    with app.extensions["connector"].sessions() as session:
-        found = session.scalar(select(Integration.id).where(Integration.name == "default"))
-    assert found is not None
-    return int(found)
 
 
 def get_list(client: FlaskClient, app: Flask, endpoint: str, query: Any) -> Any:

@@ -18,7 +18,7 @@ from connector.integration import IntegrationSettings
 from connector.models import ApiCall, DeliveryRequest, Integration
 from connector.ports import CallRecorder, TicketTarget
 from connector.web.integrations import TARGET_FACTORY_KEY
-from tests.conftest import API_TOKEN, HOOK_TOKEN
+from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of
 
 #: Refusals decided before anything is stored: one database is enough.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -59,13 +59,6 @@ def call(client: FlaskClient, method: str, path: str, body: Any = None, **kwargs
 def ok(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.get_data(as_text=True)
     return dict(response.get_json())
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["status"] == status
-    return dict(error)
 
 
 def integration_id(app: Flask) -> int:

@@ -31,7 +31,7 @@ from connector.errors import UnavailableError
 from connector.hook_auth import new_credential
 from connector.models import Alert, AlertEvent, Delivery, Integration, RejectedWebhook, utcnow
 from connector.rejections import EXCERPT_BYTES, excerpt, storable
-from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
+from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN, default_integration_id, error_of
 
 ALERT = GENERIC_ALERT
 JSON = "application/json"
@@ -93,23 +93,6 @@ def detail(client: FlaskClient, rejected_id: int) -> dict[str, Any]:
     response = client.get(f"/api/v1/rejected-webhooks/{rejected_id}", headers=api_auth())
     assert response.status_code == 200, response.get_data(as_text=True)
     return dict(response.get_json())
-
-
-def error_of(response: Any, status: int) -> dict[str, Any]:
-    """The JSON error envelope of a `status` answer."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["status"] == status
-    assert error["message"]
-    assert len(error["request_id"]) == 32
-    return dict(error)
-
-
-def default_integration_id(app: Flask) -> int:
-    with app.extensions["connector"].sessions() as session:
-        found = session.scalar(select(Integration.id).where(Integration.name == "default"))
-    assert found is not None
-    return found
 
 
 def padded_alert(size: int) -> bytes:
