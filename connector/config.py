@@ -48,6 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "API_RESERVE_FRACTION": 0.1,
     "BREAKER_FAILURES": 5,
     "BREAKER_COOLDOWN_SECONDS": 30.0,
+    # After Autotask refused the credentials, no call of that integration for this long
+    "CREDENTIALS_PAUSE_SECONDS": 300.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -186,6 +188,7 @@ def _validate(settings: Mapping[str, Any]) -> None:
         "AUTOTASK_CONNECT_TIMEOUT",
         "AUTOTASK_READ_TIMEOUT",
         "BREAKER_COOLDOWN_SECONDS",
+        "CREDENTIALS_PAUSE_SECONDS",
     ):
         value = settings[key]
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

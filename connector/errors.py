@@ -98,7 +98,8 @@ class TargetError(ConnectorError):
     """A call to the ticket system failed; `retryable` says whether trying again may help.
 
     `response` keeps what the ticket system answered (status and body, secrets never included)
-    so that a dead letter shows it; `retry_after` is the wait it asked for, in seconds.
+    so that a dead letter shows it; `retry_after` is the wait it asked for, in seconds;
+    `max_attempts`, when set, is how many attempts such a failure gets before it is dead.
     """
 
     retryable = True
@@ -110,16 +111,22 @@ class TargetError(ConnectorError):
         retryable: bool | None = None,
         response: dict[str, object] | None = None,
         retry_after: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
         self.response = response
         self.retry_after = retry_after
+        self.max_attempts = max_attempts
 
 
 class TargetAuthError(TargetError):
-    """The ticket system refused our credentials (wrong secret, user or tracking identifier)."""
+    """The ticket system refused our credentials (wrong secret, user or tracking identifier).
+
+    Not the delivery's fault: the governor pauses the integration and the delivery waits for
+    the credentials to be fixed, without spending an attempt.
+    """
 
     retryable = False
 

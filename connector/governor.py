@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
-from connector.errors import TargetError, TargetRateLimited
+from connector.errors import TargetAuthError, TargetError, TargetRateLimited
 from connector.models import ApiCall, ApiSlot, GovernorState, utcnow
 from connector.ports import TicketTarget
 from connector.services import Services
@@ -49,6 +49,11 @@ WINDOW = timedelta(minutes=60)
 API_SLOTS_PER_ENDPOINT = 3
 #: The pause after a 429 that names no Retry-After (thread threshold), in seconds.
 DEFAULT_PAUSE_SECONDS = 5.0
+#: The pause after Autotask refused the integration's credentials: no delivery of the
+#: integration calls until then (one tries again after it), and none is spent or dead for it.
+CREDENTIALS_PAUSE_SECONDS = 300.0
+#: Every pause_reason for refused credentials starts so.
+CREDENTIALS_REFUSED = "Autotask refused the integration's credentials"
 #: How long a worker waits for a free slot (or for a half-open probe) before rescheduling.
 SLOT_WAIT_SECONDS = 2.0
 SLOT_POLL_SECONDS = 0.1
@@ -94,6 +99,7 @@ class Limits:
     breaker_cooldown: float = 30.0
     slot_wait: float = SLOT_WAIT_SECONDS
     lease: float = MIN_LEASE_SECONDS
+    credentials_pause: float = CREDENTIALS_PAUSE_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Limits:
@@ -107,6 +113,9 @@ class Limits:
             breaker_failures=int(settings["BREAKER_FAILURES"]),
             breaker_cooldown=float(settings["BREAKER_COOLDOWN_SECONDS"]),
             lease=max(MIN_LEASE_SECONDS, 2 * timeouts + 5),
+            credentials_pause=float(
+                settings.get("CREDENTIALS_PAUSE_SECONDS", CREDENTIALS_PAUSE_SECONDS)
+            ),
         )
 
     def budget(self, creates: bool) -> int:
@@ -206,7 +215,7 @@ class Governor:
             if state.paused_until is not None and now < state.paused_until:
                 wait = (state.paused_until - now).total_seconds()
                 raise Throttled(
-                    f"Autotask asked to pause ({state.pause_reason or '429'});"
+                    f"{state.pause_reason or 'Autotask asked to slow down'};"
                     f" no call for {wait:.0f} s",
                     retry_after=wait,
                 )
@@ -316,18 +325,31 @@ class Governor:
                 state.probe_expires_at = None
             if isinstance(error, TargetRateLimited):
                 wait = error.retry_after if error.retry_after else DEFAULT_PAUSE_SECONDS
-                until = now + timedelta(seconds=wait)
-                if state.paused_until is None or state.paused_until < until:
-                    state.paused_until = until
-                    state.pause_reason = str(error)[:500]
-                logger.warning(
-                    "governor.paused",
-                    extra={"integration_id": permit.integration_id, "seconds": wait},
+                self._pause(state, now, wait, f"Autotask asked to pause calls: {error}")
+            elif isinstance(error, TargetAuthError):
+                self._pause(
+                    state,
+                    now,
+                    self.limits.credentials_pause,
+                    f"{CREDENTIALS_REFUSED}: {error}. Deliveries wait, none is lost: fix the"
+                    " API user's username, secret or tracking identifier; one delivery tries"
+                    " again when the pause ends",
                 )
             elif isinstance(error, TargetError) and error.retryable:
                 self._failure(state, now)
             elif error is None or isinstance(error, TargetError):
                 self._success(state)
+
+    def _pause(self, state: GovernorState, now: datetime, seconds: float, reason: str) -> None:
+        """No call of the integration for `seconds`; `reason` says why to whoever is held back."""
+        until = now + timedelta(seconds=seconds)
+        if state.paused_until is None or state.paused_until < until:
+            state.paused_until = until
+            state.pause_reason = reason[:1000]
+        logger.warning(
+            "governor.paused",
+            extra={"integration_id": state.integration_id, "seconds": seconds, "reason": reason},
+        )
 
     def _failure(self, state: GovernorState, now: datetime) -> None:
         state.failures += 1
@@ -348,6 +370,12 @@ class Governor:
 
     def _success(self, state: GovernorState) -> None:
         state.failures = 0
+        if state.pause_reason and (
+            state.paused_until is None or state.paused_until <= self.clock()
+        ):
+            # Autotask serves again: the last pause is history.
+            state.pause_reason = None
+            state.paused_until = None
         if state.breaker != CLOSED:
             state.breaker = CLOSED
             state.open_until = None
@@ -382,6 +410,29 @@ def _insert(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
+
+
+def calls_status(session: Session, integration_id: int, now: datetime) -> dict[str, Any]:
+    """Whether the integration's calls to Autotask go now, and if not, why and until when.
+
+    `state` is ok, paused (Autotask asked to slow down), credentials_refused (until a call is
+    accepted again), or breaker_open / breaker_half_open.
+    """
+    state = session.get(GovernorState, integration_id)
+    refused = state is not None and (state.pause_reason or "").startswith(CREDENTIALS_REFUSED)
+    if state is not None and state.paused_until is not None and now < state.paused_until:
+        kind = "credentials_refused" if refused else "paused"
+        return {"state": kind, "message": state.pause_reason, "until": state.paused_until}
+    if state is not None and refused:
+        return {"state": "credentials_refused", "message": state.pause_reason, "until": None}
+    if state is not None and state.breaker != CLOSED:
+        return {
+            "state": f"breaker_{state.breaker}",
+            "message": f"circuit breaker {state.breaker.replace('_', '-')} after"
+            f" {state.failures} consecutive failed calls",
+            "until": state.open_until,
+        }
+    return {"state": "ok", "message": None, "until": None}
 
 
 def _locked_state(session: Session, integration_id: int) -> GovernorState:

@@ -360,11 +360,29 @@ def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> Incomin
     return alert if mapped is alert.severity else replace(alert, severity=mapped)
 
 
+def utf16_units(text: str) -> int:
+    """The length Autotask measures: UTF-16 code units (an emoji counts 2).
+
+    Autotask is .NET on SQL Server, whose string lengths count UTF-16 code units, not code
+    points (autotask-api.md §14; inferred, unconfirmed): 255 characters with emoji can be too long.
+    """
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
 def truncate(text: str, limit: int) -> str:
-    """Cut `text` to `limit` characters with a visible marker."""
-    if len(text) <= limit:
+    """Cut `text` to at most `limit` UTF-16 units (`utf16_units`) with a visible marker.
+
+    The cut never splits a character (nor an emoji's surrogate pair).
+    """
+    if utf16_units(text) <= limit:
         return text
-    return text[: limit - len(TRUNCATED)] + TRUNCATED
+    budget = limit - utf16_units(TRUNCATED)
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > budget:
+            return text[:index] + TRUNCATED
+    return text
 
 
 def alert_start(alert: IncomingAlert) -> datetime | None:

@@ -121,6 +121,7 @@ from connector.integration import (
     IntegrationSettings,
     describe_alert,
     truncate,
+    utf16_units,
 )
 
 logger = logging.getLogger(__name__)
@@ -1241,10 +1242,11 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 def _cut(name: str, text: str, limit: int) -> str:
-    if len(text) <= limit:
+    units = utf16_units(text)
+    if units <= limit:
         return text
     logger.warning(
-        "payload.field.truncated", extra={"field": name, "chars": len(text), "limit": limit}
+        "payload.field.truncated", extra={"field": name, "utf16_units": units, "limit": limit}
     )
     return truncate(text, limit)
 

@@ -45,7 +45,13 @@ from connector.domain import (
     TicketSnapshot,
     TicketState,
 )
-from connector.errors import ConfigError, RenderError, TargetError, TemplateRejected
+from connector.errors import (
+    ConfigError,
+    RenderError,
+    TargetAuthError,
+    TargetError,
+    TemplateRejected,
+)
 from connector.governor import THROTTLED_PREFIX, GovernedTarget, Governor, Limits, Throttled
 from connector.ingest import alert_from_json, tenant_routes
 from connector.integration import (
@@ -82,6 +88,10 @@ STEP_ACTIONS = {
 
 #: Delivery.outcome of a dead-lettered delivery (it did not do what its plan said).
 FAILED = "failed"
+
+#: When a delivery whose call met refused credentials is looked at again; the governor's
+#: credentials pause holds it back (attempt unspent) until one delivery may try again.
+CREDENTIALS_RETRY_SECONDS = 5.0
 
 #: Added to the timeouts of an unanswered create before its marker is looked up: the governor's
 #: wait for a slot (2 s) and the clocks of two hosts.
@@ -437,6 +447,10 @@ class Worker:
         except _CreateInFlight as e:
             wait = (e.until - self.clock()).total_seconds()
             self._postpone(delivery_id, integration_id, wait, str(e))
+        except TargetAuthError as e:
+            # Not this delivery's fault: the governor paused the integration; the delivery
+            # waits, attempt unspent, and goes once the credentials are accepted again.
+            self._postpone(delivery_id, integration_id, CREDENTIALS_RETRY_SECONDS, str(e))
         except TargetError as e:
             self._failed(
                 delivery_id,
@@ -446,6 +460,7 @@ class Worker:
                 e.response,
                 e.retry_after,
                 request=self._job_request(),
+                max_attempts=e.max_attempts,
             )
         except (RenderError, TemplateRejected) as e:
             # The saved template cannot carry this alert: retrying cannot help.
@@ -803,6 +818,7 @@ class Worker:
         retry_after: float | None,
         *,
         request: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         now = self.clock()
         with self.services.transaction() as session:
@@ -822,7 +838,8 @@ class Worker:
                 delivery.last_request = request
             delivery.lease_owner = None
             delivery.lease_expires_at = None
-            if retryable and now < delivery.deadline_at:
+            attempts_left = max_attempts is None or delivery.attempts < max_attempts
+            if retryable and attempts_left and now < delivery.deadline_at:
                 wait = self.retry.delay(delivery.attempts, retry_after, self.rng)
                 delivery.state = "pending"
                 delivery.next_attempt_at = now + timedelta(seconds=wait)

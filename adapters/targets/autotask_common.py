@@ -27,9 +27,82 @@ BODY_KEEP_CHARS = 2000
 REDACTED = "<redacted>"
 
 #: Thread limiting and the hourly threshold. n8n-nodes-autotask saw thread rejections (code
-#: Itgenatr005) "arrive with a non-429 HTTP status", so these win on any status.
-#: Reference: ../shared/reference/autotask-api.md §7 and §8.
+#: Itgenatr005, "API thread threshold of 3 threads has been exceeded") "arrive with a non-429
+#: HTTP status", so these win on any status. The hourly threshold's own wording is not
+#: published; it is answered with 429 (sandbox) and matched by "request threshold" only in case.
+#: Reference: ../shared/reference/autotask-api.md §7, §8 and §14.
 RATE_LIMIT_MARKERS = ("thread threshold", "itgenatr005", "request threshold")
+
+#: Real Autotask words that mark a refusal of this very request (validation, a reference that
+#: does not exist, a permission): the same request always meets it again, so it is never
+#: retried. Each is quoted from a real answer, never from the sandbox:
+#: "Reference value on field: contactID of type: Contact does not exist or is invalid. ; on
+#: record number [1]." and "dueDateTime is required.; on record number [0]." (§14), "String value
+#: exceeds maximum length (field:description)." (§14, n8n-nodes-autotask #48), "Value does not
+#: reference an existing entity for taskType ." (§7, autotask-mcp #46), "… must be unique."
+#: (§7, OFFICIAL REST_Creating_Resources_POST.htm), "The logged in Resource does not have the
+#: adequate permissions" (§7, django-autotask), "Unable to find projectID in the TimeEntry
+#: Entity" (§14, autotask-mcp PR #282), "Invalid query syntax." (§8, OFFICIAL thresholds page),
+#: "you must assign both …" (§3, msp-claude-plugins #32).
+VALIDATION_MARKERS = (
+    "on record number [",
+    "reference value on field",
+    "is required",
+    "exceeds maximum length",
+    "does not reference an existing entity",
+    "must be unique",
+    "adequate permissions",
+    "unable to find",
+    "invalid query syntax",
+    "you must assign both",
+)
+
+#: How often a request is tried that Autotask refused in its own error shape without saying why
+#: (real tenants often answer just `{"errors":["Something went wrong"]}`, §14, apigrate #19).
+#: Such a refusal usually repeats, but a passing fault on Autotask's side looks the same.
+GENERIC_REFUSAL_ATTEMPTS = 3
+
+#: Autotask field → the mapping setting that fills it, for refusals naming a required field
+#: (API-only ticket categories make fields required, §14: API_only_Ticket_Categories.htm).
+REQUIRED_FIELD_SETTINGS = {
+    "queueid": "set a queue in the mapping (queue_id, or a monitor override's queue)",
+    "billingcodeid": "set a work type in the mapping (work_type, or a monitor override's)",
+    "allocationcodeid": "set a work type in the mapping (work_type, or a monitor override's)",
+    "duedatetime": "set a due time in the mapping (due_days)",
+    "issuetype": "set an issue type in the mapping (issue_type, or a monitor override's)",
+    "subissuetype": "set a sub-issue type in the mapping (sub_issue_type)",
+    "tickettype": "set a ticket type in the mapping (ticket_type)",
+    "source": "set a ticket source in the mapping (source)",
+    "resolution": "make the Cleared request set the ticket's resolution",
+    "contactid": "add contactID to the create request",
+}
+
+_REQUIRED_FIELD = re.compile(r"(?:^|[\s;:])([A-Za-z]+) is required", re.IGNORECASE)
+_MISSING_FIELD = re.compile(r"missing required field:?\s*([A-Za-z]+)", re.IGNORECASE)
+
+
+def is_validation_refusal(messages: Sequence[str]) -> bool:
+    """Whether Autotask's messages name a fault of the request itself (VALIDATION_MARKERS)."""
+    text = " ".join(messages).lower()
+    return any(marker in text for marker in VALIDATION_MARKERS)
+
+
+def explain_refusal(messages: Sequence[str]) -> str:
+    """Words for the admin when Autotask requires a field the request did not carry, or ""."""
+    hints = []
+    for message in messages:
+        for pattern in (_REQUIRED_FIELD, _MISSING_FIELD):
+            for name in pattern.findall(message):
+                hint = REQUIRED_FIELD_SETTINGS.get(name.lower())
+                line = (
+                    f"Autotask requires {name} for tickets of this category: {hint}"
+                    if hint
+                    else f"Autotask requires {name} (its ticket category may demand it)"
+                )
+                if line not in hints:
+                    hints.append(line)
+    return "; ".join(hints)
+
 
 #: How much of an answer's text a TargetResponse keeps (the delivery log shows it).
 RESPONSE_KEEP_BYTES = 64 * 1024
@@ -62,8 +135,11 @@ class AutotaskUnavailable(TargetUnavailable):
         ambiguous: bool,
         response: dict[str, object] | None = None,
         retry_after: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
-        super().__init__(message, response=response, retry_after=retry_after)
+        super().__init__(
+            message, response=response, retry_after=retry_after, max_attempts=max_attempts
+        )
         self.ambiguous = ambiguous
 
 

@@ -14,6 +14,7 @@ from connector.delivery import METHODS, SLOTS, RequestSpec
 from connector.delivery_store import generate_for, load_options, replace_requests
 from connector.domain import AlertStatus, RequestAction
 from connector.errors import ConnectorError, NotFoundError
+from connector.governor import calls_status
 from connector.hook_auth import (
     SECRET_FIELD,
     CredentialSchema,
@@ -190,14 +191,17 @@ def _body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
 # -- integrations ----------------------------------------------------------------------------------
 
 
-def _integration_json(integration: Integration) -> dict[str, Any]:
-    """An integration without its secrets."""
+def _integration_json(session: Session, integration: Integration) -> dict[str, Any]:
+    """An integration without its secrets, and whether its calls to Autotask go now."""
+    status = calls_status(session, integration.id, utcnow())
+    until = status["until"]
     return {
         "id": integration.id,
         "name": integration.name,
         "api_flavour": integration.api_flavour,
         "zone_lookup_url": integration.zone_lookup_url,
         "username": integration.username,
+        "autotask_calls": status | {"until": until.isoformat() if until is not None else None},
     }
 
 
@@ -214,7 +218,7 @@ def list_integrations() -> Response:
     parse_query({})
     with services().transaction() as session:
         rows = session.scalars(select(Integration).order_by(Integration.id))
-        body = [_integration_json(row) for row in rows]
+        body = [_integration_json(session, row) for row in rows]
     return jsonify({"integrations": body})
 
 
@@ -223,7 +227,7 @@ def get_integration(integration_id: int) -> Response:
     """One integration with its ticket settings (never its secret or tracking identifier)."""
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        body = _integration_json(integration)
+        body = _integration_json(session, integration)
         body["settings"] = integration.settings
     return jsonify(body)
 

@@ -22,7 +22,13 @@ from lxml import etree
 from adapters.targets.sandbox import ApiUser, Sandbox, SandboxServer
 from connector.domain import AlertStatus, IncomingAlert, Severity, Step, StepKind, TicketRef
 from connector.errors import ConnectorError, ExtractionError, RenderError, TemplateRejected
-from connector.integration import IntegrationSettings, build_draft, describe_alert, truncate
+from connector.integration import (
+    IntegrationSettings,
+    build_draft,
+    describe_alert,
+    truncate,
+    utf16_units,
+)
 from connector.rendering import (
     DEFAULT_XML_ID_PATH,
     HOSTILE_TEXT,
@@ -809,6 +815,32 @@ def test_enforce_limits_cuts_json_fields_case_insensitively_at_any_depth() -> No
     assert body["Title"].startswith("t" * 240)
     assert len(body["item"]["TITLE"]) == 255
     assert body["description"] == "short" and body["n"] == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "kept"),
+    [
+        ("a" * 255, 255, "a" * 255),  # fits exactly: untouched
+        ("🔥" * 127 + "a", 255, "🔥" * 127 + "a"),  # 255 UTF-16 units, 128 code points
+        ("🔥" * 128, 255, "🔥" * 120 + " … [truncated]"),  # 256 units: cut, pair kept whole
+        ("a" * 200 + "🔥" * 50, 255, "a" * 200 + "🔥" * 20 + " … [truncated]"),
+        ("é" * 300, 255, "é" * 241 + " … [truncated]"),  # BMP: one unit each
+    ],
+    ids=["fits", "emoji fit in units", "emoji over by one unit", "mixed", "accents"],
+)
+def test_truncate_counts_utf16_units_as_autotask_does(text: str, limit: int, kept: str) -> None:
+    # Autotask (.NET, SQL Server) measures strings in UTF-16 code units (autotask-api.md §14).
+    cut = truncate(text, limit)
+    assert cut == kept
+    assert utf16_units(cut) <= limit
+    assert cut.encode("utf-16-le").decode("utf-16-le") == cut  # no lone surrogate
+
+
+def test_enforce_limits_cuts_a_title_with_emoji_to_255_utf16_units() -> None:
+    title = "Disk 🔥 on C:\\ " * 20  # 300 code points, 320 UTF-16 units
+    body = json.loads(enforce_limits(json.dumps({"title": title}), "json", TICKET_LIMITS))
+    assert utf16_units(body["title"]) <= 255 < utf16_units(title)
+    assert body["title"].endswith(" … [truncated]")
 
 
 def test_enforce_limits_cuts_xml_elements_by_local_name() -> None:

@@ -30,7 +30,7 @@ from connector.domain import (
     TargetResponse,
     TicketRef,
 )
-from connector.errors import TargetError, TargetRejected, TargetUnavailable
+from connector.errors import TargetAuthError, TargetError, TargetRejected, TargetUnavailable
 from connector.integration import IntegrationSettings
 from connector.models import (
     ApiCall,
@@ -321,6 +321,60 @@ def test_retryable_failures_dead_letter_once_the_deadline_passes(
     (delivery,) = deliveries(services)
     assert (delivery.state, delivery.attempts) == ("dead", 2)
     assert fake.tickets == {}
+
+
+def integration_calls(client: FlaskClient) -> dict[str, Any]:
+    """The integration's `autotask_calls` status from the JSON API."""
+    response = client.get("/api/v1/integrations", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 200, response.get_json()
+    (integration,) = response.get_json()["integrations"]
+    calls: dict[str, Any] = integration["autotask_calls"]
+    return calls
+
+
+def test_refused_credentials_pause_the_integration_and_lose_nothing(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    post(client, "b", "active")
+    fake.fail["create"] = [TargetAuthError("Autotask POST Tickets: HTTP 401: denied")]
+    worker = make_worker()
+    drain(worker, clock, rounds=5)  # ~50 s of retries: all inside the credentials pause
+    assert fake.calls == ["create"]  # one call met the refusal; nothing else was tried
+    assert fake.tickets == {}
+    for delivery in deliveries(services):
+        assert (delivery.state, delivery.attempts, delivery.outcome) == ("pending", 0, None)
+        assert "refused the integration's credentials" in (delivery.last_error or "")
+    calls = integration_calls(client)
+    assert calls["state"] == "credentials_refused"
+    assert "HTTP 401: denied" in calls["message"] and calls["until"] is not None
+
+    clock.advance(seconds=301)  # CREDENTIALS_PAUSE_SECONDS defaults to 300
+    drain(worker, clock)
+    assert len(fake.tickets) == 2
+    assert [d.outcome for d in deliveries(services)] == ["created", "created"]
+    assert integration_calls(client) == {"state": "ok", "message": None, "until": None}
+
+
+def test_a_refusal_without_reason_is_tried_its_few_times_then_dead_lettered(
+    client: FlaskClient,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+) -> None:
+    post(client, "a", "active")
+    refusal = TargetUnavailable("HTTP 500: Something went wrong", max_attempts=3)
+    fake.fail["create"] = [refusal] * 5
+    drain(make_worker(), clock)
+    (delivery,) = deliveries(services)
+    assert (delivery.state, delivery.attempts, delivery.outcome) == ("dead", 3, "failed")
+    assert fake.calls.count("create") == 3
+    assert delivery.last_error == "HTTP 500: Something went wrong"
 
 
 def test_a_create_whose_answer_was_lost_is_adopted_by_marker_not_repeated(

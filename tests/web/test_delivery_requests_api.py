@@ -187,6 +187,7 @@ def test_integrations_are_listed_without_their_secrets(
             "api_flavour": "rest",
             "zone_lookup_url": listed["integrations"][0]["zone_lookup_url"],
             "username": api_user.username,
+            "autotask_calls": {"state": "ok", "message": None, "until": None},
         }
     ]
     assert listed["integrations"][0]["zone_lookup_url"].endswith("/atservicesrest/")

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -22,9 +23,12 @@ import requests
 from adapters.targets.autotask_common import (
     BODY_KEEP_CHARS,
     DEFAULT_ALLOWED_ZONE_HOSTS,
+    GENERIC_REFUSAL_ATTEMPTS,
     RATE_LIMIT_MARKERS,
     AutotaskUnavailable,
     check_outbound_url,
+    explain_refusal,
+    is_validation_refusal,
     merge_headers,
     redact_text,
     response_text,
@@ -39,7 +43,6 @@ from connector.errors import (
     TargetError,
     TargetRateLimited,
     TargetRejected,
-    TargetUnavailable,
 )
 from connector.ports import CallRecorder
 
@@ -62,62 +65,52 @@ MAX_PAGES = 1000
 
 # -- the one table of Autotask's answers → our errors ------------------------------------------
 #
-# Reference: autotask-api.md §7 (status codes and the {"errors": [...]} body), §2 (a wrong secret
-# is 401; an unknown user or integration code is 500), §8 (thresholds). Autotask answers
-# validation, lookup and permission failures with HTTP 500, so a 500 is read by its messages:
-# a recognised permanent problem is not retried, anything else may be transient.
+# Read by status and structure, never by the sandbox's wording. Reference: autotask-api.md §7
+# (status codes; Autotask's own `{"errors": [...]}` body), §2 (a wrong secret is 401; an unknown
+# user or integration code is a 500, "typically" with no more than "Something went wrong"), §8
+# and §14 (thresholds; real validation wording).
 
 
-#: Credential failures Autotask reports with a 500 (apigrate/autotask-restapi #19, §2).
-_AUTH_MARKERS = (
-    "user name or password are incorrect",
-    "integrationcode is invalid",
-    "authorization has been denied",
-)
+class Refusal(StrEnum):
+    """How a non-2xx answer is taken."""
 
-#: Validation and lookup failures (500) that the same request will always meet again (§3, §4, §7;
-#: django-autotask for "adequate permissions" and "No matching records found").
-_PERMANENT_MARKERS = (
-    "does not reference an existing entity",
-    "missing required field",
-    "is not a valid picklist value",
-    "maximum length",
-    "invalid value",
-    "unknown property",
-    "adequate permissions",
-    "no matching records found",
-    "you must assign both",
-    "does not belong to",
-    "unable to find",
-    "is not queryable",
-    "invalid operator",
-    "invalid query",
-    "must be unique",
-    "is out of range",
-    "cannot carry an id",
-)
+    #: Autotask refused this request (validation, reference, permission): never retried.
+    REJECTED = "rejected"
+    #: Autotask refused in its own shape without saying why: the credentials are checked, then
+    #: the request is tried GENERIC_REFUSAL_ATTEMPTS times in all.
+    GENERIC = "generic"
+    #: Slow down: 429, or the thread or hourly threshold on any status.
+    RATE_LIMITED = "rate_limited"
+    #: The credentials were refused.
+    AUTH = "auth"
+    #: No answer from Autotask itself (a gateway, a non-Autotask body, 503): retried.
+    UNAVAILABLE = "unavailable"
 
 
-def classify_failure(status: int, messages: Sequence[str]) -> tuple[type[TargetError], bool]:
-    """Map a non-2xx answer to (error class, may the request have been applied?)."""
+def classify_failure(status: int, messages: Sequence[str], *, autotask_body: bool) -> Refusal:
+    """Map a non-2xx answer to how it is taken.
+
+    `autotask_body` says whether the body is Autotask's error shape (`{"errors": [...]}`), the
+    proof that Autotask itself ran the request and refused it.
+    """
     text = " ".join(messages).lower()
     if 300 <= status < 400:
         # Redirects are never followed: an outbound call goes only where the zone lookup
         # allowed (reliability-security.md §4.5, ASVS 15.3.2).
-        return TargetRejected, False
+        return Refusal.REJECTED
     if status == 429 or any(marker in text for marker in RATE_LIMIT_MARKERS):
-        return TargetRateLimited, False
-    if status in (401, 403) or any(marker in text for marker in _AUTH_MARKERS):
-        return TargetAuthError, False
-    if status == 500 and any(marker in text for marker in _PERMANENT_MARKERS):
-        return TargetRejected, False
-    if status == 408:
-        return TargetUnavailable, False  # the server gave up before it had the whole request
+        return Refusal.RATE_LIMITED
+    if status in (401, 403):
+        return Refusal.AUTH
+    if status in (408, 502, 503, 504):
+        return Refusal.UNAVAILABLE  # a gateway or the server gave up: Autotask never said no
+    if status == 500:
+        if not autotask_body:
+            return Refusal.UNAVAILABLE  # an HTML error page, an empty body: not Autotask's answer
+        return Refusal.REJECTED if is_validation_refusal(messages) else Refusal.GENERIC
     if 400 <= status < 500:
-        return TargetRejected, False
-    # 503: refused before processing. 500 (unrecognised), 502, 504: the request may have been
-    # processed behind the failure, so a write's outcome is unknown.
-    return TargetUnavailable, status != 503
+        return Refusal.REJECTED  # 400, 404 unknown route, 405 (§7): the request is wrong
+    return Refusal.UNAVAILABLE
 
 
 class AutotaskRestClient:
@@ -224,7 +217,10 @@ class AutotaskRestClient:
         entity = entity_of(request.url)
         base = self._base_url
         try:
-            return self._send(method, entity, request.url, request)
+            try:
+                return self._send(method, entity, request.url, request)
+            except _GenericRefusal as e:
+                raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
             # As in `_call`: a 401 can mean the database moved zone (django-autotask
             # MAX_401_ATTEMPTS = 1, autotask-api.md §2); a URL under the old zone is sent again
@@ -311,7 +307,12 @@ class AutotaskRestClient:
         """
         base = self.base_url()
         try:
-            return self._request(method, entity, base + path, params=params, body=body, read=read)
+            try:
+                return self._request(
+                    method, entity, base + path, params=params, body=body, read=read
+                )
+            except _GenericRefusal as e:
+                raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
             if not e.response or e.response.get("status") != 401:
                 raise
@@ -506,27 +507,66 @@ class AutotaskRestClient:
         detail = "; ".join(messages) or response.reason or "no message"
         message = self._redact(f"Autotask {method} {entity}: HTTP {status}: {detail}")
         if zone and status == 500 and messages:
-            # A blank or unknown user gets a 500 from zoneInformation (django-autotask
-            # get_zone_info, autotask-api.md §1): a credential problem, not an outage.
+            # An unknown user gets a 500 from zoneInformation, "Zone information could not be
+            # determined" (autotask-api.md §1, §14): a credential problem, not an outage.
             return TargetAuthError(message, response=summary)
         if 300 <= status < 400:
             location = response.headers.get("Location", "")
             message = self._redact(
                 f"Autotask {method} {entity}: HTTP {status} redirect to {location!r} not followed"
             )
-        kind, ambiguous = classify_failure(status, messages)
-        if kind is TargetRateLimited:
-            return TargetRateLimited(
-                message, response=summary, retry_after=retry_after(response.headers)
+        refusal = classify_failure(
+            status, messages, autotask_body=_is_autotask_error(summary["body"])
+        )
+        wait = retry_after(response.headers)
+        if refusal is Refusal.RATE_LIMITED:
+            return TargetRateLimited(message, response=summary, retry_after=wait)
+        if refusal is Refusal.AUTH:
+            return TargetAuthError(message, response=summary)
+        if refusal is Refusal.REJECTED:
+            explanation = explain_refusal(messages)
+            return TargetRejected(
+                f"{message} ({explanation})" if explanation else message, response=summary
             )
-        if kind is TargetUnavailable:
-            return AutotaskUnavailable(
+        if refusal is Refusal.GENERIC:
+            return _GenericRefusal(
                 message,
-                ambiguous=ambiguous,
+                ambiguous=method != "GET",
                 response=summary,
-                retry_after=retry_after(response.headers),
+                retry_after=wait,
+                max_attempts=GENERIC_REFUSAL_ATTEMPTS,
             )
-        return kind(message, response=summary)
+        return AutotaskUnavailable(
+            message,
+            ambiguous=method != "GET" and status not in (408, 503),
+            response=summary,
+            retry_after=wait,
+        )
+
+    def _unless_credentials_refused(self, error: _GenericRefusal) -> TargetError:
+        """After a refusal that gives no reason, ask whether Autotask still takes our credentials.
+
+        Autotask answers an unknown user or tracking identifier with a bare 500 (autotask-api.md
+        §2, apigrate/autotask-restapi #19), exactly as it answers some refusals of the request
+        itself; ThresholdInformation needs nothing but the credentials, so a refusal of it too
+        means the credentials are the problem.
+        """
+        try:
+            self._request(
+                "GET",
+                "ThresholdInformation",
+                self.base_url() + self.THRESHOLD_INFORMATION,
+                read=_object,
+            )
+        except (TargetAuthError, _GenericRefusal) as probe:
+            return TargetAuthError(
+                f"{error}; Autotask refused a check of the credentials too ({probe}): it does not"
+                " accept this API user's username, secret or tracking identifier",
+                response=error.response,
+            )
+        except TargetError:
+            pass  # the check could not run: the refusal stands as it was
+        return error
 
     def _summary(self, response: requests.Response) -> dict[str, object]:
         """error.response: status and parsed body (or its first 2,000 chars)."""
@@ -643,6 +683,18 @@ def entity_of(url: str) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+class _GenericRefusal(AutotaskUnavailable):
+    """Autotask refused in its own error shape without a reason (see Refusal.GENERIC)."""
+
+
+def _is_autotask_error(body: object) -> bool:
+    """Whether a body is Autotask's error shape: `{"errors": ["…", …]}` (autotask-api.md §7)."""
+    if not isinstance(body, dict):
+        return False
+    errors = body.get("errors")
+    return isinstance(errors, list) and bool(errors) and all(isinstance(e, str) for e in errors)
 
 
 def _messages(body: object) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from http.client import RemoteDisconnected
 from typing import Any
@@ -13,9 +14,9 @@ import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from adapters.targets.autotask_common import REDACTED
+from adapters.targets.autotask_common import GENERIC_REFUSAL_ATTEMPTS, REDACTED
 from adapters.targets.autotask_rest import AutotaskRestClient, AutotaskUnavailable
-from adapters.targets.autotask_rest.client import classify_failure, entity_of
+from adapters.targets.autotask_rest.client import Refusal, classify_failure, entity_of
 from connector.domain import ApiCallRecord, OutboundRequest, RequestAction
 from connector.errors import (
     TargetAuthError,
@@ -33,6 +34,10 @@ USER = "alerts-api@example.test"
 SECRET = "canary-secret-7f3a9c"
 CODE = "CANARYTRACKINGID0000000000A"
 AUTH_HEADERS = {"UserName": USER, "Secret": SECRET, "ApiIntegrationCode": CODE}
+REFERENCE_ERROR = (
+    "Reference value on field: contactID of type: Contact does not exist or is invalid."
+    " ; on record number [1]."
+)
 
 
 def zone_body(url: str = ZONE) -> dict[str, Any]:
@@ -435,31 +440,38 @@ def test_thread_threshold_message_on_any_status_is_rate_limited(
         client.get_ticket(7)
 
 
+# Real Autotask answers only (autotask-api.md §7 and §14), never the sandbox's own words.
 @pytest.mark.parametrize(
-    "message",
+    ("message", "explained"),
     [
-        "Value does not reference an existing entity for companyID . ",
-        "Missing Required Field: title.",
-        "Value 99 is not a valid picklist value for field queueID.",
-        "Value for field title is 300 characters long; the maximum length is 255.",
-        "Invalid value null for field queueID; omit fields with no value.",
-        "Unknown property colour for entity Tickets.",
-        "The logged in Resource does not have the adequate permissions to create this entity.",
-        "No matching records found for Tickets id 7.",
+        (REFERENCE_ERROR, ""),  # §14, n8n-nodes-autotask
+        ("Value does not reference an existing entity for taskType . ", ""),  # §7, autotask-mcp #46
+        ("dueDateTime is required.; on record number [0].", "due_days"),  # §14, autotask-mcp #288
+        ("queueID is required.; on record number [1].", "queue_id"),  # same form, category rule
+        ("String value exceeds maximum length (field:description).", ""),  # §14, n8n #48
+        (
+            "A ContactGroup already exists with Name [x]. ContactGroup names must be unique.",
+            "",
+        ),  # §7, OFFICIAL REST_Creating_Resources_POST.htm
+        (
+            "The logged in Resource does not have the adequate permissions to create this entity.",
+            "",
+        ),  # §7, django-autotask
+        ("Unable to find projectID in the TimeEntry Entity", ""),  # §14, autotask-mcp PR #282
     ],
     ids=[
+        "reference",
         "missing reference",
-        "missing required field",
-        "bad picklist value",
+        "due date required",
+        "queue required",
         "too long",
-        "invalid value",
-        "unknown property",
+        "must be unique",
         "permissions",
-        "no matching records",
+        "unknown field",
     ],
 )
-def test_500_with_a_validation_message_is_rejected_not_retried(
-    http: responses.RequestsMock, client: AutotaskRestClient, message: str
+def test_500_with_autotasks_validation_words_is_rejected_not_retried(
+    http: responses.RequestsMock, client: AutotaskRestClient, message: str, explained: str
 ) -> None:
     add_zone(http)
     http.post(BASE + "Tickets", status=500, json={"errors": [message]})
@@ -468,36 +480,64 @@ def test_500_with_a_validation_message_is_rejected_not_retried(
     assert caught.value.retryable is False
     assert caught.value.response == {"status": 500, "body": {"errors": [message]}}
     assert message.strip() in str(caught.value)
+    if explained:
+        assert "for tickets of this category" in str(caught.value)
+        assert explained in str(caught.value)
+    else:
+        assert "requires" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
-    "message",
-    [
-        "User name or password are incorrect, or the API user was not found.",
-        "IntegrationCode is invalid: the API tracking identifier is not recognised.",
-    ],
-    ids=["unknown user", "invalid integration code"],
+    "probe_status", [500, 401], ids=["check refused with 500", "check refused with 401"]
 )
-def test_500_with_a_credential_message_is_an_auth_error(
-    http: responses.RequestsMock, client: AutotaskRestClient, message: str
+def test_a_bare_500_whose_credential_check_fails_too_is_an_auth_error(
+    http: responses.RequestsMock, client: AutotaskRestClient, probe_status: int
 ) -> None:
-    # apigrate/autotask-restapi #19: unknown user and bad integration code answer 500 (§2).
+    # apigrate/autotask-restapi #19: an unknown user or integration code answers a bare 500
+    # ("Something went wrong", §2), like other refusals; ThresholdInformation tells them apart.
     add_zone(http)
-    add_failure(http, 500, {"errors": [message]})
+    add_failure(http, 500, {"errors": ["Something went wrong"]})
+    http.get(
+        BASE + "ThresholdInformation",
+        status=probe_status,
+        json={"errors": ["Something went wrong"]},
+    )
     with pytest.raises(TargetAuthError) as caught:
         client.get_ticket(7)
     assert caught.value.retryable is False
+    assert "does not accept this API user" in str(caught.value)
 
 
-def test_500_without_a_known_message_is_retryable_and_ambiguous(
+def test_a_bare_500_whose_credential_check_passes_is_tried_a_few_times(
     http: responses.RequestsMock, client: AutotaskRestClient
 ) -> None:
     add_zone(http)
-    http.post(BASE + "Tickets", status=500, json={"errors": ["Sandbox fault injection: HTTP 500."]})
+    http.post(BASE + "Tickets", status=500, json={"errors": ["Something went wrong"]})
+    http.get(
+        BASE + "ThresholdInformation",
+        json={
+            "externalRequestThreshold": 10000,
+            "requestThresholdTimeframe": 60,
+            "currentTimeframeRequestCount": 3,
+        },
+    )
+    with pytest.raises(AutotaskUnavailable) as caught:
+        client.create_ticket({"title": "t"})
+    assert caught.value.retryable is True
+    assert caught.value.ambiguous is True  # Autotask may have acted: look the marker up first
+    assert caught.value.max_attempts == GENERIC_REFUSAL_ATTEMPTS
+
+
+def test_500_that_is_not_autotasks_answer_is_retryable_and_ambiguous(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE + "Tickets", status=500, body="<html>Runtime Error</html>")
     with pytest.raises(AutotaskUnavailable) as caught:
         client.create_ticket({"title": "t"})
     assert caught.value.retryable is True
     assert caught.value.ambiguous is True
+    assert caught.value.max_attempts is None
 
 
 def test_503_is_retryable_and_not_ambiguous(
@@ -636,29 +676,54 @@ def test_unreadable_answer_to_a_create_leaves_its_outcome_unknown(
 
 
 @pytest.mark.parametrize(
-    ("status", "messages", "expected"),
+    ("status", "messages", "autotask_body", "expected"),
     [
-        (429, [], TargetRateLimited),
-        (500, ["Sandbox fault injection: HTTP 500."], TargetUnavailable),
-        (500, ["Missing Required Field: title."], TargetRejected),
-        (502, ["Missing Required Field: title."], TargetUnavailable),
-        (401, [], TargetAuthError),
-        (301, [], TargetRejected),
-        (408, [], TargetUnavailable),
+        (429, [], False, Refusal.RATE_LIMITED),
+        # autotask-api.md §14: the thread limit arrives "not always" with a 429.
+        (500, ["API thread threshold of 3 threads has been exceeded"], True, Refusal.RATE_LIMITED),
+        (500, [REFERENCE_ERROR], True, Refusal.REJECTED),  # §14, n8n-nodes-autotask
+        (500, ["dueDateTime is required.; on record number [0]."], True, Refusal.REJECTED),
+        (500, ["String value exceeds maximum length (field:title)."], True, Refusal.REJECTED),
+        (500, ["Something went wrong"], True, Refusal.GENERIC),  # §2, apigrate #19
+        (500, ["an invented sandbox text"], True, Refusal.GENERIC),
+        (500, ["<html>Server Error</html>"], False, Refusal.UNAVAILABLE),
+        (502, [REFERENCE_ERROR], True, Refusal.UNAVAILABLE),
+        (503, [], False, Refusal.UNAVAILABLE),
+        (401, [], False, Refusal.AUTH),
+        (403, ["Something went wrong"], True, Refusal.AUTH),
+        (404, [], False, Refusal.REJECTED),
+        (
+            405,
+            ["The requested resource does not support http method 'GET'."],
+            False,
+            Refusal.REJECTED,
+        ),
+        (301, [], False, Refusal.REJECTED),
+        (408, [], False, Refusal.UNAVAILABLE),
     ],
     ids=[
         "429",
-        "500 unknown",
-        "500 validation",
+        "thread threshold on a 500",
+        "500 reference",
+        "500 required",
+        "500 length",
+        "500 something went wrong",
+        "500 unknown words",
+        "500 not autotask's body",
         "502 never permanent",
+        "503",
         "401",
+        "403",
+        "404",
+        "405",
         "301",
         "408",
     ],
 )
-def test_classification_table(status: int, messages: list[str], expected: type) -> None:
-    kind, _ = classify_failure(status, messages)
-    assert kind is expected
+def test_classification_table(
+    status: int, messages: list[str], autotask_body: bool, expected: Refusal
+) -> None:
+    assert classify_failure(status, messages, autotask_body=autotask_body) is expected
 
 
 # -- secrets and the activity record ---------------------------------------------------------
@@ -713,7 +778,11 @@ def test_recorder_gets_one_record_per_call_with_status_and_entity(
     add_zone(http)
     http.post(BASE + "Tickets", json={"itemId": 9})
     http.get(BASE + "Tickets/query", json=page([9], None))
-    http.post(BASE + "Tickets/9/Notes", status=500, json={"errors": ["Missing Required Field."]})
+    http.post(
+        BASE + "Tickets/9/Notes",
+        status=500,
+        json={"errors": ["title is required.; on record number [1]."]},
+    )
     client.create_ticket({"title": "t"})
     client.query_tickets(MARKER_FILTER)
     with pytest.raises(TargetRejected):
@@ -726,7 +795,7 @@ def test_recorder_gets_one_record_per_call_with_status_and_entity(
         ("POST", "TicketNotes", 500, None),
     ]
     assert [r.error is None for r in records] == [True, True, True, False]
-    assert "Missing Required Field" in (records[-1].error or "")
+    assert "title is required" in (records[-1].error or "")
     assert all(r.execution_ms >= 0 and r.at.tzinfo is not None for r in records)
 
 
@@ -937,10 +1006,10 @@ def test_send_with_a_validation_message_is_rejected(
     http: responses.RequestsMock, client: AutotaskRestClient
 ) -> None:
     add_zone(http)
-    message = "Missing Required Field: title."
+    message = "title is required.; on record number [1]."
     http.post(BASE + "Tickets", status=500, json={"errors": [message]})
     client.base_url()
-    with pytest.raises(TargetRejected, match=message) as caught:
+    with pytest.raises(TargetRejected, match=re.escape(message)) as caught:
         client.send(rendered())
     assert caught.value.response == {"status": 500, "body": {"errors": [message]}}
 
