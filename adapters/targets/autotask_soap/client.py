@@ -33,6 +33,8 @@ from adapters.targets.autotask_common import (
     REDACTED,
     AutotaskUnavailable,
     check_outbound_url,
+    explain_refusal,
+    is_validation_refusal,
     merge_headers,
     redact_text,
     response_text,
@@ -434,7 +436,10 @@ class AutotaskSoapClient:
         write = name != "query" and not name.lower().startswith("get")
         zone = self._zone_url
         try:
-            return self._send(name, entity, request.url, data, headers, write=write)
+            try:
+                return self._send(name, entity, request.url, data, headers, write=write)
+            except _UnexplainedRefusal as e:
+                raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
             # As in `_call`: a 401 can mean the database moved zone (autotask-api.md §2); a URL
             # under the old zone is sent again under the new one, once, if the zone changed.
@@ -585,9 +590,14 @@ class AutotaskSoapClient:
         """
         url = self.zone_url()
         try:
-            return self._request(
-                operation_name, entity, url, operation, write=write, read=self._atws_answer
-            )
+            try:
+                return self._request(
+                    operation_name, entity, url, operation, write=write, read=self._atws_answer
+                )
+            except _UnexplainedRefusal as e:
+                if operation_name == "getThresholdAndUsageInfo":
+                    raise  # the credentials check itself: its caller judges
+                raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
             if not e.response or e.response.get("status") != 401:
                 raise
@@ -802,7 +812,32 @@ class AutotaskSoapClient:
             return AutotaskUnavailable(
                 message, ambiguous=ambiguous, response=summary, retry_after=wait
             )
+        if kind is TargetRejected:
+            explanation = explain_refusal(messages)
+            if explanation:
+                message = f"{message} ({explanation})"
+            if return_code is not None and not is_validation_refusal(messages):
+                return _UnexplainedRefusal(message, response=summary)
         return kind(message, response=summary)
+
+    def _unless_credentials_refused(self, error: _UnexplainedRefusal) -> TargetError:
+        """After a refusal that names no field, ask whether Autotask still takes our credentials.
+
+        An unknown tracking identifier is refused in the same ATWSResponse shape as a bad
+        entity (python-atws #64, autotask-api.md §10), and a tenant may say no more than that
+        something went wrong (§14); getThresholdAndUsageInfo needs nothing but the credentials.
+        """
+        try:
+            self.threshold_and_usage()
+        except (TargetAuthError, _UnexplainedRefusal) as probe:
+            return TargetAuthError(
+                f"{error}; Autotask refused a check of the credentials too ({probe}): it does not"
+                " accept this API user's username, secret or tracking identifier",
+                response=error.response,
+            )
+        except TargetError:
+            pass  # the check could not run: the refusal stands as it was
+        return error
 
     def _summary(self, response: requests.Response) -> dict[str, object]:
         """error.response: the HTTP status and the first 2,000 characters of the answer."""
@@ -821,6 +856,10 @@ class AutotaskSoapClient:
 
 
 # -- writing -----------------------------------------------------------------------------------
+
+
+class _UnexplainedRefusal(TargetRejected):
+    """ReturnCode ≠ 1 without real validation words: the credentials are checked first."""
 
 
 def _q(name: str) -> str:

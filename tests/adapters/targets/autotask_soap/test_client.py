@@ -8,6 +8,7 @@ getThresholdAndUsageInfo).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -63,6 +64,7 @@ ZONE = "https://webservices3.autotask.net/ATServices/1.6/atws.asmx"
 USER = "alerts-api@example.test"
 SECRET = "canary-secret-7f3a9c"
 CODE = "CANARYTRACKINGID0000000000A"
+DESCRIPTION_REQUIRED = "Description is required.; on record number [1]."
 BASIC = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 TICKET_QUERY = build_queryxml("Ticket", [("ExternalID", "equals", "m-1")])
 
@@ -661,6 +663,52 @@ def test_invalid_integration_code_is_an_auth_error(
     assert caught.value.retryable is False
 
 
+USAGE = "ThresholdOfExternalRequest: 10000; TimeframeOfLimitation: 60; numberOfExternalRequest: 1;"
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (
+            atws_answer(
+                "getThresholdAndUsageInfo", errors=("Something went wrong",), return_code=-1
+            ),
+            TargetAuthError,
+        ),
+        (atws_answer("getThresholdAndUsageInfo", info=USAGE), TargetRejected),
+    ],
+    ids=["check refused too: credentials", "check passes: the request itself"],
+)
+def test_a_refusal_that_names_no_field_checks_the_credentials(
+    http: responses.RequestsMock, client: AutotaskSoapClient, check: str, expected: type
+) -> None:
+    # A tenant may say no more than "Something went wrong" (autotask-api.md §14), for a bad
+    # tracking identifier as for a bad entity; getThresholdAndUsageInfo tells them apart.
+    add_zone(http)
+    add_answer(http, atws_answer("create", errors=("Something went wrong",), return_code=-1))
+    add_answer(
+        http, check, match=[matchers.header_matcher(soap_action("getThresholdAndUsageInfo"))]
+    )
+    with pytest.raises(TargetError) as caught:
+        client.create([new_ticket()])
+    assert isinstance(caught.value, expected)
+    assert caught.value.retryable is False
+    assert "Something went wrong" in str(caught.value)
+
+
+def test_a_required_field_refusal_is_explained_without_a_credentials_check(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    add_zone(http)
+    message = "QueueID is required.; on record number [1]."
+    add_answer(http, atws_answer("create", errors=(message,), return_code=-1))
+    with pytest.raises(TargetRejected) as caught:
+        client.create([new_ticket()])
+    assert "Autotask requires QueueID for tickets of this category: set a queue" in str(
+        caught.value
+    )
+
+
 def test_fault_with_429_is_rate_limited_and_honours_retry_after(
     http: responses.RequestsMock, client: AutotaskSoapClient
 ) -> None:
@@ -848,7 +896,7 @@ def test_unreadable_answer_to_a_create_leaves_its_outcome_unknown(
 @pytest.mark.parametrize(
     ("status", "messages", "fault_code", "expected"),
     [
-        (200, ["Missing Required Field: title."], None, TargetRejected),
+        (200, ["title is required.; on record number [1]."], None, TargetRejected),
         (200, ["IntegrationCode is invalid."], None, TargetAuthError),
         (200, ["thread threshold of 3 threads has been exceeded"], None, TargetRateLimited),
         (401, [], None, TargetAuthError),
@@ -921,7 +969,7 @@ def test_recorder_gets_one_record_per_call(
     add_zone(http)
     add_answer(http, atws_answer("create", CREATED))
     add_answer(http, atws_answer("query", ticket_xml(1)))
-    add_answer(http, atws_answer("create", errors=("Missing Required Field.",), return_code=-1))
+    add_answer(http, atws_answer("create", errors=(DESCRIPTION_REQUIRED,), return_code=-1))
     add_answer(http, requests.exceptions.ReadTimeout())
     client.create([new_ticket()])
     client.query(TICKET_QUERY)
@@ -938,7 +986,7 @@ def test_recorder_gets_one_record_per_call(
         ("POST", "Ticket.update", None, None),
     ]
     assert [r.error is None for r in records] == [True, True, True, False, False]
-    assert "Missing Required Field" in (records[3].error or "")
+    assert "Description is required" in (records[3].error or "")
     assert "outcome unknown" in (records[4].error or "")
     assert all(r.execution_ms >= 0 and r.at.tzinfo is not None for r in records)
 
@@ -1162,11 +1210,11 @@ def test_send_envelope_server_fault_on_a_create_is_ambiguous(
 def test_send_envelope_return_code_minus_one_is_rejected(
     http: responses.RequestsMock, client: AutotaskSoapClient, records: list[ApiCallRecord]
 ) -> None:
-    message = "Missing Required Field: Title."
+    message = "Title is required.; on record number [1]."
     add_zone(http)
     add_answer(http, atws_answer("create", errors=(message,), return_code=-1))
     client.zone_url()
-    with pytest.raises(TargetRejected, match=message):
+    with pytest.raises(TargetRejected, match=re.escape(message)):
         send(client, request_for(rendered_envelope()))
     assert records[-1].records == 0
 
