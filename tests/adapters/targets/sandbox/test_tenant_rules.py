@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import click
 import pytest
 import requests
 from flask.testing import FlaskClient
@@ -19,6 +20,8 @@ from adapters.targets.sandbox.app import create_sandbox_app
 from adapters.targets.sandbox.entities import FIELD_INFO
 from adapters.targets.sandbox.seed import REFERENCE_RECORDS, is_active, seed_companies
 from adapters.targets.sandbox.tenant import ApiTicketCategory, load_ticket_category
+from connector.cli import _start_sandbox
+from connector.config import load_settings
 from tests.adapters.targets.sandbox.test_rest import auth_headers, errors_of, get_ticket
 from tests.adapters.targets.sandbox.test_soap import SoapClient, ticket
 from tests.conftest import RestClient
@@ -566,3 +569,22 @@ def test_reset_restores_the_configured_category(api_user: ApiUser) -> None:
     plain_client.post("/_sandbox/ticket-category", json=CATEGORY)
     plain_client.post("/_sandbox/reset")
     assert plain_client.get("/_sandbox/ticket-category").get_json() == {}
+
+
+# -- configuration from the environment -----------------------------------------------------------
+
+
+def test_the_environment_configures_the_cli_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CONNECTOR_SANDBOX_* settings, read as the other sandbox settings are (connector/config.py).
+    monkeypatch.setenv("CONNECTOR_SANDBOX_REFUSE_INACTIVE_COMPANIES", "false")
+    monkeypatch.setenv("CONNECTOR_SANDBOX_API_TICKET_CATEGORY", json.dumps(CATEGORY))
+    with _start_sandbox(load_settings(), "127.0.0.1", 0) as server:
+        rules = server.sandbox.service.rules
+        assert rules.refuse_inactive_companies is False
+        assert rules.api_ticket_category == load_ticket_category(CATEGORY)
+
+
+def test_a_bad_category_in_the_environment_stops_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTOR_SANDBOX_API_TICKET_CATEGORY", '{"id": 99}')
+    with pytest.raises(click.ClickException, match="SANDBOX_API_TICKET_CATEGORY"):
+        _start_sandbox(load_settings(), "127.0.0.1", 0)
