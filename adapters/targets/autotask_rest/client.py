@@ -76,9 +76,13 @@ _AUTH_MARKERS = (
 )
 
 #: Validation and lookup failures (500) that the same request will always meet again (§3, §4, §7;
-#: django-autotask for "adequate permissions" and "No matching records found").
+#: django-autotask for "adequate permissions" and "No matching records found"; §14 for Autotask's
+#: "Reference value on field: … does not exist or is invalid." and "dueDateTime is required.;
+#: on record number [0].").
 _PERMANENT_MARKERS = (
     "does not reference an existing entity",
+    "does not exist or is invalid",
+    "is required.; on record number",
     "missing required field",
     "is not a valid picklist value",
     "maximum length",

@@ -439,6 +439,11 @@ def test_thread_threshold_message_on_any_status_is_rate_limited(
     "message",
     [
         "Value does not reference an existing entity for companyID . ",
+        # Autotask's own texts (autotask-api.md §14).
+        "Reference value on field: contactID of type: Contact does not exist or is invalid."
+        " ; on record number [1].",
+        "dueDateTime is required.; on record number [0].",
+        "String value exceeds maximum length (field:description).",
         "Missing Required Field: title.",
         "Value 99 is not a valid picklist value for field queueID.",
         "Value for field title is 300 characters long; the maximum length is 255.",
@@ -449,6 +454,9 @@ def test_thread_threshold_message_on_any_status_is_rate_limited(
     ],
     ids=[
         "missing reference",
+        "invalid reference",
+        "required field",
+        "string too long",
         "missing required field",
         "bad picklist value",
         "too long",
