@@ -578,9 +578,10 @@ def utf16_length(text: str) -> int:
     """The length Autotask measures: UTF-16 code units, as .NET strings and SQL Server nvarchar.
 
     A character outside the Basic Multilingual Plane (most emoji) counts twice. Inferred from the
-    platform, unconfirmed (autotask-api.md §14).
+    platform, unconfirmed (autotask-api.md §14). Counted by code point, so a lone surrogate (JSON
+    allows "\\ud800") counts once instead of failing to encode.
     """
-    return len(text.encode("utf-16-le")) // 2
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
 def _seeded_and_active(entity_type: str, record_id: int) -> bool:

@@ -366,6 +366,7 @@ FIRE = "\U0001f525"  # outside the BMP: two UTF-16 code units, one code point
         pytest.param(FIRE + "x" * 253, True, id="emoji-255-units"),
         pytest.param(FIRE + "x" * 254, False, id="emoji-255-code-points-256-units"),
         pytest.param(FIRE * 128, False, id="128-emoji-256-units"),
+        pytest.param("\ud800" * 255, True, id="lone-surrogates-one-unit-each"),
     ],
 )
 def test_title_length_counts_utf16_code_units(rest: RestClient, title: str, accepted: bool) -> None:
