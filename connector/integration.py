@@ -360,11 +360,24 @@ def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> Incomin
     return alert if mapped is alert.severity else replace(alert, severity=mapped)
 
 
+def utf16_length(text: str) -> int:
+    """The length Autotask limits: UTF-16 code units, so an emoji counts twice.
+
+    Autotask runs on .NET and SQL Server, whose strings count UTF-16 code units (inferred,
+    autotask-api.md §14); the sandbox refuses a 255-character title with emoji that is longer.
+    """
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
 def truncate(text: str, limit: int) -> str:
-    """Cut `text` to `limit` characters with a visible marker."""
-    if len(text) <= limit:
+    """Cut `text` to `limit` UTF-16 code units with a visible marker, never inside a character."""
+    if utf16_length(text) <= limit:
         return text
-    return text[: limit - len(TRUNCATED)] + TRUNCATED
+    budget = limit - utf16_length(TRUNCATED)
+    kept = text[:budget]  # at most `budget` code points, so at most 2 × budget units
+    while utf16_length(kept) > budget:
+        kept = kept[: -max(1, (utf16_length(kept) - budget) // 2)]
+    return kept + TRUNCATED
 
 
 def alert_start(alert: IncomingAlert) -> datetime | None:

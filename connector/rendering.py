@@ -121,6 +121,7 @@ from connector.integration import (
     IntegrationSettings,
     describe_alert,
     truncate,
+    utf16_length,
 )
 
 logger = logging.getLogger(__name__)
@@ -1241,7 +1242,7 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 def _cut(name: str, text: str, limit: int) -> str:
-    if len(text) <= limit:
+    if utf16_length(text) <= limit:
         return text
     logger.warning(
         "payload.field.truncated", extra={"field": name, "chars": len(text), "limit": limit}

@@ -811,6 +811,16 @@ def test_enforce_limits_cuts_json_fields_case_insensitively_at_any_depth() -> No
     assert body["description"] == "short" and body["n"] == 5
 
 
+def test_enforce_limits_counts_utf16_code_units() -> None:
+    # Autotask counts UTF-16 code units: a title of 255 characters with an emoji is 256 units
+    # long and would be refused (autotask-api.md §14), so it is cut.
+    fire = "\U0001f525"
+    payload = json.dumps({"title": fire + "t" * 254, "description": fire + "d" * 100})
+    body = json.loads(enforce_limits(payload, "json", TICKET_LIMITS))
+    assert body["title"] == fire + "t" * 239 + " … [truncated]"
+    assert body["description"] == fire + "d" * 100
+
+
 def test_enforce_limits_cuts_xml_elements_by_local_name() -> None:
     payload = (
         f'<a xmlns="urn:x"><Title>{"t" * 300}</Title><Description>{"d" * 40000}</Description></a>'
