@@ -49,8 +49,8 @@ SERVER_OWNED = {"id", "userDefinedFields"}
 #: Ticket reference fields whose record must belong to the ticket's company. Autotask documents
 #: it for a ticket's additional contacts ("Contacts must be associated with the ticket's Company",
 #: OFFICIAL TicketAdditionalContactsEntity.htm); contacts, locations, configuration items and
-#: contracts all carry a required AccountID (getFieldInfo), and the UI offers only the company's
-#: own. Inferred for these fields; a contract of a parent company is not modelled.
+#: contracts all carry a required AccountID (getFieldInfo). Inferred for these fields, no public
+#: source; a contract of a parent company is not modelled.
 COMPANY_OWNED = {
     "contactID",
     "createdByContactID",
@@ -59,8 +59,8 @@ COMPANY_OWNED = {
     "contractID",
 }
 
-#: The (resource, role) pairs a ticket may be assigned to: an active service desk role of the
-#: resource that is "associated with at least one Service Desk Queue" (OFFICIAL TicketsEntity.htm,
+#: The (resource, role) pairs a ticket may be assigned to: a service desk role of the resource
+#: that is "associated with at least one Service Desk Queue" (OFFICIAL TicketsEntity.htm,
 #: autotask-api.md §3). The queue need not be the ticket's: the documentation asks for one.
 ASSIGNABLE_PAIRS = {
     (link["resourceID"], link["roleID"]) for link in RESOURCE_SERVICE_DESK_ROLES
