@@ -143,6 +143,7 @@ class SandboxService:
             try:
                 coerced = coerce_value(prop, kinds[prop], value)
             except ValueError as e:
+                # values.coerce_value's texts: invented wording: no public source
                 errors.append(str(e))
                 continue
             row = FIELD_ROWS[entity].get(prop)
