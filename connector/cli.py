@@ -18,6 +18,7 @@ from connector.errors import ConfigError
 
 if TYPE_CHECKING:
     from adapters.targets.sandbox import SandboxServer
+    from adapters.targets.sandbox.tenant import ApiTicketCategory
     from connector.services import Services
 
 #: Settings whose values are never printed.
@@ -68,12 +69,28 @@ def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> Sandbox
         ),
         strict_properties=settings["SANDBOX_STRICT_PROPERTIES"],
         state_file=settings["SANDBOX_STATE_FILE"] or None,
+        refuse_inactive_companies=settings["SANDBOX_REFUSE_INACTIVE_COMPANIES"],
+        api_ticket_category=_ticket_category(settings["SANDBOX_API_TICKET_CATEGORY"]),
     )
     try:
         server = SandboxServer(Sandbox(config), host=host, port=port, access_log=True)
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port} for the sandbox: {e}") from e
     return server
+
+
+def _ticket_category(raw: Any) -> ApiTicketCategory | None:
+    """Read SANDBOX_API_TICKET_CATEGORY, failing like any other bad setting."""
+    from marshmallow import ValidationError
+
+    from adapters.targets.sandbox.tenant import load_ticket_category
+
+    try:
+        return load_ticket_category(raw)
+    except ValidationError as e:
+        raise click.ClickException(
+            f"configuration error: SANDBOX_API_TICKET_CATEGORY: {e.messages}"
+        ) from e
 
 
 def _describe_sandbox(server: SandboxServer) -> str:

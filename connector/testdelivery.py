@@ -384,6 +384,9 @@ def explain(error: Exception, *, company_id: int, id_path: str, username: str) -
         return f"Autotask does not know the API user {username!r}: check the username"
     if "companyid" in lowered and "existing entity" in lowered:
         return f"Autotask has no company {company_id}"
+    if "field: companyid of type" in lowered and "does not exist or is invalid" in lowered:
+        # Autotask's reference error, also for an inactive company (autotask-api.md §14).
+        return f"Autotask has no active company {company_id}"
     if "refusing to call it" in lowered:
         return f"the integration's Autotask address is not allowed: {text}"
     if isinstance(error, TargetRateLimited):

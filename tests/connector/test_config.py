@@ -52,6 +52,8 @@ def test_toml_file_then_environment_then_override(
         ("SANDBOX_HOURLY_THRESHOLD", "250", 250),
         ("SANDBOX_LATENCY_TIERS", "[[0.9, 2]]", [[0.9, 2]]),
         ("SANDBOX_SECRET", "s3cret", "s3cret"),
+        ("SANDBOX_REFUSE_INACTIVE_COMPANIES", "off", False),
+        ("SANDBOX_API_TICKET_CATEGORY", '{"id": 5}', {"id": 5}),
     ],
 )
 def test_environment_values_take_the_type_of_their_default(
@@ -69,6 +71,7 @@ def test_environment_values_take_the_type_of_their_default(
         ("SANDBOX_STRICT_PROPERTIES", "maybe", "expected true or false"),
         ("SANDBOX_LATENCY_TIERS", "[[2, 1]]", "SANDBOX_LATENCY_TIERS must be a list"),
         ("SANDBOX_LATENCY_TIERS", "{}", "expected a JSON list"),
+        ("SANDBOX_API_TICKET_CATEGORY", "[5]", "expected a JSON object"),
         ("SANDBOX_THREAD_LIMIT", "0", "SANDBOX_THREAD_LIMIT must be a whole number of at least 1"),
         ("API_HOURLY_CEILING", "0", "API_HOURLY_CEILING must be a whole number of at least 1"),
         ("API_RESERVE_FRACTION", "1.0", "API_RESERVE_FRACTION must be a fraction"),

@@ -177,7 +177,11 @@ def test_permanent_rejection_is_a_visible_dead_letter_and_replay_delivers_once_f
     wait_until(lambda: connector.deliveries_by_state() == {"dead": 1}, 30, "a dead letter")
     (dead,) = connector.api("deliveries?state=dead").json()["deliveries"]
     assert dead["attempts"] == 1  # permanent: no retries
-    assert "does not reference an existing entity" in dead["last_error"]
+    # Autotask's reference error (autotask-api.md §14), read as permanent by the REST client.
+    assert (
+        "Reference value on field: companyID of type: Account does not exist or is invalid."
+        in dead["last_error"]
+    )
     assert dead["last_response"]["status"] == 500
     detail = connector.api(f"alerts/{accepted['alert_id']}").json()
     assert detail["deliveries"][0]["state"] == "dead"

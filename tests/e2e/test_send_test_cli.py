@@ -89,7 +89,7 @@ def test_send_test_exits_non_zero_with_the_words_when_autotask_refuses(
 
     assert code == 1
     assert body["ok"] is False
-    assert body["error"] == "Autotask has no company 99999999"
+    assert body["error"] == "Autotask has no active company 99999999"
     assert sandbox.tickets_with_notes() == []
 
 

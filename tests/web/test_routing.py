@@ -33,6 +33,7 @@ from connector.integration import (
     load_settings,
     map_severity,
     route_company,
+    utf16_units,
 )
 from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN, RestClient
@@ -533,6 +534,32 @@ def test_title_is_cut_to_255_with_a_visible_marker(length: int, expected: int) -
     assert len(result) == expected
     if length > TITLE_LIMIT:
         assert result == "T" * (TITLE_LIMIT - len(TRUNCATED)) + TRUNCATED
+    else:
+        assert result == title
+
+
+FIRE = "\U0001f525"  # two UTF-16 code units
+
+
+@pytest.mark.parametrize(
+    ("title", "cut"),
+    [
+        pytest.param(FIRE + "T" * 253, False, id="255-units"),
+        pytest.param(FIRE + "T" * 254, True, id="255-characters-256-units"),
+        pytest.param(FIRE * 200, True, id="200-emoji"),
+        pytest.param("T" * 240 + FIRE * 10, True, id="cut-before-a-split-emoji"),
+    ],
+)
+def test_title_limit_counts_utf16_code_units(title: str, cut: bool) -> None:
+    # Autotask counts UTF-16 code units, so an emoji counts twice (autotask-api.md §14); the
+    # sandbox refuses a longer title with "String value exceeds maximum length (field:title).".
+    result = draft(incoming(title=title)).title
+
+    assert utf16_units(result) <= TITLE_LIMIT
+    if cut:
+        assert result.endswith(TRUNCATED)
+        assert title.startswith(result.removesuffix(TRUNCATED))
+        assert utf16_units(result) >= TITLE_LIMIT - 1  # at most half an emoji left unused
     else:
         assert result == title
 

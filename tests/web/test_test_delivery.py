@@ -170,10 +170,21 @@ def test_an_unknown_company_is_explained(
 ) -> None:
     body = answer(post_test_delivery(client, {"company_id": 99999999}), 502)
 
-    assert body["error"] == "Autotask has no company 99999999"
+    assert body["error"] == "Autotask has no active company 99999999"
     # REST answers 500; SOAP answers 200 with the error in its ATWSResponse.
     assert body["response"]["status"] == (500 if api_flavour == "rest" else 200)
     assert "companyID" in json.dumps(body["response"])
+    assert sandbox.tickets_with_notes() == []
+
+
+@BOTH_APIS
+@sqlite_only
+def test_an_inactive_company_is_explained(client: FlaskClient, sandbox: Sandbox) -> None:
+    # The sandbox seeds 29683417 "Adventure Works (inactive)"; Autotask refuses new tickets for
+    # it with its reference error (autotask-api.md §14).
+    body = answer(post_test_delivery(client, {"company_id": 29683417}), 502)
+
+    assert body["error"] == "Autotask has no active company 29683417"
     assert sandbox.tickets_with_notes() == []
 
 
@@ -335,6 +346,13 @@ def test_the_target_gets_the_rendered_requests_in_order(
         (
             TargetRejected("Value does not reference an existing entity for companyID . "),
             "no company 5",
+        ),
+        (
+            TargetRejected(
+                "Reference value on field: companyID of type: Account does not exist or is"
+                " invalid. ; on record number [1]."
+            ),
+            "no active company 5",
         ),
         (ExtractionError("nothing there"), "not found at $.itemId"),
         (RenderError("line 3: boom", line=3), "cannot be rendered: line 3: boom"),

@@ -21,6 +21,7 @@ from adapters.targets.sandbox.limits import ApiLimits, LimitSettings
 from adapters.targets.sandbox.seed import ApiUser, make_api_user
 from adapters.targets.sandbox.service import SandboxService
 from adapters.targets.sandbox.state import SandboxState
+from adapters.targets.sandbox.tenant import ApiTicketCategory, TenantRules, load_ticket_category
 from adapters.targets.sandbox.values import format_datetime
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ class SandboxConfig:
     zone_name: str = "Sandbox"
     #: The database's customer identifier reported by zone lookups.
     ci: int = 29683000
+    #: Refuse new tickets for inactive companies (tenants differ; tenant.TenantRules).
+    refuse_inactive_companies: bool = True
+    #: The API-only ticket category new tickets get; None = none (tenant.ApiTicketCategory).
+    api_ticket_category: ApiTicketCategory | None = None
 
 
 @dataclass
@@ -97,7 +102,14 @@ class Sandbox:
     ) -> None:
         self.config = config or SandboxConfig()
         self.state = SandboxState(self.config.state_file)
-        self.service = SandboxService(self.state, strict_properties=self.config.strict_properties)
+        self.service = SandboxService(
+            self.state,
+            strict_properties=self.config.strict_properties,
+            rules=TenantRules(
+                refuse_inactive_companies=self.config.refuse_inactive_companies,
+                api_ticket_category=self.config.api_ticket_category,
+            ),
+        )
         self.limits = ApiLimits(self.config.limits, clock=clock)
         self.faults = FaultInjector()
         self.sleep = sleep
@@ -105,8 +117,12 @@ class Sandbox:
         self._calls_lock = threading.Lock()
 
     def reset(self) -> None:
-        """Back to the seeded state: no tickets, no calls, no faults, an empty request window."""
+        """Back to the seeded state: no tickets, no calls, no faults, an empty request window.
+
+        The API-only ticket category goes back to the configured one (runtime changes are lost).
+        """
         self.state.reset()
+        self.service.rules.api_ticket_category = self.config.api_ticket_category
         self.limits.reset()
         self.faults.clear()
         with self._calls_lock:
@@ -298,6 +314,23 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
             return jsonify({"error": "invalid fault plan", "fields": e.messages}), 400
         sandbox.faults.set(plan)
         return jsonify(plan.describe())
+
+    @app.get("/_sandbox/ticket-category")
+    def sandbox_ticket_category() -> Response:
+        category = sandbox.service.rules.api_ticket_category
+        return jsonify(category.describe() if category else {})
+
+    @app.post("/_sandbox/ticket-category")
+    def sandbox_set_ticket_category() -> tuple[Response, int] | Response:
+        body = request.get_json(silent=True)
+        try:
+            if body is None and request.get_data(as_text=True).strip() != "null":
+                raise ValidationError({"_schema": ["Expected a JSON object, {} or null."]})
+            category = load_ticket_category(body)
+        except ValidationError as e:
+            return jsonify({"error": "invalid ticket category", "fields": e.messages}), 400
+        sandbox.service.rules.api_ticket_category = category
+        return jsonify(category.describe() if category else {})
 
     @app.get("/_sandbox/limits")
     def sandbox_limits() -> Response:

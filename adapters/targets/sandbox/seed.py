@@ -104,6 +104,10 @@ PICKLISTS: dict[str, dict[str, list[dict[str, Any]]]] = {
             _pick(2, "Standard", 1, isDefaultValue=True),
             _pick(3, "AEM Alert", 2, isSystem=True),
             _pick(4, "Monitoring Alert", 3),
+            # An API-only category is hidden in the UI and used for tickets created through the
+            # API (autotask.net help API_only_Ticket_Categories.htm; TicketCategoryModel has
+            # isApiOnly). Its rules are off until set: SandboxConfig.api_ticket_category.
+            _pick(5, "Alert Connector (API-only)", 4),
         ],
         "ticketType": [
             _pick(1, "Service Request", 1, isDefaultValue=True),
@@ -165,3 +169,129 @@ def seed_companies() -> list[dict[str, Any]]:
         }
         for company_id, name, number, company_type, active in rows
     ]
+
+
+# -- reference records ---------------------------------------------------------------------------
+#
+# Tickets point at these through reference fields. They are keyed by the reference entity type
+# getFieldInfo gives each field (Ticket.ContactID → "Contact", AllocationCodeID → "AllocationCode",
+# …), because that is the type Autotask's reference error names (autotask-api.md §14). Records use
+# the REST property names of the Swagger models (ContactModel, CompanyLocationModel, …). Ids are
+# in the range real tenants use; an inactive record says so in its name. Companies are seeded in
+# the state (seed_companies), since the REST API serves them.
+
+#: Contacts (ContactModel; isActive is an int32 there): each belongs to one seeded company.
+CONTACTS: list[dict[str, Any]] = [
+    {"id": 29683601, "companyID": 29683414, "firstName": "Megan", "lastName": "Bowen"},
+    {"id": 29683602, "companyID": 29683414, "firstName": "Alex", "lastName": "Wilber (inactive)"},
+    {"id": 29683603, "companyID": 29683415, "firstName": "Diego", "lastName": "Siciliani"},
+    {"id": 29683604, "companyID": 29683416, "firstName": "Lynne", "lastName": "Robbins"},
+    {"id": 29683605, "companyID": 0, "firstName": "Service", "lastName": "Desk"},
+]
+
+#: Company locations (CompanyLocationModel; SOAP AccountPhysicalLocation).
+COMPANY_LOCATIONS: list[dict[str, Any]] = [
+    {"id": 29683701, "companyID": 29683414, "name": "Headquarters", "isPrimary": True},
+    {"id": 29683702, "companyID": 29683414, "name": "Old warehouse (inactive)", "isPrimary": False},
+    {"id": 29683703, "companyID": 29683415, "name": "Headquarters", "isPrimary": True},
+    {"id": 29683704, "companyID": 29683416, "name": "Headquarters", "isPrimary": True},
+    {"id": 29683705, "companyID": 0, "name": "Main office", "isPrimary": True},
+]
+
+#: Configuration items (ConfigurationItemModel; SOAP InstalledProduct), one company each.
+CONFIGURATION_ITEMS: list[dict[str, Any]] = [
+    {"id": 29683801, "companyID": 29683414, "referenceTitle": "srv01"},
+    {"id": 29683802, "companyID": 29683414, "referenceTitle": "srv-legacy (inactive)"},
+    {"id": 29683803, "companyID": 29683415, "referenceTitle": "fw01"},
+    {"id": 29683804, "companyID": 29683416, "referenceTitle": "nas01"},
+]
+
+#: Contracts (ContractModel). A contract is active when its status is 1 (illustrative picklist
+#: value: the tenant's Contract status picklist is not in the specs).
+CONTRACTS: list[dict[str, Any]] = [
+    {"id": 29683901, "companyID": 29683414, "contractName": "Contoso Managed Services"},
+    {"id": 29683902, "companyID": 29683414, "contractName": "Contoso Block Hours (inactive)"},
+    {"id": 29683903, "companyID": 29683415, "contractName": "Fabrikam Managed Services"},
+    {"id": 29683904, "companyID": 29683416, "contractName": "Northwind Time and Materials"},
+]
+
+#: Work types: the billing codes a ticket's billingCodeID takes (BillingCodeModel; SOAP
+#: AllocationCode). 29682801 and 29682805 are the work types the connector's tests configure.
+BILLING_CODES: list[dict[str, Any]] = [
+    {"id": 29682801, "name": "Remote Support"},
+    {"id": 29682802, "name": "On-site Support"},
+    {"id": 29682805, "name": "Storage and Backup"},
+    {"id": 29682809, "name": "Legacy Support (inactive)"},
+]
+
+#: Resources (ResourceModel). The API user is a resource too, but has no service desk role, so a
+#: ticket cannot be assigned to it.
+RESOURCES: list[dict[str, Any]] = [
+    {"id": API_USER_RESOURCE_ID, "firstName": "Alerts", "lastName": "API (API-only user)"},
+    {"id": 29682886, "firstName": "Pat", "lastName": "Rivera"},
+    {"id": 29682887, "firstName": "Sam", "lastName": "Chen"},
+    {"id": 29682888, "firstName": "Jordan", "lastName": "Blake (inactive)"},
+]
+
+#: Roles (RoleModel).
+ROLES: list[dict[str, Any]] = [
+    {"id": 29682803, "name": "Technician"},
+    {"id": 29682804, "name": "Engineer"},
+    {"id": 29682806, "name": "Project Manager"},
+    {"id": 29682807, "name": "Dispatcher (inactive)"},
+]
+
+#: The service desk roles a resource may work tickets in (ResourceServiceDeskRoleModel).
+RESOURCE_SERVICE_DESK_ROLES: list[dict[str, Any]] = [
+    {"resourceID": 29682886, "roleID": 29682803, "isDefault": True},
+    {"resourceID": 29682886, "roleID": 29682806, "isDefault": False},  # in no queue, see below
+    {"resourceID": 29682887, "roleID": 29682804, "isDefault": True},
+    {"resourceID": 29682887, "roleID": 29682803, "isDefault": False},
+    {"resourceID": 29682888, "roleID": 29682803, "isDefault": True},
+]
+
+#: Queue membership per resource and role (SOAP ResourceRoleQueue: ResourceID, RoleID, QueueID).
+RESOURCE_ROLE_QUEUES: list[dict[str, Any]] = [
+    {"resourceID": 29682886, "roleID": 29682803, "queueID": 29682833},
+    {"resourceID": 29682886, "roleID": 29682803, "queueID": 29683481},
+    {"resourceID": 29682887, "roleID": 29682804, "queueID": 29683482},
+    {"resourceID": 29682887, "roleID": 29682803, "queueID": 29682833},
+    {"resourceID": 29682888, "roleID": 29682803, "queueID": 29682833},
+]
+
+
+def _is_inactive(record: dict[str, Any]) -> bool:
+    names = (record.get(key) for key in ("name", "lastName", "referenceTitle", "contractName"))
+    return any(isinstance(name, str) and name.endswith("(inactive)") for name in names)
+
+
+def _activity(entity_type: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its model's activity flag set from the "(inactive)" in its name."""
+    active = not _is_inactive(record)
+    if entity_type == "Contact":
+        return record | {"isActive": int(active)}  # an int32 in ContactModel
+    if entity_type == "Contract":
+        return record | {"status": 1 if active else 0}
+    return record | {"isActive": active}
+
+
+#: getFieldInfo reference entity type → {id: record}; read-only for the life of the process.
+REFERENCE_RECORDS: dict[str, dict[int, dict[str, Any]]] = {
+    entity_type: {record["id"]: _activity(entity_type, record) for record in records}
+    for entity_type, records in (
+        ("Contact", CONTACTS),
+        ("AccountPhysicalLocation", COMPANY_LOCATIONS),
+        ("InstalledProduct", CONFIGURATION_ITEMS),
+        ("Contract", CONTRACTS),
+        ("AllocationCode", BILLING_CODES),
+        ("Resource", RESOURCES),
+        ("Role", ROLES),
+    )
+}
+
+
+def is_active(entity_type: str, record: dict[str, Any]) -> bool:
+    """Whether a seeded reference record (or a company) is active."""
+    if entity_type == "Contract":
+        return bool(record.get("status") == 1)
+    return bool(record.get("isActive"))

@@ -680,6 +680,7 @@ class _Handler:
                         _Overlay(self.sandbox.state),
                         strict_properties=strict,
                         clock=self.service.clock,
+                        rules=self.service.rules,
                     )
                     _apply_batch(scratch, operation, batch)
                 ids = _apply_batch(self.service, operation, batch)

@@ -310,7 +310,13 @@ def test_note_on_a_missing_ticket_is_rejected_with_autotasks_message(
     with pytest.raises(TargetRejected) as caught:
         target.send(request)
     assert caught.value.response is not None
-    assert "does not reference an existing entity" in str(caught.value.response["body"])
+    # Autotask's reference error (autotask-api.md §14).
+    assert caught.value.response["body"] == {
+        "errors": [
+            "Reference value on field: ticketID of type: Ticket does not exist or is invalid."
+            " ; on record number [1]."
+        ]
+    }
 
 
 def test_unknown_company_is_rejected_with_autotasks_message(
@@ -323,7 +329,12 @@ def test_unknown_company_is_rejected_with_autotasks_message(
     assert caught.value.retryable is False
     assert caught.value.response == {
         "status": 500,
-        "body": {"errors": ["Value does not reference an existing entity for companyID . "]},
+        "body": {
+            "errors": [
+                "Reference value on field: companyID of type: Account does not exist or is"
+                " invalid. ; on record number [1]."
+            ]
+        },
     }
     assert sandbox.tickets_with_notes() == []
 

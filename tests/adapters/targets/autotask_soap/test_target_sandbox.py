@@ -366,7 +366,11 @@ def test_note_on_a_missing_ticket_is_rejected_with_autotasks_message(
     with pytest.raises(TargetRejected) as caught:
         target.send(request)
     assert caught.value.response is not None
-    assert "does not reference an existing entity" in str(caught.value.response["body"])
+    # Autotask's reference error (autotask-api.md §14).
+    assert (
+        "Reference value on field: ticketID of type: Ticket does not exist or is invalid."
+        in str(caught.value.response["body"])
+    )
 
 
 def test_unknown_company_is_rejected_with_autotasks_message(
@@ -377,7 +381,10 @@ def test_unknown_company_is_rejected_with_autotasks_message(
     with pytest.raises(TargetRejected) as caught:
         target.send(request)
     assert caught.value.retryable is False
-    assert "does not reference an existing entity for companyID" in str(caught.value)
+    assert (
+        "Reference value on field: companyID of type: Account does not exist or is invalid."
+        in str(caught.value)
+    )
     assert caught.value.response is not None
     assert caught.value.response["status"] == 200
     assert "<ReturnCode>-1</ReturnCode>" in str(caught.value.response["body"])

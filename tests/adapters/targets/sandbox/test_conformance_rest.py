@@ -354,8 +354,9 @@ FULL_TICKET = TICKET | {
     "serviceLevelAgreementID": 1,
     "monitorTypeID": 2,
     "monitorID": 2**40,
-    "contractServiceID": 2**40 + 1,
-    "assignedResourceID": 29682885,
+    # References must name seeded, active records of the ticket's company (seed.py).
+    "contractID": 29683901,
+    "assignedResourceID": 29682886,
     "assignedResourceRoleID": 29682803,
     "purchaseOrderNumber": "PO-1",
     "resolution": "Pending",

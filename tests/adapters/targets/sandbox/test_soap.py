@@ -400,14 +400,23 @@ def test_missing_title_is_a_validation_error(soap: SoapClient, sandbox: Sandbox)
     assert reply.status == 200
     assert reply.return_code == -1
     assert reply.entities == []
-    assert any("Missing Required Field: title" in m for m in reply.errors), reply.errors
+    # Real wording (WYRE-AI/autotask-mcp PR #288, autotask-api.md §14), behind the batch prefix.
+    assert any(m.endswith("title is required.; on record number [0].") for m in reply.errors), (
+        reply.errors
+    )
     assert sandbox.state.all("Tickets") == []
 
 
 def test_unknown_account_is_a_validation_error(soap: SoapClient) -> None:
     reply = soap.create(ticket(AccountID=99))
     assert reply.return_code == -1
-    assert any("does not reference an existing entity for companyID" in m for m in reply.errors)
+    assert any(
+        m.endswith(
+            "Reference value on field: companyID of type: Account does not exist or is invalid."
+            " ; on record number [1]."
+        )
+        for m in reply.errors
+    ), reply.errors
 
 
 def test_one_bad_entity_fails_the_whole_batch(soap: SoapClient, sandbox: Sandbox) -> None:
