@@ -19,6 +19,7 @@ from adapters.targets.sandbox.app import REST_PREFIX, Call, Sandbox, new_call
 from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
 from adapters.targets.sandbox.service import MAX_PAGE
+from adapters.targets.sandbox.values import wire_record
 
 ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
 _ENTITIES = "any(tickets, ticketnotes, companies)"
@@ -178,13 +179,14 @@ class _Handler:
 
     def item(self) -> Response:
         # A missing id answers 200 with a null item (django-autotask get_single).
-        return jsonify({"item": self.service.get(self.entity, int(self.args["item_id"]))})
+        record = self.service.get(self.entity, int(self.args["item_id"]))
+        return jsonify({"item": wire_record(self.entity, record) if record else None})
 
     def note(self) -> Response:
         record = self.service.get("TicketNotes", int(self.args["item_id"]))
         if record is not None and record["ticketID"] != self.args["parent_id"]:
             record = None
-        return jsonify({"item": record})
+        return jsonify({"item": wire_record("TicketNotes", record) if record else None})
 
     def query(self) -> Response:
         search = self._search()
@@ -252,8 +254,12 @@ class _Handler:
                 "For search results that contain more than 500 results, you must include Id"
                 " as a field."
             )
+        items = [wire_record(self.entity, item) for item in items]
         if include_props:
-            items = [{prop: item[prop] for prop in include_props} for item in items]
+            # The real answer keeps userDefinedFields beside the fields asked for (the
+            # includeFields example in the apigrate/autotask-restapi README, autotask-api.md §4).
+            keep = list(dict.fromkeys([*include_props, "userDefinedFields"]))
+            items = [{prop: item[prop] for prop in keep if prop in item} for item in items]
         base = f"{request.host_url}ATServicesRest/V1.0/{self.entity}/query/next"
         search_text = quote(json.dumps(search, separators=(",", ":")))
 

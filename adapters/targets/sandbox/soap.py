@@ -31,6 +31,7 @@ from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.query import Condition, Group, check_limits, make_condition
 from adapters.targets.sandbox.service import SandboxService
 from adapters.targets.sandbox.state import SandboxState
+from adapters.targets.sandbox.values import wire_record
 
 ATWS_NS = "http://autotask.net/ATWS/v1_6/"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -344,7 +345,12 @@ def _format(kind: str, xsd_type: str, value: Any) -> str:
 
 
 def _entity(parent: etree._Element, soap: str, record: dict[str, Any]) -> None:
-    """Append `<Entity xsi:type=…>`: id, UserDefinedFields, then the fields in WSDL order."""
+    """Append `<Entity xsi:type=…>`: id, UserDefinedFields, then the fields in WSDL order.
+
+    Values are in the wire form (values.wire_record): an unset string is an empty element, as
+    `<Resolution xsi:type="xsd:string"/>` in the real query fixtures; a null one is left out.
+    """
+    record = wire_record(REST_ENTITY[soap], record)
     element = _sub(parent, "Entity")
     element.set(XSI_TYPE, soap)
     _sub(element, "id", str(record["id"]))
