@@ -67,6 +67,7 @@ def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> Sandbox
             thread_limit=settings["SANDBOX_THREAD_LIMIT"],
         ),
         strict_properties=settings["SANDBOX_STRICT_PROPERTIES"],
+        opaque_errors=settings["SANDBOX_OPAQUE_ERRORS"],
         state_file=settings["SANDBOX_STATE_FILE"] or None,
     )
     try:

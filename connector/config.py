@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_LATENCY_TIERS": [[0.5, 0.5], [0.75, 1.0]],
     "SANDBOX_THREAD_LIMIT": 3,
     "SANDBOX_STRICT_PROPERTIES": True,
+    "SANDBOX_OPAQUE_ERRORS": False,
 }
 
 

@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from adapters.targets.sandbox.app import REST_PREFIX, Call, Sandbox, new_call
+from adapters.targets.sandbox.app import GENERIC_ERROR, REST_PREFIX, Call, Sandbox, new_call
 from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
 from adapters.targets.sandbox.service import MAX_PAGE
@@ -74,6 +74,20 @@ def errors_response(error: SandboxError) -> Response:
 
 def register(app: Flask, sandbox: Sandbox) -> None:
     """Mount the REST API on `app`."""
+
+    @app.after_request
+    def opaque_errors(response: Response) -> Response:
+        # Opaque-errors mode: every REST error body, whatever produced it (a refusal, a 404/405,
+        # Flask's own 413), becomes Autotask's generic one; the status stays.
+        if (
+            sandbox.opaque_errors
+            and response.status_code >= 400
+            and request.path.startswith(REST_PREFIX)
+        ):
+            generic = jsonify({"errors": [GENERIC_ERROR]})
+            generic.status_code = response.status_code
+            return generic
+        return response
 
     @app.route(f"{REST_PREFIX}<path:subpath>", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
     def autotask_rest(subpath: str) -> Response:
@@ -139,8 +153,9 @@ class _Handler:
     def zone(self) -> Response:
         user = request.args.get("user", "")
         if not user or user.lower() != self.sandbox.config.user.username.lower():
-            # Autotask answers a blank or unknown user with 500 (django-autotask get_zone_info).
-            raise SandboxError(f"Zone information could not be determined for user '{user}'.")
+            # Autotask answers a blank or unknown user with 500 (django-autotask get_zone_info)
+            # and this body (KelvinTegelaar/AutotaskAPI #17; autotask-api.md §14).
+            raise SandboxError("Zone information could not be determined")
         return jsonify(
             {
                 "zoneName": self.sandbox.config.zone_name,

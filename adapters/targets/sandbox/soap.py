@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from lxml import etree
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from adapters.targets.sandbox.app import SOAP_PATH, Call, Sandbox, new_call
+from adapters.targets.sandbox.app import GENERIC_ERROR, SOAP_PATH, Call, Sandbox, new_call
 from adapters.targets.sandbox.entities import (
     FIELD_INFO,
     REST_PROPERTIES,
@@ -304,11 +304,17 @@ def _envelope(content: etree._Element, status: int = 200) -> Response:
     return Response(body, status=status, content_type="text/xml; charset=utf-8")
 
 
+def _opaque() -> bool:
+    """Whether the sandbox answering this request is in opaque-errors mode."""
+    sandbox: Sandbox = current_app.extensions["sandbox"]
+    return bool(sandbox.opaque_errors)
+
+
 def fault_response(message: str, *, code: str = "Client", status: int = 500) -> Response:
     """A SOAP 1.1 Fault (HTTP 500 unless the pipeline chose another status)."""
     fault = etree.Element(f"{{{SOAP_ENV_NS}}}Fault")
     etree.SubElement(fault, "faultcode").text = f"soap:{code}"
-    etree.SubElement(fault, "faultstring").text = _text(message)
+    etree.SubElement(fault, "faultstring").text = _text(GENERIC_ERROR if _opaque() else message)
     etree.SubElement(fault, "detail")
     return _envelope(fault, status)
 
@@ -320,9 +326,12 @@ def unauthorized_response() -> Response:
     server's body was not recorded. Reference: autotask-api.md §10.
     """
     host = request.host
-    response = Response(
+    text = (
         "The HTTP request is unauthorized with client authentication scheme 'Basic'. The"
-        f" authentication header received from the server was 'Basic Realm=\"{host}\"'.",
+        f" authentication header received from the server was 'Basic Realm=\"{host}\"'."
+    )
+    response = Response(
+        GENERIC_ERROR if _opaque() else text,
         status=401,
         content_type="text/plain; charset=utf-8",
     )
@@ -392,6 +401,8 @@ def atws_response(
     info_message: str | None = None,
 ) -> Response:
     """`<{op}Response><{op}Result>` holding an ATWSResponse (ReturnCode 1, or -1 with errors)."""
+    if errors and _opaque():
+        errors = [GENERIC_ERROR]
     wrapper = etree.Element(f"{{{ATWS_NS}}}{operation}Response", nsmap=_DEFAULT_NS)
     result = _sub(wrapper, f"{operation}Result")
     # Failures carry a ReturnCode other than 1; -1 is the sandbox's choice (the exact value is

@@ -444,6 +444,13 @@ def test_wrong_secret_is_an_auth_error_after_one_zone_relookup(
     ]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason='Real Autotask answers both with HTTP 500 {"errors":["Something went wrong"]}'
+    " (apigrate/autotask-restapi #19), and so does the sandbox now; the REST client's"
+    " _AUTH_MARKERS matched the sandbox's former invented texts. The classification is being"
+    " redone separately.",
+)
 @pytest.mark.parametrize(
     ("override", "message"),
     [
