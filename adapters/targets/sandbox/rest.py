@@ -17,7 +17,16 @@ from werkzeug.routing import Map, Rule
 
 from adapters.targets.sandbox.app import GENERIC_ERROR, REST_PREFIX, Call, Sandbox, new_call
 from adapters.targets.sandbox.errors import SandboxError
-from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
+from adapters.targets.sandbox.query import (
+    COMPARISONS,
+    EXISTENCE,
+    GROUPS,
+    LISTS,
+    Condition,
+    Group,
+    canonical_field,
+    parse_rest_filter,
+)
 from adapters.targets.sandbox.service import MAX_PAGE
 from adapters.targets.sandbox.values import wire_record
 
@@ -209,7 +218,7 @@ class _Handler:
 
     def count(self) -> Response:
         search = self._search()
-        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        tree = self._filter(search)
         return jsonify({"queryCount": self.service.count(self.entity, tree)})
 
     def next(self) -> Response:
@@ -222,6 +231,21 @@ class _Handler:
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise SandboxError(f"Invalid paging parameter {raw!r}.") from e
         return self._page(self._search(), after_id=after_id, previous_ids=previous_ids)
+
+    def _filter(self, search: dict[str, Any]) -> Group:
+        """The QueryModel's filter as a condition tree.
+
+        Real Autotask silently drops a clause whose operator it does not know: a query with
+        `ne` (not `noteq`) returned every row (WYRE-AI/autotask-mcp PR #211; autotask-api.md
+        §14). The sandbox refuses such a clause instead, so the mistake shows up in tests,
+        unless strict mode is off (CONNECTOR_SANDBOX_STRICT_PROPERTIES=false), when it drops
+        it as Autotask does; a query left with no clause then matches every record.
+        """
+        filters = _key(search, "filter")
+        if self.service.strict_properties or not isinstance(filters, list) or not filters:
+            return parse_rest_filter(self.entity, filters)
+        kept = _known_operators_only(filters)
+        return parse_rest_filter(self.entity, kept or [{"op": "exist", "field": "id"}])
 
     def _search(self) -> dict[str, Any]:
         """The QueryModel: from `?search=` on GET, from the body on POST (or `search` on next)."""
@@ -238,7 +262,7 @@ class _Handler:
         return body
 
     def _page(self, search: dict[str, Any], *, after_id: int, previous_ids: list[int]) -> Response:
-        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        tree = self._filter(search)
         return self._page_of(tree, search, after_id=after_id, previous_ids=previous_ids)
 
     def _page_of(
@@ -335,6 +359,30 @@ class _Handler:
             "TicketNotes", values, replace=request.method == "PUT", parent_id=parent_id
         )
         return jsonify({"itemId": item_id})
+
+
+#: The REST filter operators, lower-cased (autotask-api.md §4).
+KNOWN_OPERATORS = COMPARISONS | EXISTENCE | LISTS | GROUPS
+
+
+def _known_operators_only(filters: list[Any]) -> list[Any]:
+    """`filters` without the clauses whose operator is unknown; a group left empty goes too."""
+    kept: list[Any] = []
+    for node in filters:
+        if not isinstance(node, dict):
+            kept.append(node)  # malformed: left for the parser to refuse
+            continue
+        op = str(_key(node, "op") or "").lower()
+        if op not in KNOWN_OPERATORS:
+            continue
+        items = _key(node, "items")
+        if op in GROUPS and isinstance(items, list) and items:
+            inner = _known_operators_only(items)
+            if not inner:
+                continue
+            node = {k: inner if str(k).lower() == "items" else v for k, v in node.items()}
+        kept.append(node)
+    return kept
 
 
 def _key(body: dict[str, Any], name: str) -> Any:

@@ -582,7 +582,8 @@ def _field(soap: str, element: etree._Element) -> Condition | Group:
         lookup = {k.lower(): v for k, v in SOAP_TO_REST[soap].items()}
         found = lookup.get(name.lower())
         if found is None:
-            raise SandboxError(f"Unable to find {name} in the {soap} entity.")
+            # The REST wording (autotask-api.md §14); ATWS's own was not recorded.
+            raise SandboxError(f"Unable to find {name} in the {soap} Entity")
         prop = found
     conditions: list[Condition | Group] = []
     for expression in _elements(element):

@@ -601,7 +601,7 @@ def test_query_returns_at_most_500_sorted_by_id(soap: SoapClient) -> None:
     [
         (
             queryxml("Ticket", field("Nope", "Equals", "1")),
-            "Unable to find Nope in the Ticket entity.",
+            "Unable to find Nope in the Ticket Entity",
         ),
         (queryxml("Ticket", field("Title", "Like", "x%")), "does not support the query operator"),
         (queryxml("Ticket", field("Title", "Bogus", "x")), "Invalid query operator"),
