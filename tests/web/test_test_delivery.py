@@ -148,7 +148,22 @@ def test_a_wrong_secret_is_explained(
     assert any(c.http_status == 401 for c in api_calls(connector_app))
 
 
-@BOTH_APIS
+@pytest.mark.parametrize(
+    "api_flavour",
+    [
+        pytest.param(
+            "rest",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Over REST real Autotask answers an unknown tracking identifier with"
+                ' HTTP 500 {"errors":["Something went wrong"]} (apigrate/autotask-restapi #19),'
+                " and so does the sandbox now; testdelivery.explain matched the sandbox's former"
+                " invented text. The classification is being redone separately.",
+            ),
+        ),
+        "soap",
+    ],
+)
 @sqlite_only
 def test_a_wrong_tracking_identifier_is_explained(
     client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_user: ApiUser
