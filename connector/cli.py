@@ -68,6 +68,7 @@ def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> Sandbox
             thread_limit=settings["SANDBOX_THREAD_LIMIT"],
         ),
         strict_properties=settings["SANDBOX_STRICT_PROPERTIES"],
+        opaque_errors=settings["SANDBOX_OPAQUE_ERRORS"],
         state_file=settings["SANDBOX_STATE_FILE"] or None,
         refuse_inactive_companies=settings["SANDBOX_REFUSE_INACTIVE_COMPANIES"],
         api_ticket_category=_ticket_category(settings["SANDBOX_API_TICKET_CATEGORY"]),

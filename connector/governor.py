@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import TargetAuthError, TargetError, TargetRateLimited
-from connector.models import ApiCall, ApiSlot, GovernorState, utcnow
+from connector.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
 from connector.ports import TicketTarget
 from connector.services import Services
 
@@ -212,6 +212,9 @@ class Governor:
         lease = timedelta(seconds=self.limits.lease)
         with self.services.transaction() as session:
             state = _locked_state(session, integration_id)
+            if _credentials_changed_since_refused(session, state, self.limits):
+                state.paused_until = None
+                state.pause_reason = None
             if state.paused_until is not None and now < state.paused_until:
                 wait = (state.paused_until - now).total_seconds()
                 raise Throttled(
@@ -410,6 +413,23 @@ def _insert(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
+
+
+def _credentials_changed_since_refused(
+    session: Session, state: GovernorState, limits: Limits
+) -> bool:
+    """Whether the integration was saved after Autotask refused its credentials.
+
+    Then the refusal is old news: the next call tries the new credentials at once, instead of
+    waiting out a pause meant for the old ones.
+    """
+    if state.paused_until is None or not (state.pause_reason or "").startswith(CREDENTIALS_REFUSED):
+        return False
+    refused_at = state.paused_until - timedelta(seconds=limits.credentials_pause)
+    saved_at = session.scalar(
+        select(Integration.updated_at).where(Integration.id == state.integration_id)
+    )
+    return saved_at is not None and saved_at > refused_at
 
 
 def calls_status(session: Session, integration_id: int, now: datetime) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from connector.errors import (
     ExtractionError,
     NotFoundError,
     RenderError,
+    TargetAuthError,
     TargetError,
     TargetRateLimited,
     TargetUnavailable,
@@ -376,12 +377,16 @@ def explain(error: Exception, *, company_id: int, id_path: str, username: str) -
         return (
             "Autotask refused the API user's credentials (HTTP 401): check the username and secret"
         )
-    if any(
-        marker in lowered for marker in ("integrationcode", "integration code", "tracking identif")
-    ):
-        return "the API tracking identifier (integration code) is not valid"
-    if "user name or password are incorrect" in lowered or "api user was not found" in lowered:
+    if isinstance(error, TargetAuthError) and "zoneinformation" in lowered.replace(" ", ""):
+        # The zone lookup is the one call without credentials: only the username can fail it
+        # ("Zone information could not be determined", autotask-api.md §14).
         return f"Autotask does not know the API user {username!r}: check the username"
+    if isinstance(error, TargetAuthError) or any(
+        marker in lowered for marker in ("integrationcode", "integration code")
+    ):
+        # The user is known (its zone was found) and a wrong secret is a 401: what is left is
+        # the tracking identifier, refused with a bare 500 (apigrate/autotask-restapi #19).
+        return "the API tracking identifier (integration code) is not valid"
     if "companyid" in lowered and "existing entity" in lowered:
         return f"Autotask has no company {company_id}"
     if "field: companyid of type" in lowered and "does not exist or is invalid" in lowered:

@@ -339,9 +339,19 @@ def test_the_target_gets_the_rendered_requests_in_order(
     [
         (TargetAuthError("x", response={"status": 401, "body": ""}), "HTTP 401"),
         (TargetAuthError("HTTP 500: IntegrationCode is invalid."), "integration code"),
-        (
-            TargetAuthError("User name or password are incorrect, or the API user was not found."),
+        (  # autotask-api.md §14, KelvinTegelaar/AutotaskAPI #17
+            TargetAuthError(
+                "Autotask GET ZoneInformation: HTTP 500: Zone information could not be determined"
+            ),
             "does not know the API user 'me@x'",
+        ),
+        (
+            TargetAuthError(
+                "Autotask POST Tickets: HTTP 500: Something went wrong; Autotask refused a check"
+                " of the credentials too (…): it does not accept this API user's username,"
+                " secret or tracking identifier"
+            ),
+            "tracking identifier (integration code) is not valid",
         ),
         (
             TargetRejected("Value does not reference an existing entity for companyID . "),

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 REST_PREFIX = "/atservicesrest/"
 SOAP_PATH = "/atservices/1.6/atws.asmx"
 
+#: Autotask's answer when it says nothing about what failed (apigrate/autotask-restapi #19,
+#: autotask-api.md §14); also every error body in opaque-errors mode.
+GENERIC_ERROR = "Something went wrong"
+
 #: How many calls /_sandbox/calls remembers.
 CALL_LOG_SIZE = 200_000
 
@@ -41,7 +45,11 @@ class SandboxConfig:
 
     user: ApiUser = field(default_factory=make_api_user)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    #: Refuse unknown properties (and unknown REST query operators); real Autotask ignores them.
     strict_properties: bool = True
+    #: Answer every error with Autotask's generic "Something went wrong" and nothing else, so no
+    #: test can come to depend on a sandbox-only text (README "Opaque errors").
+    opaque_errors: bool = False
     state_file: str | None = None
     zone_name: str = "Sandbox"
     #: The database's customer identifier reported by zone lookups.
@@ -112,12 +120,14 @@ class Sandbox:
         )
         self.limits = ApiLimits(self.config.limits, clock=clock)
         self.faults = FaultInjector()
+        #: Switchable at run time (POST /_sandbox/settings); reset() restores the configured value.
+        self.opaque_errors = self.config.opaque_errors
         self.sleep = sleep
         self._calls: deque[Call] = deque(maxlen=CALL_LOG_SIZE)
         self._calls_lock = threading.Lock()
 
     def reset(self) -> None:
-        """Back to the seeded state: no tickets, no calls, no faults, an empty request window.
+        """Back to the seeded state: no tickets, calls, faults or usage; settings as configured.
 
         The API-only ticket category goes back to the configured one (runtime changes are lost).
         """
@@ -125,6 +135,8 @@ class Sandbox:
         self.service.rules.api_ticket_category = self.config.api_ticket_category
         self.limits.reset()
         self.faults.clear()
+        self.opaque_errors = self.config.opaque_errors
+        self.service.strict_properties = self.config.strict_properties
         with self._calls_lock:
             self._calls.clear()
 
@@ -155,19 +167,20 @@ class Sandbox:
     # -- the pipeline every Autotask call goes through ------------------------------------------
 
     def authenticate(self, username: str | None, secret: str | None, code: str | None) -> None:
-        """Check credentials the way Autotask answers them (500 unknown user/code, 401 secret)."""
+        """Check credentials the way Autotask answers them (500 unknown user/code, 401 secret).
+
+        An unknown user is a 500, a known user with a wrong secret a 401, valid credentials with
+        an unknown integration code a 500, and none of them says which: the body is "typically
+        something like {"errors":["Something went wrong"]}" (apigrate/autotask-restapi #19,
+        maintainer; autotask-api.md §2 and §14).
+        """
         user = self.config.user
         if not username or username.lower() != user.username.lower():
-            raise SandboxError(
-                "User name or password are incorrect, or the API user was not found.", status=500
-            )
+            raise SandboxError(GENERIC_ERROR, status=500)
         if secret != user.secret:
-            raise SandboxError("Authorization has been denied for this request.", status=401)
+            raise SandboxError(GENERIC_ERROR, status=401)
         if code != user.integration_code:
-            raise SandboxError(
-                "IntegrationCode is invalid: the API tracking identifier is not recognised.",
-                status=500,
-            )
+            raise SandboxError(GENERIC_ERROR, status=500)
 
     def run(
         self,
@@ -332,6 +345,30 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
         sandbox.service.rules.api_ticket_category = category
         return jsonify(category.describe() if category else {})
 
+    @app.get("/_sandbox/settings")
+    def sandbox_settings() -> Response:
+        return jsonify(_settings(sandbox))
+
+    @app.post("/_sandbox/settings")
+    def sandbox_set_settings() -> tuple[Response, int] | Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return jsonify(
+                {"error": "invalid settings", "fields": {"_schema": ["Expected a JSON object."]}}
+            ), 400
+        problems = {
+            key: ["Unknown setting."] if key not in SETTINGS else ["Expected true or false."]
+            for key, value in body.items()
+            if key not in SETTINGS or not isinstance(value, bool)
+        }
+        if problems:
+            return jsonify({"error": "invalid settings", "fields": problems}), 400
+        if "opaque_errors" in body:
+            sandbox.opaque_errors = body["opaque_errors"]
+        if "strict_properties" in body:
+            sandbox.service.strict_properties = body["strict_properties"]
+        return jsonify(_settings(sandbox))
+
     @app.get("/_sandbox/limits")
     def sandbox_limits() -> Response:
         settings = sandbox.limits.settings
@@ -357,3 +394,15 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
                 "tickets": len(sandbox.state.all("Tickets")),
             }
         )
+
+
+#: The switches POST /_sandbox/settings changes at run time (booleans).
+SETTINGS = ("opaque_errors", "strict_properties")
+
+
+def _settings(sandbox: Sandbox) -> dict[str, bool]:
+    """The run-time switches, as GET /_sandbox/settings answers them."""
+    return {
+        "opaque_errors": sandbox.opaque_errors,
+        "strict_properties": sandbox.service.strict_properties,
+    }

@@ -6,7 +6,7 @@
 - Usage-based latency: from 50 % of the threshold 0.5 s, from 75 % 1 s are added per call
   (third-party figures, configurable).
 - Thread limiting: 3 concurrent requests per (API tracking identifier, object endpoint), answered
-  with 429 "thread threshold of 3 threads has been exceeded"; ZoneInformation is exempt.
+  with 429 "API thread threshold of 3 threads has been exceeded"; ZoneInformation is exempt.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from adapters.targets.sandbox.errors import SandboxError
+
+
+def thread_threshold_message(limit: int) -> str:
+    """Autotask's refusal past the thread limit, in its own words.
+
+    "API thread threshold of 3 threads has been exceeded", as quoted from real answers
+    (n8n-nodes-autotask PR #107 and issue #4; autotask-api.md §14), status 429 over REST.
+    """
+    return f"API thread threshold of {limit} threads has been exceeded"
 
 
 @dataclass
@@ -69,6 +78,9 @@ class ApiLimits:
             self._expire(now)
             threshold = self.settings.hourly_threshold
             if len(self._window) >= threshold:
+                # Invented wording: no real answer past the hourly threshold was found
+                # (autotask-api.md §8). It names the "request threshold", which the connector's
+                # RATE_LIMIT_MARKERS look for.
                 raise SandboxError(
                     f"The request threshold of {threshold} requests per"
                     f" {self.settings.timeframe_minutes} minutes has been exceeded for this"
@@ -90,13 +102,7 @@ class ApiLimits:
         with self._lock:
             current = self._in_flight.get(key, 0)
             if current >= self.settings.thread_limit:
-                # Real log text: "429 - thread threshold of 3 threads has been exceeded";
-                # n8n-nodes-autotask knows the code Itgenatr005 (autotask-api.md §7).
-                raise SandboxError(
-                    f"Itgenatr005: thread threshold of {self.settings.thread_limit} threads has"
-                    f" been exceeded for endpoint {endpoint} and this API tracking identifier.",
-                    status=429,
-                )
+                raise SandboxError(thread_threshold_message(self.settings.thread_limit), status=429)
             self._in_flight[key] = current + 1
         try:
             yield current + 1

@@ -44,12 +44,18 @@ class Group:
     items: list[Condition | Group] = field(default_factory=list)
 
 
+#: REST entity → the singular name Autotask's query errors use.
+SINGULAR = {"Tickets": "Ticket", "TicketNotes": "TicketNote", "Companies": "Company"}
+
+
 def canonical_field(entity: str, name: str) -> str:
     """Map a case-insensitive field name to the entity's REST property, or raise."""
     lookup = {prop.lower(): prop for prop in REST_PROPERTIES[entity]}
     found = lookup.get(str(name).lower())
     if found is None or found == "userDefinedFields":
-        raise SandboxError(f"Unable to find {name} in the {entity} entity.")
+        # Autotask's words: "Unable to find projectID in the TimeEntry Entity" for the
+        # TimeEntries endpoint (WYRE-AI/autotask-mcp PR #282; autotask-api.md §14).
+        raise SandboxError(f"Unable to find {name} in the {SINGULAR.get(entity, entity)} Entity")
     return found
 
 

@@ -15,10 +15,20 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from adapters.targets.sandbox.app import REST_PREFIX, Call, Sandbox, new_call
+from adapters.targets.sandbox.app import GENERIC_ERROR, REST_PREFIX, Call, Sandbox, new_call
 from adapters.targets.sandbox.errors import SandboxError
-from adapters.targets.sandbox.query import Condition, Group, canonical_field, parse_rest_filter
+from adapters.targets.sandbox.query import (
+    COMPARISONS,
+    EXISTENCE,
+    GROUPS,
+    LISTS,
+    Condition,
+    Group,
+    canonical_field,
+    parse_rest_filter,
+)
 from adapters.targets.sandbox.service import MAX_PAGE
+from adapters.targets.sandbox.values import wire_record
 
 ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
 _ENTITIES = "any(tickets, ticketnotes, companies)"
@@ -73,6 +83,20 @@ def errors_response(error: SandboxError) -> Response:
 
 def register(app: Flask, sandbox: Sandbox) -> None:
     """Mount the REST API on `app`."""
+
+    @app.after_request
+    def opaque_errors(response: Response) -> Response:
+        # Opaque-errors mode: every REST error body, whatever produced it (a refusal, a 404/405,
+        # Flask's own 413), becomes Autotask's generic one; the status stays.
+        if (
+            sandbox.opaque_errors
+            and response.status_code >= 400
+            and request.path.startswith(REST_PREFIX)
+        ):
+            generic = jsonify({"errors": [GENERIC_ERROR]})
+            generic.status_code = response.status_code
+            return generic
+        return response
 
     @app.route(f"{REST_PREFIX}<path:subpath>", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
     def autotask_rest(subpath: str) -> Response:
@@ -138,8 +162,9 @@ class _Handler:
     def zone(self) -> Response:
         user = request.args.get("user", "")
         if not user or user.lower() != self.sandbox.config.user.username.lower():
-            # Autotask answers a blank or unknown user with 500 (django-autotask get_zone_info).
-            raise SandboxError(f"Zone information could not be determined for user '{user}'.")
+            # Autotask answers a blank or unknown user with 500 (django-autotask get_zone_info)
+            # and this body (KelvinTegelaar/AutotaskAPI #17; autotask-api.md §14).
+            raise SandboxError("Zone information could not be determined")
         return jsonify(
             {
                 "zoneName": self.sandbox.config.zone_name,
@@ -178,13 +203,14 @@ class _Handler:
 
     def item(self) -> Response:
         # A missing id answers 200 with a null item (django-autotask get_single).
-        return jsonify({"item": self.service.get(self.entity, int(self.args["item_id"]))})
+        record = self.service.get(self.entity, int(self.args["item_id"]))
+        return jsonify({"item": wire_record(self.entity, record) if record else None})
 
     def note(self) -> Response:
         record = self.service.get("TicketNotes", int(self.args["item_id"]))
         if record is not None and record["ticketID"] != self.args["parent_id"]:
             record = None
-        return jsonify({"item": record})
+        return jsonify({"item": wire_record("TicketNotes", record) if record else None})
 
     def query(self) -> Response:
         search = self._search()
@@ -192,7 +218,7 @@ class _Handler:
 
     def count(self) -> Response:
         search = self._search()
-        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        tree = self._filter(search)
         return jsonify({"queryCount": self.service.count(self.entity, tree)})
 
     def next(self) -> Response:
@@ -205,6 +231,21 @@ class _Handler:
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise SandboxError(f"Invalid paging parameter {raw!r}.") from e
         return self._page(self._search(), after_id=after_id, previous_ids=previous_ids)
+
+    def _filter(self, search: dict[str, Any]) -> Group:
+        """The QueryModel's filter as a condition tree.
+
+        Real Autotask silently drops a clause whose operator it does not know: a query with
+        `ne` (not `noteq`) returned every row (WYRE-AI/autotask-mcp PR #211; autotask-api.md
+        §14). The sandbox refuses such a clause instead, so the mistake shows up in tests,
+        unless strict mode is off (CONNECTOR_SANDBOX_STRICT_PROPERTIES=false), when it drops
+        it as Autotask does; a query left with no clause then matches every record.
+        """
+        filters = _key(search, "filter")
+        if self.service.strict_properties or not isinstance(filters, list) or not filters:
+            return parse_rest_filter(self.entity, filters)
+        kept = _known_operators_only(filters)
+        return parse_rest_filter(self.entity, kept or [{"op": "exist", "field": "id"}])
 
     def _search(self) -> dict[str, Any]:
         """The QueryModel: from `?search=` on GET, from the body on POST (or `search` on next)."""
@@ -221,7 +262,7 @@ class _Handler:
         return body
 
     def _page(self, search: dict[str, Any], *, after_id: int, previous_ids: list[int]) -> Response:
-        tree = parse_rest_filter(self.entity, _key(search, "filter"))
+        tree = self._filter(search)
         return self._page_of(tree, search, after_id=after_id, previous_ids=previous_ids)
 
     def _page_of(
@@ -252,8 +293,12 @@ class _Handler:
                 "For search results that contain more than 500 results, you must include Id"
                 " as a field."
             )
+        items = [wire_record(self.entity, item) for item in items]
         if include_props:
-            items = [{prop: item[prop] for prop in include_props} for item in items]
+            # The real answer keeps userDefinedFields beside the fields asked for (the
+            # includeFields example in the apigrate/autotask-restapi README, autotask-api.md §4).
+            keep = list(dict.fromkeys([*include_props, "userDefinedFields"]))
+            items = [{prop: item[prop] for prop in keep if prop in item} for item in items]
         base = f"{request.host_url}ATServicesRest/V1.0/{self.entity}/query/next"
         search_text = quote(json.dumps(search, separators=(",", ":")))
 
@@ -314,6 +359,30 @@ class _Handler:
             "TicketNotes", values, replace=request.method == "PUT", parent_id=parent_id
         )
         return jsonify({"itemId": item_id})
+
+
+#: The REST filter operators, lower-cased (autotask-api.md §4).
+KNOWN_OPERATORS = COMPARISONS | EXISTENCE | LISTS | GROUPS
+
+
+def _known_operators_only(filters: list[Any]) -> list[Any]:
+    """`filters` without the clauses whose operator is unknown; a group left empty goes too."""
+    kept: list[Any] = []
+    for node in filters:
+        if not isinstance(node, dict):
+            kept.append(node)  # malformed: left for the parser to refuse
+            continue
+        op = str(_key(node, "op") or "").lower()
+        if op not in KNOWN_OPERATORS:
+            continue
+        items = _key(node, "items")
+        if op in GROUPS and isinstance(items, list) and items:
+            inner = _known_operators_only(items)
+            if not inner:
+                continue
+            node = {k: inner if str(k).lower() == "items" else v for k, v in node.items()}
+        kept.append(node)
+    return kept
 
 
 def _key(body: dict[str, Any], name: str) -> Any:

@@ -13,13 +13,15 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from lxml import etree
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from adapters.targets.sandbox.app import SOAP_PATH, Call, Sandbox, new_call
+from adapters.targets.sandbox.app import GENERIC_ERROR, SOAP_PATH, Call, Sandbox, new_call
 from adapters.targets.sandbox.entities import (
     FIELD_INFO,
     REST_PROPERTIES,
@@ -31,6 +33,7 @@ from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.query import Condition, Group, check_limits, make_condition
 from adapters.targets.sandbox.service import SandboxService
 from adapters.targets.sandbox.state import SandboxState
+from adapters.targets.sandbox.values import wire_record
 
 ATWS_NS = "http://autotask.net/ATWS/v1_6/"
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -57,8 +60,25 @@ REST_ENTITY = {soap: rest for rest, soap in SOAP_ENTITY.items()}
 #: SOAP entities that create and update accept; Accounts are seeded and query-only here.
 WRITABLE = {"Ticket", "TicketNote"}
 
-#: The operations the sandbox implements, by the Body element's local name.
-OPERATIONS = {"create", "update", "query", "getZoneInfo", "getThresholdAndUsageInfo"}
+#: The operations the sandbox implements, by the Body element's local name. The WSDL names the
+#: entity-information operation getEntityInfo, but its element (what goes in the Body) is
+#: GetEntityInfo.
+OPERATIONS = {
+    "create",
+    "update",
+    "query",
+    "getZoneInfo",
+    "getThresholdAndUsageInfo",
+    "GetEntityInfo",
+    "GetFieldInfo",
+}
+
+#: The vendored real WSDL the sandbox serves, byte for byte the one in
+#: tests/fixtures/autotask/specs/ (trepidity/autotask_ruby atws-1_6.wsdl; a test keeps them equal).
+WSDL_FILE = Path(__file__).with_name("atws-v1_6.wsdl")
+
+#: The WSDL's service address, replaced by the sandbox's own when it is served.
+WSDL_ADDRESS = "https://webservices2.autotask.net/ATServices/1.6/atws.asmx"
 
 #: QueryXML operators (lower-cased) → REST filter operators. Reference: autotask-api.md §10
 #: (python-atws atws/query.py lists the names; OFFICIAL QueryXML.htm their meaning).
@@ -239,6 +259,10 @@ def parse_request(data: bytes) -> SoapRequest:
         first = next(iter(_entity_elements(operation_element)), None)
         if first is not None:
             soap_request.entity = _entity_type(first)
+    elif operation == "GetFieldInfo":
+        object_type = (operation_element.findtext(f"{{{ATWS_NS}}}psObjectType") or "").strip()
+        known = {s.lower(): s for s in REST_ENTITY}
+        soap_request.entity = known.get(object_type.lower(), object_type)
     elif operation == "query":
         sxml = operation_element.findtext(f"{{{ATWS_NS}}}sXML")
         if not sxml or not sxml.strip():
@@ -303,11 +327,17 @@ def _envelope(content: etree._Element, status: int = 200) -> Response:
     return Response(body, status=status, content_type="text/xml; charset=utf-8")
 
 
+def _opaque() -> bool:
+    """Whether the sandbox answering this request is in opaque-errors mode."""
+    sandbox: Sandbox = current_app.extensions["sandbox"]
+    return bool(sandbox.opaque_errors)
+
+
 def fault_response(message: str, *, code: str = "Client", status: int = 500) -> Response:
     """A SOAP 1.1 Fault (HTTP 500 unless the pipeline chose another status)."""
     fault = etree.Element(f"{{{SOAP_ENV_NS}}}Fault")
     etree.SubElement(fault, "faultcode").text = f"soap:{code}"
-    etree.SubElement(fault, "faultstring").text = _text(message)
+    etree.SubElement(fault, "faultstring").text = _text(GENERIC_ERROR if _opaque() else message)
     etree.SubElement(fault, "detail")
     return _envelope(fault, status)
 
@@ -319,9 +349,12 @@ def unauthorized_response() -> Response:
     server's body was not recorded. Reference: autotask-api.md §10.
     """
     host = request.host
-    response = Response(
+    text = (
         "The HTTP request is unauthorized with client authentication scheme 'Basic'. The"
-        f" authentication header received from the server was 'Basic Realm=\"{host}\"'.",
+        f" authentication header received from the server was 'Basic Realm=\"{host}\"'."
+    )
+    response = Response(
+        GENERIC_ERROR if _opaque() else text,
         status=401,
         content_type="text/plain; charset=utf-8",
     )
@@ -344,7 +377,12 @@ def _format(kind: str, xsd_type: str, value: Any) -> str:
 
 
 def _entity(parent: etree._Element, soap: str, record: dict[str, Any]) -> None:
-    """Append `<Entity xsi:type=…>`: id, UserDefinedFields, then the fields in WSDL order."""
+    """Append `<Entity xsi:type=…>`: id, UserDefinedFields, then the fields in WSDL order.
+
+    Values are in the wire form (values.wire_record): an unset string is an empty element, as
+    `<Resolution xsi:type="xsd:string"/>` in the real query fixtures; a null one is left out.
+    """
+    record = wire_record(REST_ENTITY[soap], record)
     element = _sub(parent, "Entity")
     element.set(XSI_TYPE, soap)
     _sub(element, "id", str(record["id"]))
@@ -386,6 +424,8 @@ def atws_response(
     info_message: str | None = None,
 ) -> Response:
     """`<{op}Response><{op}Result>` holding an ATWSResponse (ReturnCode 1, or -1 with errors)."""
+    if errors and _opaque():
+        errors = [GENERIC_ERROR]
     wrapper = etree.Element(f"{{{ATWS_NS}}}{operation}Response", nsmap=_DEFAULT_NS)
     result = _sub(wrapper, f"{operation}Result")
     # Failures carry a ReturnCode other than 1; -1 is the sandbox's choice (the exact value is
@@ -542,7 +582,8 @@ def _field(soap: str, element: etree._Element) -> Condition | Group:
         lookup = {k.lower(): v for k, v in SOAP_TO_REST[soap].items()}
         found = lookup.get(name.lower())
         if found is None:
-            raise SandboxError(f"Unable to find {name} in the {soap} entity.")
+            # The REST wording (autotask-api.md §14); ATWS's own was not recorded.
+            raise SandboxError(f"Unable to find {name} in the {soap} Entity")
         prop = found
     conditions: list[Condition | Group] = []
     for expression in _elements(element):
@@ -648,6 +689,8 @@ class _Handler:
             "query": self.query,
             "getZoneInfo": self.zone_info,
             "getThresholdAndUsageInfo": self.threshold,
+            "GetEntityInfo": self.entity_info,
+            "GetFieldInfo": self.field_info,
         }
         try:
             return handlers[operation]()
@@ -734,9 +777,125 @@ class _Handler:
         )
         return atws_response("getThresholdAndUsageInfo", info_message=message)
 
+    def entity_info(self) -> Response:
+        """getEntityInfo: an EntityInfo per entity the sandbox serves over SOAP (WSDL order)."""
+        wrapper = etree.Element(f"{{{ATWS_NS}}}GetEntityInfoResponse", nsmap=_DEFAULT_NS)
+        result = _sub(wrapper, "GetEntityInfoResult")
+        for soap in sorted(REST_ENTITY):
+            # The same answer as REST's {Entity}/entityInformation.
+            info = self.service.entity_information(REST_ENTITY[soap])
+            item = _sub(result, "EntityInfo")
+            _sub(item, "Name", soap)
+            for element, key in _ENTITY_INFO:
+                _sub(item, element, _bool(info[key]))
+        return _envelope(wrapper)
+
+    def field_info(self) -> Response:
+        """GetFieldInfo(psObjectType): the entity's Field list, picklists included.
+
+        Built from the same getFieldInfo rows and picklists as REST's entityInformation/fields
+        (entities.FIELD_INFO, SandboxService.field_definitions), in the WSDL's Field order.
+        Real answers leave Description and DefaultValue nil and give ReferenceEntityType and
+        PicklistParentValueField as "" when empty (the getFieldInfo cache in
+        tests/fixtures/autotask/specs/).
+        """
+        soap = self.request.entity or ""
+        if soap not in REST_ENTITY:
+            # Invented wording: the real answer to an unknown psObjectType was not found.
+            raise SoapFault(
+                f"Server was unable to process request. ---> The entity type {soap!r} is not"
+                f" served by the sandbox over SOAP ({', '.join(sorted(REST_ENTITY))})."
+            )
+        rest = REST_ENTITY[soap]
+        picklists = {
+            definition["name"]: definition["picklistValues"] or []
+            for definition in self.service.field_definitions(rest)
+        }
+        wrapper = etree.Element(f"{{{ATWS_NS}}}GetFieldInfoResponse", nsmap=_DEFAULT_NS)
+        result = _sub(wrapper, "GetFieldInfoResult")
+        for row in FIELD_INFO[rest]:
+            item = _sub(result, "Field")
+            _sub(item, "Name", str(row["name"]))
+            _sub(item, "Label", str(row["label"]))
+            _sub(item, "Type", str(row["type"]))
+            _sub(item, "Length", str(row["length"]))
+            _sub(item, "IsRequired", _bool(row["required"]))
+            _sub(item, "IsReadOnly", _bool(row["read_only"]))
+            _sub(item, "IsQueryable", _bool(row["queryable"]))
+            _sub(item, "IsReference", _bool(bool(row["reference"])))
+            _sub(item, "ReferenceEntityType", str(row["reference"]))
+            _sub(item, "IsPickList", _bool(row["picklist"]))
+            values = picklists.get(str(row["rest_name"]), []) if row["picklist"] else []
+            if values:
+                holder = _sub(item, "PicklistValues")
+                for value in values:
+                    entry = _sub(holder, "PickListValue")
+                    _sub(entry, "Value", str(value["value"]))
+                    _sub(entry, "Label", str(value["label"]))
+                    _sub(entry, "IsDefaultValue", _bool(value["isDefaultValue"]))
+                    _sub(entry, "SortOrder", str(value["sortOrder"]))
+                    _sub(entry, "parentValue", str(value["parentValue"] or ""))
+                    _sub(entry, "IsActive", _bool(value["isActive"]))
+                    _sub(entry, "IsSystem", _bool(value["isSystem"]))
+            _sub(item, "PicklistParentValueField", str(row["picklist_parent"]))
+        return _envelope(wrapper)
+
+
+#: EntityInfo elements in WSDL order → the entityInformation key holding their value.
+_ENTITY_INFO = (
+    ("CanUpdate", "canUpdate"),
+    ("CanDelete", "canDelete"),
+    ("CanCreate", "canCreate"),
+    ("CanQuery", "canQuery"),
+    ("HasUserDefinedFields", "hasUserDefinedFields"),
+)
+
+
+def _bool(value: object) -> str:
+    return "true" if value else "false"
+
+
+@cache
+def _wsdl_text() -> str:
+    # The vendored copy starts with a newline before its XML declaration, which XML allows only
+    # at the very start of a document; served as the real service serves it, from the declaration.
+    return WSDL_FILE.read_text(encoding="utf-8").lstrip()
+
+
+def wsdl_response(base_url: str) -> Response:
+    """The real ATWS 1.6 WSDL with its soap:address pointing at this sandbox."""
+    text = _wsdl_text().replace(WSDL_ADDRESS, f"{base_url}ATServices/1.6/atws.asmx")
+    return Response(text, status=200, content_type="text/xml; charset=utf-8")
+
 
 def register(app: Flask, sandbox: Sandbox) -> None:
     """Mount the SOAP endpoint on `app`."""
+
+    @app.get(SOAP_PATH)
+    @app.get(SOAP_PATH.removesuffix(".asmx") + ".wsdl")
+    def autotask_wsdl() -> Response:
+        # ASMX serves its WSDL at atws.asmx?WSDL (any case); clients also ask for atws.wsdl
+        # (python-atws replaces asmx by wsdl, autotask-api.md §10). No authentication: clients
+        # fetch it before they have a zone (opendns/autotask-php #86).
+        call = new_call("soap", "soap:wsdl", "wsdl")
+        if request.path.endswith(".asmx") and "wsdl" not in {k.lower() for k in request.args}:
+            # Real ASMX shows an HTML help page here; the sandbox has none (invented text).
+            return sandbox.run(
+                call,
+                lambda: Response(
+                    "The sandbox serves SOAP calls by POST and the WSDL at atws.asmx?WSDL.",
+                    status=404,
+                    content_type="text/plain; charset=utf-8",
+                ),
+                lambda e: _pipeline_error(sandbox, call, "", e),
+                credentials=None,
+            )
+        return sandbox.run(
+            call,
+            lambda: wsdl_response(request.host_url),
+            lambda e: _pipeline_error(sandbox, call, "", e),
+            credentials=None,
+        )
 
     @app.post(SOAP_PATH)
     def autotask_soap() -> Response:
@@ -747,7 +906,7 @@ def register(app: Flask, sandbox: Sandbox) -> None:
         except SoapFault as fault:
             return _refused(sandbox, fault)
         operation = soap_request.operation
-        if operation == "getThresholdAndUsageInfo":
+        if operation in ("getThresholdAndUsageInfo", "GetEntityInfo"):
             thread_key = f"soap:{operation}"
         else:
             thread_key = f"soap:{soap_request.entity or operation}"
@@ -787,8 +946,17 @@ def _refused(sandbox: Sandbox, fault: SoapFault) -> Response:
 
 def _pipeline_error(sandbox: Sandbox, call: Call, operation: str, error: SandboxError) -> Response:
     """Map a refusal from Sandbox.run (faults, limits, authentication) to the SOAP shapes."""
-    if call.fault or error.status not in (401, 500):
-        # Injected faults, the hourly threshold and thread limits (429): a Fault, same status.
+    if call.fault:
+        # Injected faults: a Fault with the status the plan chose.
+        code = "Client" if error.status < 500 else "Server"
+        return fault_response("; ".join(error.messages), code=code, status=error.status)
+    if error.status == 429:
+        # The thread limit and the hourly threshold. ASMX answers a refusal with a soap:Server
+        # Fault and HTTP 500, not a 429; how real ATWS words and codes these is not recorded
+        # (autotask-api.md §8, §10 and §14 cover REST only), so this is the sandbox's choice,
+        # with the real REST wording as faultstring.
+        return fault_response("; ".join(error.messages), code="Server", status=500)
+    if error.status not in (401, 500):
         code = "Client" if error.status < 500 else "Server"
         return fault_response("; ".join(error.messages), code=code, status=error.status)
     if not operation:  # unreadable request: only Basic was checked, so this is a 401 anyway
@@ -800,5 +968,9 @@ def _pipeline_error(sandbox: Sandbox, call: Call, operation: str, error: Sandbox
         # Wrong secret or unknown user: IIS refuses HTTP Basic with a 401 (autotask-api.md §10).
         return unauthorized_response()
     # Basic passed, so the AutotaskIntegrations code is what failed: an ATWSResponse error
-    # (MattParr/python-atws issue #64). Reference: autotask-api.md §10.
+    # (MattParr/python-atws issue #64). Reference: autotask-api.md §10. getEntityInfo and
+    # GetFieldInfo answer other types (ArrayOfEntityInfo, ArrayOfField) that cannot carry an
+    # error, so for them the same text comes as a Fault (the sandbox's choice; not recorded).
+    if operation in ("GetEntityInfo", "GetFieldInfo"):
+        return fault_response("IntegrationCode is invalid.", code="Client")
     return atws_response(operation, errors=["IntegrationCode is invalid."])

@@ -458,15 +458,16 @@ def test_wrong_secret_is_an_auth_error_after_one_zone_relookup(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"username": "nobody@sandbox.test"}, "password are incorrect"),
-        ({"integration_code": "NOTTHECODE"}, "IntegrationCode is invalid"),
+        ({"username": "nobody@sandbox.test"}, "Zone information could not be determined"),
+        ({"integration_code": "NOTTHECODE"}, "does not accept this API user"),
     ],
     ids=["unknown user", "wrong integration code"],
 )
 def test_unknown_user_or_integration_code_is_an_auth_error(
     make_client: MakeClient, sandbox_server: SandboxServer, override: dict[str, str], message: str
 ) -> None:
-    # Autotask answers both with HTTP 500 and a message (autotask-api.md §2).
+    # Autotask answers both with a bare HTTP 500 (autotask-api.md §2, apigrate #19): the unknown
+    # user fails the zone lookup of the credentials check, the wrong code fails the check itself.
     target = AutotaskRestTarget(make_client(**override))
     request = OutboundRequest(
         action=RequestAction.CREATE,

@@ -27,7 +27,8 @@ from adapters.targets.sandbox.errors import SandboxError
 from adapters.targets.sandbox.limits import ApiLimits
 from tests.conftest import RestClient
 
-THREAD_ERROR = "thread threshold of 3 threads has been exceeded"
+#: The real wording (n8n-nodes-autotask PR #107; autotask-api.md §14).
+THREAD_ERROR = "API thread threshold of 3 threads has been exceeded"
 
 
 class FakeClock:
@@ -250,8 +251,7 @@ def test_a_fourth_concurrent_call_to_one_endpoint_is_refused(
     assert statuses == [200, 200, 200, 429, 429, 429]
     for response in responses:
         if response.status_code == 429:
-            errors = response.json()["errors"]
-            assert any(THREAD_ERROR in message for message in errors), errors
+            assert response.json() == {"errors": [THREAD_ERROR]}
     concurrent = [call.concurrent for call in sandbox.calls() if call.status == 200]
     assert sorted(concurrent) == [1, 2, 3]
     assert all(call.added_latency_ms == 400 for call in sandbox.calls() if call.status == 200)
@@ -307,7 +307,7 @@ def test_thread_slots_are_per_tracking_identifier_and_endpoint() -> None:
                 with limits.thread_slot("A", "Tickets"):
                     pass
             assert refused.value.status == 429
-            assert THREAD_ERROR in str(refused.value)
+            assert refused.value.messages == [THREAD_ERROR]
             with limits.thread_slot("B", "Tickets") as other_identifier:
                 assert other_identifier == 1
             with limits.thread_slot("A", "Companies") as other_endpoint:
