@@ -167,6 +167,7 @@ def test_sandbox_outage_then_recovery_delivers_everything_in_order(
     audit_write_order(sandbox)
 
 
+@pytest.mark.autotask_words  # one attempt, then Autotask's words in the dead letter
 def test_permanent_rejection_is_a_visible_dead_letter_and_replay_delivers_once_fixed(
     connector: Connector, sandbox: Sandbox
 ) -> None:

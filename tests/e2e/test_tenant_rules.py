@@ -21,7 +21,8 @@ from connector.integration import TITLE_LIMIT, utf16_units
 from connector.models import Integration, TenantMapping
 from tests.e2e.harness import Connector, alert, wait_until
 
-pytestmark = pytest.mark.e2e
+# These tests read Autotask's words in the dead letters: never opaque errors (conftest).
+pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words]
 
 INACTIVE_COMPANY = 29683417  # "Adventure Works (inactive)"
 ACTIVE_COMPANY = 29683416

@@ -1,0 +1,36 @@
+"""End-to-end runs against both faces of the sandbox's errors: its words, and opaque ones.
+
+Real tenants often answer a refusal with no more than `{"errors":["Something went wrong"]}`
+(../shared/reference/autotask-api.md §14), so the connector must never depend on the sandbox's
+own error texts. Each end-to-end test's database × API combinations alternate between the two:
+with both APIs, sqlite-rest and postgresql-soap see Autotask's words and sqlite-soap and
+postgresql-rest see opaque errors; a REST-only test sees words on SQLite and opaque errors on
+PostgreSQL. So every test passes in both modes, and each API in both, without running twice.
+A test that checks Autotask's words themselves is marked `autotask_words` and always gets them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.targets.sandbox import Sandbox
+
+
+def opaque_errors_for(request: pytest.FixtureRequest) -> bool:
+    """Whether this test's combination runs against opaque errors (see the module docstring)."""
+    if request.node.get_closest_marker("autotask_words") is not None:
+        return False
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    on_postgresql = params.get("database_url") == "postgresql"
+    over_soap = params.get("api_flavour") == "soap"
+    return on_postgresql != over_soap
+
+
+@pytest.fixture
+def sandbox(sandbox: Sandbox, request: pytest.FixtureRequest) -> Sandbox:
+    """The shared sandbox, answering errors opaquely or in words for this combination."""
+    sandbox.opaque_errors = opaque_errors_for(request)
+    request.node.user_properties.append(
+        ("sandbox_errors", "opaque" if sandbox.opaque_errors else "words")
+    )
+    return sandbox
