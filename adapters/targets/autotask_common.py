@@ -15,7 +15,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError
 
-from connector.errors import TargetError, TargetRejected, TargetUnavailable
+from connector.errors import TargetAuthError, TargetError, TargetRejected, TargetUnavailable
 
 #: Zones live on these hosts unless an integration allows others (the sandbox: 127.0.0.1).
 DEFAULT_ALLOWED_ZONE_HOSTS = ("*.autotask.net",)
@@ -79,6 +79,15 @@ REQUIRED_FIELD_SETTINGS = {
 
 _REQUIRED_FIELD = re.compile(r"(?:^|[\s;:])([A-Za-z]+) is required", re.IGNORECASE)
 _MISSING_FIELD = re.compile(r"missing required field:?\s*([A-Za-z]+)", re.IGNORECASE)
+
+
+def credentials_refused(refusal: TargetError, check: TargetError) -> TargetAuthError:
+    """The error for a refusal whose credentials check (a call needing nothing else) failed too."""
+    return TargetAuthError(
+        f"{refusal}; Autotask refused a check of the credentials too ({check}): it does not"
+        " accept this API user's username, secret or tracking identifier",
+        response=refusal.response,
+    )
 
 
 def is_validation_refusal(messages: Sequence[str]) -> bool:

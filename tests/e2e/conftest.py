@@ -11,9 +11,14 @@ A test that checks Autotask's words themselves is marked `autotask_words` and al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from adapters.targets.sandbox import Sandbox
+from adapters.targets.sandbox import Sandbox, SandboxServer
+from tests.e2e.harness import Connector
 
 
 def opaque_errors_for(request: pytest.FixtureRequest) -> bool:
@@ -34,3 +39,17 @@ def sandbox(sandbox: Sandbox, request: pytest.FixtureRequest) -> Sandbox:
         ("sandbox_errors", "opaque" if sandbox.opaque_errors else "words")
     )
     return sandbox
+
+
+@pytest.fixture
+def connector(
+    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
+) -> Iterator[Connector]:
+    """A running connector: its web process and one worker, stopped after the test."""
+    service = Connector(connector_settings, tmp_path)
+    try:
+        service.start_web()
+        service.start_worker()
+        yield service
+    finally:
+        service.stop()

@@ -28,7 +28,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
+from adapters.targets.sandbox import Sandbox
 from connector.models import AlertEvent
 from tests.conftest import HOOK_TOKEN, IN_CI, cannot_run
 from tests.e2e.harness import Connector, free_port, wait_until
@@ -266,20 +266,6 @@ def shows_logs_on_failure(test: Callable[..., None]) -> Callable[..., None]:
             raise
 
     return run
-
-
-@pytest.fixture
-def connector(
-    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
-) -> Iterator[Connector]:
-    """The connector's web process and one worker."""
-    service = Connector(connector_settings, tmp_path)
-    try:
-        service.start_web()
-        service.start_worker()
-        yield service
-    finally:
-        service.stop()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ and the sender's clear (LogicMonitor `clear`, Datto RMM's resolved body) must co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
+from adapters.targets.sandbox import Sandbox
 from tests.adapters.sources.test_raw_bodies import (
     DATTO_RESOLVED,
     DATTO_TRIGGERED,
@@ -27,20 +26,6 @@ from tests.e2e.harness import Connector
 pytestmark = pytest.mark.e2e
 
 COMPLETE = 5
-
-
-@pytest.fixture
-def connector(
-    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
-) -> Iterator[Connector]:
-    """A running connector: one web process and one worker."""
-    service = Connector(connector_settings, tmp_path)
-    try:
-        service.start_web()
-        service.start_worker()
-        yield service
-    finally:
-        service.stop()
 
 
 def post_raw(connector: Connector, source: str, body: bytes) -> dict[str, Any]:

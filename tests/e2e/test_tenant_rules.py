@@ -9,7 +9,6 @@ ticket. Wording: ../shared/reference/autotask-api.md §14.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,20 +28,6 @@ ACTIVE_COMPANY = 29683416
 INACTIVE_WORK_TYPE = 29682809
 ACTIVE_WORK_TYPE = 29682805
 API_ONLY_CATEGORY = 5  # the sandbox's "Alert Connector (API-only)" ticketCategory value
-
-
-@pytest.fixture
-def connector(
-    connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
-) -> Iterator[Connector]:
-    """A running connector web process and one worker process."""
-    service = Connector(connector_settings, tmp_path)
-    try:
-        service.start_web()
-        service.start_worker()
-        yield service
-    finally:
-        service.stop()
 
 
 def change_settings(connector: Connector, change: Callable[[dict[str, Any]], None]) -> None:

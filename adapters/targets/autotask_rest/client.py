@@ -27,6 +27,7 @@ from adapters.targets.autotask_common import (
     RATE_LIMIT_MARKERS,
     AutotaskUnavailable,
     check_outbound_url,
+    credentials_refused,
     explain_refusal,
     is_validation_refusal,
     merge_headers,
@@ -559,11 +560,7 @@ class AutotaskRestClient:
                 read=_object,
             )
         except (TargetAuthError, _GenericRefusal) as probe:
-            return TargetAuthError(
-                f"{error}; Autotask refused a check of the credentials too ({probe}): it does not"
-                " accept this API user's username, secret or tracking identifier",
-                response=error.response,
-            )
+            return credentials_refused(error, probe)
         except TargetError:
             pass  # the check could not run: the refusal stands as it was
         return error

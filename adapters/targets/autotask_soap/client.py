@@ -33,6 +33,7 @@ from adapters.targets.autotask_common import (
     REDACTED,
     AutotaskUnavailable,
     check_outbound_url,
+    credentials_refused,
     explain_refusal,
     is_validation_refusal,
     merge_headers,
@@ -830,11 +831,7 @@ class AutotaskSoapClient:
         try:
             self.threshold_and_usage()
         except (TargetAuthError, _UnexplainedRefusal) as probe:
-            return TargetAuthError(
-                f"{error}; Autotask refused a check of the credentials too ({probe}): it does not"
-                " accept this API user's username, secret or tracking identifier",
-                response=error.response,
-            )
+            return credentials_refused(error, probe)
         except TargetError:
             pass  # the check could not run: the refusal stands as it was
         return error
