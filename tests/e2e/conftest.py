@@ -7,10 +7,13 @@ with both APIs, sqlite-rest and postgresql-soap see Autotask's words and sqlite-
 postgresql-rest see opaque errors; a REST-only test sees words on SQLite and opaque errors on
 PostgreSQL. So every test passes in both modes, and each API in both, without running twice.
 A test that checks Autotask's words themselves is marked `autotask_words` and always gets them.
+`CONNECTOR_SANDBOX_OPAQUE_ERRORS=true` (or `false`) in the environment runs every other
+combination that way instead: `CONNECTOR_SANDBOX_OPAQUE_ERRORS=true .venv/bin/pytest tests/e2e`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ def opaque_errors_for(request: pytest.FixtureRequest) -> bool:
     """Whether this test's combination runs against opaque errors (see the module docstring)."""
     if request.node.get_closest_marker("autotask_words") is not None:
         return False
+    forced = os.environ.get("CONNECTOR_SANDBOX_OPAQUE_ERRORS", "").strip().lower()
+    if forced in ("true", "false"):
+        return forced == "true"
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     on_postgresql = params.get("database_url") == "postgresql"
     over_soap = params.get("api_flavour") == "soap"
