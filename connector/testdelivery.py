@@ -396,6 +396,9 @@ def explain(error: Exception, *, company_id: int, id_path: str, username: str) -
         return f"the integration's Autotask address is not allowed: {text}"
     if isinstance(error, TargetRateLimited):
         return f"Autotask asked the connector to slow down (rate limit): {text}"
+    if isinstance(error, TargetUnavailable) and error.max_attempts is not None:
+        # Autotask answered in its own error shape but gave no reason (autotask-api.md §14).
+        return f"Autotask refused the request without saying why: {text}"
     if isinstance(error, TargetUnavailable):
         return f"Autotask could not be reached or gave no usable answer: {text}"
     if isinstance(error, ConfigError):

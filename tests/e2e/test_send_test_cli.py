@@ -81,6 +81,7 @@ def test_send_test_makes_and_completes_a_ticket(
     assert len(calls) >= 4 and all(c.delivery_id is None for c in calls)
 
 
+@pytest.mark.autotask_words  # it shows Autotask's words for an inactive company
 @sqlite_only
 def test_send_test_exits_non_zero_with_the_words_when_autotask_refuses(
     prepared: dict[str, Any], sandbox: Sandbox, tmp_path: Path

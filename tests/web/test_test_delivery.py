@@ -368,6 +368,10 @@ def test_the_target_gets_the_rendered_requests_in_order(
         (RenderError("line 3: boom", line=3), "cannot be rendered: line 3: boom"),
         (TargetUnavailable("request not sent (ConnectionError)"), "could not be reached"),
         (
+            TargetUnavailable("HTTP 500: Something went wrong", max_attempts=3),
+            "refused the request without saying why: HTTP 500: Something went wrong",
+        ),
+        (
             TargetRejected("Autotask zone URL 'x' is on host 'evil'; refusing to call it."),
             "not allowed",
         ),
