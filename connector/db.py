@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,3 +63,8 @@ def upgrade(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+def insert_for(dialect: str, model: Any) -> Any:
+    """An INSERT into `model` for the `dialect` ("postgresql" or "sqlite") that can ON CONFLICT."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)

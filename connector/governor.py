@@ -32,9 +32,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connector.db import insert_for
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import TargetAuthError, TargetError, TargetRateLimited
 from connector.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
@@ -408,13 +408,6 @@ class Governor:
         self.release(permit, None, store)
 
 
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT that can do ON CONFLICT DO NOTHING."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
-
-
 def _credentials_changed_since_refused(
     session: Session, state: GovernorState, limits: Limits
 ) -> bool:
@@ -458,7 +451,7 @@ def calls_status(session: Session, integration_id: int, now: datetime) -> dict[s
 def _locked_state(session: Session, integration_id: int) -> GovernorState:
     """The integration's governor row, made if missing, locked for this transaction."""
     session.execute(
-        _insert(session)(GovernorState)
+        insert_for(session.get_bind().dialect.name, GovernorState)
         .values(integration_id=integration_id, breaker=CLOSED, failures=0)
         .on_conflict_do_nothing(index_elements=["integration_id"])
     )
@@ -482,7 +475,7 @@ def _take_slot(
     """Take a free (or expired) slot of the endpoint by conditional UPDATE; None if all held."""
     key = endpoint.lower()
     session.execute(
-        _insert(session)(ApiSlot)
+        insert_for(session.get_bind().dialect.name, ApiSlot)
         .values(
             [
                 {"integration_id": integration_id, "endpoint": key, "slot": n}

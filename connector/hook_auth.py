@@ -31,9 +31,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import ColumnElement, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connector.db import insert_for
 from connector.errors import AuthError, ConfigError
 from connector.models import HookCredential, HookSignature
 from connector.secrets import SecretBox, new_token, same_hash, token_hash
@@ -328,10 +328,8 @@ def remember_signature(session: Session, caller: HookCaller, now: datetime) -> N
     if caller.signature is None or caller.signature_expires_at is None:
         return
     session.execute(delete(HookSignature).where(HookSignature.expires_at < now))
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(HookSignature)
+        insert_for(session.get_bind().dialect.name, HookSignature)
         .values(digest=caller.signature, expires_at=caller.signature_expires_at)
         .on_conflict_do_nothing(index_elements=[HookSignature.digest])
         .returning(HookSignature.id)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connector.db import insert_for
 from connector.domain import AlertStatus, IncomingAlert
 from connector.integration import (
     IntegrationSettings,
@@ -162,16 +162,11 @@ def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
     return f"{alert.status.value}:{digest}"
 
 
-def _insert(dialect: str, model: Any) -> Any:
-    """The dialect's INSERT with ON CONFLICT support (SQLite and PostgreSQL both have it)."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 @functools.cache
 def _upsert_statement(dialect: str) -> Any:
     """The alert upsert, built once per dialect: a webhook of 500 alerts runs it 500 times, and
     building it (not running it) was most of the time."""
-    statement = _insert(dialect, Alert)
+    statement = insert_for(dialect, Alert)
     excluded = statement.excluded
     # In ON CONFLICT … DO UPDATE, Alert.<column> is the stored row and `excluded` the new event.
     # The event's time as order_time() has it: its own, else (an active event for a cleared
@@ -256,7 +251,7 @@ def _upsert_alert(
 @functools.cache
 def _enqueue_statement(dialect: str) -> Any:
     """The delivery insert that a repeat of an event leaves alone, built once per dialect."""
-    statement = _insert(dialect, Delivery)
+    statement = insert_for(dialect, Delivery)
     return statement.on_conflict_do_nothing(
         index_elements=[Delivery.alert_id, Delivery.dedupe_key]
     ).returning(Delivery.id)

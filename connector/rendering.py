@@ -123,6 +123,7 @@ from connector.integration import (
     truncate,
     utf16_units,
 )
+from connector.safe_xml import XmlRefused, parse_untrusted
 
 logger = logging.getLogger(__name__)
 
@@ -1207,25 +1208,12 @@ class _InvalidPayload(ValueError):
         self.offset = offset
 
 
-def xml_parser() -> etree.XMLParser:
-    """The hardened XML parser every XML read uses (reliability-security.md §4.6)."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_pis=False,
-    )
-
-
 def parse_xml(data: bytes) -> etree._Element:
-    """Parse with `xml_parser()`; a document with a DOCTYPE is refused (§4.6)."""
-    root = etree.fromstring(data, xml_parser())
-    doctype: str = getattr(root.getroottree().docinfo, "doctype", "")
-    if doctype:
-        raise ValueError("a DOCTYPE is not allowed")
-    return root
+    """Parse a payload or an answer with the one hardened parser (connector.safe_xml).
+
+    Processing instructions stay: a rendered payload is sent as the admin wrote it.
+    """
+    return parse_untrusted(data, keep_processing_instructions=True)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -1297,13 +1285,9 @@ def _enforce(payload: str, fmt: Format, limits: Mapping[str, int]) -> str:
         return _SURROGATE.sub("\ufffd", text)
     try:
         root = parse_xml(payload.encode("utf-8"))
-    except etree.XMLSyntaxError as e:
-        line, column = e.position
-        raise _InvalidPayload(
-            f"the payload is not valid XML: {e.msg}", _offset(payload, line, column)
-        ) from e
-    except ValueError as e:
-        raise _InvalidPayload(f"the payload is not valid XML: {e}") from e
+    except XmlRefused as e:
+        offset = _offset(payload, *e.position) if e.position is not None else None
+        raise _InvalidPayload(f"the payload is not valid XML: {e}", offset) from e
     encoding = root.getroottree().docinfo.encoding or "utf-8"
     if encoding.lower() not in ("utf-8", "utf8"):
         raise _InvalidPayload(f"the payload declares encoding {encoding!r}; use utf-8")
@@ -1541,7 +1525,7 @@ def extract_ticket_id(
         data_bytes = body.encode("utf-8") if isinstance(body, str) else body
         try:
             root = parse_xml(data_bytes)
-        except (etree.XMLSyntaxError, ValueError) as e:
+        except XmlRefused as e:
             raise _extraction_error(f"the response is not valid XML: {e}", path, body) from e
         try:
             result = root.xpath(path, namespaces=dict(namespaces or DEFAULT_NAMESPACES))
@@ -1590,5 +1574,4 @@ __all__ = [
     "validate_id_path",
     "validate_template",
     "wire_datetime",
-    "xml_parser",
 ]

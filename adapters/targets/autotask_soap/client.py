@@ -53,6 +53,7 @@ from connector.errors import (
     TargetUnavailable,
 )
 from connector.ports import CallRecorder
+from connector.safe_xml import XmlRefused, parse_untrusted
 
 logger = logging.getLogger(__name__)
 
@@ -999,7 +1000,7 @@ def _after_id(document: etree._Element, after: int) -> etree._Element:
     The original conditions move into one `<condition>`, so a top-level OR in them cannot
     swallow the id filter.
     """
-    page = etree.fromstring(etree.tostring(document), _parser())
+    page = parse_untrusted(etree.tostring(document))
     query = page.find("query")
     if query is None:  # _parse_queryxml checked it
         raise TargetRejected("The queryxml has no <query>.")
@@ -1152,34 +1153,12 @@ class _Refused(Exception):
         self.messages = messages
 
 
-def _parser() -> etree.XMLParser:
-    """A parser that resolves no entities, loads no DTD and touches no network.
-
-    Reference: reliability-security.md §4.6. One per parse: lxml parsers are not thread-safe.
-    """
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_pis=True,
-    )
-
-
 def _parse(data: bytes) -> etree._Element:
-    """Parse untrusted XML with the hardened parser; refuse a DOCTYPE or malformed input."""
+    """Parse untrusted XML with the one hardened parser; _Unreadable if malformed or a DOCTYPE."""
     try:
-        root = etree.fromstring(data, _parser())
-    except etree.XMLSyntaxError as e:
-        raise _Unreadable(f"the XML is not well-formed ({e})") from e
-    info = root.getroottree().docinfo
-    if info.internalDTD is not None or info.externalDTD is not None or info.doctype:
-        # No entity is ever expanded (resolve_entities=False), but "A SOAP message MUST NOT
-        # contain a Document Type Declaration" (SOAP 1.1 §3): one is refused outright.
-        # Reference: reliability-security.md §4.6.
-        raise _Unreadable("a DOCTYPE is not allowed")
-    return root
+        return parse_untrusted(data)
+    except XmlRefused as e:
+        raise _Unreadable(str(e)) from e
 
 
 def _body_content(data: bytes) -> etree._Element:
