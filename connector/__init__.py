@@ -22,9 +22,12 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     Raises:
         ConfigError: a setting is missing or invalid (the message names it).
     """
+    from flask import Response
+
     from adapters import load_sources
     from connector.config import load_settings
     from connector.errors import register_error_handlers
+    from connector.logs import request_id
     from connector.services import build_services
     from connector.web import api, health, hooks, integrations, metrics
     from connector.web.params import DatabaseIdConverter
@@ -42,4 +45,11 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(integrations.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
+
+    @app.after_request
+    def answer_with_request_id(response: Response) -> Response:
+        # The id the request's log lines and JSON errors carry (connector.logs.request_id).
+        response.headers["X-Request-Id"] = request_id()
+        return response
+
     return app

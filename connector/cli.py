@@ -15,6 +15,7 @@ import click
 
 from connector.config import load_settings
 from connector.errors import ConfigError
+from connector.logs import configure_logging
 
 if TYPE_CHECKING:
     from adapters.targets.sandbox import SandboxServer
@@ -39,10 +40,13 @@ def main() -> None:
 
 
 def _settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings, with logging configured from them (LOG_FORMAT, LOG_LEVEL)."""
     try:
-        return load_settings(override)
+        settings = load_settings(override)
     except ConfigError as e:
         raise click.ClickException(f"configuration error: {e}") from e
+    configure_logging(settings)
+    return settings
 
 
 def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> SandboxServer:

@@ -29,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     # The integration configured from settings (the admin form comes later); {} = none
     "INTEGRATION": {},
+    # Log lines on stderr: text (for people) or json (one object per line), and the least level
+    "LOG_FORMAT": "text",
+    "LOG_LEVEL": "INFO",
     # Delivery worker
     "WORKER_ENABLED": True,
     "WORKER_POLL_SECONDS": 0.5,
@@ -207,6 +210,13 @@ def _validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError("METRICS_TOKEN must be a string (empty: /metrics needs no token)")
     if settings["METRICS_TOKEN"] != settings["METRICS_TOKEN"].strip():
         raise ConfigError("METRICS_TOKEN must not start or end with whitespace")
+    if settings["LOG_FORMAT"] not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {settings['LOG_FORMAT']!r}")
+    if str(settings["LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL,"
+            f" got {settings['LOG_LEVEL']!r}"
+        )
     if not isinstance(settings["INTEGRATION"], dict):
         raise ConfigError("INTEGRATION must be a table (a JSON object in the environment)")
     unknown = sorted(set(settings) - set(DEFAULTS))

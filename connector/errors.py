@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -160,13 +159,15 @@ def register_error_handlers(app: Flask) -> None:
     from flask import jsonify
     from werkzeug.exceptions import HTTPException
 
+    from connector.logs import request_id
+
     def envelope(
         status: int, message: str, details: dict[str, object] | None = None
     ) -> tuple[Response, int]:
         error: dict[str, object] = {
             "status": status,
             "message": message,
-            "request_id": uuid.uuid4().hex,
+            "request_id": request_id(),
         }
         if details:
             error["details"] = details

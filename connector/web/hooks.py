@@ -8,7 +8,6 @@ whole webhook (4xx) is kept whole for the admin once its credentials were accept
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -20,6 +19,7 @@ from connector.errors import ConfigError, UnknownSourceError
 from connector.hook_auth import DuplicateMessage, remember_signature
 from connector.intake import Intake, check_content_type, read_webhook, take_in
 from connector.integration import IntegrationSettings, load_settings
+from connector.logs import request_id
 from connector.models import Integration, utcnow
 from connector.rejections import Refusal, excerpt, prune, record_rejection
 from connector.services import Services
@@ -214,7 +214,7 @@ def receive(source: str) -> tuple[Response, int]:
         settings=settings,
         now=utcnow(),
         max_delivery_age=svc.max_delivery_age,
-        request_id=uuid.uuid4().hex,
+        request_id=request_id(),
     )
     try:
         with svc.transaction() as session:
