@@ -21,6 +21,7 @@ from lxml import etree
 
 from adapters.targets.sandbox import ApiUser, Sandbox, SandboxServer
 from adapters.targets.sandbox.entities import SOAP_FIELD_ORDER
+from connector.safe_xml import hardened_parser
 from tests.conftest import SPECS, RestClient
 
 ATWS = "http://autotask.net/ATWS/v1_6/"
@@ -34,15 +35,8 @@ CONTOSO = 29683414
 
 
 def _parser() -> etree.XMLParser:
-    """The same hardened settings the sandbox uses, for reading its replies and the WSDL."""
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_pis=True,
-    )
+    """The hardened parser the sandbox uses, for reading its replies and the WSDL."""
+    return hardened_parser()
 
 
 @cache
