@@ -23,8 +23,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.targets.sandbox import LimitSettings, Sandbox, SandboxConfig, SandboxServer  # noqa: E402
-from adapters.targets.sandbox.seed import make_api_user  # noqa: E402
+from adapters.sandbox import LimitSettings, Sandbox, SandboxConfig, SandboxServer  # noqa: E402
+from adapters.sandbox.seed import make_api_user  # noqa: E402
 from connector.secrets import new_key  # noqa: E402
 from tests.conftest import API_TOKEN, DEFAULT_POSTGRES_URL, HOOK_TOKEN  # noqa: E402
 from tests.e2e.harness import Connector, alert  # noqa: E402

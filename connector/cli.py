@@ -18,8 +18,8 @@ from connector.errors import ConfigError
 from connector.logs import configure_logging
 
 if TYPE_CHECKING:
-    from adapters.targets.sandbox import SandboxServer
-    from adapters.targets.sandbox.tenant import ApiTicketCategory
+    from adapters.sandbox import SandboxServer
+    from adapters.sandbox.tenant import ApiTicketCategory
     from connector.services import Services
 
 #: Settings whose values are never printed.
@@ -51,7 +51,7 @@ def _settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> SandboxServer:
     # The sandbox is an adapter; the CLI, like create_app, is a composition root allowed to wire it.
-    from adapters.targets.sandbox import (
+    from adapters.sandbox import (
         LimitSettings,
         Sandbox,
         SandboxConfig,
@@ -88,7 +88,7 @@ def _ticket_category(raw: Any) -> ApiTicketCategory | None:
     """Read SANDBOX_API_TICKET_CATEGORY, failing like any other bad setting."""
     from marshmallow import ValidationError
 
-    from adapters.targets.sandbox.tenant import load_ticket_category
+    from adapters.sandbox.tenant import load_ticket_category
 
     try:
         return load_ticket_category(raw)
@@ -311,10 +311,10 @@ def db_upgrade() -> None:
 
 def prepare_database(services: Services) -> None:
     """Migrate, then make the configured integration and preset tokens exist."""
-    from connector.bootstrap import ensure_api_token, sync_configured_integration
-    from connector.db import upgrade
-    from connector.integration import load_settings
-    from connector.sources import check_source_options
+    from connector.integrations.bootstrap import ensure_api_token, sync_configured_integration
+    from connector.integrations.settings import load_settings
+    from connector.integrations.sources import check_source_options
+    from connector.persistence.db import upgrade
 
     settings = services.settings
     upgrade(settings["DATABASE_URL"])
@@ -384,7 +384,7 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
 
     from connector import create_app
     from connector.errors import ConnectorError
-    from connector.testdelivery import send_test as send_test_ticket
+    from connector.pipeline.testdelivery import send_test as send_test_ticket
     from connector.wiring import target_factory
 
     settings = _settings()

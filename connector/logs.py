@@ -46,7 +46,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-12-02 10:00:00,123 WARNING connector.worker delivery.dead_letter delivery_id=7 …`."""
+    """Lines like `2026-12-02 10:00:00,123 WARNING connector.pipeline.worker msg delivery_id=7`."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")

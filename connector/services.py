@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.db import make_engine, make_session_factory
 from connector.domain import ParsedWebhook
 from connector.errors import ConfigError, UnavailableError
+from connector.persistence.db import make_engine, make_session_factory
 from connector.secrets import SecretBox
 
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from connector.errors import ConfigError
-from connector.integration import IntegrationSettings
-from connector.models import Integration
+from connector.integrations.settings import IntegrationSettings
+from connector.persistence.models import Integration
+from connector.pipeline.worker import TargetFactory, Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
-from connector.worker import TargetFactory, Worker
 
 
 def target_factory(services: Services) -> TargetFactory:
     """A factory that builds an integration's target, decrypting its secrets on the way."""
-    from adapters.targets.autotask_rest.client import AutotaskRestClient
-    from adapters.targets.autotask_rest.target import AutotaskRestTarget
-    from adapters.targets.autotask_soap.client import AutotaskSoapClient
-    from adapters.targets.autotask_soap.target import AutotaskSoapTarget
+    from adapters.targets.autotask.rest.client import AutotaskRestClient
+    from adapters.targets.autotask.rest.target import AutotaskRestTarget
+    from adapters.targets.autotask.soap.client import AutotaskSoapClient
+    from adapters.targets.autotask.soap.target import AutotaskSoapTarget
 
     settings = services.settings
     flavours: dict[str, tuple[Any, Any]] = {

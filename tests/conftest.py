@@ -12,7 +12,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from adapters.targets.sandbox import (
+from adapters.sandbox import (
     ApiUser,
     LimitSettings,
     Sandbox,
@@ -305,7 +305,7 @@ def default_integration_id(app: Flask) -> int:
     """The id of the integration the test settings configure ("default")."""
     from sqlalchemy import select
 
-    from connector.models import Integration
+    from connector.persistence.models import Integration
 
     with app.extensions["connector"].sessions() as session:
         found = session.scalar(select(Integration.id).where(Integration.name == "default"))

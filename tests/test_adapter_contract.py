@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from adapters.targets.autotask_rest import AutotaskRestTarget
-from adapters.targets.autotask_soap import AutotaskSoapTarget
+from adapters.targets.autotask.rest import AutotaskRestTarget
+from adapters.targets.autotask.soap import AutotaskSoapTarget
 from connector.ports import TicketTarget
 
 #: The ticket targets the worker can be given; add each new one here.
@@ -63,6 +63,6 @@ def test_target_public_methods_have_docstrings(target_class: type[Any]) -> None:
 
 @pytest.mark.parametrize("target_class", list(TARGETS.values()), ids=list(TARGETS))
 def test_targets_send_rendered_requests_and_build_no_bodies(target_class: type[Any]) -> None:
-    # The worker renders every body from the delivery request templates (connector.delivery).
+    # The worker renders every body from the delivery request templates (payloads/requests.py).
     for method in ("create_ticket", "add_note", "set_status"):
         assert not hasattr(target_class, method), method

@@ -1,9 +1,9 @@
-"""Generate adapters/targets/sandbox/entities.py from the real Autotask specs.
+"""Generate adapters/sandbox/entities.py from the real Autotask specs.
 
 The sandbox must speak exactly the property names, types, lengths and field order of the real API,
 so they are read from the vendored specs (tests/fixtures/autotask/specs, see its README) rather than
 typed from memory. Run `python tools/gen_sandbox_entities.py` after changing the specs or the entity
-list; tests/adapters/targets/sandbox/test_entities.py fails when the committed file is stale.
+list; tests/adapters/sandbox/test_entities.py fails when the committed file is stale.
 """
 
 from __future__ import annotations

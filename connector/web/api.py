@@ -17,11 +17,18 @@ from connector.errors import (
     PayloadError,
     UnsupportedContentTypeError,
 )
-from connector.intake import Intake, check_content_type, read_webhook, take_in
-from connector.integration import IntegrationSettings
-from connector.models import Alert, AlertEvent, Delivery, RejectedWebhook, TicketLink, utcnow
-from connector.rejections import prune, rejection_json
-from connector.sources import configured_source
+from connector.integrations.settings import IntegrationSettings
+from connector.integrations.sources import configured_source
+from connector.persistence.models import (
+    Alert,
+    AlertEvent,
+    Delivery,
+    RejectedWebhook,
+    TicketLink,
+    utcnow,
+)
+from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
+from connector.pipeline.rejections import prune, rejection_json
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import integration_settings, services
 from connector.web.params import (

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import AuthError, ConfigError
-from connector.hook_auth import (
+from connector.integrations.credentials import (
     SIGNATURE_HEADER,
     STANDARD_ID_HEADER,
     STANDARD_SIGNATURE_HEADER,
@@ -23,7 +23,7 @@ from connector.hook_auth import (
     check_hmac,
     check_standard_webhook,
 )
-from connector.models import ApiToken
+from connector.persistence.models import ApiToken
 from connector.secrets import SecretBox, token_hash
 
 

@@ -1,6 +1,6 @@
 """POST /hooks/<source>: verify, read alert by alert, commit, answer 202. Never waits on Autotask.
 
-The body is read by the source (`connector.intake`); each alert of it is ingested or, when it
+The body is read by the source (`pipeline/intake.py`); each alert of it is ingested or, when it
 cannot be read, kept as a rejected webhook of its own, and the 202 says which. A refusal of the
 whole webhook (4xx) is kept whole for the admin once its credentials were accepted.
 """
@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.errors import ConfigError, UnknownSourceError
-from connector.hook_auth import DuplicateMessage, remember_signature
-from connector.intake import Intake, check_content_type, read_webhook, take_in
-from connector.integration import IntegrationSettings, load_settings
+from connector.integrations.credentials import DuplicateMessage, remember_signature
+from connector.integrations.settings import IntegrationSettings, load_settings
+from connector.integrations.sources import configured_source
 from connector.logs import request_id
-from connector.models import Integration, utcnow
-from connector.rejections import Refusal, excerpt, prune, record_rejection
+from connector.persistence.models import Integration, utcnow
+from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
+from connector.pipeline.rejections import Refusal, excerpt, prune, record_rejection
 from connector.services import Services
-from connector.sources import configured_source
 from connector.web.auth import hook_caller, signed
 
 bp = Blueprint("hooks", __name__)

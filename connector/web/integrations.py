@@ -10,21 +10,21 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.delivery import METHODS, SLOTS, RequestSpec
-from connector.delivery_store import generate_for, load_options, replace_requests
 from connector.domain import AlertStatus, RequestAction
 from connector.errors import ConnectorError, NotFoundError
-from connector.governor import calls_status
-from connector.hook_auth import (
+from connector.integrations.credentials import (
     SECRET_FIELD,
     CredentialSchema,
     credential_json,
     issue_credential,
 )
-from connector.integration import load_settings
-from connector.models import HookCredential, Integration, utcnow
-from connector.rendering import FORMATS, Format
-from connector.testdelivery import PreviewQuery, TargetFactory, preview, send_test
+from connector.integrations.settings import load_settings
+from connector.integrations.store import generate_for, load_options, replace_requests
+from connector.payloads.rendering import FORMATS, Format
+from connector.payloads.requests import METHODS, SLOTS, RequestSpec
+from connector.persistence.models import HookCredential, Integration, utcnow
+from connector.pipeline.governor import calls_status
+from connector.pipeline.testdelivery import PreviewQuery, TargetFactory, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query

@@ -30,7 +30,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.domain import TicketState
 from connector.errors import AuthError
-from connector.models import ApiCall, Delivery, GovernorState, Integration, TicketLink, utcnow
+from connector.persistence.models import (
+    ApiCall,
+    Delivery,
+    GovernorState,
+    Integration,
+    TicketLink,
+    utcnow,
+)
 from connector.services import Services
 
 bp = Blueprint("metrics", __name__)

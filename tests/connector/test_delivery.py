@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from connector.delivery import (
+from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
+from connector.errors import TemplateRejected
+from connector.payloads.rendering import HOSTILE_TEXT, VALIDATION_SAMPLES, RenderContext
+from connector.payloads.requests import (
     SLOTS,
     DeliveryOptions,
     RequestSpec,
@@ -18,11 +21,8 @@ from connector.delivery import (
     sample_context,
     validate_request,
 )
-from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
-from connector.errors import TemplateRejected
-from connector.rendering import HOSTILE_TEXT, VALIDATION_SAMPLES, RenderContext
-from tests.adapters.targets.sandbox.test_conformance_rest import assert_conforms, canonical_names
-from tests.adapters.targets.sandbox.test_soap import atws_schema
+from tests.adapters.sandbox.test_conformance_rest import assert_conforms, canonical_names
+from tests.adapters.sandbox.test_soap import atws_schema
 from tests.connector.test_rendering import SETTINGS, alert, context_for, soap_body_content
 
 A = AlertStatus

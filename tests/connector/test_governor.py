@@ -32,7 +32,9 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
-from connector.governor import (
+from connector.integrations.settings import IntegrationSettings
+from connector.persistence.models import ApiCall, Delivery, GovernorState, Integration
+from connector.pipeline.governor import (
     GovernedTarget,
     Governor,
     Limits,
@@ -40,11 +42,9 @@ from connector.governor import (
     Throttled,
     endpoint_of,
 )
-from connector.integration import IntegrationSettings
-from connector.models import ApiCall, Delivery, GovernorState, Integration
+from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
-from connector.worker import Worker
 from tests.connector.test_worker import ZONE, Clock, FakeTarget, deliveries, drain, post
 
 LIMITS = Limits(
@@ -235,7 +235,7 @@ def test_breaker_open_half_open_single_probe_reopen_and_close(
     clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="connector.governor")
+    caplog.set_level(logging.INFO, logger="connector.pipeline.governor")
     for _ in range(5):
         call(governor, integration_id, TargetUnavailable("503"))
     with pytest.raises(Throttled, match="circuit breaker open") as caught:

@@ -18,7 +18,7 @@ from connector.domain import (
     TicketSnapshot,
     TicketState,
 )
-from connector.planner import plan
+from connector.pipeline.planner import plan
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 POLICY = LifecyclePolicy(

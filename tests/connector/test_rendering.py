@@ -19,17 +19,17 @@ import pytest
 import requests
 from lxml import etree
 
-from adapters.targets.sandbox import ApiUser, Sandbox, SandboxServer
+from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from connector.domain import AlertStatus, IncomingAlert, Severity, Step, StepKind, TicketRef
 from connector.errors import ConnectorError, ExtractionError, RenderError, TemplateRejected
-from connector.integration import (
+from connector.integrations.settings import (
     IntegrationSettings,
     build_draft,
     describe_alert,
     truncate,
     utf16_units,
 )
-from connector.rendering import (
+from connector.payloads.rendering import (
     DEFAULT_XML_ID_PATH,
     HOSTILE_TEXT,
     NO_LIMITS,
@@ -51,12 +51,12 @@ from connector.rendering import (
     validate_id_path,
     validate_template,
 )
-from tests.adapters.targets.sandbox.test_conformance_rest import (
+from tests.adapters.sandbox.test_conformance_rest import (
     SWAGGER,
     assert_conforms,
     canonical_names,
 )
-from tests.adapters.targets.sandbox.test_soap import ATWS, SOAP_ENV, SoapClient, atws_schema
+from tests.adapters.sandbox.test_soap import ATWS, SOAP_ENV, SoapClient, atws_schema
 from tests.conftest import RestClient
 
 TEMPLATES = Path(__file__).parents[2] / "payload_templates"
@@ -584,7 +584,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
 
     ctx = context_for(event, ticket_id=ticket_id, integration_code=code)
     # (The updates go through the SOAP target, which merges them onto the ticket it reads:
-    # tests/adapters/targets/autotask_soap.)
+    # tests/adapters/targets/autotask/soap.)
     note = compile_template(template("soap/note.xml"), "xml").render_payload(ctx, NOTE_LIMITS)
     reply = soap.post(note.encode("utf-8"), action="create")
     assert reply.return_code == 1, reply.errors

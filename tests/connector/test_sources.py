@@ -9,10 +9,10 @@ import pytest
 
 from adapters.sources.alertmanager import AlertmanagerSource
 from adapters.sources.logicmonitor import LogicMonitorSource
-from connector import sources
 from connector.domain import ParsedWebhook, Severity
 from connector.errors import ConfigError
-from connector.sources import configured_source
+from connector.integrations import sources
+from connector.integrations.sources import configured_source
 
 
 @pytest.fixture(autouse=True)

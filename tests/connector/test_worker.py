@@ -21,8 +21,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.delivery import default_template
-from connector.delivery_store import load_options, replace_requests
 from connector.domain import (
     AlertStatus,
     OutboundRequest,
@@ -31,8 +29,10 @@ from connector.domain import (
     TicketRef,
 )
 from connector.errors import TargetAuthError, TargetError, TargetRejected, TargetUnavailable
-from connector.integration import IntegrationSettings
-from connector.models import (
+from connector.integrations.settings import IntegrationSettings
+from connector.integrations.store import load_options, replace_requests
+from connector.payloads.requests import default_template
+from connector.persistence.models import (
     ApiCall,
     Delivery,
     DeliveryRequest,
@@ -40,9 +40,9 @@ from connector.models import (
     TicketLink,
     utcnow,
 )
+from connector.pipeline.worker import RetryPolicy, Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
-from connector.worker import RetryPolicy, Worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN, ApiUser
 
 ZONE = "https://webservices2.autotask.net/ATServicesRest/V1.0/"

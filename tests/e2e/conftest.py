@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
+from adapters.sandbox import Sandbox, SandboxServer
 from tests.e2e.harness import Connector
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
-from adapters.targets.sandbox import Sandbox
+from adapters.sandbox import Sandbox
 from connector import create_app
 from connector.cli import prepare_database
-from connector.models import Delivery
+from connector.persistence.models import Delivery
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 CONNECTOR = [sys.executable, "-m", "connector"]

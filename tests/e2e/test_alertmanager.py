@@ -28,8 +28,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from adapters.targets.sandbox import Sandbox
-from connector.models import AlertEvent
+from adapters.sandbox import Sandbox
+from connector.persistence.models import AlertEvent
 from tests.conftest import HOOK_TOKEN, IN_CI, cannot_run
 from tests.e2e.harness import Connector, free_port, wait_until
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
-from adapters.targets.sandbox.faults import load_plan
-from connector.models import Delivery, GovernorState
+from adapters.sandbox import Sandbox, SandboxServer
+from adapters.sandbox.faults import load_plan
+from connector.persistence.models import Delivery, GovernorState
 from tests.e2e.harness import Connector, alert, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
-from adapters.targets.sandbox.faults import load_plan
-from connector.models import TenantMapping
+from adapters.sandbox import Sandbox, SandboxServer
+from adapters.sandbox.faults import load_plan
+from connector.persistence.models import TenantMapping
 from tests.e2e.harness import (
     Connector,
     alert,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.targets.sandbox import Sandbox
+from adapters.sandbox import Sandbox
 from tests.adapters.sources.test_raw_bodies import (
     DATTO_RESOLVED,
     DATTO_TRIGGERED,

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from adapters.targets.sandbox import ApiUser, Sandbox
+from adapters.sandbox import ApiUser, Sandbox
 from connector import create_app
 from connector.cli import prepare_database
-from connector.models import ApiCall
-from connector.testdelivery import TEST_TITLE
+from connector.persistence.models import ApiCall
+from connector.pipeline.testdelivery import TEST_TITLE
 
 pytestmark = pytest.mark.e2e
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -15,9 +15,9 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from adapters.targets.sandbox import Sandbox, SandboxServer
-from connector.integration import TITLE_LIMIT, utf16_units
-from connector.models import Integration, TenantMapping
+from adapters.sandbox import Sandbox, SandboxServer
+from connector.integrations.settings import TITLE_LIMIT, utf16_units
+from connector.persistence.models import Integration, TenantMapping
 from tests.e2e.harness import Connector, alert, wait_until
 
 # These tests read Autotask's words in the dead letters: never opaque errors (conftest).

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from connector.db import alembic_config, make_engine, upgrade
-from connector.models import Base
+from connector.persistence.db import alembic_config, make_engine, upgrade
+from connector.persistence.models import Base
 
 
 def test_upgrade_builds_the_models_schema_with_no_drift(database_url: str) -> None:
@@ -39,7 +39,7 @@ def test_hook_tokens_become_bearer_credentials_for_every_source(database_url: st
     """0003 keeps every stored webhook token working (and revoked ones revoked); down keeps them."""
     from alembic import command
 
-    from connector.models import UTCDateTime, utcnow
+    from connector.persistence.models import UTCDateTime, utcnow
 
     config = alembic_config(database_url)
     command.upgrade(config, "0002")
@@ -157,8 +157,8 @@ def test_0006_keys_alerts_by_source_and_fills_the_new_columns_from_what_is_store
     """Existing alerts, events, ticket links and requests survive 0006 and back."""
     from alembic import command
 
-    from connector.delivery import default_template
-    from connector.models import UTCDateTime, utcnow
+    from connector.payloads.requests import default_template
+    from connector.persistence.models import UTCDateTime, utcnow
 
     config = alembic_config(database_url)
     command.upgrade(config, "0005")

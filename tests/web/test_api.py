@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from connector.models import ApiToken, Delivery, TicketLink, utcnow
+from connector.persistence.models import ApiToken, Delivery, TicketLink, utcnow
 from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of
 
 ALERT: dict[str, Any] = {

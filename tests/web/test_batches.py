@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from marshmallow import fields, validate
 from sqlalchemy import func, select
 
-from connector.models import Alert, AlertEvent, RejectedWebhook
+from connector.persistence.models import Alert, AlertEvent, RejectedWebhook
 from tests.adapters.sources.support import fixture, post
 from tests.conftest import API_TOKEN, GENERIC_ALERT
 

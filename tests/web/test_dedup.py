@@ -23,11 +23,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.integration import IntegrationSettings
-from connector.models import Integration
+from connector.integrations.settings import IntegrationSettings
+from connector.persistence.models import Integration
+from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
-from connector.worker import Worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 from tests.connector.test_worker import Clock, FakeTarget, drain
 

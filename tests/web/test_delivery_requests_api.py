@@ -10,12 +10,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from adapters.targets.sandbox import ApiUser, Sandbox, SandboxServer
-from connector.delivery import SLOTS, generate_requests
+from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from connector.domain import AlertStatus, OutboundRequest, TargetResponse, TicketRef
 from connector.errors import TargetUnavailable
-from connector.integration import IntegrationSettings
-from connector.models import ApiCall, DeliveryRequest, Integration
+from connector.integrations.settings import IntegrationSettings
+from connector.payloads.requests import SLOTS, generate_requests
+from connector.persistence.models import ApiCall, DeliveryRequest, Integration
 from connector.ports import CallRecorder, TicketTarget
 from connector.web.integrations import TARGET_FACTORY_KEY
 from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of

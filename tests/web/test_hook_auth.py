@@ -24,14 +24,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-import connector.intake as intake
+import connector.pipeline.intake as intake
 import connector.web.hooks as hooks
 from adapters import SOURCES
 from connector import create_app
 from connector.cli import prepare_database
 from connector.errors import ConfigError, UnavailableError
-from connector.hook_auth import new_credential
-from connector.models import (
+from connector.integrations.credentials import new_credential
+from connector.persistence.models import (
     Alert,
     AlertEvent,
     Delivery,

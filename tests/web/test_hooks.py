@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 
 from connector import create_app
-from connector.models import Alert, AlertEvent, Delivery, HookCredential, utcnow
+from connector.persistence.models import Alert, AlertEvent, Delivery, HookCredential, utcnow
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 ALERT: dict[str, Any] = {
@@ -522,7 +522,7 @@ def test_commit_that_fails_is_503_and_leaves_nothing(
     client: FlaskClient, connector_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database takes the writes, then the COMMIT fails (server gone, disk error)."""
-    import connector.intake as intake
+    import connector.pipeline.intake as intake
 
     dialect = connector_app.extensions["connector"].engine.dialect
     real_commit, real_ingest = dialect.do_commit, intake.ingest

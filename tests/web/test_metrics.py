@@ -15,12 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from adapters.targets.sandbox import ApiUser
+from adapters.sandbox import ApiUser
 from connector import create_app
 from connector.cli import main, prepare_database
 from connector.config import DEFAULTS
 from connector.errors import ConfigError
-from connector.models import ApiCall, Delivery, Integration, utcnow
+from connector.persistence.models import ApiCall, Delivery, Integration, utcnow
 from connector.web import metrics as metrics_module
 from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN

@@ -28,9 +28,16 @@ import connector.web.hooks as hooks
 from connector import create_app
 from connector.cli import prepare_database
 from connector.errors import UnavailableError
-from connector.hook_auth import new_credential
-from connector.models import Alert, AlertEvent, Delivery, Integration, RejectedWebhook, utcnow
-from connector.rejections import EXCERPT_BYTES, excerpt, storable
+from connector.integrations.credentials import new_credential
+from connector.persistence.models import (
+    Alert,
+    AlertEvent,
+    Delivery,
+    Integration,
+    RejectedWebhook,
+    utcnow,
+)
+from connector.pipeline.rejections import EXCERPT_BYTES, excerpt, storable
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN, default_integration_id, error_of
 
 ALERT = GENERIC_ALERT

@@ -19,8 +19,7 @@ from connector import create_app
 from connector.cli import prepare_database
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import ConfigError
-from connector.ingest import alert_from_json, alert_to_json
-from connector.integration import (
+from connector.integrations.settings import (
     DESCRIPTION_LIMIT,
     TITLE_LIMIT,
     TRUNCATED,
@@ -35,6 +34,7 @@ from connector.integration import (
     route_company,
     utf16_units,
 )
+from connector.pipeline.ingest import alert_from_json, alert_to_json
 from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN, RestClient
 
@@ -589,7 +589,7 @@ def test_due_date_of_a_start_near_the_end_of_time_does_not_overflow() -> None:
     from datetime import UTC, datetime
 
     from connector.domain import AlertStatus, IncomingAlert, Severity
-    from connector.integration import IntegrationSettings, build_draft
+    from connector.integrations.settings import IntegrationSettings, build_draft
 
     far = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
     alert = IncomingAlert("generic", "fp", AlertStatus.ACTIVE, Severity.INFO, "t", started_at=far)

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector.models import Integration
+from connector.persistence.models import Integration
 from connector.services import Services
 from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN, RestClient

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from adapters.targets.sandbox import ApiUser, Sandbox
+from adapters.sandbox import ApiUser, Sandbox
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import (
     ConfigError,
@@ -20,10 +20,10 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
-from connector.integration import IntegrationSettings
-from connector.models import ApiCall, Integration
+from connector.integrations.settings import IntegrationSettings
+from connector.persistence.models import ApiCall, Integration
+from connector.pipeline.testdelivery import TEST_TITLE, explain
 from connector.ports import CallRecorder, TicketTarget
-from connector.testdelivery import TEST_TITLE, explain
 from connector.web.integrations import TARGET_FACTORY_KEY
 from tests.conftest import API_TOKEN
 from tests.e2e.harness import free_port

@@ -1,0 +1,81 @@
+"""Autotask over SOAP (ATWS 1.6) as a `connector.ports.TicketTarget`: the worker's operations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from adapters.targets.autotask.soap.client import (
+    AutotaskSoapClient,
+    SoapEntity,
+    build_queryxml,
+    entity_id,
+    entity_type,
+    merge_entity,
+    parse_envelope,
+    replace_entity,
+    ticket_ref,
+)
+from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
+from connector.errors import TargetRejected
+
+if TYPE_CHECKING:
+    from connector.ports import TicketTarget
+
+
+class AutotaskSoapTarget:
+    """Tickets and ticket notes in Autotask through its SOAP API (ATWS 1.6)."""
+
+    def __init__(self, client: AutotaskSoapClient) -> None:
+        self.client = client
+
+    def endpoint_url(self) -> str:
+        """The zone's SOAP endpoint, the `atws.asmx` address (`##ZONEURL##`)."""
+        return self.client.zone_url()
+
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        """Send the rendered envelope; a Ticket update is merged onto the ticket as it is first."""
+        self.client.check_request_url(request.url)
+        envelope = parse_envelope(request.body)
+        if request.action is RequestAction.UPDATE and envelope.name == "update":
+            for element in envelope.entities():
+                if entity_type(element) == "Ticket":
+                    self._merge(element)
+        return self.client.send_envelope(request, envelope)
+
+    def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
+        """Return the ticket whose ExternalID is `marker` (the lowest id if several), or None."""
+        tickets = self.client.query(build_queryxml("Ticket", [("ExternalID", "equals", marker)]))
+        refs = [ticket_ref(ticket) for ticket in tickets]
+        return min(refs, key=lambda ref: ref.ticket_id) if refs else None
+
+    def get_ticket(self, ticket_id: int) -> TicketRef | None:
+        """Return the ticket's id, number and status, or None if it does not exist."""
+        ticket = self._read(ticket_id)
+        return ticket_ref(ticket) if ticket is not None else None
+
+    def _merge(self, element: etree._Element) -> None:
+        """Replace a template's `<Entity xsi:type="Ticket">` by the ticket with its fields applied.
+
+        SOAP update replaces the entity: "if no value is provided for non-ReadOnly fields, those
+        fields are cleared" (OFFICIAL UpdateCall.htm, autotask-api.md §10). So the ticket is
+        queried and sent back whole, every field with the type it came with, and the fields the
+        template writes win: a queue or priority an engineer changed survives the update.
+        """
+        ticket_id = entity_id(element)
+        current = self._read(ticket_id)
+        if current is None:
+            raise TargetRejected(f"Autotask has no Ticket with id {ticket_id} to update.")
+        replace_entity(element, merge_entity(current, element))
+
+    def _read(self, ticket_id: int) -> SoapEntity | None:
+        tickets = self.client.query(build_queryxml("Ticket", [("id", "equals", int(ticket_id))]))
+        return next((t for t in tickets if t.get("id") == ticket_id), None)
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_ticket_target(target: AutotaskSoapTarget) -> TicketTarget:
+        """mypy checks here that the class structurally implements the port."""
+        return target

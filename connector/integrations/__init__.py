@@ -1,0 +1,1 @@
+"""Integrations: settings and their schemas, webhook credentials, delivery requests, bootstrap."""

@@ -1,0 +1,484 @@
+"""An integration's settings, and routing: which company, priority and queue an alert gets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from connector.domain import (
+    DEFAULT_PRIORITY_LABELS,
+    AlertStatus,
+    IncomingAlert,
+    LifecyclePolicy,
+    Severity,
+    SeverityChanges,
+    TicketDraft,
+)
+
+#: Autotask's title and description limits (getFieldInfo: Title 255, Description 8000).
+TITLE_LIMIT = 255
+DESCRIPTION_LIMIT = 8000
+TRUNCATED = " … [truncated]"
+
+#: The per-resource property that names the Autotask company and beats the tenant map.
+ACCOUNT_PROPERTY = "autotask.accountid"
+
+DEFAULT_PRIORITY_MAP = {
+    Severity.CRITICAL: 4,  # Critical
+    Severity.ERROR: 1,  # High
+    Severity.WARNING: 2,  # Medium
+    Severity.INFO: 3,  # Low
+}
+DEFAULT_UNMAPPED_PER_SOURCE = {"office_protect": "drop"}
+DEFAULT_STATUS_MAP = {
+    AlertStatus.ACTIVE: 1,  # New
+    AlertStatus.ACKNOWLEDGED: 8,  # In Progress
+    AlertStatus.ESCALATED: 11,  # Escalate
+    AlertStatus.CLEARED: 5,  # Complete
+}
+
+
+@dataclass(frozen=True)
+class MonitorOverride:
+    """Ticket settings for alerts of one monitor (check, datasource)."""
+
+    queue_id: int | None = None
+    issue_type: int | None = None
+    sub_issue_type: int | None = None
+    work_type: int | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class IntegrationSettings:
+    """Everything an integration decides about its tickets besides credentials."""
+
+    default_company_id: int | None = None
+    #: What happens to alerts of tenants with no mapping: "default" company, or "drop".
+    unmapped: str = "default"
+    #: `unmapped` per source slug. Office Protect's security events belong to one Microsoft 365
+    #: tenant each; filing an unknown tenant's sign-in alerts under the default company would
+    #: show them to the wrong customer, so its default is "drop" (as in Office Protect's own
+    #: Autotask integration, which tickets only mapped tenants).
+    unmapped_per_source: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_UNMAPPED_PER_SOURCE)
+    )
+    #: The tenant → company switch: off, every alert goes to the default company.
+    tenant_mapping: bool = True
+    queue_id: int | None = None
+    due_days: float = 1.0
+    ticket_category: int | None = None
+    ticket_type: int | None = None
+    issue_type: int | None = None
+    sub_issue_type: int | None = None
+    #: The default work type (Autotask billing code id); a monitor override beats it.
+    work_type: int | None = None
+    source: int | None = None
+    #: Per source slug, the sender's severity words (lower case) onto the connector's severities;
+    #: a word not listed keeps the adapter's default. Applied at ingest, before anything is stored.
+    severity_maps: Mapping[str, Mapping[str, Severity]] = field(default_factory=dict)
+    #: Per source slug, constructor parameters for that source's adapter (integrations/sources.py).
+    source_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    priority_map: Mapping[Severity, int] = field(default_factory=lambda: dict(DEFAULT_PRIORITY_MAP))
+    #: What a severity change of an open alert does to its ticket's priority: follow (both
+    #: ways), escalate (worse only) or never.
+    severity_changes: SeverityChanges = SeverityChanges.FOLLOW
+    #: Priority names by id, for notes; Autotask's standard four unless the tenant names others.
+    priority_labels: Mapping[int, str] = field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY_LABELS)
+    )
+    status_map: Mapping[AlertStatus, int] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
+    complete_on_clear: bool = True
+    repeat_note_minutes: int | None = 60
+    reopen_window_minutes: int = 1440
+    monitor_overrides: Mapping[str, MonitorOverride] = field(default_factory=dict)
+    allowed_zone_hosts: tuple[str, ...] = ("*.autotask.net",)
+    note_type: int = 1
+    publish: int = 1
+    #: Per alert status, whether its delivery requests run at all (the per-status on/off).
+    deliver: Mapping[AlertStatus, bool] = field(
+        default_factory=lambda: dict.fromkeys(AlertStatus, True)
+    )
+    #: "Use the same URL and data for every alert activity": Active's update and note requests
+    #: serve every status.
+    same_request_for_every_status: bool = False
+
+    def policy(self) -> LifecyclePolicy:
+        """The lifecycle policy the planner applies."""
+        repeat = self.repeat_note_minutes
+        return LifecyclePolicy(
+            status_map=self.status_map,
+            complete_status=self.status_map[AlertStatus.CLEARED],
+            complete_on_clear=self.complete_on_clear,
+            repeat_note_interval=timedelta(minutes=repeat) if repeat is not None else None,
+            reopen_window=timedelta(minutes=self.reopen_window_minutes),
+            delivered=frozenset(status for status, on in self.deliver.items() if on),
+            severity_changes=self.severity_changes,
+            priority_map=self.priority_map,
+            monitor_priorities={
+                monitor: override.priority
+                for monitor, override in self.monitor_overrides.items()
+                if override.priority
+            },
+            priority_labels=self.priority_labels,
+        )
+
+
+_Id = fields.Integer(allow_none=True, load_default=None)
+
+
+def _word(word: str) -> bool:
+    """A sender's severity word: not blank, at most 100 characters."""
+    if not word.strip() or len(word) > 100:
+        raise ValidationError("A severity word is 1 to 100 characters, not blank.")
+    return True
+
+
+class MonitorOverrideSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    queue_id = fields.Integer(allow_none=True, load_default=None)
+    issue_type = fields.Integer(allow_none=True, load_default=None)
+    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
+    work_type = fields.Integer(allow_none=True, load_default=None)
+    priority = fields.Integer(allow_none=True, load_default=None)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MonitorOverride:
+        return MonitorOverride(**data)
+
+
+class IntegrationSettingsSchema(Schema):
+    """Validates an integration's settings; unknown keys are refused so typos surface."""
+
+    class Meta:
+        unknown = RAISE
+
+    default_company_id = fields.Integer(allow_none=True, load_default=None)
+    unmapped = fields.String(load_default="default", validate=validate.OneOf(["default", "drop"]))
+    unmapped_per_source = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.String(validate=validate.OneOf(["default", "drop"])),
+        load_default=dict,
+    )
+    tenant_mapping = fields.Boolean(load_default=True)
+    queue_id = fields.Integer(allow_none=True, load_default=None)
+    due_days = fields.Float(load_default=1.0, validate=validate.Range(0, 365))
+    ticket_category = fields.Integer(allow_none=True, load_default=None)
+    ticket_type = fields.Integer(allow_none=True, load_default=None)
+    issue_type = fields.Integer(allow_none=True, load_default=None)
+    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
+    work_type = fields.Integer(allow_none=True, load_default=None)
+    source = fields.Integer(allow_none=True, load_default=None)
+    severity_maps = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Dict(
+            keys=fields.String(validate=_word),
+            values=fields.String(
+                validate=validate.OneOf(
+                    [s.value for s in Severity], error="Must be one of: {choices}."
+                )
+            ),
+        ),
+        load_default=dict,
+    )
+    #: Checked loosely here (a map of maps); the adapter's constructor checks the parameters.
+    source_options = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Dict(
+            keys=fields.String(validate=validate.Length(min=1)), values=fields.Raw()
+        ),
+        load_default=dict,
+    )
+    priority_map = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in Severity])),
+        values=fields.Integer(),
+        load_default=dict,
+    )
+    severity_changes = fields.String(
+        load_default=SeverityChanges.FOLLOW.value,
+        validate=validate.OneOf([s.value for s in SeverityChanges]),
+    )
+    priority_labels = fields.Dict(
+        keys=fields.Integer(),
+        values=fields.String(validate=validate.Length(1, 64)),
+        load_default=dict,
+    )
+    status_map = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
+        values=fields.Integer(),
+        load_default=dict,
+    )
+    complete_on_clear = fields.Boolean(load_default=True)
+    repeat_note_minutes = fields.Integer(
+        allow_none=True, load_default=60, validate=validate.Range(min=0)
+    )
+    reopen_window_minutes = fields.Integer(load_default=1440, validate=validate.Range(min=0))
+    monitor_overrides = fields.Dict(
+        keys=fields.String(), values=fields.Nested(MonitorOverrideSchema), load_default=dict
+    )
+    allowed_zone_hosts = fields.List(
+        fields.String(validate=validate.Length(min=1)), load_default=lambda: ["*.autotask.net"]
+    )
+    note_type = fields.Integer(load_default=1)
+    publish = fields.Integer(load_default=1)
+    deliver = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
+        values=fields.Boolean(),
+        load_default=dict,
+    )
+    same_request_for_every_status = fields.Boolean(load_default=False)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> IntegrationSettings:
+        data["priority_map"] = DEFAULT_PRIORITY_MAP | {
+            Severity(k): v for k, v in data["priority_map"].items()
+        }
+        data["status_map"] = DEFAULT_STATUS_MAP | {
+            AlertStatus(k): v for k, v in data["status_map"].items()
+        }
+        data["severity_maps"] = _severity_maps(data["severity_maps"])
+        data["severity_changes"] = SeverityChanges(data["severity_changes"])
+        data["priority_labels"] = DEFAULT_PRIORITY_LABELS | data["priority_labels"]
+        data["allowed_zone_hosts"] = tuple(data["allowed_zone_hosts"])
+        data["unmapped_per_source"] = DEFAULT_UNMAPPED_PER_SOURCE | data["unmapped_per_source"]
+        data["deliver"] = dict.fromkeys(AlertStatus, True) | {
+            AlertStatus(k): v for k, v in data["deliver"].items()
+        }
+        return IntegrationSettings(**data)
+
+
+def _severity_maps(raw: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Severity]]:
+    """Words as keys in lower case; two spellings of one word that disagree are refused."""
+    maps: dict[str, dict[str, Severity]] = {}
+    for slug, words in raw.items():
+        table: dict[str, Severity] = {}
+        for word, severity in words.items():
+            key = word.strip().lower()
+            if key in table and table[key] is not Severity(severity):
+                raise ValidationError(
+                    {slug: [f"{word!r} is given twice (words are case-insensitive)."]},
+                    field_name="severity_maps",
+                )
+            table[key] = Severity(severity)
+        maps[slug] = table
+    return maps
+
+
+def load_settings(raw: Mapping[str, Any]) -> IntegrationSettings:
+    """Validate stored or configured settings; raise ValidationError naming each bad field."""
+    loaded: IntegrationSettings = IntegrationSettingsSchema().load(dict(raw))
+    return loaded
+
+
+@dataclass(frozen=True)
+class TenantRoute:
+    """A tenant's mapping row: its company and whether it is switched on."""
+
+    company_id: int | None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an alert's ticket goes, or why it gets none; and what the admin should know."""
+
+    company_id: int | None
+    dropped: str | None = None
+    warning: str | None = None
+
+
+#: Autotask company ids are positive 32-bit integers (Companies.id, getFieldInfo: integer).
+_COMPANY_ID_MAX = 2**31 - 1
+
+
+def company_override(alert: IncomingAlert) -> tuple[int | None, str | None]:
+    """The company `autotask.accountid` names, or (None, why it names none usable)."""
+    raw = alert.properties.get(ACCOUNT_PROPERTY)
+    if raw is None or not str(raw).strip():
+        return None, None
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit() and 0 <= int(text) <= _COMPANY_ID_MAX:
+        return int(text), None
+    shown = text if len(text) <= 60 else text[:59] + "…"
+    return None, (
+        f"{ACCOUNT_PROPERTY} {shown!r} is not an Autotask company id (a whole number); the alert"
+        " was routed by the tenant map and default company instead"
+    )
+
+
+def route_company(
+    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
+) -> Route:
+    """Choose the company: `autotask.accountid` beats the tenant map, which beats the default.
+
+    An `autotask.accountid` that is not a company id never drops the alert: it is routed as if
+    the property were absent, with a warning the admin sees on the event.
+    """
+    company, warning = company_override(alert)
+    if company is not None:
+        return Route(company)
+    route = _route_by_tenant(alert, settings, tenants)
+    return replace(route, warning=warning) if warning else route
+
+
+def _route_by_tenant(
+    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
+) -> Route:
+    """The tenant map's company, else the default (or a drop, as the settings say)."""
+    default = settings.default_company_id
+    if alert.tenant and settings.tenant_mapping:
+        mapping = tenants.get(alert.tenant)
+        if mapping is not None:
+            if not mapping.enabled:
+                return Route(None, dropped=f"tenant {alert.tenant!r} is switched off")
+            if mapping.company_id is not None:
+                return Route(mapping.company_id)
+        if settings.unmapped_per_source.get(alert.source, settings.unmapped) == "drop":
+            return Route(None, dropped=f"tenant {alert.tenant!r} is not mapped (unmapped: drop)")
+    if default is None:
+        return Route(None, dropped="no tenant mapping applies and there is no default company")
+    return Route(default)
+
+
+def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> IncomingAlert:
+    """`alert` with the severity its source's severity map gives its sender's word, if any.
+
+    Words match case-insensitively; a word the map does not list (or an alert without a word)
+    keeps the severity the adapter chose.
+    """
+    table = settings.severity_maps.get(alert.source)
+    word = alert.raw_severity.strip().lower()
+    if not table or not word or word not in table:
+        return alert
+    mapped = table[word]
+    return alert if mapped is alert.severity else replace(alert, severity=mapped)
+
+
+def utf16_units(text: str) -> int:
+    """The length Autotask measures: UTF-16 code units (an emoji counts 2).
+
+    Autotask is .NET on SQL Server, whose string lengths count UTF-16 code units, not code
+    points (autotask-api.md §14; inferred, unconfirmed): 255 characters with emoji can be too long.
+    """
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` UTF-16 units (`utf16_units`) with a visible marker.
+
+    The cut never splits a character (nor an emoji's surrogate pair).
+    """
+    if utf16_units(text) <= limit:
+        return text
+    budget = limit - utf16_units(TRUNCATED)
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > budget:
+            return text[:index] + TRUNCATED
+    return text
+
+
+def alert_start(alert: IncomingAlert) -> datetime | None:
+    """When the alert started by the sender's clock: its start, else an active event's time."""
+    if alert.started_at is not None:
+        return alert.started_at
+    return alert.occurred_at if alert.status is AlertStatus.ACTIVE else None
+
+
+def describe_alert(
+    alert: IncomingAlert, start: datetime | None, received_at: datetime | None = None
+) -> str:
+    """The ticket description: the alert's message, then host, monitor, severity, start, source.
+
+    `start` is the alert's own start; when the sender gave none, the time the connector received
+    the event is shown instead, labelled as such.
+    """
+    lines = [alert.message] if alert.message else []
+    details = [
+        ("Host", alert.host),
+        ("Monitor", alert.monitor),
+        ("Severity", alert.severity.value),
+        ("Started", start.isoformat() if start is not None else ""),
+        ("Received", received_at.isoformat() if start is None and received_at else ""),
+        ("Source", alert.source),
+    ]
+    lines.extend(f"{name}: {value}" for name, value in details if value)
+    return "\n".join(lines)
+
+
+def build_draft(
+    alert: IncomingAlert,
+    *,
+    company_id: int,
+    status: int,
+    marker: str,
+    settings: IntegrationSettings,
+    received_at: datetime,
+) -> TicketDraft:
+    """The ticket to create for `alert`: mapped priority, queue, types and due date.
+
+    Times are the alert's own: the due date counts from its start, or, when the sender gave no
+    time, from when the connector received the event (never from when a worker got to it).
+    """
+    start = alert_start(alert)
+    override = _override(alert, settings)
+    return TicketDraft(
+        company_id=company_id,
+        title=truncate(alert.title, TITLE_LIMIT),
+        description=truncate(describe_alert(alert, start, received_at), DESCRIPTION_LIMIT),
+        status=status,
+        priority=alert_priority(alert, settings),
+        marker=marker,
+        queue_id=override.queue_id or settings.queue_id,
+        due_at=_due(start or received_at, settings.due_days),
+        ticket_category=settings.ticket_category,
+        ticket_type=settings.ticket_type,
+        issue_type=override.issue_type or settings.issue_type,
+        sub_issue_type=override.sub_issue_type
+        or (settings.sub_issue_type if not override.issue_type else None),
+        work_type=override.work_type or settings.work_type,
+        source=settings.source,
+    )
+
+
+def _override(alert: IncomingAlert, settings: IntegrationSettings) -> MonitorOverride:
+    """The alert's monitor override, or one that overrides nothing."""
+    found = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
+    return found or MonitorOverride()
+
+
+def alert_priority(alert: IncomingAlert, settings: IntegrationSettings) -> int:
+    """The ticket priority for the alert: its monitor's override, else its severity's."""
+    return _override(alert, settings).priority or settings.priority_map[alert.severity]
+
+
+def _due(start: datetime, days: float) -> datetime:
+    """Start + days; a start so far in the future that this overflows gets the latest date."""
+    try:
+        return start + timedelta(days=days)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=start.tzinfo)
+
+
+__all__ = [
+    "IntegrationSettings",
+    "MonitorOverride",
+    "Route",
+    "TenantRoute",
+    "ValidationError",
+    "alert_priority",
+    "alert_start",
+    "build_draft",
+    "company_override",
+    "describe_alert",
+    "load_settings",
+    "map_severity",
+    "route_company",
+]

@@ -1,0 +1,1 @@
+"""Payloads: tokens, the render context, Jinja sandbox, escaping, limits, extraction."""

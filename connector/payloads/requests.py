@@ -1,0 +1,358 @@
+"""Delivery requests: for each alert status, the HTTP requests that carry an alert to Autotask.
+
+An integration has one request per (status, action) slot (`SLOTS`): Active creates the ticket,
+and every status may update the ticket and add a note. Each request is a method, a URL, extra
+headers, a payload template and, for the create, where the answer carries the new ticket's id.
+"Generate delivery options" (`generate_requests`) fills them from payload_templates/ for the
+integration's API flavour; an admin may edit them, and `validate_request` refuses at save time
+whatever could fail at delivery time.
+
+URLs and header values take `##TOKEN##` tokens only (no Jinja): a value is percent-encoded in a
+URL (except `##ZONEURL##`, the zone's address) and has its control characters removed in a
+header. The target adds Autotask's credentials itself; a request cannot set or see them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from connector.domain import AlertStatus, OutboundRequest, RequestAction
+from connector.errors import TemplateRejected
+from connector.payloads.rendering import (
+    DEFAULT_JSON_ID_PATH,
+    DEFAULT_XML_ID_PATH,
+    FORMATS,
+    NOTE_LIMITS,
+    SAMPLE_CONTEXT,
+    TICKET_LIMITS,
+    TOKEN_NAMES,
+    VALIDATION_SAMPLES,
+    CompiledTemplate,
+    Format,
+    RenderContext,
+    compile_template,
+    validate_id_path,
+    validate_template,
+)
+
+#: Every request slot an integration has, in the order an admin reads them.
+SLOTS: tuple[tuple[AlertStatus, RequestAction], ...] = (
+    (AlertStatus.ACTIVE, RequestAction.CREATE),
+    (AlertStatus.ACTIVE, RequestAction.UPDATE),
+    (AlertStatus.ACTIVE, RequestAction.NOTE),
+    (AlertStatus.ACKNOWLEDGED, RequestAction.UPDATE),
+    (AlertStatus.ACKNOWLEDGED, RequestAction.NOTE),
+    (AlertStatus.ESCALATED, RequestAction.UPDATE),
+    (AlertStatus.ESCALATED, RequestAction.NOTE),
+    (AlertStatus.CLEARED, RequestAction.UPDATE),
+    (AlertStatus.CLEARED, RequestAction.NOTE),
+)
+
+METHODS = ("POST", "PUT", "PATCH")
+API_FLAVOURS = ("rest", "soap")
+
+#: Headers the target sets: Autotask's credentials and what the transport owns.
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "ApiIntegrationCode",
+        "UserName",
+        "Secret",
+        "Authorization",
+        "SOAPAction",
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Cookie",
+    )
+)
+
+#: What a secret is replaced with wherever a request or answer is shown or stored.
+REDACTED = "<redacted>"
+
+#: Where the default templates live (payload_templates/ beside the package).
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "payload_templates"
+
+_TOKEN = re.compile(r"##([A-Za-z0-9_][A-Za-z0-9_.:\-]*)##")
+_BUILTIN_SHAPE = re.compile(r"[A-Z][A-Z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+#: A zone address for save-time checks of URLs (the real one is looked up at delivery time).
+SAMPLE_ZONE_URL = {
+    "rest": "https://webservices2.autotask.net/ATServicesRest/V1.0/",
+    "soap": "https://webservices2.autotask.net/ATServices/1.6/atws.asmx",
+}
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One delivery request as an admin sees and edits it."""
+
+    status: AlertStatus
+    action: RequestAction
+    method: str
+    url: str
+    body: str
+    #: "json" or "xml": the body's format and the answer's.
+    format: Format
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: JSONPath (json) or XPath (xml) of the new ticket's id; create only. Empty: the default.
+    id_path: str = ""
+
+    @property
+    def slot(self) -> tuple[AlertStatus, RequestAction]:
+        """The (status, action) this request serves."""
+        return self.status, self.action
+
+    def effective_id_path(self) -> str:
+        """The id path, or the format's default."""
+        if self.id_path:
+            return self.id_path
+        return DEFAULT_JSON_ID_PATH if self.format == "json" else DEFAULT_XML_ID_PATH
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as the API shows it."""
+        return {
+            "status": self.status.value,
+            "action": self.action.value,
+            "method": self.method,
+            "url": self.url,
+            "headers": dict(self.headers),
+            "body": self.body,
+            "format": self.format,
+            "id_path": self.effective_id_path() if self.action is RequestAction.CREATE else "",
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """An integration's requests and which statuses are delivered."""
+
+    requests: Mapping[tuple[AlertStatus, RequestAction], RequestSpec]
+    #: "Use the same URL and data for every alert activity": Active's update and note requests
+    #: serve every status.
+    same_for_every_status: bool = False
+
+    def request_for(self, status: AlertStatus, action: RequestAction) -> RequestSpec:
+        """The request that carries `action` for an alert in `status`."""
+        if action is RequestAction.CREATE or self.same_for_every_status:
+            status = AlertStatus.ACTIVE
+        return self.requests[(status, action)]
+
+
+# -- defaults ------------------------------------------------------------------------------------
+
+#: (method, URL, template file) per flavour and (status, action); Autotask's REST and SOAP 1.6
+#: calls for tickets and ticket notes (autotask-api.md §3, §5, §10).
+_DEFAULTS: Mapping[str, Mapping[RequestAction | tuple[AlertStatus, RequestAction], tuple[str, ...]]]
+_DEFAULTS = {
+    "rest": {
+        RequestAction.CREATE: ("POST", "##ZONEURL##Tickets", "rest/active.json"),
+        RequestAction.UPDATE: ("PATCH", "##ZONEURL##Tickets", "rest/status.json"),
+        (AlertStatus.CLEARED, RequestAction.UPDATE): (
+            "PATCH",
+            "##ZONEURL##Tickets",
+            "rest/complete.json",
+        ),
+        RequestAction.NOTE: (
+            "POST",
+            "##ZONEURL##Tickets/##EXTERNALTICKETID##/Notes",
+            "rest/note.json",
+        ),
+    },
+    "soap": {
+        RequestAction.CREATE: ("POST", "##ZONEURL##", "soap/create.xml"),
+        RequestAction.UPDATE: ("POST", "##ZONEURL##", "soap/update.xml"),
+        (AlertStatus.CLEARED, RequestAction.UPDATE): ("POST", "##ZONEURL##", "soap/complete.xml"),
+        RequestAction.NOTE: ("POST", "##ZONEURL##", "soap/note.xml"),
+    },
+}
+
+
+def default_template(name: str) -> str:
+    """A default payload template from payload_templates/ by its relative name."""
+    return (TEMPLATES_DIR / name).read_text(encoding="utf-8")
+
+
+def generate_requests(api_flavour: str) -> list[RequestSpec]:
+    """The default request of every slot for an API flavour ("Generate delivery options")."""
+    if api_flavour not in _DEFAULTS:
+        raise TemplateRejected(f"API flavour {api_flavour!r} is unknown: use rest or soap")
+    table = _DEFAULTS[api_flavour]
+    fmt: Format = "json" if api_flavour == "rest" else "xml"
+    specs = []
+    for status, action in SLOTS:
+        method, url, name = table.get((status, action)) or table[action]
+        specs.append(
+            RequestSpec(
+                status=status,
+                action=action,
+                method=method,
+                url=url,
+                body=default_template(name),
+                format=fmt,
+            )
+        )
+    return specs
+
+
+def options_from(
+    specs: Iterable[RequestSpec], api_flavour: str, *, same_for_every_status: bool = False
+) -> DeliveryOptions:
+    """Delivery options from stored requests; a slot with no stored request gets its default."""
+    stored = {spec.slot: spec for spec in specs}
+    defaults = (
+        {spec.slot: spec for spec in generate_requests(api_flavour)}
+        if len(stored) < len(SLOTS)
+        else {}
+    )
+    return DeliveryOptions(
+        requests={slot: stored.get(slot) or defaults[slot] for slot in SLOTS},
+        same_for_every_status=same_for_every_status,
+    )
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(body: str, fmt: Format) -> CompiledTemplate:
+    return compile_template(body, fmt)
+
+
+def _limits(action: RequestAction) -> Mapping[str, int]:
+    return NOTE_LIMITS if action is RequestAction.NOTE else TICKET_LIMITS
+
+
+def _token_value(name: str, variables: Mapping[str, Any]) -> tuple[bool, object]:
+    """(is a built-in token, its value) for a `##name##` in a URL or header."""
+    upper = name.upper()
+    if upper in TOKEN_NAMES:
+        return True, variables["tokens"][upper]
+    if _BUILTIN_SHAPE.fullmatch(name) and "." not in name:
+        raise TemplateRejected(f"unknown token ##{name}##")
+    return False, variables["properties"].get(name, "")
+
+
+def render_text(text: str, context: RenderContext, *, url: bool) -> str:
+    """Substitute `##TOKEN##`s in a URL (values percent-encoded) or a header value."""
+    if "{{" in text or "{%" in text:
+        raise TemplateRejected("URLs and headers take ##TOKEN## tokens, not Jinja")
+    variables = context.variables()
+
+    def value(match: re.Match[str]) -> str:
+        builtin, raw = _token_value(match.group(1), variables)
+        text = "" if raw is None else str(raw)
+        if url:
+            # The zone address is a URL prefix by design; every other value is one path segment.
+            return text if builtin and match.group(1).upper() == "ZONEURL" else quote(text, "")
+        return _CONTROL.sub("", text)
+
+    return _TOKEN.sub(value, text)
+
+
+def render_request(spec: RequestSpec, context: RenderContext) -> OutboundRequest:
+    """Render a request for one alert event; RenderError/TemplateRejected if it cannot be."""
+    body = _compiled(spec.body, spec.format).render_payload(context, _limits(spec.action))
+    return OutboundRequest(
+        action=spec.action,
+        method=spec.method,
+        url=render_text(spec.url, context, url=True),
+        body=body,
+        body_format=spec.format,
+        headers={name: render_text(v, context, url=False) for name, v in spec.headers.items()},
+    )
+
+
+# -- save-time checks ----------------------------------------------------------------------------
+
+
+def validate_request(spec: RequestSpec, api_flavour: str) -> None:
+    """Refuse (TemplateRejected, naming the slot, reason and line) a request that cannot work."""
+    where = f"{spec.status.value} {spec.action.value} request"
+    try:
+        _validate(spec, api_flavour)
+    except TemplateRejected as e:
+        raise TemplateRejected(
+            f"{where}: {e}",
+            line=e.line,
+            details={**(e.details or {}), "status": spec.status.value, "action": spec.action.value},
+        ) from e
+
+
+def _validate(spec: RequestSpec, api_flavour: str) -> None:
+    if spec.slot not in SLOTS:
+        raise TemplateRejected("there is no such request: create is for the active status only")
+    if spec.format not in FORMATS:
+        raise TemplateRejected(f"format must be one of {', '.join(FORMATS)}")
+    if api_flavour == "soap" and (spec.method != "POST" or spec.format != "xml"):
+        raise TemplateRejected("SOAP requests are POSTed XML envelopes")
+    if spec.method not in METHODS:
+        raise TemplateRejected(f"method must be one of {', '.join(METHODS)}")
+    for name, value in spec.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise TemplateRejected(f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise TemplateRejected(
+                f"the {name} header is set by the connector (credentials and transport)"
+            )
+        if _CONTROL.search(value):
+            raise TemplateRejected(f"the {name} header value holds a control character")
+    zone = SAMPLE_ZONE_URL.get(api_flavour, SAMPLE_ZONE_URL["rest"])
+    for name, make in VALIDATION_SAMPLES:
+        sample = make()
+        sample = replace(sample, mapped=replace(sample.mapped, zone_url=zone))
+        url = render_text(spec.url, sample, url=True)
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise TemplateRejected(
+                f"the URL does not render to an absolute http(s) URL for {name}: {url[:200]!r}"
+            )
+        for value in spec.headers.values():
+            render_text(value, sample, url=False)
+    validate_template(spec.body, spec.format, _limits(spec.action))
+    if spec.action is RequestAction.CREATE:
+        validate_id_path(spec.format, spec.effective_id_path())
+
+
+def sample_context(api_flavour: str) -> RenderContext:
+    """The realistic sample context, with a zone address of the flavour (for previews)."""
+    zone = SAMPLE_ZONE_URL.get(api_flavour, SAMPLE_ZONE_URL["rest"])
+    return replace(SAMPLE_CONTEXT, mapped=replace(SAMPLE_CONTEXT.mapped, zone_url=zone))
+
+
+# -- showing requests ---------------------------------------------------------------------------
+
+
+def redact(value: Any, secrets: Sequence[str]) -> Any:
+    """`value` (text, or JSON-like containers of it) with every secret replaced by REDACTED."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, Mapping):
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(item, secrets) for item in value]
+    return value
+
+
+def request_json(request: OutboundRequest, secrets: Sequence[str]) -> dict[str, Any]:
+    """A rendered request as the API shows it, secrets redacted."""
+    shown = {
+        "action": request.action.value,
+        "method": request.method,
+        "url": request.url,
+        "headers": dict(request.headers),
+        "body": request.body,
+    }
+    return dict(redact(shown, secrets))

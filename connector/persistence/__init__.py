@@ -1,0 +1,1 @@
+"""Persistence: the engine and sessions, the typed models, the schema migrations."""

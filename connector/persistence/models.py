@@ -1,0 +1,400 @@
+"""Persistence: SQLAlchemy 2 typed models. The database is the single source of truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Big integer ids on PostgreSQL, plain INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint naming that Alembic can rely on."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Integration(Base):
+    """One Autotask connection with its defaults and mappings."""
+
+    __tablename__ = "integration"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    api_flavour: Mapped[str] = mapped_column(String(10), default="rest")
+    #: Where the zone lookup is asked; the zone's own URL comes back from it.
+    zone_lookup_url: Mapped[str] = mapped_column(String(500))
+    username: Mapped[str] = mapped_column(String(254))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    integration_code_encrypted: Mapped[str] = mapped_column(Text)
+    #: Every other setting (defaults, maps, overrides, lifecycle policy), validated on load.
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeliveryRequest(Base):
+    """One of an integration's delivery requests: per (alert status, action), what to send."""
+
+    __tablename__ = "delivery_request"
+    __table_args__ = (UniqueConstraint("integration_id", "status", "action"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: active, acknowledged, escalated or cleared.
+    status: Mapped[str] = mapped_column(String(20))
+    #: create (active only), update or note.
+    action: Mapped[str] = mapped_column(String(10))
+    method: Mapped[str] = mapped_column(String(10))
+    url: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    #: json or xml: the body's format and the answer's.
+    format: Mapped[str] = mapped_column(String(4))
+    #: Where the create's answer carries the ticket id (JSONPath or XPath); empty: the default.
+    id_path: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HookCredential(Base):
+    """A credential a monitoring system presents to post webhooks for one integration.
+
+    `scheme` says which columns hold it: bearer → `token_sha256`; basic → `username` and
+    `password_sha256`; hmac → `secret_encrypted` (the secret is needed in clear to compute the MAC,
+    so it is encrypted with the SecretBox, never hashed). `source` limits it to one source slug;
+    NULL means every source.
+    """
+
+    __tablename__ = "hook_credential"
+    __table_args__ = (Index("ix_hook_credential_username", "username"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: bearer, basic or hmac.
+    scheme: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str | None] = mapped_column(String(50), default=None)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    username: Mapped[str | None] = mapped_column(String(254), default=None)
+    password_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class HookSignature(Base):
+    """An HMAC signature already accepted: presenting it again within its window is a replay."""
+
+    __tablename__ = "hook_signature"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: The presented HMAC-SHA256, lowercase hex.
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: When the signature's timestamp leaves the accepted window; older rows are purged.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class RejectedWebhook(Base):
+    """A webhook, or one alert of it, refused after its credentials were accepted.
+
+    A whole webhook refused with a 4xx is kept with its body, as its sender was told; one alert of
+    an accepted batch that could not be read is kept as its own row (status 202, `alert_index`),
+    its body that alert alone. Either can be replayed once (`replayed_at`). Only authenticated
+    refusals are kept (an anonymous sender must not be able to fill the table), at most
+    REJECTED_WEBHOOKS_KEPT per integration, the oldest going first.
+    """
+
+    __tablename__ = "rejected_webhook"
+    __table_args__ = (Index("ix_rejected_webhook_integration_order", "integration_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    source: Mapped[str] = mapped_column(String(50))
+    #: The HTTP status answered (400, 413, 415, …).
+    status: Mapped[int]
+    #: The error envelope's message, details and request id, as answered.
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    request_id: Mapped[str] = mapped_column(String(32))
+    content_type: Mapped[str] = mapped_column(String(255), default="")
+    #: Bytes of the body; for a 413 the declared Content-Length (None when sent chunked).
+    body_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    #: The body's first 4,096 bytes as UTF-8 (replacement characters for the rest); None for 413.
+    body_excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The whole body as received (at most MAX_CONTENT_LENGTH bytes); None when it was not read
+    #: (413) and for rows kept before bodies were.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    #: For one refused alert of an accepted batch (status 202): its index in the webhook's list.
+    alert_index: Mapped[int | None] = mapped_column(default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the body was replayed successfully (a row is replayed at most once), and what the
+    #: replay produced: {"accepted": [...], "rejected": [...]} as the webhook would have answered.
+    replayed_at: Mapped[datetime | None] = mapped_column(default=None)
+    replay_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its hash is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TenantMapping(Base):
+    """A source's tenant → Autotask company, switchable per tenant."""
+
+    __tablename__ = "tenant_mapping"
+    __table_args__ = (UniqueConstraint("integration_id", "tenant"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    tenant: Mapped[str] = mapped_column(String(255))
+    company_id: Mapped[int | None] = mapped_column(default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Alert(Base):
+    """An alert, keyed by (integration, source, fingerprint), with its latest known state.
+
+    The source is part of the identity: two monitoring systems may use the same id for two
+    different alerts ("4711" from the generic source and an Alertmanager fingerprint "4711").
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "source", "fingerprint", name="uq_alert_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text, default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    tenant: Mapped[str] = mapped_column(String(255), default="")
+    monitor: Mapped[str] = mapped_column(String(255), default="")
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: How many times the alert went to cleared; tells a re-fire from a repeat when the source
+    #: sends no timestamps.
+    cycle: Mapped[int] = mapped_column(default=0)
+    #: The newest sender time among the events applied: an event older than this is stale and
+    #: changes nothing (senders retry, proxies reorder, HA pairs race).
+    last_occurred_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_event_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    events: Mapped[list[AlertEvent]] = relationship(
+        back_populates="alert", order_by="AlertEvent.id", viewonly=True
+    )
+
+
+class AlertEvent(Base):
+    """One webhook's word about an alert, kept as received (duplicates included)."""
+
+    __tablename__ = "alert_event"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(20))
+    #: Identifies a repeat of the same event: status and the source's timestamp.
+    dedupe_key: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime | None] = mapped_column(default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered),
+    #: "stale: <why>" (older than an event already applied: recorded, not delivered) or
+    #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …).
+    disposition: Mapped[str] = mapped_column(String(300), default="queued")
+    #: What the admin should know about how the event was handled (an `autotask.accountid` that
+    #: is not a company id, …); None when nothing.
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    #: The normalized alert as the source adapter produced it.
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    alert: Mapped[Alert] = relationship(back_populates="events")
+
+
+class TicketLink(Base):
+    """Alert ↔ Autotask ticket, one row per ticket episode of the alert."""
+
+    __tablename__ = "ticket_link"
+    __table_args__ = (UniqueConstraint("alert_id", "episode"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    episode: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str] = mapped_column(String(20))
+    #: The correlation marker sent as the ticket's externalID (≤ 50 characters).
+    marker: Mapped[str] = mapped_column(String(50), unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(Id, default=None)
+    ticket_number: Mapped[str | None] = mapped_column(String(50), default=None)
+    ticket_status: Mapped[int | None] = mapped_column(default=None)
+    applied_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: The alert severity the ticket's priority reflects (set by the create and by each
+    #: priority change); a different severity on a later event is a severity change.
+    applied_severity: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: The priority the connector last gave the ticket.
+    ticket_priority: Mapped[int | None] = mapped_column(default=None)
+    #: When a create of this ticket was sent and not yet answered (committed before it goes; None
+    #: once the ticket is recorded): its marker is not looked up while the call may still run.
+    create_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_note_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one event's work against Autotask, with attempts and outcome."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        # A repeat of the same event produces no second delivery.
+        UniqueConstraint("alert_id", "dedupe_key"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_alert_order", "alert_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    dedupe_key: Mapped[str] = mapped_column(String(100))
+    #: pending → in_progress → done | dead (pending again after a retryable failure).
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Past this time a retryable failure dead-letters instead of retrying (replay extends it).
+    deadline_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The planned steps, fixed at the first attempt so retries resume instead of re-planning.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: How many of the planned steps are done (committed after each one).
+    progress: Mapped[int] = mapped_column(default=0)
+    #: What the delivery did once done (created, noted, updated, completed, reopened, ignored),
+    #: "failed" once dead-lettered, None while unfinished; `plan` says what it sets out to do.
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    last_response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiCall(Base):
+    """One call to Autotask (the activity log; Autotask's own "API Activity by Hour")."""
+
+    __tablename__ = "api_call"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id"), default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    entity: Mapped[str] = mapped_column(String(100))
+    http_status: Mapped[int | None] = mapped_column(default=None)
+    records: Mapped[int | None] = mapped_column(default=None)
+    execution_ms: Mapped[float] = mapped_column(Float)
+    api_user: Mapped[str] = mapped_column(String(254), default="")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class GovernorState(Base):
+    """Per integration: the pause a 429 asked for and the circuit breaker (pipeline/governor.py)."""
+
+    __tablename__ = "governor_state"
+
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), primary_key=True)
+    #: No call to this integration before this time (Autotask answered 429).
+    paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    pause_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    #: closed, open or half_open.
+    breaker: Mapped[str] = mapped_column(String(10), default="closed")
+    #: Consecutive retryable failures (5xx, timeouts, connection errors).
+    failures: Mapped[int] = mapped_column(default=0)
+    #: While open: when the next probe may go.
+    open_until: Mapped[datetime | None] = mapped_column(default=None)
+    #: While half-open: the worker sending the one probe call, and when its claim lapses.
+    probe_holder: Mapped[str | None] = mapped_column(String(100), default=None)
+    probe_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiSlot(Base):
+    """One of the concurrent-call slots of an (integration, endpoint): held while a call runs.
+
+    A slot is taken by a conditional UPDATE (free, or its lease expired), so a crashed holder's
+    slot frees itself when `expires_at` passes.
+    """
+
+    __tablename__ = "api_slot"
+    __table_args__ = (UniqueConstraint("integration_id", "endpoint", "slot"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: The object endpoint, lower case (tickets, ticketnotes …).
+    endpoint: Mapped[str] = mapped_column(String(100))
+    slot: Mapped[int] = mapped_column(default=0)
+    holder: Mapped[str | None] = mapped_column(String(100), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,566 @@
+"""The governor: keep every Autotask call under the hourly budget, 3 per endpoint, and a breaker.
+
+Autotask allows 10,000 requests per rolling hour per database, shared by every integration of the
+tenant, and 3 concurrent requests per (tracking identifier, object endpoint); more get a 429
+(reference: autotask-api.md §8). Workers run as threads or processes on any host sharing one
+database, so everything the governor knows lives there:
+
+- the hourly budget is counted from the stored ApiCall rows of the last 60 minutes plus the calls
+  in flight (held slots); creates of new tickets may use only ceiling × (1 − reserve), so notes,
+  status changes and completions still go through during a burst of new alerts;
+- concurrency: `api_slot` rows, API_SLOTS_PER_ENDPOINT per (integration, endpoint), taken by a
+  conditional UPDATE with a lease, so a crashed worker's slot frees itself;
+- a 429 pauses the whole integration (`governor_state.paused_until`) for its Retry-After;
+- a circuit breaker per integration (`governor_state`): BREAKER_FAILURES consecutive retryable
+  failures open it for BREAKER_COOLDOWN_SECONDS; then one probe at a time (half-open); a success
+  closes it, a failure opens it again.
+
+A call that may not go now raises `Throttled`, which the worker turns into a reschedule that does
+not consume an attempt. `GovernedTarget` applies all this around any TicketTarget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
+from connector.errors import TargetAuthError, TargetError, TargetRateLimited
+from connector.persistence.db import insert_for
+from connector.persistence.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
+from connector.ports import TicketTarget
+from connector.services import Services
+
+logger = logging.getLogger(__name__)
+
+#: Autotask counts requests over a rolling 60 minutes (autotask-api.md §8).
+WINDOW = timedelta(minutes=60)
+#: Autotask's thread limit per (tracking identifier, object endpoint) since 2023.1.
+API_SLOTS_PER_ENDPOINT = 3
+#: The pause after a 429 that names no Retry-After (thread threshold), in seconds.
+DEFAULT_PAUSE_SECONDS = 5.0
+#: The pause after Autotask refused the integration's credentials: no delivery of the
+#: integration calls until then (one tries again after it), and none is spent or dead for it.
+CREDENTIALS_PAUSE_SECONDS = 300.0
+#: Every pause_reason for refused credentials starts so.
+CREDENTIALS_REFUSED = "Autotask refused the integration's credentials"
+#: How long a worker waits for a free slot (or for a half-open probe) before rescheduling.
+SLOT_WAIT_SECONDS = 2.0
+SLOT_POLL_SECONDS = 0.1
+#: When a delivery that found no slot is tried again.
+BUSY_RETRY_SECONDS = 1.0
+#: A held slot (or probe) whose holder vanished frees itself after this long; longer than any
+#: call can take (connect + read timeouts, and a SOAP update's two calls).
+MIN_LEASE_SECONDS = 30.0
+
+#: For this long after a zone lookup the adapter answers from its cache (it keeps it an hour).
+ZONE_RECHECK_SECONDS = 600.0
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+#: Every Throttled message starts so: a held-back delivery's last_error is recognisable by it.
+THROTTLED_PREFIX = "throttled: "
+
+
+class Throttled(TargetError):
+    """The governor held a call back; the delivery waits `retry_after` seconds, attempt unspent."""
+
+    retryable = True
+    consumes_attempt = False
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(THROTTLED_PREFIX + message, retry_after=max(retry_after, 0.0))
+
+
+class _Wait(Exception):
+    """Nothing free right now, but soon: wait a little and ask again (internal)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The governor's settings."""
+
+    hourly_ceiling: int = 3000
+    reserve_fraction: float = 0.1
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    slot_wait: float = SLOT_WAIT_SECONDS
+    lease: float = MIN_LEASE_SECONDS
+    credentials_pause: float = CREDENTIALS_PAUSE_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Limits:
+        """The limits named by API_HOURLY_CEILING, API_RESERVE_FRACTION, BREAKER_* settings."""
+        timeouts = float(settings.get("AUTOTASK_CONNECT_TIMEOUT", 5.0)) + float(
+            settings.get("AUTOTASK_READ_TIMEOUT", 30.0)
+        )
+        return cls(
+            hourly_ceiling=int(settings["API_HOURLY_CEILING"]),
+            reserve_fraction=float(settings["API_RESERVE_FRACTION"]),
+            breaker_failures=int(settings["BREAKER_FAILURES"]),
+            breaker_cooldown=float(settings["BREAKER_COOLDOWN_SECONDS"]),
+            lease=max(MIN_LEASE_SECONDS, 2 * timeouts + 5),
+            credentials_pause=float(
+                settings.get("CREDENTIALS_PAUSE_SECONDS", CREDENTIALS_PAUSE_SECONDS)
+            ),
+        )
+
+    def budget(self, creates: bool) -> int:
+        """Calls allowed per rolling hour: creates keep the reserve free for everything else."""
+        if creates:
+            return math.floor(self.hourly_ceiling * (1 - self.reserve_fraction))
+        return self.hourly_ceiling
+
+
+@dataclass(frozen=True)
+class Permit:
+    """One admitted call: the slot it holds and whether it is the half-open probe."""
+
+    integration_id: int
+    endpoint: str
+    #: None for a call that needs no slot (zone lookups: not counted, not thread-limited).
+    slot_id: int | None
+    holder: str
+    probe: bool
+
+
+def endpoint_of(request: OutboundRequest) -> str:
+    """The object endpoint a request addresses, as Autotask's thread limit counts it.
+
+    REST URLs name it (…/Tickets, …/Tickets/query, …/Tickets/{id}/Notes → TicketNotes); SOAP
+    has one URL, so the action says it (notes → TicketNotes, everything else → Tickets).
+    """
+    if request.body_format == "json":
+        segments = [unquote(part) for part in urlsplit(request.url).path.split("/") if part]
+        if len(segments) >= 3 and segments[-2].isdigit() and not segments[-1].isdigit():
+            parent = segments[-3]
+            singular = parent[:-3] + "y" if parent.endswith("ies") else parent.removesuffix("s")
+            return (singular + segments[-1])[:100]
+        names = [part for part in segments if not part.isdigit()]
+        if len(names) >= 2 and names[-1].lower() in ("query", "count"):
+            names.pop()
+        if names and names[-1].lower() not in ("v1.0", "atservicesrest"):
+            return names[-1][:100]
+    return "TicketNotes" if request.action is RequestAction.NOTE else "Tickets"
+
+
+class Governor:
+    """Admission and accounting of Autotask calls, shared through the database."""
+
+    def __init__(
+        self,
+        services: Services,
+        limits: Limits,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.services = services
+        self.limits = limits
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- admission ----------------------------------------------------------------------------
+
+    def admit(
+        self,
+        integration_id: int,
+        endpoint: str,
+        holder: str,
+        *,
+        creates: bool,
+        cost: int = 1,
+        slot: bool = True,
+    ) -> Permit:
+        """Take a slot for one call, or raise Throttled saying why and for how long.
+
+        A full endpoint (or a probe already in flight) is waited for up to `slot_wait` seconds.
+        Without `slot`, only the pause and the breaker apply (a zone lookup).
+        """
+        deadline = time.monotonic() + self.limits.slot_wait
+        while True:
+            try:
+                return self._admit_once(integration_id, endpoint, holder, creates, cost, slot)
+            except _Wait as e:
+                if time.monotonic() >= deadline:
+                    raise Throttled(e.reason, retry_after=BUSY_RETRY_SECONDS) from None
+                self.sleep(SLOT_POLL_SECONDS)
+
+    def _admit_once(
+        self,
+        integration_id: int,
+        endpoint: str,
+        holder: str,
+        creates: bool,
+        cost: int,
+        slot: bool,
+    ) -> Permit:
+        now = self.clock()
+        lease = timedelta(seconds=self.limits.lease)
+        with self.services.transaction() as session:
+            state = _locked_state(session, integration_id)
+            if _credentials_changed_since_refused(session, state, self.limits):
+                state.paused_until = None
+                state.pause_reason = None
+            if state.paused_until is not None and now < state.paused_until:
+                wait = (state.paused_until - now).total_seconds()
+                raise Throttled(
+                    f"{state.pause_reason or 'Autotask asked to slow down'};"
+                    f" no call for {wait:.0f} s",
+                    retry_after=wait,
+                )
+            probe = False
+            if state.breaker == OPEN:
+                if state.open_until is not None and now < state.open_until:
+                    wait = (state.open_until - now).total_seconds()
+                    raise Throttled(
+                        f"circuit breaker open after {state.failures} consecutive"
+                        f" failures; next probe in {wait:.0f} s",
+                        retry_after=wait,
+                    )
+                state.breaker = HALF_OPEN
+                state.probe_holder = None
+            if state.breaker == HALF_OPEN:
+                if (
+                    state.probe_holder is not None
+                    and state.probe_expires_at is not None
+                    and now < state.probe_expires_at
+                ):
+                    raise _Wait("circuit breaker half-open, a probe call is in flight")
+                probe = True
+                state.probe_holder = holder
+                state.probe_expires_at = now + lease
+            if not slot:
+                return Permit(integration_id, endpoint, None, holder, probe)
+            self._check_budget(session, integration_id, now, creates, cost)
+            slot_id = _take_slot(session, integration_id, endpoint, holder, now, now + lease)
+            if slot_id is None:
+                # Rolled back with the transaction: the probe is not taken either.
+                raise _Wait(f"{API_SLOTS_PER_ENDPOINT} calls to {endpoint} already in flight")
+            return Permit(integration_id, endpoint, slot_id, holder, probe)
+
+    def _check_budget(
+        self, session: Session, integration_id: int, now: datetime, creates: bool, cost: int
+    ) -> None:
+        budget = self.limits.budget(creates)
+        since = now - WINDOW
+        counted = int(
+            session.scalar(
+                select(func.count())
+                .select_from(ApiCall)
+                .where(ApiCall.integration_id == integration_id, ApiCall.at > since)
+            )
+            or 0
+        )
+        in_flight = int(
+            session.scalar(
+                select(func.count())
+                .select_from(ApiSlot)
+                .where(
+                    ApiSlot.integration_id == integration_id,
+                    ApiSlot.holder.is_not(None),
+                    ApiSlot.expires_at > now,
+                )
+            )
+            or 0
+        )
+        excess = counted + in_flight + cost - budget
+        if excess <= 0:
+            return
+        # The budget frees up when the `excess`-th oldest counted call leaves the window.
+        oldest = session.scalar(
+            select(ApiCall.at)
+            .where(ApiCall.integration_id == integration_id, ApiCall.at > since)
+            .order_by(ApiCall.at)
+            .offset(min(excess, max(counted, 1)) - 1)
+            .limit(1)
+        )
+        wait = (oldest + WINDOW - now).total_seconds() if oldest is not None else 0.0
+        kind = "creates" if creates else "calls"
+        raise Throttled(
+            f"hourly API budget for {kind} used ({counted + in_flight} of {budget}"
+            f" in the last 60 minutes); next call possible in {wait:.0f} s",
+            retry_after=max(wait, BUSY_RETRY_SECONDS),
+        )
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def release(
+        self,
+        permit: Permit,
+        error: BaseException | None,
+        store: Callable[[Session], None] | None = None,
+    ) -> None:
+        """Free the slot, store the call's records (`store`), and update pause and breaker.
+
+        `error` is what the call raised (None: it succeeded). A 429 pauses the integration; a
+        retryable failure counts towards the breaker; any answer that proves Autotask is
+        serving (a success or a rejection) resets and closes it.
+        """
+        now = self.clock()
+        with self.services.transaction() as session:
+            # The state row first, as admission locks it: the same order in both, no deadlock.
+            state = _locked_state(session, permit.integration_id)
+            if permit.slot_id is not None:
+                session.execute(
+                    update(ApiSlot)
+                    .where(ApiSlot.id == permit.slot_id, ApiSlot.holder == permit.holder)
+                    .values(holder=None, expires_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            if store is not None:
+                store(session)
+            if permit.probe and state.probe_holder == permit.holder:
+                state.probe_holder = None
+                state.probe_expires_at = None
+            if isinstance(error, TargetRateLimited):
+                wait = error.retry_after if error.retry_after else DEFAULT_PAUSE_SECONDS
+                self._pause(state, now, wait, f"Autotask asked to pause calls: {error}")
+            elif isinstance(error, TargetAuthError):
+                self._pause(
+                    state,
+                    now,
+                    self.limits.credentials_pause,
+                    f"{CREDENTIALS_REFUSED}: {error}. Deliveries wait, none is lost: fix the"
+                    " API user's username, secret or tracking identifier; one delivery tries"
+                    " again when the pause ends",
+                )
+            elif isinstance(error, TargetError) and error.retryable:
+                self._failure(state, now)
+            elif error is None or isinstance(error, TargetError):
+                self._success(state)
+
+    def _pause(self, state: GovernorState, now: datetime, seconds: float, reason: str) -> None:
+        """No call of the integration for `seconds`; `reason` says why to whoever is held back."""
+        until = now + timedelta(seconds=seconds)
+        if state.paused_until is None or state.paused_until < until:
+            state.paused_until = until
+            state.pause_reason = reason[:1000]
+        logger.warning(
+            "governor.paused",
+            extra={"integration_id": state.integration_id, "seconds": seconds, "reason": reason},
+        )
+
+    def _failure(self, state: GovernorState, now: datetime) -> None:
+        state.failures += 1
+        reopen = state.breaker == HALF_OPEN
+        if reopen or (state.breaker == CLOSED and state.failures >= self.limits.breaker_failures):
+            state.breaker = OPEN
+            state.open_until = now + timedelta(seconds=self.limits.breaker_cooldown)
+            state.probe_holder = None
+            state.probe_expires_at = None
+            logger.warning(
+                "breaker.open",
+                extra={
+                    "integration_id": state.integration_id,
+                    "failures": state.failures,
+                    "cooldown_seconds": self.limits.breaker_cooldown,
+                },
+            )
+
+    def _success(self, state: GovernorState) -> None:
+        state.failures = 0
+        if state.pause_reason and (
+            state.paused_until is None or state.paused_until <= self.clock()
+        ):
+            # Autotask serves again: the last pause is history.
+            state.pause_reason = None
+            state.paused_until = None
+        if state.breaker != CLOSED:
+            state.breaker = CLOSED
+            state.open_until = None
+            state.probe_holder = None
+            state.probe_expires_at = None
+            logger.info("breaker.closed", extra={"integration_id": state.integration_id})
+
+    @contextmanager
+    def call(
+        self,
+        integration_id: int,
+        endpoint: str,
+        holder: str,
+        *,
+        creates: bool = False,
+        cost: int = 1,
+        slot: bool = True,
+        store: Callable[[Session], None] | None = None,
+    ) -> Iterator[Permit]:
+        """Admit, run the block (the call), then release with what it raised."""
+        permit = self.admit(integration_id, endpoint, holder, creates=creates, cost=cost, slot=slot)
+        try:
+            yield permit
+        except BaseException as e:
+            self.release(permit, e, store)
+            raise
+        self.release(permit, None, store)
+
+
+def _credentials_changed_since_refused(
+    session: Session, state: GovernorState, limits: Limits
+) -> bool:
+    """Whether the integration was saved after Autotask refused its credentials.
+
+    Then the refusal is old news: the next call tries the new credentials at once, instead of
+    waiting out a pause meant for the old ones.
+    """
+    if state.paused_until is None or not (state.pause_reason or "").startswith(CREDENTIALS_REFUSED):
+        return False
+    refused_at = state.paused_until - timedelta(seconds=limits.credentials_pause)
+    saved_at = session.scalar(
+        select(Integration.updated_at).where(Integration.id == state.integration_id)
+    )
+    return saved_at is not None and saved_at > refused_at
+
+
+def calls_status(session: Session, integration_id: int, now: datetime) -> dict[str, Any]:
+    """Whether the integration's calls to Autotask go now, and if not, why and until when.
+
+    `state` is ok, paused (Autotask asked to slow down), credentials_refused (until a call is
+    accepted again), or breaker_open / breaker_half_open.
+    """
+    state = session.get(GovernorState, integration_id)
+    refused = state is not None and (state.pause_reason or "").startswith(CREDENTIALS_REFUSED)
+    if state is not None and state.paused_until is not None and now < state.paused_until:
+        kind = "credentials_refused" if refused else "paused"
+        return {"state": kind, "message": state.pause_reason, "until": state.paused_until}
+    if state is not None and refused:
+        return {"state": "credentials_refused", "message": state.pause_reason, "until": None}
+    if state is not None and state.breaker != CLOSED:
+        return {
+            "state": f"breaker_{state.breaker}",
+            "message": f"circuit breaker {state.breaker.replace('_', '-')} after"
+            f" {state.failures} consecutive failed calls",
+            "until": state.open_until,
+        }
+    return {"state": "ok", "message": None, "until": None}
+
+
+def _locked_state(session: Session, integration_id: int) -> GovernorState:
+    """The integration's governor row, made if missing, locked for this transaction."""
+    session.execute(
+        insert_for(session.get_bind().dialect.name, GovernorState)
+        .values(integration_id=integration_id, breaker=CLOSED, failures=0)
+        .on_conflict_do_nothing(index_elements=["integration_id"])
+    )
+    state = session.scalars(
+        select(GovernorState)
+        .where(GovernorState.integration_id == integration_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return state
+
+
+def _take_slot(
+    session: Session,
+    integration_id: int,
+    endpoint: str,
+    holder: str,
+    now: datetime,
+    expires: datetime,
+) -> int | None:
+    """Take a free (or expired) slot of the endpoint by conditional UPDATE; None if all held."""
+    key = endpoint.lower()
+    session.execute(
+        insert_for(session.get_bind().dialect.name, ApiSlot)
+        .values(
+            [
+                {"integration_id": integration_id, "endpoint": key, "slot": n}
+                for n in range(API_SLOTS_PER_ENDPOINT)
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["integration_id", "endpoint", "slot"])
+    )
+    free = or_(ApiSlot.holder.is_(None), ApiSlot.expires_at < now)
+    candidates = session.scalars(
+        select(ApiSlot.id)
+        .where(ApiSlot.integration_id == integration_id, ApiSlot.endpoint == key, free)
+        .order_by(ApiSlot.slot)
+    ).all()
+    for slot_id in candidates:
+        taken = session.execute(
+            update(ApiSlot)
+            .where(ApiSlot.id == slot_id, free)
+            .values(holder=holder, expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) == 1:
+            return int(slot_id)
+    return None
+
+
+def breaker_snapshot(session: Session) -> dict[int, GovernorState]:
+    """Every integration's governor row (for metrics), by integration id."""
+    return {state.integration_id: state for state in session.scalars(select(GovernorState))}
+
+
+class GovernedTarget:
+    """A TicketTarget whose every call is admitted by the governor, then accounted."""
+
+    def __init__(
+        self,
+        inner: TicketTarget,
+        governor: Governor,
+        integration_id: int,
+        holder: str,
+        store: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.governor = governor
+        self.integration_id = integration_id
+        self.holder = holder
+        self.store = store
+        self._zone_checked: float | None = None
+
+    def _call(
+        self, endpoint: str, *, creates: bool = False, cost: int = 1, slot: bool = True
+    ) -> Any:
+        return self.governor.call(
+            self.integration_id,
+            endpoint,
+            self.holder,
+            creates=creates,
+            cost=cost,
+            slot=slot,
+            store=self.store,
+        )
+
+    def endpoint_url(self) -> str:
+        """The zone URL. Its lookup is neither counted by Autotask nor thread-limited (§8), but
+        it fails in an outage like any call: while it may need a lookup, pause and breaker apply.
+        """
+        now = time.monotonic()
+        if self._zone_checked is not None and now - self._zone_checked < ZONE_RECHECK_SECONDS:
+            return self.inner.endpoint_url()  # answered from the adapter's cache
+        with self._call("ZoneInformation", slot=False):
+            url = self.inner.endpoint_url()
+        self._zone_checked = now
+        return url
+
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        # A SOAP update reads the ticket first (whole-entity update): two calls.
+        cost = 2 if request.body_format == "xml" and request.action is RequestAction.UPDATE else 1
+        creates = request.action is RequestAction.CREATE
+        with self._call(endpoint_of(request), creates=creates, cost=cost):
+            return self.inner.send(request)
+
+    def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
+        with self._call("Tickets"):
+            return self.inner.find_ticket_by_marker(marker)
+
+    def get_ticket(self, ticket_id: int) -> TicketRef | None:
+        with self._call("Tickets"):
+            return self.inner.get_ticket(ticket_id)

@@ -1,0 +1,331 @@
+"""Ingest: in ONE transaction, upsert each alert, append its event, enqueue its delivery."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from connector.domain import AlertStatus, IncomingAlert
+from connector.integrations.settings import (
+    IntegrationSettings,
+    TenantRoute,
+    map_severity,
+    route_company,
+    truncate,
+)
+from connector.persistence.db import insert_for
+from connector.persistence.models import Alert, AlertEvent, Delivery, TenantMapping
+
+QUEUED = "queued"
+DUPLICATE = "duplicate"
+STALE = "stale"
+#: AlertEvent.disposition is String(300); a drop reason quotes sender text (tenant, property).
+DISPOSITION_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What happened to one alert of a webhook."""
+
+    event_id: int
+    alert_id: int
+    disposition: str
+    #: What the admin should know about how the event was handled (also on the event).
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Upserted:
+    """The alert row after an event's upsert."""
+
+    alert_id: int
+    #: The clear cycle this event belongs to.
+    cycle: int
+    #: The newest sender time applied to the alert, this event's included.
+    newest: datetime | None
+    #: The alert's status after the upsert (a stale event leaves it as it was).
+    status: str
+
+
+def order_time(alert: IncomingAlert, cleared: bool) -> datetime | None:
+    """When the event happened by the sender's clock, which orders the alert's events.
+
+    The event's own time. An active event without one, for an alert that is cleared, happened
+    no later than the alert's start: one that started before the clear belongs to the cleared
+    episode (a late copy), one that started after it is a new firing. Otherwise an event without
+    a time of its own has none (an update whose time could not be read, a clear that names only
+    the start): it is applied in the order it arrives. _upsert_statement decides the same in SQL.
+    """
+    if alert.occurred_at is not None:
+        return alert.occurred_at
+    return alert.started_at if cleared and alert.status is AlertStatus.ACTIVE else None
+
+
+def tenant_routes(session: Session, integration_id: int) -> dict[str, TenantRoute]:
+    """The integration's tenant mappings, by tenant."""
+    rows = session.scalars(
+        select(TenantMapping).where(TenantMapping.integration_id == integration_id)
+    )
+    return {row.tenant: TenantRoute(row.company_id, row.enabled) for row in rows}
+
+
+def ingest(
+    session: Session,
+    integration_id: int,
+    settings: IntegrationSettings,
+    alerts: Sequence[IncomingAlert],
+    *,
+    now: datetime,
+    max_delivery_age: timedelta,
+) -> list[Accepted]:
+    """Record every alert and enqueue its delivery; the caller owns (and commits) the transaction.
+
+    Each alert's severity first goes through the integration's severity map for its source, so
+    the alert, its event and the ticket all carry the mapped severity.
+
+    A repeat of an event already recorded (same alert, status and source timestamp) is recorded
+    again as a duplicate but gets no second delivery: the UNIQUE (alert, dedupe key) on deliveries
+    makes this hold under concurrent posts too.
+
+    An event older, by the sender's clock, than the newest event already applied to its alert is
+    stale: recorded with the reason, it changes neither the alert nor the ticket (a clear that
+    overtook its alert's active, a late acknowledgement of a cleared alert).
+    """
+    routes = tenant_routes(session, integration_id)
+    accepted = []
+    for received in alerts:
+        alert = map_severity(received, settings)
+        row = _upsert_alert(session, integration_id, alert, now)
+        key = dedupe_key(alert, row.cycle)
+        route = route_company(alert, settings, routes)
+        warnings = (route.warning,) if route.warning else ()
+        event = AlertEvent(
+            alert_id=row.alert_id,
+            status=alert.status.value,
+            severity=alert.severity.value,
+            dedupe_key=key,
+            occurred_at=alert.occurred_at,
+            received_at=now,
+            payload=alert_to_json(alert),
+            warnings=list(warnings) or None,
+        )
+        session.add(event)
+        session.flush()
+        stale = _stale_reason(alert, row)
+        if stale:
+            event.disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
+        elif route.dropped:
+            event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
+        elif _enqueue(session, integration_id, row.alert_id, event.id, key, now, max_delivery_age):
+            event.disposition = QUEUED
+        else:
+            event.disposition = DUPLICATE
+        accepted.append(Accepted(event.id, row.alert_id, event.disposition, warnings))
+    return accepted
+
+
+def _stale_reason(alert: IncomingAlert, row: _Upserted) -> str:
+    """Why the event is stale, or "" when it is not (it is the newest, or has no time)."""
+    # A stale event leaves the alert's status as it was, so the status after the upsert is the
+    # one the event was judged against; an event that is not stale may have changed it, but
+    # then (being active) it did not change it to cleared.
+    happened = order_time(alert, cleared=row.status == AlertStatus.CLEARED.value)
+    if happened is None or row.newest is None or happened >= row.newest:
+        return ""
+    return (
+        f"this {alert.status.value} event happened at {happened.isoformat()}, before an event"
+        f" of {row.newest.isoformat()} already applied (the alert is {row.status}); it changes"
+        " nothing"
+    )
+
+
+def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
+    """Identify an event: status + the source's timestamp, or the alert's clear cycle if none.
+
+    An active event at another severity is another event (the severity changed), even when the
+    sender stamps it with the alert's unchanged start.
+    """
+    stamp = alert.occurred_at or alert.started_at
+    moment = stamp.isoformat() if stamp else f"cycle-{cycle}"
+    if alert.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.ESCALATED):
+        moment += f"|{alert.actor}|{alert.note}"
+    elif alert.status is AlertStatus.ACTIVE:
+        moment += f"|{alert.severity.value}"
+    digest = hashlib.sha256(moment.encode()).hexdigest()[:40]
+    return f"{alert.status.value}:{digest}"
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """The alert upsert, built once per dialect: a webhook of 500 alerts runs it 500 times, and
+    building it (not running it) was most of the time."""
+    statement = insert_for(dialect, Alert)
+    excluded = statement.excluded
+    # In ON CONFLICT … DO UPDATE, Alert.<column> is the stored row and `excluded` the new event.
+    # The event's time as order_time() has it: its own, else (an active event for a cleared
+    # alert) the alert's start.
+    newest = Alert.last_occurred_at
+    late_copy = (Alert.status == AlertStatus.CLEARED.value) & (
+        excluded.status == AlertStatus.ACTIVE.value
+    )
+    happened = func.coalesce(
+        excluded.last_occurred_at, case((late_copy, excluded.started_at), else_=None)
+    )
+    stale = happened.is_not(None) & newest.is_not(None) & (happened < newest)
+    becomes_cleared = (excluded.status == AlertStatus.CLEARED.value) & (
+        Alert.status != AlertStatus.CLEARED.value
+    )
+
+    def unless_stale(column: str, new: Any) -> Any:
+        # A stale event is recorded, but the alert keeps what the newer events said.
+        return case((stale, getattr(Alert, column)), else_=new)
+
+    def kept_unless_given(column: str) -> Any:
+        # An acknowledgement or clear often carries only the id: keep what earlier events said.
+        new = getattr(excluded, column)
+        return unless_stale(column, case((new == "", getattr(Alert, column)), else_=new))
+
+    return statement.on_conflict_do_update(
+        index_elements=[Alert.integration_id, Alert.source, Alert.fingerprint],
+        set_={
+            "status": unless_stale("status", excluded.status),
+            "severity": unless_stale("severity", excluded.severity),
+            "title": unless_stale("title", excluded.title),
+            "message": kept_unless_given("message"),
+            "host": kept_unless_given("host"),
+            "tenant": kept_unless_given("tenant"),
+            "monitor": kept_unless_given("monitor"),
+            "properties": unless_stale("properties", excluded.properties),
+            "started_at": unless_stale(
+                "started_at",
+                case((excluded.started_at.is_(None), Alert.started_at), else_=excluded.started_at),
+            ),
+            "cycle": Alert.cycle + case((becomes_cleared & ~stale, 1), else_=0),
+            "last_occurred_at": case(
+                (happened.is_(None), newest),
+                (newest.is_(None) | (happened > newest), happened),
+                else_=newest,
+            ),
+            "last_event_at": excluded.last_event_at,
+        },
+    ).returning(Alert.id, Alert.cycle, Alert.last_occurred_at, Alert.status)
+
+
+def _upsert_alert(
+    session: Session, integration_id: int, alert: IncomingAlert, now: datetime
+) -> _Upserted:
+    """Insert or update the alert (a stale event changes nothing of it); return the row's facts."""
+    values = {
+        "integration_id": integration_id,
+        "fingerprint": alert.fingerprint,
+        "source": alert.source,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "title": alert.title,
+        "message": alert.message,
+        "host": alert.host,
+        "tenant": alert.tenant,
+        "monitor": alert.monitor,
+        "properties": dict(alert.properties),
+        "started_at": alert.started_at,
+        "cycle": 1 if alert.status is AlertStatus.CLEARED else 0,
+        "last_occurred_at": alert.occurred_at,
+        "last_event_at": now,
+        "created_at": now,
+    }
+    statement = _upsert_statement(session.get_bind().dialect.name)
+    alert_id, cycle, newest, status = session.execute(statement, values).one()
+    # A clear closes the cycle it counted; every other status belongs to the current one.
+    if alert.status is AlertStatus.CLEARED:
+        cycle -= 1
+    return _Upserted(int(alert_id), int(cycle), newest, str(status))
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The delivery insert that a repeat of an event leaves alone, built once per dialect."""
+    statement = insert_for(dialect, Delivery)
+    return statement.on_conflict_do_nothing(
+        index_elements=[Delivery.alert_id, Delivery.dedupe_key]
+    ).returning(Delivery.id)
+
+
+def _enqueue(
+    session: Session,
+    integration_id: int,
+    alert_id: int,
+    event_id: int,
+    key: str,
+    now: datetime,
+    max_age: timedelta,
+) -> bool:
+    """Insert the delivery unless one exists for the same event; return whether it was new."""
+    values = {
+        "alert_id": alert_id,
+        "event_id": event_id,
+        "integration_id": integration_id,
+        "dedupe_key": key,
+        "state": "pending",
+        "attempts": 0,
+        "progress": 0,
+        "next_attempt_at": now,
+        "deadline_at": now + max_age,
+        "created_at": now,
+    }
+    statement = _enqueue_statement(session.get_bind().dialect.name)
+    return session.execute(statement, values).scalar_one_or_none() is not None
+
+
+def alert_to_json(alert: IncomingAlert) -> dict[str, Any]:
+    """The normalized alert as stored on its event (and read back by the worker)."""
+    return {
+        "source": alert.source,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status.value,
+        "severity": alert.severity.value,
+        "title": alert.title,
+        "message": alert.message,
+        "host": alert.host,
+        "tenant": alert.tenant,
+        "monitor": alert.monitor,
+        "properties": dict(alert.properties),
+        "started_at": alert.started_at.isoformat() if alert.started_at else None,
+        "occurred_at": alert.occurred_at.isoformat() if alert.occurred_at else None,
+        "note": alert.note,
+        "actor": alert.actor,
+        "raw_severity": alert.raw_severity,
+    }
+
+
+def alert_from_json(data: dict[str, Any]) -> IncomingAlert:
+    """Inverse of alert_to_json."""
+    from connector.domain import Severity
+
+    def moment(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return IncomingAlert(
+        source=data["source"],
+        fingerprint=data["fingerprint"],
+        status=AlertStatus(data["status"]),
+        severity=Severity(data["severity"]),
+        title=data["title"],
+        message=data.get("message", ""),
+        host=data.get("host", ""),
+        tenant=data.get("tenant", ""),
+        monitor=data.get("monitor", ""),
+        properties=data.get("properties") or {},
+        started_at=moment(data.get("started_at")),
+        occurred_at=moment(data.get("occurred_at")),
+        note=data.get("note", ""),
+        actor=data.get("actor", ""),
+        # Events stored before severity maps existed have no raw word.
+        raw_severity=data.get("raw_severity", ""),
+    )
