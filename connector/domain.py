@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from connector.errors import PayloadError
 
@@ -312,3 +314,40 @@ class ParsedWebhook:
         if self.refused:
             raise self.refusal()
         return [parsed.alert for parsed in self.alerts]
+
+
+# -- redaction: the one way a secret is kept out of what is shown, stored or logged -------------
+
+#: Stands in for a secret wherever one would otherwise appear.
+REDACTED = "<redacted>"
+
+
+def secret_forms(*secrets: str) -> tuple[str, ...]:
+    """Each secret as text may carry it: as is, XML-escaped and JSON-escaped; longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms.update({secret, xml_escape(secret), json.dumps(secret)[1:-1]})
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact_text(text: str, forms: Sequence[str], marker: str = REDACTED) -> str:
+    """`text` with every form of every secret (`secret_forms`) replaced by `marker`."""
+    for form in forms:
+        text = text.replace(form, marker)
+    return text
+
+
+def redact(value: Any, secrets: Sequence[str]) -> Any:
+    """`value` (text, or JSON-like containers of it) with every form of every secret redacted."""
+    return _redact(value, secret_forms(*secrets))
+
+
+def _redact(value: Any, forms: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, forms)
+    if isinstance(value, Mapping):
+        return {_redact(k, forms): _redact(v, forms) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(item, forms) for item in value]
+    return value

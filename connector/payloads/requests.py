@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from connector.domain import AlertStatus, OutboundRequest, RequestAction
+from connector.domain import AlertStatus, OutboundRequest, RequestAction, redact
 from connector.errors import TemplateRejected
 from connector.payloads.rendering import (
     DEFAULT_JSON_ID_PATH,
@@ -75,7 +75,6 @@ RESERVED_HEADERS = frozenset(
 )
 
 #: What a secret is replaced with wherever a request or answer is shown or stored.
-REDACTED = "<redacted>"
 
 #: Where the default templates live (payload_templates/ beside the package).
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "payload_templates"
@@ -330,20 +329,6 @@ def sample_context(api_flavour: str) -> RenderContext:
 
 
 # -- showing requests ---------------------------------------------------------------------------
-
-
-def redact(value: Any, secrets: Sequence[str]) -> Any:
-    """`value` (text, or JSON-like containers of it) with every secret replaced by REDACTED."""
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, Mapping):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(item, secrets) for item in value]
-    return value
 
 
 def request_json(request: OutboundRequest, secrets: Sequence[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from connector.domain import (
     TicketRef,
     TicketSnapshot,
     TicketState,
+    redact,
 )
 from connector.errors import (
     ConfigError,
@@ -60,7 +61,6 @@ from connector.payloads.rendering import (
 from connector.payloads.requests import (
     DeliveryOptions,
     RequestSpec,
-    redact,
     render_request,
     request_json,
 )
