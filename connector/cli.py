@@ -162,6 +162,10 @@ def run() -> None:
             except ValueError as e:
                 raise click.ClickException(f"{name} must be a port number") from e
     settings = _settings(override)
+    flavour = settings["AUTOTASK_API"]
+    if not settings["INTEGRATION"] and flavour not in SANDBOX_FLAVOURS:
+        wanted = " or ".join(SANDBOX_FLAVOURS)
+        raise click.ClickException(f"AUTOTASK_API must be {wanted}, got {flavour!r}")
     var = Path("var")
     var.mkdir(exist_ok=True)
     if not settings["SANDBOX_STATE_FILE"]:
@@ -233,6 +237,10 @@ def _local_token(path: Path) -> str:
         path.write_text(new_token())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+#: The API flavours the sandbox serves, each a default integration of `make run` can use.
+SANDBOX_FLAVOURS = ("rest", "soap")
 
 
 def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:

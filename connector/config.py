@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, validate
+
 from connector.errors import ConfigError
 
 #: Every setting with its default. config/default.toml documents each; a test keeps them equal.
@@ -111,68 +113,140 @@ def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Read CONNECTOR_<KEY> for every known key, coerced to the type of its default."""
+    """Read CONNECTOR_<KEY> for every known key, read as its field reads environment text."""
     found: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
+    fields_by_name = _SCHEMA.fields
+    for key in DEFAULTS:
         raw = environ.get(f"CONNECTOR_{key}")
         if raw is None:
             continue
-        found[key] = _coerce(key, raw, default)
+        field = fields_by_name[key]
+        try:
+            found[key] = field.from_env(raw) if isinstance(field, _FromEnv) else raw
+        except ValidationError as e:
+            raise ConfigError(f"CONNECTOR_{key}: {_first(e.messages)}, got {raw!r}") from e
     return found
-
-
-def _coerce(key: str, raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"CONNECTOR_{key}: expected true or false, got {raw!r}")
-    if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError as e:
-            raise ConfigError(f"CONNECTOR_{key}: expected a whole number, got {raw!r}") from e
-    if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError as e:
-            raise ConfigError(f"CONNECTOR_{key}: expected a number, got {raw!r}") from e
-    if isinstance(default, list | dict):
-        kind, wanted = ("list", list) if isinstance(default, list) else ("object", dict)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"CONNECTOR_{key}: expected a JSON {kind}, got {raw!r}") from e
-        if not isinstance(value, wanted):
-            raise ConfigError(f"CONNECTOR_{key}: expected a JSON {kind}, got {raw!r}")
-        return value
-    return raw
 
 
 def _validate(settings: Mapping[str, Any]) -> None:
     """Fail fast, naming the setting, on any value the service cannot run with."""
-    for key in ("PORT", "SANDBOX_PORT"):
-        port = settings[key]
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise ConfigError(f"{key} must be a port number from 0 to 65535, got {port!r}")
-    for key in (
-        "MAX_CONTENT_LENGTH",
-        "REJECTED_WEBHOOKS_KEPT",
-        "WORKER_LEASE_SECONDS",
-        "WORKER_BATCH",
-        "SANDBOX_HOURLY_THRESHOLD",
-        "SANDBOX_THRESHOLD_TIMEFRAME_MINUTES",
-        "SANDBOX_THREAD_LIMIT",
-        "API_HOURLY_CEILING",
-        "BREAKER_FAILURES",
-    ):
-        value = settings[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{key} must be a whole number of at least 1, got {value!r}")
-    tiers = settings["SANDBOX_LATENCY_TIERS"]
-    if not isinstance(tiers, list) or not all(
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    unknown = [key for key in unknown if not key.startswith(("TESTING", "DEBUG"))]
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    try:
+        _SCHEMA.load({key: settings[key] for key in DEFAULTS})
+    except ValidationError as e:
+        messages = e.messages
+        if not isinstance(messages, dict):
+            raise ConfigError(f"settings: {_first(messages)}") from e
+        key = next(key for key in DEFAULTS if key in messages)
+        raise ConfigError(f"{key} {_first(messages[key])}, got {settings[key]!r}") from e
+
+
+def _first(messages: Any) -> str:
+    """The first message of a marshmallow error tree."""
+    while not isinstance(messages, str):
+        messages = next(iter(messages.values())) if isinstance(messages, dict) else messages[0]
+    return messages
+
+
+# -- the schema: one field per setting, reading environment text as its default's type ---------
+
+
+class _FromEnv:
+    """A setting's field that also reads the text an environment variable carries."""
+
+    def from_env(self, raw: str) -> Any:
+        """The value `raw` (environment text) stands for; ValidationError when it is not one."""
+        raise NotImplementedError
+
+
+class _Whole(_FromEnv, fields.Field[int]):
+    """A whole number (never a bool or a float)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValidationError("must be a whole number")
+        return value
+
+    def from_env(self, raw: str) -> int:
+        """Decimal digits."""
+        try:
+            return int(raw)
+        except ValueError as e:
+            raise ValidationError("expected a whole number") from e
+
+
+class _Number(_FromEnv, fields.Field[float]):
+    """A number, whole or not (never a bool)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValidationError("must be a number")
+        return value
+
+    def from_env(self, raw: str) -> float:
+        """A decimal number."""
+        try:
+            return float(raw)
+        except ValueError as e:
+            raise ValidationError("expected a number") from e
+
+
+class _Switch(_FromEnv, fields.Field[bool]):
+    """On or off."""
+
+    _WORDS = {"1": True, "true": True, "yes": True, "on": True}
+    _WORDS |= {"0": False, "false": False, "no": False, "off": False}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+    def from_env(self, raw: str) -> bool:
+        """true/false, yes/no, on/off or 1/0, in any case."""
+        try:
+            return self._WORDS[raw.strip().lower()]
+        except KeyError as e:
+            raise ValidationError("expected true or false") from e
+
+
+class _Json(_FromEnv, fields.Field[Any]):
+    """A list or a table (TOML), written as JSON in the environment."""
+
+    def __init__(self, kind: type[list[Any]] | type[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.word = "list" if kind is list else "object"
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, self.kind):
+            raise ValidationError(f"must be a {'list' if self.kind is list else 'table'}")
+        return value
+
+    def from_env(self, raw: str) -> Any:
+        """JSON text of the field's kind."""
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValidationError(f"expected a JSON {self.word}") from e
+        if not isinstance(value, self.kind):
+            raise ValidationError(f"expected a JSON {self.word}")
+        return value
+
+
+def _at_least_one() -> validate.Range:
+    return validate.Range(min=1, error="must be a whole number of at least 1")
+
+
+def _positive_seconds() -> validate.Range:
+    return validate.Range(min=0, min_inclusive=False, error="must be a positive number of seconds")
+
+
+def _latency_tiers(tiers: list[Any]) -> None:
+    if not all(
         isinstance(tier, list | tuple)
         and len(tier) == 2
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in tier)
@@ -180,46 +254,91 @@ def _validate(settings: Mapping[str, Any]) -> None:
         and tier[1] >= 0
         for tier in tiers
     ):
-        raise ConfigError(
-            "SANDBOX_LATENCY_TIERS must be a list of [fraction of threshold (0-1], delay seconds]"
-            f" pairs, got {tiers!r}"
+        raise ValidationError(
+            "must be a list of [fraction of threshold (0-1], delay seconds] pairs"
         )
-    reserve = settings["API_RESERVE_FRACTION"]
-    if not isinstance(reserve, int | float) or isinstance(reserve, bool) or not 0 <= reserve < 1:
-        raise ConfigError(
-            f"API_RESERVE_FRACTION must be a fraction from 0 to below 1, got {reserve!r}"
-        )
-    for key in (
-        "WORKER_POLL_SECONDS",
-        "AUTOTASK_CONNECT_TIMEOUT",
-        "AUTOTASK_READ_TIMEOUT",
-        "BREAKER_COOLDOWN_SECONDS",
-        "CREDENTIALS_PAUSE_SECONDS",
-    ):
-        value = settings[key]
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
-    delays = settings["RETRY_DELAYS"]
+
+
+def _retry_delays(delays: list[Any]) -> None:
     if not delays or not all(
         isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
     ):
-        raise ConfigError(f"RETRY_DELAYS must be a non-empty list of seconds, got {delays!r}")
-    if settings["AUTOTASK_API"] not in ("rest", "soap"):
-        raise ConfigError(f"AUTOTASK_API must be rest or soap, got {settings['AUTOTASK_API']!r}")
-    if not isinstance(settings["METRICS_TOKEN"], str):
-        raise ConfigError("METRICS_TOKEN must be a string (empty: /metrics needs no token)")
-    if settings["METRICS_TOKEN"] != settings["METRICS_TOKEN"].strip():
-        raise ConfigError("METRICS_TOKEN must not start or end with whitespace")
-    if settings["LOG_FORMAT"] not in ("text", "json"):
-        raise ConfigError(f"LOG_FORMAT must be text or json, got {settings['LOG_FORMAT']!r}")
-    if str(settings["LOG_LEVEL"]).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(
-            "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL,"
-            f" got {settings['LOG_LEVEL']!r}"
+        raise ValidationError("must be a non-empty list of seconds")
+
+
+def _token(value: str) -> None:
+    if value != value.strip():
+        raise ValidationError("must not start or end with whitespace")
+
+
+_PORT = validate.Range(min=0, max=65535, error="must be a port number from 0 to 65535")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level(value: str) -> None:
+    if value.upper() not in _LEVELS:
+        raise ValidationError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+
+
+def _text(**kwargs: Any) -> fields.String:
+    """A string setting."""
+    return fields.String(error_messages={"invalid": "must be a string"}, **kwargs)
+
+
+class SettingsSchema(Schema):
+    """Every setting's type and allowed values; `load_settings` fails naming the first bad one."""
+
+    HOST = _text()
+    PORT = _Whole(validate=_PORT)
+    MAX_CONTENT_LENGTH = _Whole(validate=_at_least_one())
+    REJECTED_WEBHOOKS_KEPT = _Whole(validate=_at_least_one())
+    DATABASE_URL = _text()
+    SECRET_KEYS = _Json(list)
+    HOOK_TOKEN = _text()
+    API_TOKEN = _text()
+    METRICS_TOKEN = fields.String(
+        validate=_token,
+        error_messages={"invalid": "must be a string (empty: /metrics needs no token)"},
+    )
+    INTEGRATION = _Json(dict)
+    LOG_FORMAT = fields.String(
+        validate=validate.OneOf(("text", "json"), error="must be text or json")
+    )
+    LOG_LEVEL = _text(validate=_level)
+    WORKER_ENABLED = _Switch()
+    WORKER_POLL_SECONDS = _Number(validate=_positive_seconds())
+    WORKER_LEASE_SECONDS = _Whole(validate=_at_least_one())
+    WORKER_BATCH = _Whole(validate=_at_least_one())
+    RETRY_DELAYS = _Json(list, validate=_retry_delays)
+    RETRY_JITTER = _Number()
+    DELIVERY_MAX_AGE_HOURS = _Number()
+    # The flavours themselves are the target adapters' (checked where they are wired).
+    AUTOTASK_API = _text(validate=validate.Length(min=1))
+    AUTOTASK_CONNECT_TIMEOUT = _Number(validate=_positive_seconds())
+    AUTOTASK_READ_TIMEOUT = _Number(validate=_positive_seconds())
+    API_HOURLY_CEILING = _Whole(validate=_at_least_one())
+    API_RESERVE_FRACTION = _Number(
+        validate=validate.Range(
+            min=0, max=1, max_inclusive=False, error="must be a fraction from 0 to below 1"
         )
-    if not isinstance(settings["INTEGRATION"], dict):
-        raise ConfigError("INTEGRATION must be a table (a JSON object in the environment)")
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    unknown = [key for key in unknown if not key.startswith(("TESTING", "DEBUG"))]
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    )
+    BREAKER_FAILURES = _Whole(validate=_at_least_one())
+    BREAKER_COOLDOWN_SECONDS = _Number(validate=_positive_seconds())
+    CREDENTIALS_PAUSE_SECONDS = _Number(validate=_positive_seconds())
+    SANDBOX_HOST = _text()
+    SANDBOX_PORT = _Whole(validate=_PORT)
+    SANDBOX_USERNAME = _text()
+    SANDBOX_SECRET = _text()
+    SANDBOX_INTEGRATION_CODE = _text()
+    SANDBOX_STATE_FILE = _text()
+    SANDBOX_HOURLY_THRESHOLD = _Whole(validate=_at_least_one())
+    SANDBOX_THRESHOLD_TIMEFRAME_MINUTES = _Whole(validate=_at_least_one())
+    SANDBOX_LATENCY_TIERS = _Json(list, validate=_latency_tiers)
+    SANDBOX_THREAD_LIMIT = _Whole(validate=_at_least_one())
+    SANDBOX_STRICT_PROPERTIES = _Switch()
+    SANDBOX_REFUSE_INACTIVE_COMPANIES = _Switch()
+    SANDBOX_API_TICKET_CATEGORY = _Json(dict)
+    SANDBOX_OPAQUE_ERRORS = _Switch()
+
+
+_SCHEMA = SettingsSchema()

@@ -6,8 +6,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from connector.config import DEFAULTS, _flatten, load_settings
+from connector.cli import main
+from connector.config import DEFAULTS, SettingsSchema, _flatten, load_settings
 from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,3 +108,21 @@ def test_missing_or_broken_file_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("CONNECTOR_CONFIG", str(broken))
     with pytest.raises(ConfigError, match="broken.toml"):
         load_settings()
+
+
+def test_run_refuses_an_api_flavour_the_sandbox_does_not_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flavours are the adapters' words, so the settings schema takes any; `run` checks
+    # before it starts anything.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONNECTOR_AUTOTASK_API", "graphql")
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code != 0
+    assert "AUTOTASK_API must be rest or soap, got 'graphql'" in result.output
+    assert not (tmp_path / "var").exists()
+
+
+def test_the_schema_has_one_field_per_setting_and_takes_the_defaults() -> None:
+    assert set(SettingsSchema().fields) == set(DEFAULTS)
+    assert SettingsSchema().load(DEFAULTS) == DEFAULTS
