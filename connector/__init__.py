@@ -27,12 +27,13 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from adapters import load_sources
     from connector.config import load_settings
     from connector.errors import register_error_handlers
-    from connector.logs import request_id
+    from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
     from connector.web import api, health, hooks, integrations, metrics
     from connector.web.params import DatabaseIdConverter
 
     settings = load_settings(config_override)
+    stamp_request_ids()
     app = Flask(__name__)
     app.config.update(settings)
     app.extensions["connector"] = build_services(settings, load_sources())

@@ -32,13 +32,23 @@ def request_id() -> str:
     return str(g.request_id)
 
 
-class _RequestId(logging.Filter):
-    """Puts the current request's id on every record (an explicit `extra=` one wins)."""
+def stamp_request_ids() -> None:
+    """Give every log record made during a web request that request's id (once per process).
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "request_id", ""):
-            record.request_id = request_id()
-        return True
+    A record factory rather than a handler filter, so every handler sees the id: ours, a test's
+    capture, or one a deployment adds.
+    """
+    made = logging.getLogRecordFactory()
+    if getattr(made, "stamps_request_ids", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = made(*args, **kwargs)
+        record.request_id = request_id()
+        return record
+
+    factory.stamps_request_ids = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -98,6 +108,6 @@ def configure_logging(settings: Mapping[str, Any]) -> None:
         root.removeHandler(handler)
     handler = _Handler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings["LOG_FORMAT"] == "json" else TextFormatter())
-    handler.addFilter(_RequestId())
     root.addHandler(handler)
     root.setLevel(str(settings["LOG_LEVEL"]).upper())
+    stamp_request_ids()

@@ -71,19 +71,13 @@ def keep_refusal(response: Response) -> Response:
         else:
             _record(int(integration_id), source, status, error)
     except Exception:
+        # The request id is on every line of a request (connector/logs.py).
         logger.exception(
-            "hook.refusal_not_recorded integration_id=%s source=%r status=%d request_id=%s"
-            " reason=%r",
-            integration_id,
-            source,
-            status,
-            error["request_id"],
-            error["message"],
+            "hook.refusal_not_recorded",
             extra={
                 "integration_id": integration_id,
                 "source": source,
                 "status": status,
-                "request_id": error["request_id"],
                 "reason": error["message"],
             },
         )
@@ -93,17 +87,11 @@ def keep_refusal(response: Response) -> Response:
 def _log_unauthenticated(source: str, status: int, error: dict[str, Any]) -> None:
     """Log a refusal of an unknown sender: never a header value, so never a presented secret."""
     logger.warning(
-        "hook.refused_unauthenticated source=%r status=%d remote_addr=%r request_id=%s reason=%r",
-        source,
-        status,
-        request.remote_addr,
-        error["request_id"],
-        error["message"],
+        "hook.refused_unauthenticated",
         extra={
             "source": source,
             "status": status,
             "remote_addr": request.remote_addr,
-            "request_id": error["request_id"],
             "reason": error["message"],
         },
     )

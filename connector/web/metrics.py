@@ -112,7 +112,7 @@ def count_webhook(response: Response) -> Response:
         try:
             _count(response)
         except Exception:
-            logger.exception("metrics.webhook_not_counted status=%d", response.status_code)
+            logger.exception("metrics.webhook_not_counted", extra={"status": response.status_code})
     return response
 
 
@@ -263,7 +263,7 @@ class DatabaseCollector:
             families = self._read()
         except SQLAlchemyError as e:
             # Only the error's class: its text may quote connection parameters.
-            logger.warning("metrics.database_unavailable error=%s", type(e).__name__)
+            logger.warning("metrics.database_unavailable", extra={"error": type(e).__name__})
             up.add_metric([], 0)
             yield up
             return
