@@ -45,6 +45,14 @@ def wait_until(
         time.sleep(0.05)
 
 
+def _tail(log: Path, lines: int = 30) -> str:
+    """The last lines a process wrote, to explain a failure."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})"
+
+
 class Connector:
     """A connector web process plus any number of worker processes, sharing one database."""
 
@@ -76,15 +84,21 @@ class Connector:
 
     def start_web(self) -> None:
         """Start the web process (no worker in it) and wait until it answers."""
-        self._spawn(["serve", "--no-worker"], "web")
+        process = self._spawn(["serve", "--no-worker"], "web")
+        log = self.log_dir / f"web-{len(self.processes) - 1}.log"
 
         def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"the web process exited with {process.returncode}:\n{_tail(log)}"
+                )
             try:
                 return self.session.get(f"{self.base}/healthz", timeout=5).status_code == 200
             except requests.RequestException:
                 return False
 
-        wait_until(healthy, 30, "the web process to answer /healthz")
+        # A generous deadline: on a loaded 2-core machine a cold start can take a while.
+        wait_until(healthy, 90, lambda: f"the web process to answer /healthz:\n{_tail(log)}")
 
     def start_worker(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start one `connector worker` process."""
