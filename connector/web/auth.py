@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import AuthError, ConfigError
-from connector.integrations.credentials import (
+from connector.integrations.verification import (
     SIGNATURE_HEADER,
     STANDARD_ID_HEADER,
     STANDARD_SIGNATURE_HEADER,

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.errors import ConfigError, UnknownSourceError
-from connector.integrations.credentials import DuplicateMessage, remember_signature
 from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.sources import configured_source
+from connector.integrations.verification import DuplicateMessage, remember_signature
 from connector.logs import request_id
 from connector.persistence.models import Integration, utcnow
 from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
