@@ -1,4 +1,4 @@
-"""The house rules of DESIGN.md §5, checked on the code: who may import whom, and where Autotask lives.
+"""House rules of DESIGN.md §5, checked on the code: who imports whom, and where Autotask lives.
 
 - connector/ (the core) imports no adapter, except in the composition root that wires them.
 - adapters/ take from the core only its domain, ports, errors and the one hardened XML parser.
