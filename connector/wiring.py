@@ -37,12 +37,16 @@ def target_factory(services: Services) -> TargetFactory:
             )
         client_class, target_class = flavours[integration.api_flavour]
         box = services.secret_box()
+        # No hosts in the settings: the adapter keeps its own default (Autotask's zone hosts).
+        hosts = (
+            {"allowed_zone_hosts": options.allowed_zone_hosts} if options.allowed_zone_hosts else {}
+        )
         client = client_class(
             integration.zone_lookup_url,
             integration.username,
             box.decrypt(integration.secret_encrypted),
             box.decrypt(integration.integration_code_encrypted),
-            allowed_zone_hosts=options.allowed_zone_hosts,
+            **hosts,
             connect_timeout=float(settings["AUTOTASK_CONNECT_TIMEOUT"]),
             read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
             recorder=recorder,

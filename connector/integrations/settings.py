@@ -96,7 +96,8 @@ class IntegrationSettings:
     repeat_note_minutes: int | None = 60
     reopen_window_minutes: int = 1440
     monitor_overrides: Mapping[str, MonitorOverride] = field(default_factory=dict)
-    allowed_zone_hosts: tuple[str, ...] = ("*.autotask.net",)
+    #: The hosts the zone may be on; none given: the target adapter's own (Autotask's zone hosts).
+    allowed_zone_hosts: tuple[str, ...] = ()
     note_type: int = 1
     publish: int = 1
     #: Per alert status, whether its delivery requests run at all (the per-status on/off).
@@ -223,7 +224,7 @@ class IntegrationSettingsSchema(Schema):
         keys=fields.String(), values=fields.Nested(MonitorOverrideSchema), load_default=dict
     )
     allowed_zone_hosts = fields.List(
-        fields.String(validate=validate.Length(min=1)), load_default=lambda: ["*.autotask.net"]
+        fields.String(validate=validate.Length(min=1)), load_default=list
     )
     note_type = fields.Integer(load_default=1)
     publish = fields.Integer(load_default=1)
