@@ -29,28 +29,21 @@ from connector.integrations.settings import (
     truncate,
     utf16_units,
 )
-from connector.payloads.rendering import (
-    DEFAULT_XML_ID_PATH,
+from connector.payloads.context import MappedValues, RenderContext
+from connector.payloads.escaping import escape_json, escape_xml
+from connector.payloads.extraction import extract_ticket_id, validate_id_path
+from connector.payloads.field_limits import NO_LIMITS, enforce_limits
+from connector.payloads.formats import Format
+from connector.payloads.render_limits import RenderLimits
+from connector.payloads.samples import (
     HOSTILE_TEXT,
-    NO_LIMITS,
-    NOTE_LIMITS,
     SAMPLE_CONTEXT,
-    TICKET_LIMITS,
-    TOKENS,
     VALIDATION_SAMPLES,
-    Format,
-    MappedValues,
-    RenderContext,
-    RenderLimits,
-    TokenSpec,
-    compile_template,
-    enforce_limits,
-    escape_json,
-    escape_xml,
-    extract_ticket_id,
-    validate_id_path,
     validate_template,
 )
+from connector.payloads.target_facts import DEFAULT_XML_ID_PATH, NOTE_LIMITS, TICKET_LIMITS
+from connector.payloads.templates import compile_template
+from connector.payloads.tokens import TOKENS, TokenSpec
 from tests.adapters.sandbox.test_conformance_rest import (
     SWAGGER,
     assert_conforms,
