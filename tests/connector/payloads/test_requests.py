@@ -24,7 +24,7 @@ from connector.payloads.requests import (
 from connector.payloads.samples import HOSTILE_TEXT, VALIDATION_SAMPLES
 from tests.adapters.sandbox.test_conformance_rest import assert_conforms, canonical_names
 from tests.adapters.sandbox.test_soap import atws_schema
-from tests.connector.test_rendering import SETTINGS, alert, context_for, soap_body_content
+from tests.connector.payloads.support import SETTINGS, alert, context_for, soap_body_content
 
 A = AlertStatus
 R = RequestAction
