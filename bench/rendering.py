@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.domain import AlertStatus, RequestAction  # noqa: E402
-from connector.payloads.rendering import SAMPLE_CONTEXT  # noqa: E402
 from connector.payloads.requests import generate_requests, render_request, sample_context  # noqa: E402
+from connector.payloads.samples import SAMPLE_CONTEXT  # noqa: E402
 
 
 def baseline(count: int) -> float:

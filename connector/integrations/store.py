@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, RequestAction
 from connector.integrations.settings import load_settings
-from connector.payloads.rendering import Format
+from connector.payloads.formats import Format
 from connector.payloads.requests import (
     DeliveryOptions,
     RequestSpec,

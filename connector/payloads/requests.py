@@ -24,22 +24,21 @@ from urllib.parse import quote, urlsplit
 
 from connector.domain import AlertStatus, OutboundRequest, RequestAction, redact
 from connector.errors import TemplateRejected
-from connector.payloads.rendering import (
+from connector.payloads.context import RenderContext
+from connector.payloads.extraction import validate_id_path
+from connector.payloads.formats import FORMATS, Format
+from connector.payloads.samples import SAMPLE_CONTEXT, VALIDATION_SAMPLES, validate_template
+from connector.payloads.target_facts import (
     DEFAULT_JSON_ID_PATH,
+    DEFAULT_REQUESTS,
     DEFAULT_XML_ID_PATH,
-    FORMATS,
     NOTE_LIMITS,
-    SAMPLE_CONTEXT,
+    SAMPLE_ZONE_URLS,
+    TARGET_HEADERS,
     TICKET_LIMITS,
-    TOKEN_NAMES,
-    VALIDATION_SAMPLES,
-    CompiledTemplate,
-    Format,
-    RenderContext,
-    compile_template,
-    validate_id_path,
-    validate_template,
 )
+from connector.payloads.templates import CompiledTemplate, compile_template
+from connector.payloads.tokens import TOKEN_PATTERN, UnknownToken, builtin_token
 
 #: Every request slot an integration has, in the order an admin reads them.
 SLOTS: tuple[tuple[AlertStatus, RequestAction], ...] = (
@@ -57,15 +56,11 @@ SLOTS: tuple[tuple[AlertStatus, RequestAction], ...] = (
 METHODS = ("POST", "PUT", "PATCH")
 API_FLAVOURS = ("rest", "soap")
 
-#: Headers the target sets: Autotask's credentials and what the transport owns.
+#: Headers the target sets: its credentials and what the transport owns.
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
-        "ApiIntegrationCode",
-        "UserName",
-        "Secret",
-        "Authorization",
-        "SOAPAction",
+        *TARGET_HEADERS,
         "Host",
         "Content-Length",
         "Transfer-Encoding",
@@ -74,21 +69,11 @@ RESERVED_HEADERS = frozenset(
     )
 )
 
-#: What a secret is replaced with wherever a request or answer is shown or stored.
-
 #: Where the default templates live (payload_templates/ beside the package).
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "payload_templates"
 
-_TOKEN = re.compile(r"##([A-Za-z0-9_][A-Za-z0-9_.:\-]*)##")
-_BUILTIN_SHAPE = re.compile(r"[A-Z][A-Z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-#: A zone address for save-time checks of URLs (the real one is looked up at delivery time).
-SAMPLE_ZONE_URL = {
-    "rest": "https://webservices2.autotask.net/ATServicesRest/V1.0/",
-    "soap": "https://webservices2.autotask.net/ATServices/1.6/atws.asmx",
-}
 
 
 @dataclass(frozen=True)
@@ -149,32 +134,6 @@ class DeliveryOptions:
 
 # -- defaults ------------------------------------------------------------------------------------
 
-#: (method, URL, template file) per flavour and (status, action); Autotask's REST and SOAP 1.6
-#: calls for tickets and ticket notes (autotask-api.md §3, §5, §10).
-_DEFAULTS: Mapping[str, Mapping[RequestAction | tuple[AlertStatus, RequestAction], tuple[str, ...]]]
-_DEFAULTS = {
-    "rest": {
-        RequestAction.CREATE: ("POST", "##ZONEURL##Tickets", "rest/active.json"),
-        RequestAction.UPDATE: ("PATCH", "##ZONEURL##Tickets", "rest/status.json"),
-        (AlertStatus.CLEARED, RequestAction.UPDATE): (
-            "PATCH",
-            "##ZONEURL##Tickets",
-            "rest/complete.json",
-        ),
-        RequestAction.NOTE: (
-            "POST",
-            "##ZONEURL##Tickets/##EXTERNALTICKETID##/Notes",
-            "rest/note.json",
-        ),
-    },
-    "soap": {
-        RequestAction.CREATE: ("POST", "##ZONEURL##", "soap/create.xml"),
-        RequestAction.UPDATE: ("POST", "##ZONEURL##", "soap/update.xml"),
-        (AlertStatus.CLEARED, RequestAction.UPDATE): ("POST", "##ZONEURL##", "soap/complete.xml"),
-        RequestAction.NOTE: ("POST", "##ZONEURL##", "soap/note.xml"),
-    },
-}
-
 
 def default_template(name: str) -> str:
     """A default payload template from payload_templates/ by its relative name."""
@@ -183,9 +142,9 @@ def default_template(name: str) -> str:
 
 def generate_requests(api_flavour: str) -> list[RequestSpec]:
     """The default request of every slot for an API flavour ("Generate delivery options")."""
-    if api_flavour not in _DEFAULTS:
+    if api_flavour not in DEFAULT_REQUESTS:
         raise TemplateRejected(f"API flavour {api_flavour!r} is unknown: use rest or soap")
-    table = _DEFAULTS[api_flavour]
+    table = DEFAULT_REQUESTS[api_flavour]
     fmt: Format = "json" if api_flavour == "rest" else "xml"
     specs = []
     for status, action in SLOTS:
@@ -233,11 +192,12 @@ def _limits(action: RequestAction) -> Mapping[str, int]:
 
 def _token_value(name: str, variables: Mapping[str, Any]) -> tuple[bool, object]:
     """(is a built-in token, its value) for a `##name##` in a URL or header."""
-    upper = name.upper()
-    if upper in TOKEN_NAMES:
-        return True, variables["tokens"][upper]
-    if _BUILTIN_SHAPE.fullmatch(name) and "." not in name:
-        raise TemplateRejected(f"unknown token ##{name}##")
+    try:
+        builtin = builtin_token(name)
+    except UnknownToken as e:
+        raise TemplateRejected(str(e)) from e
+    if builtin is not None:
+        return True, variables["tokens"][builtin]
     return False, variables["properties"].get(name, "")
 
 
@@ -255,7 +215,7 @@ def render_text(text: str, context: RenderContext, *, url: bool) -> str:
             return text if builtin and match.group(1).upper() == "ZONEURL" else quote(text, "")
         return _CONTROL.sub("", text)
 
-    return _TOKEN.sub(value, text)
+    return TOKEN_PATTERN.sub(value, text)
 
 
 def render_request(spec: RequestSpec, context: RenderContext) -> OutboundRequest:
@@ -305,10 +265,8 @@ def _validate(spec: RequestSpec, api_flavour: str) -> None:
             )
         if _CONTROL.search(value):
             raise TemplateRejected(f"the {name} header value holds a control character")
-    zone = SAMPLE_ZONE_URL.get(api_flavour, SAMPLE_ZONE_URL["rest"])
     for name, make in VALIDATION_SAMPLES:
-        sample = make()
-        sample = replace(sample, mapped=replace(sample.mapped, zone_url=zone))
+        sample = _in_sample_zone(make(), api_flavour)
         url = render_text(spec.url, sample, url=True)
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -324,8 +282,12 @@ def _validate(spec: RequestSpec, api_flavour: str) -> None:
 
 def sample_context(api_flavour: str) -> RenderContext:
     """The realistic sample context, with a zone address of the flavour (for previews)."""
-    zone = SAMPLE_ZONE_URL.get(api_flavour, SAMPLE_ZONE_URL["rest"])
-    return replace(SAMPLE_CONTEXT, mapped=replace(SAMPLE_CONTEXT.mapped, zone_url=zone))
+    return _in_sample_zone(SAMPLE_CONTEXT, api_flavour)
+
+
+def _in_sample_zone(context: RenderContext, api_flavour: str) -> RenderContext:
+    zone = SAMPLE_ZONE_URLS.get(api_flavour, SAMPLE_ZONE_URLS["rest"])
+    return replace(context, mapped=replace(context.mapped, zone_url=zone))
 
 
 # -- showing requests ---------------------------------------------------------------------------

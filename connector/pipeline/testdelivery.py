@@ -52,18 +52,15 @@ from connector.integrations.settings import (
     route_company,
 )
 from connector.integrations.store import load_options
-from connector.payloads.rendering import (
-    SAMPLE_ALERT,
-    SAMPLE_CONTEXT,
-    RenderContext,
-    extract_ticket_id,
-)
+from connector.payloads.context import RenderContext
+from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import (
     DeliveryOptions,
     RequestSpec,
     render_request,
     request_json,
 )
+from connector.payloads.samples import SAMPLE_ALERT, SAMPLE_CONTEXT
 from connector.persistence.models import Alert, AlertEvent, Integration, TicketLink, utcnow
 from connector.pipeline import planner
 from connector.pipeline.activity import store_api_calls

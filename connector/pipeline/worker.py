@@ -56,7 +56,8 @@ from connector.integrations.settings import (
     route_company,
 )
 from connector.integrations.store import load_options
-from connector.payloads.rendering import RenderContext, extract_ticket_id
+from connector.payloads.context import RenderContext
+from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import DeliveryOptions, render_request, request_json
 from connector.persistence.models import AlertEvent, Delivery, Integration, TicketLink, utcnow
 from connector.pipeline import planner

@@ -20,7 +20,7 @@ from connector.integrations.credentials import (
 )
 from connector.integrations.settings import load_settings
 from connector.integrations.store import generate_for, load_options, replace_requests
-from connector.payloads.rendering import FORMATS, Format
+from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import METHODS, SLOTS, RequestSpec
 from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status

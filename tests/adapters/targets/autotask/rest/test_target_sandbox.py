@@ -44,7 +44,8 @@ from connector.errors import (
     TargetUnavailable,
 )
 from connector.integrations.settings import IntegrationSettings, build_draft
-from connector.payloads.rendering import RenderContext, extract_ticket_id
+from connector.payloads.context import RenderContext
+from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, generate_requests, render_request
 from tests.adapters.sandbox.test_conformance_rest import check_exchange
 

@@ -53,7 +53,7 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
-from connector.payloads.rendering import extract_ticket_id
+from connector.payloads.extraction import extract_ticket_id
 from tests.adapters.sandbox.test_soap import WSDL, atws_schema
 
 ATWS = "http://autotask.net/ATWS/v1_6/"

@@ -9,7 +9,7 @@ import pytest
 
 from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
 from connector.errors import TemplateRejected
-from connector.payloads.rendering import HOSTILE_TEXT, VALIDATION_SAMPLES, RenderContext
+from connector.payloads.context import RenderContext
 from connector.payloads.requests import (
     SLOTS,
     DeliveryOptions,
@@ -21,9 +21,10 @@ from connector.payloads.requests import (
     sample_context,
     validate_request,
 )
+from connector.payloads.samples import HOSTILE_TEXT, VALIDATION_SAMPLES
 from tests.adapters.sandbox.test_conformance_rest import assert_conforms, canonical_names
 from tests.adapters.sandbox.test_soap import atws_schema
-from tests.connector.test_rendering import SETTINGS, alert, context_for, soap_body_content
+from tests.connector.payloads.support import SETTINGS, alert, context_for, soap_body_content
 
 A = AlertStatus
 R = RequestAction

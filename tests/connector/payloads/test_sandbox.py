@@ -1,0 +1,36 @@
+"""The Jinja sandbox: template code cannot reach Python internals."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.errors import TemplateRejected
+from connector.payloads.samples import validate_template
+from connector.payloads.target_facts import TICKET_LIMITS
+
+ESCAPES = [
+    ("class mro", "{{ ''.__class__.__mro__ }}"),
+    ("cycler globals", "{{ cycler.__init__.__globals__ }}"),
+    ("attr format", "{{ 'x'|attr('format') }}"),
+    ("str.format", "{{ '{0.__class__}'.format(alert) }}"),
+    ("self", "{{ self }}"),
+    ("self context", "{{ self._TemplateReference__context }}"),
+    ("subclasses", "{{ ().__class__.__base__.__subclasses__() }}"),
+    ("joiner globals", "{{ joiner.__init__.__globals__.os }}"),
+    ("namespace globals", "{{ namespace.__init__.__globals__ }}"),
+    ("range globals", "{{ range.__globals__ }}"),
+    ("attr dunder", "{{ alert|attr('__class__') }}"),
+    ("mutating a dict", "{{ alert.update({'title': 'x'}) }}"),
+    ("include", "{% include '/etc/passwd' %}"),
+    ("import", "{% import 'x' as y %}"),
+    ("extends", "{% extends 'base' %}"),
+]
+
+
+@pytest.mark.parametrize("attempt", [row[1] for row in ESCAPES], ids=[row[0] for row in ESCAPES])
+def test_sandbox_escapes_are_refused_at_save_time(attempt: str) -> None:
+    source = f'{{\n  "title": "ok",\n  "x": "{attempt}"\n}}'
+    with pytest.raises(TemplateRejected, match="not allowed|not available") as e:
+        validate_template(source, "json", TICKET_LIMITS)
+    assert e.value.line == 3
+    assert e.value.status == 400
