@@ -14,6 +14,12 @@ SOURCES = {
     "alertmanager": "adapters.sources.alertmanager:AlertmanagerSource",
 }
 
+#: Target API flavour (an integration's `api_flavour`) → "module:profile".
+TARGET_PROFILES = {
+    "rest": "adapters.targets.autotask.profiles:REST_PROFILE",
+    "soap": "adapters.targets.autotask.profiles:SOAP_PROFILE",
+}
+
 
 def load(dotted: str) -> Any:
     """Import "module:attribute" and return the attribute; fail loudly if it is missing."""
@@ -24,3 +30,8 @@ def load(dotted: str) -> Any:
 def load_sources() -> dict[str, Any]:
     """Instantiate every registered source adapter (at app start, so a broken one fails fast)."""
     return {slug: load(path)() for slug, path in SOURCES.items()}
+
+
+def load_target_profiles() -> dict[str, Any]:
+    """Every registered target flavour's profile: what the core must know of its API."""
+    return {flavour: load(path) for flavour, path in TARGET_PROFILES.items()}

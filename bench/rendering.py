@@ -19,9 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, RequestAction  # noqa: E402
 from connector.payloads.requests import generate_requests, render_request, sample_context  # noqa: E402
 from connector.payloads.samples import SAMPLE_CONTEXT  # noqa: E402
+
+PROFILES = {"rest": REST_PROFILE, "soap": SOAP_PROFILE}
 
 
 def baseline(count: int) -> float:
@@ -48,14 +51,14 @@ def templated(count: int, flavour: str) -> float:
     """Seconds to render `count` Active create requests from the default template."""
     (spec,) = [
         s
-        for s in generate_requests(flavour)
+        for s in generate_requests(PROFILES[flavour])
         if s.slot == (AlertStatus.ACTIVE, RequestAction.CREATE)
     ]
-    context = sample_context(flavour)
-    render_request(spec, context)  # compile once, as the worker's cache does
+    context = sample_context(PROFILES[flavour])
+    render_request(spec, context, PROFILES[flavour])  # compile once, as the worker's cache does
     start = time.perf_counter()
     for _ in range(count):
-        render_request(spec, context)
+        render_request(spec, context, PROFILES[flavour])
     return time.perf_counter() - start
 
 

@@ -24,7 +24,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     """
     from flask import Response
 
-    from adapters import load_sources
+    from adapters import load_sources, load_target_profiles
     from connector.config import load_settings
     from connector.errors import register_error_handlers
     from connector.logs import request_id, stamp_request_ids
@@ -36,7 +36,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     stamp_request_ids()
     app = Flask(__name__)
     app.config.update(settings)
-    app.extensions["connector"] = build_services(settings, load_sources())
+    app.extensions["connector"] = build_services(settings, load_sources(), load_target_profiles())
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
     app.url_map.converters["int"] = DatabaseIdConverter

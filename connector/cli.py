@@ -334,6 +334,7 @@ def prepare_database(services: Services) -> None:
                 services.secret_box(),
                 hook_token=settings["HOOK_TOKEN"],
                 sources=list(services.sources),
+                profiles=services.profiles,
             )
             check_source_options(
                 load_settings(integration.settings).source_options, services.sources

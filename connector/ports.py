@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
-from connector.domain import ApiCallRecord, OutboundRequest, TargetResponse, TicketRef
+from connector.domain import (
+    AlertStatus,
+    ApiCallRecord,
+    OutboundRequest,
+    RequestAction,
+    TargetResponse,
+    TicketRef,
+)
 
 #: Receives every call a target makes, successful or not.
 CallRecorder = Callable[[ApiCallRecord], None]
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """What the core must know of one API flavour of a ticket system; its adapter supplies it."""
+
+    #: The flavour's name, as integrations store it (`api_flavour`).
+    flavour: str
+    #: The format of request bodies and of answers.
+    body_format: Literal["json", "xml"]
+    #: The one method requests may use, when the API has only one; None: any.
+    only_method: str | None
+    #: A zone address for save-time checks and previews (the real one is looked up).
+    sample_zone_url: str
+    #: Where a create's answer carries the new ticket's id (JSONPath or XPath), and the XPath's
+    #: namespace prefixes.
+    id_path: str
+    namespaces: Mapping[str, str]
+    #: Field lengths the API accepts, per element/member name: of tickets, and of notes.
+    ticket_limits: Mapping[str, int]
+    note_limits: Mapping[str, int]
+    #: Headers the target sets itself (its credentials); a request may not set them.
+    target_headers: tuple[str, ...]
+    #: The default requests: (method, URL, template file in payload_templates/) per action, or
+    #: per (status, action) where a status needs its own.
+    default_requests: Mapping[
+        RequestAction | tuple[AlertStatus, RequestAction], tuple[str, str, str]
+    ]
+    #: The endpoint a request counts against in the API's per-endpoint thread limit.
+    endpoint_of: Callable[[OutboundRequest], str]
+
+    def limits_for(self, action: RequestAction) -> Mapping[str, int]:
+        """The field limits of what `action` writes: a note's, or a ticket's."""
+        return self.note_limits if action is RequestAction.NOTE else self.ticket_limits
 
 
 class TicketTarget(Protocol):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.domain import ParsedWebhook
 from connector.errors import ConfigError, UnavailableError
 from connector.persistence.db import make_engine, make_session_factory
+from connector.ports import TargetProfile
 from connector.secrets import SecretBox
 
 
@@ -71,11 +72,21 @@ class Services:
     sessions: sessionmaker[Session]
     sources: Mapping[str, SourceAdapter] = field(default_factory=dict)
     box: SecretBox | None = None
+    #: Per target API flavour, what the core must know of it (from the target adapters).
+    profiles: Mapping[str, TargetProfile] = field(default_factory=dict)
 
     @property
     def max_delivery_age(self) -> timedelta:
         """How long a delivery may keep failing before it dead-letters."""
         return timedelta(hours=float(self.settings["DELIVERY_MAX_AGE_HOURS"]))
+
+    def profile(self, flavour: str) -> TargetProfile:
+        """The profile of an API flavour; ConfigError naming the known ones when it is unknown."""
+        try:
+            return self.profiles[flavour]
+        except KeyError:
+            known = " or ".join(self.profiles) or "none"
+            raise ConfigError(f"API flavour {flavour!r} is unknown: use {known}") from None
 
     def secret_box(self) -> SecretBox:
         """The box for stored secrets; a clear error when no key is configured."""
@@ -98,7 +109,11 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Mapping[str, Any], sources: Mapping[str, SourceAdapter]) -> Services:
+def build_services(
+    settings: Mapping[str, Any],
+    sources: Mapping[str, SourceAdapter],
+    profiles: Mapping[str, TargetProfile],
+) -> Services:
     """Create the engine, session factory and secret box for `settings`."""
     engine = make_engine(settings["DATABASE_URL"])
     keys = settings["SECRET_KEYS"]
@@ -108,4 +123,5 @@ def build_services(settings: Mapping[str, Any], sources: Mapping[str, SourceAdap
         sessions=make_session_factory(engine),
         sources=sources,
         box=SecretBox(keys) if keys else None,
+        profiles=profiles,
     )

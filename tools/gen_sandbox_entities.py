@@ -21,7 +21,7 @@ SPECS = ROOT / "tests" / "fixtures" / "autotask" / "specs"
 SWAGGER = SPECS / "autotask-rest-swagger-v1.0.SergLGP-2022.json"
 WSDL = SPECS / "atws-v1_6.trepidity-autotask_ruby.wsdl"
 FIELD_INFO = SPECS / "atws-v1_6-getFieldInfo-cache.ecitsolutions-2021-02.xml"
-TARGET = ROOT / "adapters" / "targets" / "sandbox" / "entities.py"
+TARGET = ROOT / "adapters" / "sandbox" / "entities.py"
 
 #: REST entity → (REST model, SOAP entity).
 ENTITIES = {

@@ -14,6 +14,7 @@ from connector.integrations.credentials import sync_configured_credentials
 from connector.integrations.settings import load_settings
 from connector.integrations.store import generate_for, stored_requests
 from connector.persistence.models import ApiToken, HookCredential, Integration, TenantMapping
+from connector.ports import TargetProfile
 from connector.secrets import SecretBox, token_hash
 
 #: Keys of the INTEGRATION setting that are not ticket settings.
@@ -36,6 +37,7 @@ def sync_configured_integration(
     *,
     hook_token: str = "",
     sources: Collection[str] = (),
+    profiles: Mapping[str, TargetProfile],
 ) -> Integration:
     """Create or update the integration described by the INTEGRATION setting.
 
@@ -60,6 +62,9 @@ def sync_configured_integration(
         integration = Integration(name=name)
         session.add(integration)
     flavour = str(config.get("api_flavour") or "rest")
+    if flavour not in profiles:
+        known = " or ".join(profiles)
+        raise ConfigError(f"INTEGRATION api_flavour {flavour!r} is unknown: use {known}")
     flavour_changed = integration.api_flavour != flavour
     integration.api_flavour = flavour
     integration.zone_lookup_url = str(config["zone_lookup_url"])
@@ -70,7 +75,7 @@ def sync_configured_integration(
     session.flush()
     if flavour_changed or not stored_requests(session, integration.id):
         # Requests written for the other flavour cannot work: start again from its defaults.
-        generate_for(session, integration)
+        generate_for(session, integration, profiles[flavour])
     tenants = config.get("tenants") or {}
     if not isinstance(tenants, Mapping):
         raise ConfigError("INTEGRATION tenants must map tenant names to company ids (or false)")

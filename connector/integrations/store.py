@@ -16,8 +16,10 @@ from connector.payloads.requests import (
     generate_requests,
     options_from,
     validate_request,
+    with_default_id_path,
 )
 from connector.persistence.models import DeliveryRequest, Integration, utcnow
+from connector.ports import TargetProfile
 
 
 def _spec(row: DeliveryRequest) -> RequestSpec:
@@ -42,27 +44,32 @@ def stored_requests(session: Session, integration_id: int) -> list[RequestSpec]:
     return [_spec(row) for row in rows]
 
 
-def load_options(session: Session, integration: Integration) -> DeliveryOptions:
+def load_options(
+    session: Session, integration: Integration, profile: TargetProfile
+) -> DeliveryOptions:
     """The integration's delivery options; slots with no stored request get their default."""
     settings = load_settings(integration.settings)
     return options_from(
         stored_requests(session, integration.id),
-        integration.api_flavour,
+        profile,
         same_for_every_status=settings.same_request_for_every_status,
     )
 
 
 def replace_requests(
-    session: Session, integration: Integration, specs: Iterable[RequestSpec]
+    session: Session,
+    integration: Integration,
+    specs: Iterable[RequestSpec],
+    profile: TargetProfile,
 ) -> list[RequestSpec]:
     """Validate every request (TemplateRejected on the first bad one), then store them all.
 
     Slots not given keep what is stored. The integration's updated_at moves, so workers pick
     the new requests up.
     """
-    specs = list(specs)
+    specs = [with_default_id_path(spec, profile) for spec in specs]
     for spec in specs:
-        validate_request(spec, integration.api_flavour)
+        validate_request(spec, profile)
     slots = {spec.slot for spec in specs}
     for row in session.scalars(
         select(DeliveryRequest).where(DeliveryRequest.integration_id == integration.id)
@@ -89,7 +96,9 @@ def replace_requests(
     return specs
 
 
-def generate_for(session: Session, integration: Integration) -> list[RequestSpec]:
+def generate_for(
+    session: Session, integration: Integration, profile: TargetProfile
+) -> list[RequestSpec]:
     """Generate delivery options: replace every request with its default for the flavour."""
     session.execute(delete(DeliveryRequest).where(DeliveryRequest.integration_id == integration.id))
-    return replace_requests(session, integration, generate_requests(integration.api_flavour))
+    return replace_requests(session, integration, generate_requests(profile), profile)

@@ -12,11 +12,6 @@ from lxml import etree
 from connector.errors import ExtractionError, TemplateRejected
 from connector.payloads.field_limits import parse_xml
 from connector.payloads.formats import Format
-from connector.payloads.target_facts import (
-    DEFAULT_JSON_ID_PATH,
-    DEFAULT_NAMESPACES,
-    DEFAULT_XML_ID_PATH,
-)
 from connector.safe_xml import XmlRefused
 
 #: How much of an answer an extraction error shows.
@@ -50,14 +45,14 @@ def _as_ticket_id(value: object) -> int | None:
     return number if number > 0 else None
 
 
-def validate_id_path(fmt: Format, path: str, namespaces: Mapping[str, str] | None = None) -> None:
+def validate_id_path(fmt: Format, path: str, namespaces: Mapping[str, str]) -> None:
     """Refuse (TemplateRejected) a JSONPath or XPath that does not compile."""
     try:
         if fmt == "json":
             parse_jsonpath(path)
         else:
             # Evaluating once finds what compiling does not, such as an undeclared prefix.
-            etree.XPath(path, namespaces=dict(namespaces or DEFAULT_NAMESPACES))(etree.Element("r"))
+            etree.XPath(path, namespaces=dict(namespaces))(etree.Element("r"))
     except (JSONPathError, etree.XPathError) as e:
         raise TemplateRejected(f"the id path {path!r} is not valid: {e}") from e
 
@@ -65,12 +60,11 @@ def validate_id_path(fmt: Format, path: str, namespaces: Mapping[str, str] | Non
 def extract_ticket_id(
     body: bytes | str,
     fmt: Format,
-    path: str | None = None,
-    namespaces: Mapping[str, str] | None = None,
+    path: str,
+    namespaces: Mapping[str, str],
 ) -> int:
     """The ticket id in a response, by JSONPath or (namespace-aware) XPath; else ExtractionError."""
     if fmt == "json":
-        path = path or DEFAULT_JSON_ID_PATH
         try:
             expression = parse_jsonpath(path)
         except JSONPathError as e:
@@ -81,14 +75,13 @@ def extract_ticket_id(
             raise _extraction_error("the response is not JSON", path, body) from e
         values = [match.value for match in expression.find(data)]
     else:
-        path = path or DEFAULT_XML_ID_PATH
         data_bytes = body.encode("utf-8") if isinstance(body, str) else body
         try:
             root = parse_xml(data_bytes)
         except XmlRefused as e:
             raise _extraction_error(f"the response is not valid XML: {e}", path, body) from e
         try:
-            result = root.xpath(path, namespaces=dict(namespaces or DEFAULT_NAMESPACES))
+            result = root.xpath(path, namespaces=dict(namespaces))
         except etree.XPathError as e:
             raise _extraction_error(f"the XPath failed: {e}", path, body) from e
         found = result if isinstance(result, list) else [result]

@@ -28,17 +28,9 @@ from connector.payloads.context import RenderContext
 from connector.payloads.extraction import validate_id_path
 from connector.payloads.formats import FORMATS, Format
 from connector.payloads.samples import SAMPLE_CONTEXT, VALIDATION_SAMPLES, validate_template
-from connector.payloads.target_facts import (
-    DEFAULT_JSON_ID_PATH,
-    DEFAULT_REQUESTS,
-    DEFAULT_XML_ID_PATH,
-    NOTE_LIMITS,
-    SAMPLE_ZONE_URLS,
-    TARGET_HEADERS,
-    TICKET_LIMITS,
-)
 from connector.payloads.templates import CompiledTemplate, compile_template
 from connector.payloads.tokens import TOKEN_PATTERN, UnknownToken, builtin_token
+from connector.ports import TargetProfile
 
 #: Every request slot an integration has, in the order an admin reads them.
 SLOTS: tuple[tuple[AlertStatus, RequestAction], ...] = (
@@ -54,19 +46,10 @@ SLOTS: tuple[tuple[AlertStatus, RequestAction], ...] = (
 )
 
 METHODS = ("POST", "PUT", "PATCH")
-API_FLAVOURS = ("rest", "soap")
 
-#: Headers the target sets: its credentials and what the transport owns.
-RESERVED_HEADERS = frozenset(
-    name.lower()
-    for name in (
-        *TARGET_HEADERS,
-        "Host",
-        "Content-Length",
-        "Transfer-Encoding",
-        "Connection",
-        "Cookie",
-    )
+#: Headers the transport owns; a request may not set them (nor the target's own, its profile's).
+TRANSPORT_HEADERS = frozenset(
+    name.lower() for name in ("Host", "Content-Length", "Transfer-Encoding", "Connection", "Cookie")
 )
 
 #: Where the default templates live (payload_templates/ beside the package).
@@ -88,19 +71,14 @@ class RequestSpec:
     #: "json" or "xml": the body's format and the answer's.
     format: Format
     headers: Mapping[str, str] = field(default_factory=dict)
-    #: JSONPath (json) or XPath (xml) of the new ticket's id; create only. Empty: the default.
+    #: JSONPath (json) or XPath (xml) of the new ticket's id; create only. Empty: the target
+    #: profile's, filled in when requests are generated, loaded or stored.
     id_path: str = ""
 
     @property
     def slot(self) -> tuple[AlertStatus, RequestAction]:
         """The (status, action) this request serves."""
         return self.status, self.action
-
-    def effective_id_path(self) -> str:
-        """The id path, or the format's default."""
-        if self.id_path:
-            return self.id_path
-        return DEFAULT_JSON_ID_PATH if self.format == "json" else DEFAULT_XML_ID_PATH
 
     def to_json(self) -> dict[str, Any]:
         """The request as the API shows it."""
@@ -112,7 +90,7 @@ class RequestSpec:
             "headers": dict(self.headers),
             "body": self.body,
             "format": self.format,
-            "id_path": self.effective_id_path() if self.action is RequestAction.CREATE else "",
+            "id_path": self.id_path if self.action is RequestAction.CREATE else "",
         }
 
 
@@ -121,6 +99,8 @@ class DeliveryOptions:
     """An integration's requests and which statuses are delivered."""
 
     requests: Mapping[tuple[AlertStatus, RequestAction], RequestSpec]
+    #: The target flavour the requests are for: its field limits and id path namespaces.
+    profile: TargetProfile
     #: "Use the same URL and data for every alert activity": Active's update and note requests
     #: serve every status.
     same_for_every_status: bool = False
@@ -140,12 +120,9 @@ def default_template(name: str) -> str:
     return (TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
-def generate_requests(api_flavour: str) -> list[RequestSpec]:
-    """The default request of every slot for an API flavour ("Generate delivery options")."""
-    if api_flavour not in DEFAULT_REQUESTS:
-        raise TemplateRejected(f"API flavour {api_flavour!r} is unknown: use rest or soap")
-    table = DEFAULT_REQUESTS[api_flavour]
-    fmt: Format = "json" if api_flavour == "rest" else "xml"
+def generate_requests(profile: TargetProfile) -> list[RequestSpec]:
+    """The default request of every slot for a target flavour ("Generate delivery options")."""
+    table = profile.default_requests
     specs = []
     for status, action in SLOTS:
         method, url, name = table.get((status, action)) or table[action]
@@ -156,24 +133,31 @@ def generate_requests(api_flavour: str) -> list[RequestSpec]:
                 method=method,
                 url=url,
                 body=default_template(name),
-                format=fmt,
+                format=profile.body_format,
+                id_path=profile.id_path if action is RequestAction.CREATE else "",
             )
         )
     return specs
 
 
+def with_default_id_path(spec: RequestSpec, profile: TargetProfile) -> RequestSpec:
+    """`spec`, a create with no id path of its own taking the profile's."""
+    if spec.action is RequestAction.CREATE and not spec.id_path:
+        return replace(spec, id_path=profile.id_path)
+    return spec
+
+
 def options_from(
-    specs: Iterable[RequestSpec], api_flavour: str, *, same_for_every_status: bool = False
+    specs: Iterable[RequestSpec], profile: TargetProfile, *, same_for_every_status: bool = False
 ) -> DeliveryOptions:
     """Delivery options from stored requests; a slot with no stored request gets its default."""
-    stored = {spec.slot: spec for spec in specs}
+    stored = {spec.slot: with_default_id_path(spec, profile) for spec in specs}
     defaults = (
-        {spec.slot: spec for spec in generate_requests(api_flavour)}
-        if len(stored) < len(SLOTS)
-        else {}
+        {spec.slot: spec for spec in generate_requests(profile)} if len(stored) < len(SLOTS) else {}
     )
     return DeliveryOptions(
         requests={slot: stored.get(slot) or defaults[slot] for slot in SLOTS},
+        profile=profile,
         same_for_every_status=same_for_every_status,
     )
 
@@ -184,10 +168,6 @@ def options_from(
 @functools.lru_cache(maxsize=256)
 def _compiled(body: str, fmt: Format) -> CompiledTemplate:
     return compile_template(body, fmt)
-
-
-def _limits(action: RequestAction) -> Mapping[str, int]:
-    return NOTE_LIMITS if action is RequestAction.NOTE else TICKET_LIMITS
 
 
 def _token_value(name: str, variables: Mapping[str, Any]) -> tuple[bool, object]:
@@ -218,9 +198,13 @@ def render_text(text: str, context: RenderContext, *, url: bool) -> str:
     return TOKEN_PATTERN.sub(value, text)
 
 
-def render_request(spec: RequestSpec, context: RenderContext) -> OutboundRequest:
+def render_request(
+    spec: RequestSpec, context: RenderContext, profile: TargetProfile
+) -> OutboundRequest:
     """Render a request for one alert event; RenderError/TemplateRejected if it cannot be."""
-    body = _compiled(spec.body, spec.format).render_payload(context, _limits(spec.action))
+    body = _compiled(spec.body, spec.format).render_payload(
+        context, profile.limits_for(spec.action)
+    )
     return OutboundRequest(
         action=spec.action,
         method=spec.method,
@@ -234,11 +218,11 @@ def render_request(spec: RequestSpec, context: RenderContext) -> OutboundRequest
 # -- save-time checks ----------------------------------------------------------------------------
 
 
-def validate_request(spec: RequestSpec, api_flavour: str) -> None:
+def validate_request(spec: RequestSpec, profile: TargetProfile) -> None:
     """Refuse (TemplateRejected, naming the slot, reason and line) a request that cannot work."""
     where = f"{spec.status.value} {spec.action.value} request"
     try:
-        _validate(spec, api_flavour)
+        _validate(spec, profile)
     except TemplateRejected as e:
         raise TemplateRejected(
             f"{where}: {e}",
@@ -247,26 +231,32 @@ def validate_request(spec: RequestSpec, api_flavour: str) -> None:
         ) from e
 
 
-def _validate(spec: RequestSpec, api_flavour: str) -> None:
+def _validate(spec: RequestSpec, profile: TargetProfile) -> None:
     if spec.slot not in SLOTS:
         raise TemplateRejected("there is no such request: create is for the active status only")
     if spec.format not in FORMATS:
         raise TemplateRejected(f"format must be one of {', '.join(FORMATS)}")
-    if api_flavour == "soap" and (spec.method != "POST" or spec.format != "xml"):
-        raise TemplateRejected("SOAP requests are POSTed XML envelopes")
+    only = profile.only_method
+    if only and (spec.method != only or spec.format != profile.body_format):
+        raise TemplateRejected(
+            f"{profile.flavour.upper()} requests are {only}ed"
+            f" {profile.body_format.upper()} envelopes"
+        )
     if spec.method not in METHODS:
         raise TemplateRejected(f"method must be one of {', '.join(METHODS)}")
     for name, value in spec.headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise TemplateRejected(f"{name!r} is not a valid header name")
-        if name.lower() in RESERVED_HEADERS:
+        if name.lower() in TRANSPORT_HEADERS or name.lower() in {
+            header.lower() for header in profile.target_headers
+        }:
             raise TemplateRejected(
                 f"the {name} header is set by the connector (credentials and transport)"
             )
         if _CONTROL.search(value):
             raise TemplateRejected(f"the {name} header value holds a control character")
     for name, make in VALIDATION_SAMPLES:
-        sample = _in_sample_zone(make(), api_flavour)
+        sample = _in_sample_zone(make(), profile)
         url = render_text(spec.url, sample, url=True)
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -275,18 +265,18 @@ def _validate(spec: RequestSpec, api_flavour: str) -> None:
             )
         for value in spec.headers.values():
             render_text(value, sample, url=False)
-    validate_template(spec.body, spec.format, _limits(spec.action))
+    validate_template(spec.body, spec.format, profile.limits_for(spec.action))
     if spec.action is RequestAction.CREATE:
-        validate_id_path(spec.format, spec.effective_id_path())
+        validate_id_path(spec.format, spec.id_path or profile.id_path, profile.namespaces)
 
 
-def sample_context(api_flavour: str) -> RenderContext:
+def sample_context(profile: TargetProfile) -> RenderContext:
     """The realistic sample context, with a zone address of the flavour (for previews)."""
-    return _in_sample_zone(SAMPLE_CONTEXT, api_flavour)
+    return _in_sample_zone(SAMPLE_CONTEXT, profile)
 
 
-def _in_sample_zone(context: RenderContext, api_flavour: str) -> RenderContext:
-    zone = SAMPLE_ZONE_URLS.get(api_flavour, SAMPLE_ZONE_URLS["rest"])
+def _in_sample_zone(context: RenderContext, profile: TargetProfile) -> RenderContext:
+    zone = profile.sample_zone_url
     return replace(context, mapped=replace(context.mapped, zone_url=zone))
 
 

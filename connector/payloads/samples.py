@@ -16,7 +16,6 @@ from connector.integrations.settings import describe_alert
 from connector.payloads.context import MappedValues, RenderContext
 from connector.payloads.formats import Format
 from connector.payloads.render_limits import RenderLimits
-from connector.payloads.target_facts import SAMPLE_ZONE_URLS
 from connector.payloads.templates import compile_template, with_line
 
 _SAMPLE_START = datetime(2024, 3, 21, 9, 30, tzinfo=UTC)
@@ -61,7 +60,8 @@ _SAMPLE_MAPPED = MappedValues(
     note_type=1,
     publish=1,
     integration_code="SAMPLE-INTEGRATION-CODE",
-    zone_url=SAMPLE_ZONE_URLS["rest"],
+    # The target's sample zone fills this in (payloads.requests.sample_context).
+    zone_url="",
 )
 
 #: A complete, realistic context: what the admin form's preview renders.

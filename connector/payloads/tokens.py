@@ -69,7 +69,7 @@ TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec(
         "WORKTYPE",
         "autotask.work_type",
-        "The work type id (billing code: REST billingCodeID, SOAP AllocationCodeID); may be unset.",
+        "The work type id (the ticket's billing code); may be unset.",
     ),
     TokenSpec(
         "TICKETCATEGORY", "autotask.ticket_category", "The ticket category id; may be unset."
@@ -86,8 +86,8 @@ TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec(
         "ZONEURL",
         "autotask.zone_url",
-        "The API user's zone address as Autotask's zone lookup gives it (REST: ending in"
-        " V1.0/; SOAP: the atws.asmx address); for request URLs.",
+        "The API user's zone address as the zone lookup gives it (payload_templates/README.md"
+        " shows it per API flavour); for request URLs.",
     ),
 )
 TOKEN_NAMES = frozenset(spec.name for spec in TOKENS)

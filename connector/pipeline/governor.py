@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -38,7 +37,7 @@ from connector.domain import OutboundRequest, RequestAction, TargetResponse, Tic
 from connector.errors import TargetAuthError, TargetError, TargetRateLimited
 from connector.persistence.db import insert_for
 from connector.persistence.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
-from connector.ports import TicketTarget
+from connector.ports import TargetProfile, TicketTarget
 from connector.services import Services
 
 logger = logging.getLogger(__name__)
@@ -135,26 +134,6 @@ class Permit:
     slot_id: int | None
     holder: str
     probe: bool
-
-
-def endpoint_of(request: OutboundRequest) -> str:
-    """The object endpoint a request addresses, as Autotask's thread limit counts it.
-
-    REST URLs name it (…/Tickets, …/Tickets/query, …/Tickets/{id}/Notes → TicketNotes); SOAP
-    has one URL, so the action says it (notes → TicketNotes, everything else → Tickets).
-    """
-    if request.body_format == "json":
-        segments = [unquote(part) for part in urlsplit(request.url).path.split("/") if part]
-        if len(segments) >= 3 and segments[-2].isdigit() and not segments[-1].isdigit():
-            parent = segments[-3]
-            singular = parent[:-3] + "y" if parent.endswith("ies") else parent.removesuffix("s")
-            return (singular + segments[-1])[:100]
-        names = [part for part in segments if not part.isdigit()]
-        if len(names) >= 2 and names[-1].lower() in ("query", "count"):
-            names.pop()
-        if names and names[-1].lower() not in ("v1.0", "atservicesrest"):
-            return names[-1][:100]
-    return "TicketNotes" if request.action is RequestAction.NOTE else "Tickets"
 
 
 class Governor:
@@ -517,8 +496,11 @@ class GovernedTarget:
         integration_id: int,
         holder: str,
         store: Callable[[Session], None] | None = None,
+        *,
+        profile: TargetProfile,
     ) -> None:
         self.inner = inner
+        self.profile = profile
         self.governor = governor
         self.integration_id = integration_id
         self.holder = holder
@@ -554,7 +536,7 @@ class GovernedTarget:
         # A SOAP update reads the ticket first (whole-entity update): two calls.
         cost = 2 if request.body_format == "xml" and request.action is RequestAction.UPDATE else 1
         creates = request.action is RequestAction.CREATE
-        with self._call(endpoint_of(request), creates=creates, cost=cost):
+        with self._call(self.profile.endpoint_of(request), creates=creates, cost=cost):
             return self.inner.send(request)
 
     def find_ticket_by_marker(self, marker: str) -> TicketRef | None:

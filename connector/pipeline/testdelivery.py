@@ -66,7 +66,7 @@ from connector.pipeline import planner
 from connector.pipeline.activity import store_api_calls
 from connector.pipeline.governor import GovernedTarget, Governor, Limits, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
-from connector.ports import CallRecorder, TicketTarget
+from connector.ports import CallRecorder, TargetProfile, TicketTarget
 from connector.services import Services
 
 #: Stands in for a secret wherever one would otherwise appear (the adapters use the same text).
@@ -129,7 +129,7 @@ def _load(services: Services, session: Session, integration_id: int | None) -> _
     return _Loaded(
         integration=integration,
         settings=load_settings(integration.settings),
-        options=load_options(session, integration),
+        options=load_options(session, integration, services.profile(integration.api_flavour)),
         integration_code=box.decrypt(integration.integration_code_encrypted),
         secret=box.decrypt(integration.secret_encrypted),
     )
@@ -272,7 +272,7 @@ def preview(
             integration_code=loaded.integration_code,
             zone_url=zone_url,
         )
-        request = _render(spec, context, status)
+        request = _render(spec, context, status, loaded.options.profile)
         rendered.append(request_json(request, loaded.secrets))
     return {
         "status": status.value,
@@ -306,10 +306,12 @@ def _stored_alert(
     return alert_from_json(event.payload), link
 
 
-def _render(spec: RequestSpec, context: RenderContext, status: AlertStatus) -> OutboundRequest:
+def _render(
+    spec: RequestSpec, context: RenderContext, status: AlertStatus, profile: TargetProfile
+) -> OutboundRequest:
     """Render one request; a failure becomes a RenderError naming the request, reason and line."""
     try:
-        return render_request(spec, context)
+        return render_request(spec, context, profile)
     except (RenderError, TemplateRejected) as e:
         where = f"{status.value} {spec.action.value} request"
         raise RenderError(
@@ -479,7 +481,7 @@ class _Run:
             integration_code=self.loaded.integration_code,
             zone_url=self.zone_url,
         )
-        request = _render(spec, context, self.alert.status)
+        request = _render(spec, context, self.alert.status, self.loaded.options.profile)
         self.last_request = request_json(request, self.loaded.secrets)
         self.last_response = None
         response = self.target.send(request)
@@ -526,6 +528,7 @@ def send_test(
             integration.id,
             f"test-delivery:{uuid.uuid4().hex[:12]}",
             lambda session: calls.store_in(session, integration.id),
+            profile=services.profile(integration.api_flavour),
         )
         run = _Run(
             loaded=loaded,
@@ -534,7 +537,7 @@ def send_test(
             company_id=company,
             marker=f"test-{uuid.uuid4().hex[:20]}",
             now=now,
-            id_path=create_spec.effective_id_path(),
+            id_path=create_spec.id_path,
         )
         body = _deliver(run, create_spec, complete)
     except _Failed as failed:
@@ -560,7 +563,9 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
     except TargetError as e:
         raise run.fail(e, run.explain(e), _target_status(e)) from e
     try:
-        ticket_id = extract_ticket_id(response.body, create_spec.format, run.id_path)
+        ticket_id = extract_ticket_id(
+            response.body, create_spec.format, run.id_path, run.loaded.options.profile.namespaces
+        )
     except ExtractionError as e:
         raise run.fail(e, run.explain(e), 502) from e
     ticket = response.ticket if response.ticket and response.ticket.ticket_id == ticket_id else None

@@ -417,6 +417,7 @@ class Worker:
                 integration_id,
                 self.worker_id,
                 store,
+                profile=self.services.profile(integration.api_flavour),
             )
             self._targets[key] = target
         return target
@@ -567,7 +568,8 @@ class Worker:
         cached = self._options.get(key)
         if cached is None:
             code = self.services.secret_box().decrypt(integration.integration_code_encrypted)
-            cached = self._options[key] = (load_options(session, integration), code)
+            profile = self.services.profile(integration.api_flavour)
+            cached = self._options[key] = (load_options(session, integration, profile), code)
         return cached
 
     def _call_target(self, job: _Job, step: Step) -> TicketRef | None:
@@ -659,7 +661,7 @@ class Worker:
             integration_code=job.integration_code,
             zone_url=job.target.endpoint_url(),
         )
-        request = render_request(spec, context)
+        request = render_request(spec, context, job.options.profile)
         job.last_request = request_json(request, [job.integration_code])
         job.last_response = None
         if create:
@@ -676,7 +678,9 @@ class Worker:
         """Send the create; the ticket id is read where the Active request says."""
         response = self._send(job, step, draft, create=True)
         spec = job.options.request_for(AlertStatus.ACTIVE, RequestAction.CREATE)
-        ticket_id = extract_ticket_id(response.body, spec.format, spec.effective_id_path())
+        ticket_id = extract_ticket_id(
+            response.body, spec.format, spec.id_path, job.options.profile.namespaces
+        )
         if response.ticket is not None and response.ticket.ticket_id == ticket_id:
             return response.ticket
         # The ticket exists now: failing here would make the worker retry a committed create,

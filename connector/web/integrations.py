@@ -238,7 +238,7 @@ def get_integration(integration_id: int) -> Response:
 def _requests_state(session: Session, integration: Integration) -> dict[str, Any]:
     """The integration's delivery requests (every slot, defaults filled in) and switches."""
     settings = load_settings(integration.settings)
-    options = load_options(session, integration)
+    options = load_options(session, integration, services().profile(integration.api_flavour))
     return {
         "same_for_every_status": options.same_for_every_status,
         "deliver": {status.value: settings.deliver[status] for status in AlertStatus},
@@ -288,7 +288,7 @@ def put_requests(integration_id: int) -> Response:
             ) from e
         specs = [_spec(item, integration.api_flavour) for item in data["requests"]]
         # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs)
+        replace_requests(session, integration, specs, services().profile(integration.api_flavour))
         if settings != integration.settings:
             integration.settings = settings  # a new dict: JSON columns do not track changes
         body = _requests_state(session, integration)
@@ -300,7 +300,7 @@ def generate_requests(integration_id: int) -> Response:
     """ "Generate delivery options": every request back to its default for the API flavour."""
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        generate_for(session, integration)
+        generate_for(session, integration, services().profile(integration.api_flavour))
         body = _requests_state(session, integration)
     return jsonify(body)
 

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from adapters.targets.autotask.profiles import REST_PROFILE, endpoint_of
 from connector.domain import (
     ApiCallRecord,
     OutboundRequest,
@@ -40,7 +41,6 @@ from connector.pipeline.governor import (
     Limits,
     Permit,
     Throttled,
-    endpoint_of,
 )
 from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
@@ -508,7 +508,7 @@ def test_a_governed_target_spends_no_call_when_throttled(
     services: Services, governor: Governor, integration_id: int, clock: Clock
 ) -> None:
     fake = FakeTarget()
-    target = GovernedTarget(fake, governor, integration_id, "w1")
+    target = GovernedTarget(fake, governor, integration_id, "w1", profile=REST_PROFILE)
     add_calls(services, integration_id, *([1.0] * 8), now=clock.now)
     create = OutboundRequest(RequestAction.CREATE, "POST", ZONE + "Tickets", "{}", "json")
     with pytest.raises(Throttled):
@@ -522,7 +522,7 @@ def test_errors_keep_their_kind_through_the_governed_target(
     governor: Governor, integration_id: int
 ) -> None:
     fake = FakeTarget(fail={"find": [TargetRejected("400")]})
-    target = GovernedTarget(fake, governor, integration_id, "w1")
+    target = GovernedTarget(fake, governor, integration_id, "w1", profile=REST_PROFILE)
     with pytest.raises(TargetError) as caught:
         target.find_ticket_by_marker("aac-x")
     assert type(caught.value) is TargetRejected

@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from adapters.targets.autotask.profiles import REST_PROFILE
 from connector.domain import (
     AlertStatus,
     OutboundRequest,
@@ -503,13 +504,13 @@ def edit_requests(services: Services, **changes: Any) -> None:
     """Store edited copies of the integration's requests: {"status_action": {field: value}}."""
     with services.transaction() as session:
         integration = session.scalars(select(Integration)).one()
-        options = load_options(session, integration)
+        options = load_options(session, integration, REST_PROFILE)
         specs = []
         for key, fields in changes.items():
             status, action = key.split("_")
             spec = options.requests[(AlertStatus(status), RequestAction(action))]
             specs.append(dataclasses.replace(spec, **fields))
-        replace_requests(session, integration, specs)
+        replace_requests(session, integration, specs, REST_PROFILE)
 
 
 def set_settings(services: Services, **settings: Any) -> None:

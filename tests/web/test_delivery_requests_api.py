@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
+from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, OutboundRequest, TargetResponse, TicketRef
 from connector.errors import TargetUnavailable
 from connector.integrations.settings import IntegrationSettings
@@ -19,6 +20,9 @@ from connector.persistence.models import ApiCall, DeliveryRequest, Integration
 from connector.ports import CallRecorder, TicketTarget
 from connector.web.integrations import TARGET_FACTORY_KEY
 from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of
+
+PROFILES = {"rest": REST_PROFILE, "soap": SOAP_PROFILE}
+
 
 #: Refusals decided before anything is stored: one database is enough.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -213,7 +217,9 @@ def test_get_requests_shows_every_slot_with_the_flavours_defaults(
     assert [(r["status"], r["action"]) for r in state["requests"]] == [
         (s.value, a.value) for s, a in SLOTS
     ]
-    assert state["requests"] == [spec.to_json() for spec in generate_requests(api_flavour)]
+    assert state["requests"] == [
+        spec.to_json() for spec in generate_requests(PROFILES[api_flavour])
+    ]
     create = request_of(state, "active", "create")
     if api_flavour == "rest":
         assert (create["method"], create["url"], create["format"]) == (
@@ -341,7 +347,7 @@ def test_a_sandbox_escape_is_refused_at_save(
 
 
 def valid_request(**changes: Any) -> dict[str, Any]:
-    spec = next(s for s in generate_requests("rest") if s.slot == SLOTS[4])
+    spec = next(s for s in generate_requests(REST_PROFILE) if s.slot == SLOTS[4])
     return {**spec.to_json(), **changes}
 
 

@@ -12,6 +12,13 @@ import json
 import pytest
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
+from adapters.targets.autotask.profiles import (
+    ATWS_NAMESPACES,
+    NOTE_LIMITS,
+    REST_ID_PATH,
+    SOAP_ID_PATH,
+    TICKET_LIMITS,
+)
 from connector.domain import AlertStatus, IncomingAlert
 from connector.integrations.settings import (
     IntegrationSettings,
@@ -26,7 +33,6 @@ from connector.payloads.samples import (
     VALIDATION_SAMPLES,
     validate_template,
 )
-from connector.payloads.target_facts import NOTE_LIMITS, TICKET_LIMITS
 from connector.payloads.templates import compile_template
 from tests.adapters.sandbox.test_conformance_rest import (
     SWAGGER,
@@ -200,7 +206,7 @@ def test_rest_defaults_create_a_ticket_and_note_in_the_sandbox(
     )
     response = rest.post("Tickets", data=create.encode("utf-8"))
     assert response.status_code == 200, response.text
-    ticket_id = extract_ticket_id(response.content, "json")
+    ticket_id = extract_ticket_id(response.content, "json", REST_ID_PATH, {})
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None
     assert stored["title"] == carried(HOSTILE_TEXT, "json")
@@ -211,7 +217,7 @@ def test_rest_defaults_create_a_ticket_and_note_in_the_sandbox(
     note = compile_template(template("rest/note.json"), "json").render_payload(ctx, NOTE_LIMITS)
     response = rest.post(f"Tickets/{ticket_id}/Notes", data=note.encode("utf-8"))
     assert response.status_code == 200, response.text
-    assert extract_ticket_id(response.content, "json") > 0
+    assert extract_ticket_id(response.content, "json", REST_ID_PATH, {}) > 0
 
     status = compile_template(template("rest/status.json"), "json").render_payload(ctx, NO_LIMITS)
     response = rest.patch("Tickets", data=status.encode("utf-8"))
@@ -230,7 +236,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     )
     reply = soap.post(create.encode("utf-8"), action="create")
     assert reply.return_code == 1, reply.errors
-    ticket_id = extract_ticket_id(reply.text, "xml")
+    ticket_id = extract_ticket_id(reply.text, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None and stored["title"] == carried(HOSTILE_TEXT, "xml")
     assert stored["billingCodeID"] == SETTINGS.work_type  # AllocationCodeID: the work type
@@ -241,7 +247,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     note = compile_template(template("soap/note.xml"), "xml").render_payload(ctx, NOTE_LIMITS)
     reply = soap.post(note.encode("utf-8"), action="create")
     assert reply.return_code == 1, reply.errors
-    note_id = extract_ticket_id(reply.text, "xml")
+    note_id = extract_ticket_id(reply.text, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
     stored_note = sandbox.state.get("TicketNotes", note_id)
     assert stored_note is not None and stored_note["ticketID"] == ticket_id
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 import pytest
 import requests
 
 from adapters.sandbox import ApiUser, SandboxServer
+from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE, TICKET_LIMITS
 from connector.errors import ExtractionError, TemplateRejected
 from connector.payloads.extraction import extract_ticket_id, validate_id_path
 from connector.payloads.formats import Format
-from connector.payloads.target_facts import DEFAULT_XML_ID_PATH, TICKET_LIMITS
 from connector.payloads.templates import compile_template
 from tests.adapters.sandbox.test_soap import ATWS
 from tests.connector.payloads.support import (
@@ -20,6 +21,24 @@ from tests.connector.payloads.support import (
     context_for,
     template,
 )
+
+
+def extract(
+    body: str | bytes,
+    fmt: Format,
+    path: str | None = None,
+    namespaces: Mapping[str, str] | None = None,
+) -> int:
+    """extract_ticket_id with the profile's id path and namespaces where a test gives none."""
+    profile = REST_PROFILE if fmt == "json" else SOAP_PROFILE
+    return extract_ticket_id(body, fmt, path or profile.id_path, namespaces or profile.namespaces)
+
+
+def validate_path(fmt: Format, path: str) -> None:
+    """validate_id_path with the profile's namespaces."""
+    profile = REST_PROFILE if fmt == "json" else SOAP_PROFILE
+    validate_id_path(fmt, path, profile.namespaces)
+
 
 CREATE_RESPONSE = """<?xml version="1.0" encoding="utf-8"?>
 <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
@@ -84,7 +103,7 @@ def test_extract_ticket_id(
     namespaces: dict[str, str] | None,
     expected: int,
 ) -> None:
-    assert extract_ticket_id(body, fmt, path, namespaces) == expected
+    assert extract(body, fmt, path, namespaces) == expected
 
 
 NO_ID = [
@@ -112,9 +131,9 @@ def test_a_response_without_an_id_is_an_error_showing_path_and_response(
     body: str, fmt: Format, reason: str
 ) -> None:
     with pytest.raises(ExtractionError, match=reason) as e:
-        extract_ticket_id(body, fmt)
+        extract(body, fmt)
     message = str(e.value)
-    assert ("$.itemId" if fmt == "json" else DEFAULT_XML_ID_PATH) in message
+    assert ("$.itemId" if fmt == "json" else SOAP_PROFILE.id_path) in message
     assert body[:100] in message
     assert e.value.retryable is False
     assert e.value.response is not None and e.value.response["body"] == body
@@ -123,7 +142,7 @@ def test_a_response_without_an_id_is_an_error_showing_path_and_response(
 def test_the_response_shown_is_cut_to_2000_characters() -> None:
     body = json.dumps({"errors": ["x" * 5000]})
     with pytest.raises(ExtractionError) as e:
-        extract_ticket_id(body, "json")
+        extract(body, "json")
     assert e.value.response is not None and e.value.response["body"] == body[:2000]
 
 
@@ -136,15 +155,15 @@ def test_invalid_id_paths_are_refused_at_save_time_and_fail_extraction(
     fmt: Format, path: str
 ) -> None:
     with pytest.raises(TemplateRejected, match="not valid"):
-        validate_id_path(fmt, path)
+        validate_path(fmt, path)
     body = '{"itemId": 1}' if fmt == "json" else CREATE_RESPONSE
     with pytest.raises(ExtractionError, match=re.escape(path)):
-        extract_ticket_id(body, fmt, path)
+        extract(body, fmt, path)
 
 
 def test_default_id_paths_are_valid() -> None:
-    validate_id_path("json", "$.itemId")
-    validate_id_path("xml", DEFAULT_XML_ID_PATH)
+    validate_path("json", "$.itemId")
+    validate_path("xml", SOAP_PROFILE.id_path)
 
 
 def test_extracts_the_id_from_a_live_sandbox_reply(
@@ -163,5 +182,5 @@ def test_extracts_the_id_from_a_live_sandbox_reply(
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    ticket_id = extract_ticket_id(response.content, "xml")
+    ticket_id = extract(response.content, "xml")
     assert f"<id>{ticket_id}</id>" in response.text

@@ -7,12 +7,12 @@ import json
 import pytest
 from lxml import etree
 
+from adapters.targets.autotask.profiles import NOTE_LIMITS, TICKET_LIMITS
 from connector.integrations.settings import (
     truncate,
     utf16_units,
 )
 from connector.payloads.field_limits import enforce_limits
-from connector.payloads.target_facts import NOTE_LIMITS, TICKET_LIMITS
 
 
 def test_enforce_limits_cuts_json_fields_case_insensitively_at_any_depth() -> None:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
 from connector.errors import TemplateRejected
 from connector.payloads.context import RenderContext
@@ -36,6 +37,8 @@ REST_MODELS = {
     R.NOTE: "#/definitions/TicketNoteModel",
 }
 
+PROFILES = {"rest": REST_PROFILE, "soap": SOAP_PROFILE}
+
 ZONES = {
     "rest": "https://webservices2.autotask.net/ATServicesRest/V1.0/",
     "soap": "https://webservices2.autotask.net/ATServices/1.6/atws.asmx",
@@ -43,16 +46,16 @@ ZONES = {
 
 
 def spec_for(flavour: str, status: AlertStatus, action: RequestAction) -> RequestSpec:
-    (spec,) = [s for s in generate_requests(flavour) if s.slot == (status, action)]
+    (spec,) = [s for s in generate_requests(PROFILES[flavour]) if s.slot == (status, action)]
     return spec
 
 
 @pytest.mark.parametrize("flavour", ["rest", "soap"])
 def test_generate_fills_every_slot_and_every_default_passes_the_save_check(flavour: str) -> None:
-    specs = generate_requests(flavour)
+    specs = generate_requests(PROFILES[flavour])
     assert [spec.slot for spec in specs] == list(SLOTS)
     for spec in specs:
-        validate_request(spec, flavour)
+        validate_request(spec, PROFILES[flavour])
     assert {spec.format for spec in specs} == {"json" if flavour == "rest" else "xml"}
 
 
@@ -83,7 +86,7 @@ def test_every_generated_rest_request_conforms_to_the_swagger_models(
         update_context(event) if action is R.UPDATE else context_for(event),
         mapped=dataclasses.replace(context_for(event).mapped, zone_url=ZONES["rest"]),
     )
-    request = render_request(spec_for("rest", status, action), context)
+    request = render_request(spec_for("rest", status, action), context, PROFILES["rest"])
     assert (request.method, request.url) == (method, ZONES["rest"] + path)
     body = json.loads(request.body)
     model = REST_MODELS[action]
@@ -117,11 +120,15 @@ def test_a_priority_change_updates_only_the_priority(status: AlertStatus) -> Non
     """A severity change sends the new priority and leaves the status an engineer set alone."""
     event = alert(status=status)
     context = update_context(event, Step(StepKind.SET_PRIORITY, priority=3))
-    rest = json.loads(render_request(spec_for("rest", status, R.UPDATE), context).body)
+    rest = json.loads(
+        render_request(spec_for("rest", status, R.UPDATE), context, PROFILES["rest"]).body
+    )
     assert rest == {"id": 4242, "priority": 3}
     model = REST_MODELS[R.UPDATE]
     assert_conforms(canonical_names(rest, {"$ref": model}), model, "priority")
-    soap = soap_body_content(render_request(spec_for("soap", status, R.UPDATE), context).body)
+    soap = soap_body_content(
+        render_request(spec_for("soap", status, R.UPDATE), context, PROFILES["soap"]).body
+    )
     assert atws_schema().validate(soap), atws_schema().error_log
     fields = {child.tag.split("}")[1]: child.text for child in soap.iter() if child.text}
     assert fields.get("Priority") == "3"
@@ -139,7 +146,7 @@ def test_every_generated_soap_envelope_validates_against_the_wsdl(
     context = dataclasses.replace(
         context, mapped=dataclasses.replace(context.mapped, zone_url=ZONES["soap"])
     )
-    request = render_request(spec_for("soap", status, action), context)
+    request = render_request(spec_for("soap", status, action), context, PROFILES["soap"])
     assert (request.method, request.url) == ("POST", ZONES["soap"])
     content = soap_body_content(request.body)
     assert atws_schema().validate(content), atws_schema().error_log
@@ -188,7 +195,7 @@ def test_a_request_that_cannot_work_is_refused_at_save_time(
 ) -> None:
     spec = dataclasses.replace(spec_for("rest", A.ACTIVE, R.CREATE), **changes)  # type: ignore[arg-type]
     with pytest.raises(TemplateRejected, match=reason) as refused:
-        validate_request(spec, "rest")
+        validate_request(spec, PROFILES["rest"])
     assert str(refused.value).startswith("active create request: ")
     assert refused.value.details is not None
     assert (refused.value.details["status"], refused.value.details["action"]) == (
@@ -202,7 +209,7 @@ def test_a_bad_template_is_refused_with_its_line() -> None:
         spec_for("rest", A.ACKNOWLEDGED, R.NOTE), body='{\n  "description": "##NOTETEXT##",\n  x\n}'
     )
     with pytest.raises(TemplateRejected) as refused:
-        validate_request(spec, "rest")
+        validate_request(spec, PROFILES["rest"])
     assert refused.value.line == 3
     assert "line 3" in str(refused.value)
 
@@ -210,39 +217,38 @@ def test_a_bad_template_is_refused_with_its_line() -> None:
 def test_soap_requests_must_be_posted_xml() -> None:
     spec = dataclasses.replace(spec_for("soap", A.ACKNOWLEDGED, R.UPDATE), method="PATCH")
     with pytest.raises(TemplateRejected, match="SOAP requests are POSTed XML envelopes"):
-        validate_request(spec, "soap")
+        validate_request(spec, PROFILES["soap"])
 
 
 def test_create_belongs_to_the_active_status_only() -> None:
     spec = dataclasses.replace(spec_for("rest", A.ACTIVE, R.CREATE), status=A.CLEARED)
     with pytest.raises(TemplateRejected, match="create is for the active status only"):
-        validate_request(spec, "rest")
+        validate_request(spec, PROFILES["rest"])
 
 
 def test_options_fill_missing_slots_with_defaults_and_can_share_actives_requests() -> None:
     edited = dataclasses.replace(spec_for("rest", A.CLEARED, R.NOTE), headers={"X-Edited": "1"})
-    options = options_from([edited], "rest")
+    options = options_from([edited], REST_PROFILE)
     assert options.request_for(A.CLEARED, R.NOTE) == edited
     assert options.request_for(A.ESCALATED, R.NOTE) == spec_for("rest", A.ESCALATED, R.NOTE)
-    shared = DeliveryOptions(options.requests, same_for_every_status=True)
+    shared = DeliveryOptions(options.requests, REST_PROFILE, same_for_every_status=True)
     for status in AlertStatus:
         assert shared.request_for(status, R.NOTE) == spec_for("rest", A.ACTIVE, R.NOTE)
         assert shared.request_for(status, R.CREATE) == spec_for("rest", A.ACTIVE, R.CREATE)
 
 
 def test_the_default_id_paths() -> None:
-    assert spec_for("rest", A.ACTIVE, R.CREATE).effective_id_path() == "$.itemId"
+    assert spec_for("rest", A.ACTIVE, R.CREATE).id_path == "$.itemId"
     assert (
-        spec_for("soap", A.ACTIVE, R.CREATE).effective_id_path()
-        == "//ATWS:EntityResults/ATWS:Entity/ATWS:id"
+        spec_for("soap", A.ACTIVE, R.CREATE).id_path == "//ATWS:EntityResults/ATWS:Entity/ATWS:id"
     )
     assert spec_for("rest", A.CLEARED, R.NOTE).to_json()["id_path"] == ""
 
 
 @pytest.mark.parametrize("flavour", ["rest", "soap"])
 def test_the_sample_context_renders_every_request(flavour: str) -> None:
-    context: RenderContext = sample_context(flavour)
-    for spec in generate_requests(flavour):
-        request = render_request(spec, context)
+    context: RenderContext = sample_context(PROFILES[flavour])
+    for spec in generate_requests(PROFILES[flavour]):
+        request = render_request(spec, context, PROFILES[flavour])
         assert request.url.startswith(ZONES[flavour])
     assert len(VALIDATION_SAMPLES) == 3

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.targets.autotask.profiles import TICKET_LIMITS
 from connector.errors import TemplateRejected
 from connector.payloads.samples import validate_template
-from connector.payloads.target_facts import TICKET_LIMITS
 
 ESCAPES = [
     ("class mro", "{{ ''.__class__.__mro__ }}"),

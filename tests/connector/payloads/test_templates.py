@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.targets.autotask.profiles import TICKET_LIMITS
 from connector.errors import ConnectorError, RenderError, TemplateRejected
 from connector.payloads.field_limits import NO_LIMITS
 from connector.payloads.formats import Format
@@ -11,7 +12,6 @@ from connector.payloads.samples import (
     SAMPLE_CONTEXT,
     validate_template,
 )
-from connector.payloads.target_facts import TICKET_LIMITS
 from connector.payloads.templates import compile_template
 
 REFUSED = [

@@ -19,6 +19,7 @@ import requests
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
 from adapters.targets.autotask.common import REDACTED
+from adapters.targets.autotask.profiles import REST_PROFILE
 from adapters.targets.autotask.rest import (
     AutotaskRestClient,
     AutotaskRestTarget,
@@ -65,7 +66,7 @@ ALERT = IncomingAlert(
     started_at=NOW,
 )
 SPECS: dict[tuple[AlertStatus, RequestAction], RequestSpec] = {
-    spec.slot: spec for spec in generate_requests("rest")
+    spec.slot: spec for spec in generate_requests(REST_PROFILE)
 }
 
 CREATE = Step(StepKind.CREATE, status=1)
@@ -105,7 +106,7 @@ def render(
         integration_code=code,
         zone_url=target.endpoint_url(),
     )
-    return render_request(spec or SPECS[(status, action)], context)
+    return render_request(spec or SPECS[(status, action)], context, REST_PROFILE)
 
 
 def create(target: AutotaskRestTarget, marker: str = "alert-1f3a") -> tuple[int, TargetResponse]:
@@ -114,7 +115,9 @@ def create(target: AutotaskRestTarget, marker: str = "alert-1f3a") -> tuple[int,
     response = target.send(
         render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE, marker=marker)
     )
-    return extract_ticket_id(response.body, spec.format, spec.effective_id_path()), response
+    return extract_ticket_id(
+        response.body, spec.format, spec.id_path, REST_PROFILE.namespaces
+    ), response
 
 
 def assert_conforms(response: TargetResponse) -> None:
@@ -236,7 +239,7 @@ def test_lifecycle_through_the_default_requests(
     assert [
         (n["title"], n["description"], n["noteType"], n["publish"]) for n in ticket["notes"]
     ] == [("Acknowledged", "Ack by on-call.", 1, 1)]
-    note_id = extract_ticket_id(noted.body, "json")
+    note_id = extract_ticket_id(noted.body, "json", REST_PROFILE.id_path, {})
     assert note_id == ticket["notes"][0]["id"]
     for response in (created, acknowledged, noted, completed):
         assert_conforms(response)

@@ -23,6 +23,7 @@ from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from adapters.targets.autotask.common import REDACTED
+from adapters.targets.autotask.profiles import ATWS_NAMESPACES, SOAP_ID_PATH
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskUnavailable,
@@ -1395,4 +1396,4 @@ def test_an_answered_ticket_without_a_usable_status_does_not_fail_an_applied_cre
     client.zone_url()
     response = send(client, request_for(rendered_envelope()))
     assert response.ticket is None
-    assert extract_ticket_id(response.body, "xml") == 9
+    assert extract_ticket_id(response.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES) == 9

@@ -21,6 +21,7 @@ from lxml import etree
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
 from adapters.targets.autotask.common import REDACTED
+from adapters.targets.autotask.profiles import ATWS_NAMESPACES, SOAP_ID_PATH, SOAP_PROFILE
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
@@ -80,7 +81,7 @@ ALERT = IncomingAlert(
     started_at=NOW,
 )
 SPECS: dict[tuple[AlertStatus, RequestAction], RequestSpec] = {
-    spec.slot: spec for spec in generate_requests("soap")
+    spec.slot: spec for spec in generate_requests(SOAP_PROFILE)
 }
 
 CREATE = Step(StepKind.CREATE, status=1)
@@ -196,7 +197,7 @@ def render(api_user: ApiUser) -> Callable[..., OutboundRequest]:
             integration_code=api_user.integration_code,
             zone_url=target.endpoint_url(),
         )
-        return render_request(spec or SPECS[(status, action)], context)
+        return render_request(spec or SPECS[(status, action)], context, SOAP_PROFILE)
 
     return render_slot
 
@@ -211,7 +212,9 @@ def create(
     spec = SPECS[(AlertStatus.ACTIVE, RequestAction.CREATE)]
     request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE, marker=marker)
     response = target.send(request)
-    return extract_ticket_id(response.body, spec.format, spec.effective_id_path()), response
+    return extract_ticket_id(
+        response.body, spec.format, spec.id_path, SOAP_PROFILE.namespaces
+    ), response
 
 
 def set_faults(server: SandboxServer, plan: dict[str, Any]) -> None:
@@ -300,7 +303,7 @@ def test_lifecycle_through_the_default_requests(
         1,
         1,
     )
-    assert extract_ticket_id(noted.body, "xml") == note["id"]
+    assert extract_ticket_id(noted.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES) == note["id"]
     operations = [
         etree.QName(etree.fromstring(data).find(f"{{{SOAP_ENV}}}Body")[0]).localname  # type: ignore[index]
         for data in sent_envelopes
@@ -405,7 +408,7 @@ def test_hostile_alert_text_arrives_verbatim(
         alert=replace(ALERT, title=hostile),
     )
     response = target.send(request)
-    ticket_id = extract_ticket_id(response.body, "xml")
+    ticket_id = extract_ticket_id(response.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
     assert ticket_in_sandbox(sandbox, ticket_id)["title"] == hostile
     found = target.find_ticket_by_marker("a<&>b")
     assert found is not None and found.ticket_id == ticket_id
