@@ -15,7 +15,14 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from adapters.sandbox.app import GENERIC_ERROR, REST_PREFIX, Call, Sandbox, new_call
+from adapters.sandbox.core import (
+    GENERIC_ERROR,
+    REST_PREFIX,
+    REST_URL_PATH,
+    Call,
+    Sandbox,
+    new_call,
+)
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.query import (
     COMPARISONS,
@@ -168,7 +175,7 @@ class _Handler:
         return jsonify(
             {
                 "zoneName": self.sandbox.config.zone_name,
-                "url": f"{request.host_url}atservicesrest/",
+                "url": f"{request.host_url}{REST_URL_PATH}",
                 "webUrl": f"{request.host_url}_sandbox/",
                 "ci": self.sandbox.config.ci,
             }

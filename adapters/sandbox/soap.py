@@ -21,7 +21,7 @@ from flask import Flask, Response, current_app, request
 from lxml import etree
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from adapters.sandbox.app import GENERIC_ERROR, SOAP_PATH, Call, Sandbox, new_call
+from adapters.sandbox.core import GENERIC_ERROR, SOAP_PATH, SOAP_URL_PATH, Call, Sandbox, new_call
 from adapters.sandbox.entities import (
     FIELD_INFO,
     REST_PROPERTIES,
@@ -736,7 +736,7 @@ class _Handler:
         result = _sub(wrapper, "getZoneInfoResult")
         known = bool(user) and user.lower() == self.sandbox.config.user.username.lower()
         if known:
-            _sub(result, "URL", f"{request.host_url}ATServices/1.6/atws.asmx")
+            _sub(result, "URL", f"{request.host_url}{SOAP_URL_PATH}")
         # "a negative ErrorCode" means the lookup failed (OFFICIAL GetZoneInfoCall.htm).
         # Reference: autotask-api.md §10.
         _sub(result, "ErrorCode", "0" if known else "-1")
@@ -844,7 +844,7 @@ def _wsdl_text() -> str:
 
 def wsdl_response(base_url: str) -> Response:
     """The real ATWS 1.6 WSDL with its soap:address pointing at this sandbox."""
-    text = _wsdl_text().replace(WSDL_ADDRESS, f"{base_url}ATServices/1.6/atws.asmx")
+    text = _wsdl_text().replace(WSDL_ADDRESS, f"{base_url}{SOAP_URL_PATH}")
     return Response(text, status=200, content_type="text/xml; charset=utf-8")
 
 
