@@ -23,6 +23,7 @@ from adapters.sandbox.core import (
     Sandbox,
     new_call,
 )
+from adapters.sandbox.entity_info import entity_information, field_definitions
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.query import (
     COMPARISONS,
@@ -35,6 +36,7 @@ from adapters.sandbox.query import (
     parse_rest_filter,
 )
 from adapters.sandbox.service import MAX_PAGE
+from adapters.sandbox.validation import normalize
 from adapters.sandbox.values import wire_record
 
 ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
@@ -198,10 +200,10 @@ class _Handler:
         )
 
     def info(self) -> Response:
-        return jsonify({"info": self.service.entity_information(self.entity)})
+        return jsonify({"info": entity_information(self.entity)})
 
     def fields(self) -> Response:
-        return jsonify({"fields": self.service.field_definitions(self.entity)})
+        return jsonify({"fields": field_definitions(self.entity)})
 
     def udfs(self) -> Response:
         return jsonify({"fields": []})
@@ -336,7 +338,7 @@ class _Handler:
         body = request.get_json(force=True, silent=True)
         if body is None:
             raise SandboxError("The request body is missing or is not valid JSON.")
-        values = self.service.normalize(entity, body)
+        values = normalize(entity, body, strict=self.service.strict_properties)
         self.call.request_body = body
         return values
 

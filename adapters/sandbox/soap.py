@@ -29,6 +29,7 @@ from adapters.sandbox.entities import (
     SOAP_FIELD_ORDER,
     SOAP_TO_REST,
 )
+from adapters.sandbox.entity_info import entity_information, field_definitions
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.query import Condition, Group, check_limits, make_condition
 from adapters.sandbox.service import SandboxService
@@ -763,7 +764,7 @@ class _Handler:
         result = _sub(wrapper, "GetEntityInfoResult")
         for soap in sorted(REST_ENTITY):
             # The same answer as REST's {Entity}/entityInformation.
-            info = self.service.entity_information(REST_ENTITY[soap])
+            info = entity_information(REST_ENTITY[soap])
             item = _sub(result, "EntityInfo")
             _sub(item, "Name", soap)
             for element, key in _ENTITY_INFO:
@@ -774,7 +775,7 @@ class _Handler:
         """GetFieldInfo(psObjectType): the entity's Field list, picklists included.
 
         Built from the same getFieldInfo rows and picklists as REST's entityInformation/fields
-        (entities.FIELD_INFO, SandboxService.field_definitions), in the WSDL's Field order.
+        (entities.FIELD_INFO, entity_info.field_definitions), in the WSDL's Field order.
         Real answers leave Description and DefaultValue nil and give ReferenceEntityType and
         PicklistParentValueField as "" when empty (the getFieldInfo cache in
         tests/fixtures/autotask/specs/).
@@ -789,7 +790,7 @@ class _Handler:
         rest = REST_ENTITY[soap]
         picklists = {
             definition["name"]: definition["picklistValues"] or []
-            for definition in self.service.field_definitions(rest)
+            for definition in field_definitions(rest)
         }
         wrapper = etree.Element(f"{{{ATWS_NS}}}GetFieldInfoResponse", nsmap=_DEFAULT_NS)
         result = _sub(wrapper, "GetFieldInfoResult")
