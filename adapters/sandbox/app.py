@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 
-from adapters.sandbox import rest, soap
 from adapters.sandbox.core import REST_PREFIX, REST_URL_PATH, SOAP_URL_PATH, Sandbox
 from adapters.sandbox.faults import load_plan
+from adapters.sandbox.rest import register_rest
+from adapters.sandbox.soap.endpoint import register_soap
 from adapters.sandbox.tenant import load_ticket_category
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ def create_sandbox_app(sandbox: Sandbox | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
     app.extensions["sandbox"] = sandbox
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    rest.register(app, sandbox)
-    soap.register(app, sandbox)
+    register_rest(app, sandbox)
+    register_soap(app, sandbox)
     _register_control(app, sandbox)
     app.wsgi_app = _CaseInsensitivePrefix(app.wsgi_app)  # type: ignore[method-assign]
     return app

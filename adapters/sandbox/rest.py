@@ -90,7 +90,7 @@ def errors_response(error: SandboxError) -> Response:
     return response
 
 
-def register(app: Flask, sandbox: Sandbox) -> None:
+def register_rest(app: Flask, sandbox: Sandbox) -> None:
     """Mount the REST API on `app`."""
 
     @app.after_request
