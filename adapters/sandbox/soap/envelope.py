@@ -28,6 +28,7 @@ ATWS_NSMAP: Any = {None: ATWS_NS}
 
 #: SOAP entity → REST entity, for the entities the sandbox serves over SOAP.
 REST_ENTITY = {soap: rest for rest, soap in SOAP_ENTITY.items()}
+_SERVED_ENTITIES = {soap.lower(): soap for soap in REST_ENTITY}
 
 #: The operations the sandbox implements, by the Body element's local name. The WSDL names the
 #: entity-information operation getEntityInfo, but its element (what goes in the Body) is
@@ -44,6 +45,11 @@ OPERATIONS = {
 
 #: Characters XML 1.0 cannot carry; lxml refuses them, so they are replaced in answers.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def served_entity(name: str) -> str | None:
+    """The SOAP entity the sandbox serves under `name`, whatever its casing, or None."""
+    return _SERVED_ENTITIES.get(name.lower())
 
 
 class SoapFault(Exception):
@@ -143,8 +149,7 @@ def parse_request(data: bytes) -> SoapRequest:
             soap_request.entity = entity_type(first)
     elif operation == "GetFieldInfo":
         object_type = (operation_element.findtext(f"{{{ATWS_NS}}}psObjectType") or "").strip()
-        known = {s.lower(): s for s in REST_ENTITY}
-        soap_request.entity = known.get(object_type.lower(), object_type)
+        soap_request.entity = served_entity(object_type) or object_type
     elif operation == "query":
         sxml = operation_element.findtext(f"{{{ATWS_NS}}}sXML")
         if not sxml or not sxml.strip():
@@ -152,7 +157,7 @@ def parse_request(data: bytes) -> SoapRequest:
         # The queryxml inside sXML is untrusted XML too: same parser, same DOCTYPE refusal.
         soap_request.queryxml = parse_xml(sxml.strip().encode("utf-8"), "sXML")
         name = query_entity_name(soap_request.queryxml)
-        soap_request.entity = {s.lower(): s for s in REST_ENTITY}.get((name or "").lower(), name)
+        soap_request.entity = served_entity(name or "") or name
     return soap_request
 
 

@@ -13,6 +13,7 @@ from adapters.sandbox.soap.envelope import (
     child_elements,
     local_name,
     query_entity_name,
+    served_entity,
 )
 
 #: "query() will return a maximum of 500 records at once, sorted by their id value".
@@ -44,7 +45,7 @@ def parse_queryxml(queryxml: etree._Element) -> tuple[str, Group]:
     if local_name(queryxml.tag).lower() != "queryxml":
         raise SandboxError("The sXML document must be a <queryxml> element.")
     name = query_entity_name(queryxml) or ""
-    soap = {s.lower(): s for s in REST_ENTITY}.get(name.lower())
+    soap = served_entity(name)
     if soap is None:
         raise SandboxError(f"The sandbox does not serve the entity type {name!r} over SOAP.")
     query = next(
