@@ -4,7 +4,8 @@ It is the Autotask every test and `make run` talk to. Nothing here is imported b
 core; `create_app` and the CLI wire it in.
 """
 
-from adapters.sandbox.app import Sandbox, SandboxConfig, create_sandbox_app
+from adapters.sandbox.app import create_sandbox_app
+from adapters.sandbox.core import Sandbox, SandboxConfig
 from adapters.sandbox.limits import LimitSettings
 from adapters.sandbox.seed import ApiUser, make_api_user
 from adapters.sandbox.server import SandboxServer

@@ -15,7 +15,15 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
-from adapters.sandbox.app import GENERIC_ERROR, REST_PREFIX, Call, Sandbox, new_call
+from adapters.sandbox.core import (
+    GENERIC_ERROR,
+    REST_PREFIX,
+    REST_URL_PATH,
+    Call,
+    Sandbox,
+    new_call,
+)
+from adapters.sandbox.entity_info import entity_information, field_definitions
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.query import (
     COMPARISONS,
@@ -28,6 +36,7 @@ from adapters.sandbox.query import (
     parse_rest_filter,
 )
 from adapters.sandbox.service import MAX_PAGE
+from adapters.sandbox.validation import normalize
 from adapters.sandbox.values import wire_record
 
 ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
@@ -81,7 +90,7 @@ def errors_response(error: SandboxError) -> Response:
     return response
 
 
-def register(app: Flask, sandbox: Sandbox) -> None:
+def register_rest(app: Flask, sandbox: Sandbox) -> None:
     """Mount the REST API on `app`."""
 
     @app.after_request
@@ -168,7 +177,7 @@ class _Handler:
         return jsonify(
             {
                 "zoneName": self.sandbox.config.zone_name,
-                "url": f"{request.host_url}atservicesrest/",
+                "url": f"{request.host_url}{REST_URL_PATH}",
                 "webUrl": f"{request.host_url}_sandbox/",
                 "ci": self.sandbox.config.ci,
             }
@@ -191,10 +200,10 @@ class _Handler:
         )
 
     def info(self) -> Response:
-        return jsonify({"info": self.service.entity_information(self.entity)})
+        return jsonify({"info": entity_information(self.entity)})
 
     def fields(self) -> Response:
-        return jsonify({"fields": self.service.field_definitions(self.entity)})
+        return jsonify({"fields": field_definitions(self.entity)})
 
     def udfs(self) -> Response:
         return jsonify({"fields": []})
@@ -329,7 +338,7 @@ class _Handler:
         body = request.get_json(force=True, silent=True)
         if body is None:
             raise SandboxError("The request body is missing or is not valid JSON.")
-        values = self.service.normalize(entity, body)
+        values = normalize(entity, body, strict=self.service.strict_properties)
         self.call.request_body = body
         return values
 

@@ -7,7 +7,8 @@ from types import TracebackType
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from adapters.sandbox.app import Sandbox, create_sandbox_app
+from adapters.sandbox.app import create_sandbox_app
+from adapters.sandbox.core import REST_URL_PATH, SOAP_URL_PATH, Sandbox
 
 #: How often the serving loop checks for stop(); stop() waits up to this long (default 0.5 s).
 POLL_INTERVAL = 0.05
@@ -44,6 +45,16 @@ class SandboxServer:
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:8081/."""
         return f"http://{self._server.host}:{self.port}/"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base a zone lookup gives, e.g. http://127.0.0.1:8081/atservicesrest/."""
+        return f"{self.url}{REST_URL_PATH}"
+
+    @property
+    def soap_url(self) -> str:
+        """The SOAP endpoint, e.g. http://127.0.0.1:8081/ATServices/1.6/atws.asmx."""
+        return f"{self.url}{SOAP_URL_PATH}"
 
     @property
     def port(self) -> int:

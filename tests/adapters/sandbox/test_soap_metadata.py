@@ -18,7 +18,7 @@ from lxml import etree
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from adapters.sandbox.entities import FIELD_INFO
-from adapters.sandbox.soap import WSDL_FILE
+from adapters.sandbox.soap.metadata import WSDL_FILE
 from tests.adapters.sandbox.test_soap import (
     ATWS,
     WSDL,

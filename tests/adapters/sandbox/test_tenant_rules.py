@@ -208,7 +208,7 @@ def test_update_refuses_a_bad_reference(
 
 
 def test_moving_a_ticket_to_another_company_rechecks_its_contact(rest: RestClient) -> None:
-    # A contact must belong to the ticket's company (see COMPANY_OWNED in service.py).
+    # A contact must belong to the ticket's company (see COMPANY_OWNED in validation.py).
     ticket_id = rest.create_ticket(contactID=29683601)
     errors = errors_of(rest.patch("Tickets", json={"id": ticket_id, "companyID": FABRIKAM}))
     assert errors == [reference_error("contactID", "Contact")], errors
