@@ -104,8 +104,8 @@ def _describe_sandbox(server: SandboxServer) -> str:
     return "\n".join(
         [
             f"Autotask sandbox (a local simulator of Autotask PSA) on {base}",
-            f"  REST API      {base}atservicesrest/v1.0/  (zone lookup: zoneInformation?user=…)",
-            f"  SOAP API      {base}ATServices/1.6/atws.asmx",
+            f"  REST API      {server.rest_url}v1.0/  (zone lookup: zoneInformation?user=…)",
+            f"  SOAP API      {server.soap_url}",
             f"  API user      {user.username}",
             f"  Secret        {user.secret}",
             f"  Tracking id   {user.integration_code}  (the ApiIntegrationCode header)",
@@ -249,10 +249,7 @@ def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:
     `flavour` (the AUTOTASK_API setting) chooses its API: rest or soap.
     """
     user = server.sandbox.config.user
-    zone_lookup = {
-        "rest": f"{server.url}atservicesrest/",
-        "soap": f"{server.url}ATServices/1.6/atws.asmx",
-    }
+    zone_lookup = {"rest": server.rest_url, "soap": server.soap_url}
     return {
         "name": "default",
         "api_flavour": flavour,

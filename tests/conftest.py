@@ -193,10 +193,7 @@ def integration_config(
     sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str
 ) -> dict[str, object]:
     """The INTEGRATION setting of a connector wired to the running sandbox."""
-    zone_lookup = {
-        "rest": f"{sandbox_server.url}atservicesrest/",
-        "soap": f"{sandbox_server.url}ATServices/1.6/atws.asmx",
-    }
+    zone_lookup = {"rest": sandbox_server.rest_url, "soap": sandbox_server.soap_url}
     return {
         "name": "default",
         "api_flavour": api_flavour,

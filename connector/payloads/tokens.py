@@ -51,7 +51,9 @@ TOKENS: tuple[TokenSpec, ...] = (
         "The Autotask ticket id stored for the alert; empty before the ticket exists.",
     ),
     TokenSpec("TICKETNUMBER", "ticket.number", "The ticket number (T20240101.0001), if known."),
-    TokenSpec("MARKER", "ticket.marker", "The correlation marker sent as the ticket's externalID."),
+    TokenSpec(
+        "MARKER", "ticket.marker", "The correlation marker sent as the ticket's external id."
+    ),
     TokenSpec("NOTETITLE", "note.title", "The title of the note the connector composed."),
     TokenSpec("NOTETEXT", "note.text", "The text of the note the connector composed."),
     TokenSpec("ACCOUNTID", "autotask.company_id", "The Autotask company (account) id."),
