@@ -1,10 +1,10 @@
-"""An integration's settings, and routing: which company, priority and queue an alert gets."""
+"""An integration's settings: what it decides about its tickets, validated by one schema."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -12,20 +12,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 from connector.domain import (
     DEFAULT_PRIORITY_LABELS,
     AlertStatus,
-    IncomingAlert,
     LifecyclePolicy,
     Severity,
     SeverityChanges,
-    TicketDraft,
 )
-
-#: Autotask's title and description limits (getFieldInfo: Title 255, Description 8000).
-TITLE_LIMIT = 255
-DESCRIPTION_LIMIT = 8000
-TRUNCATED = " … [truncated]"
-
-#: The per-resource property that names the Autotask company and beats the tenant map.
-ACCOUNT_PROPERTY = "autotask.accountid"
 
 DEFAULT_PRIORITY_MAP = {
     Severity.CRITICAL: 4,  # Critical
@@ -277,209 +267,4 @@ def load_settings(raw: Mapping[str, Any]) -> IntegrationSettings:
     return loaded
 
 
-@dataclass(frozen=True)
-class TenantRoute:
-    """A tenant's mapping row: its company and whether it is switched on."""
-
-    company_id: int | None
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where an alert's ticket goes, or why it gets none; and what the admin should know."""
-
-    company_id: int | None
-    dropped: str | None = None
-    warning: str | None = None
-
-
-#: Autotask company ids are positive 32-bit integers (Companies.id, getFieldInfo: integer).
-_COMPANY_ID_MAX = 2**31 - 1
-
-
-def company_override(alert: IncomingAlert) -> tuple[int | None, str | None]:
-    """The company `autotask.accountid` names, or (None, why it names none usable)."""
-    raw = alert.properties.get(ACCOUNT_PROPERTY)
-    if raw is None or not str(raw).strip():
-        return None, None
-    text = str(raw).strip()
-    if text.isascii() and text.isdigit() and 0 <= int(text) <= _COMPANY_ID_MAX:
-        return int(text), None
-    shown = text if len(text) <= 60 else text[:59] + "…"
-    return None, (
-        f"{ACCOUNT_PROPERTY} {shown!r} is not an Autotask company id (a whole number); the alert"
-        " was routed by the tenant map and default company instead"
-    )
-
-
-def route_company(
-    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
-) -> Route:
-    """Choose the company: `autotask.accountid` beats the tenant map, which beats the default.
-
-    An `autotask.accountid` that is not a company id never drops the alert: it is routed as if
-    the property were absent, with a warning the admin sees on the event.
-    """
-    company, warning = company_override(alert)
-    if company is not None:
-        return Route(company)
-    route = _route_by_tenant(alert, settings, tenants)
-    return replace(route, warning=warning) if warning else route
-
-
-def _route_by_tenant(
-    alert: IncomingAlert, settings: IntegrationSettings, tenants: Mapping[str, TenantRoute]
-) -> Route:
-    """The tenant map's company, else the default (or a drop, as the settings say)."""
-    default = settings.default_company_id
-    if alert.tenant and settings.tenant_mapping:
-        mapping = tenants.get(alert.tenant)
-        if mapping is not None:
-            if not mapping.enabled:
-                return Route(None, dropped=f"tenant {alert.tenant!r} is switched off")
-            if mapping.company_id is not None:
-                return Route(mapping.company_id)
-        if settings.unmapped_per_source.get(alert.source, settings.unmapped) == "drop":
-            return Route(None, dropped=f"tenant {alert.tenant!r} is not mapped (unmapped: drop)")
-    if default is None:
-        return Route(None, dropped="no tenant mapping applies and there is no default company")
-    return Route(default)
-
-
-def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> IncomingAlert:
-    """`alert` with the severity its source's severity map gives its sender's word, if any.
-
-    Words match case-insensitively; a word the map does not list (or an alert without a word)
-    keeps the severity the adapter chose.
-    """
-    table = settings.severity_maps.get(alert.source)
-    word = alert.raw_severity.strip().lower()
-    if not table or not word or word not in table:
-        return alert
-    mapped = table[word]
-    return alert if mapped is alert.severity else replace(alert, severity=mapped)
-
-
-def utf16_units(text: str) -> int:
-    """The length Autotask measures: UTF-16 code units (an emoji counts 2).
-
-    Autotask is .NET on SQL Server, whose string lengths count UTF-16 code units, not code
-    points (autotask-api.md §14; inferred, unconfirmed): 255 characters with emoji can be too long.
-    """
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
-
-
-def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` UTF-16 units (`utf16_units`) with a visible marker.
-
-    The cut never splits a character (nor an emoji's surrogate pair).
-    """
-    if utf16_units(text) <= limit:
-        return text
-    budget = limit - utf16_units(TRUNCATED)
-    used = 0
-    for index, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > budget:
-            return text[:index] + TRUNCATED
-    return text
-
-
-def alert_start(alert: IncomingAlert) -> datetime | None:
-    """When the alert started by the sender's clock: its start, else an active event's time."""
-    if alert.started_at is not None:
-        return alert.started_at
-    return alert.occurred_at if alert.status is AlertStatus.ACTIVE else None
-
-
-def describe_alert(
-    alert: IncomingAlert, start: datetime | None, received_at: datetime | None = None
-) -> str:
-    """The ticket description: the alert's message, then host, monitor, severity, start, source.
-
-    `start` is the alert's own start; when the sender gave none, the time the connector received
-    the event is shown instead, labelled as such.
-    """
-    lines = [alert.message] if alert.message else []
-    details = [
-        ("Host", alert.host),
-        ("Monitor", alert.monitor),
-        ("Severity", alert.severity.value),
-        ("Started", start.isoformat() if start is not None else ""),
-        ("Received", received_at.isoformat() if start is None and received_at else ""),
-        ("Source", alert.source),
-    ]
-    lines.extend(f"{name}: {value}" for name, value in details if value)
-    return "\n".join(lines)
-
-
-def build_draft(
-    alert: IncomingAlert,
-    *,
-    company_id: int,
-    status: int,
-    marker: str,
-    settings: IntegrationSettings,
-    received_at: datetime,
-) -> TicketDraft:
-    """The ticket to create for `alert`: mapped priority, queue, types and due date.
-
-    Times are the alert's own: the due date counts from its start, or, when the sender gave no
-    time, from when the connector received the event (never from when a worker got to it).
-    """
-    start = alert_start(alert)
-    override = _override(alert, settings)
-    return TicketDraft(
-        company_id=company_id,
-        title=truncate(alert.title, TITLE_LIMIT),
-        description=truncate(describe_alert(alert, start, received_at), DESCRIPTION_LIMIT),
-        status=status,
-        priority=alert_priority(alert, settings),
-        marker=marker,
-        queue_id=override.queue_id or settings.queue_id,
-        due_at=_due(start or received_at, settings.due_days),
-        ticket_category=settings.ticket_category,
-        ticket_type=settings.ticket_type,
-        issue_type=override.issue_type or settings.issue_type,
-        sub_issue_type=override.sub_issue_type
-        or (settings.sub_issue_type if not override.issue_type else None),
-        work_type=override.work_type or settings.work_type,
-        source=settings.source,
-    )
-
-
-def _override(alert: IncomingAlert, settings: IntegrationSettings) -> MonitorOverride:
-    """The alert's monitor override, or one that overrides nothing."""
-    found = settings.monitor_overrides.get(alert.monitor) if alert.monitor else None
-    return found or MonitorOverride()
-
-
-def alert_priority(alert: IncomingAlert, settings: IntegrationSettings) -> int:
-    """The ticket priority for the alert: its monitor's override, else its severity's."""
-    return _override(alert, settings).priority or settings.priority_map[alert.severity]
-
-
-def _due(start: datetime, days: float) -> datetime:
-    """Start + days; a start so far in the future that this overflows gets the latest date."""
-    try:
-        return start + timedelta(days=days)
-    except OverflowError:
-        return datetime.max.replace(tzinfo=start.tzinfo)
-
-
-__all__ = [
-    "IntegrationSettings",
-    "MonitorOverride",
-    "Route",
-    "TenantRoute",
-    "ValidationError",
-    "alert_priority",
-    "alert_start",
-    "build_draft",
-    "company_override",
-    "describe_alert",
-    "load_settings",
-    "map_severity",
-    "route_company",
-]
+__all__ = ["IntegrationSettings", "MonitorOverride", "ValidationError", "load_settings"]

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from connector.domain import IncomingAlert, Step, StepKind, TicketDraft, TicketRef
-from connector.integrations.settings import IntegrationSettings, describe_alert
+from connector.integrations.settings import IntegrationSettings
+from connector.payloads.text import describe_alert
 from connector.payloads.tokens import TOKENS
 
 #: The hidden variables `##…##` tokens are rewritten to look up.

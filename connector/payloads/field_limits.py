@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 from lxml import etree
 
 from connector.errors import RenderError
-from connector.integrations.settings import truncate, utf16_units
 from connector.payloads.escaping import replace_lone_surrogates
 from connector.payloads.formats import Format
+from connector.payloads.text import truncate, utf16_units
 from connector.safe_xml import XmlRefused, parse_untrusted
 
 logger = logging.getLogger(__name__)

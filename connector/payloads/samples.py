@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import RenderError, TemplateRejected
-from connector.integrations.settings import describe_alert
 from connector.payloads.context import MappedValues, RenderContext
 from connector.payloads.formats import Format
 from connector.payloads.render_limits import RenderLimits
 from connector.payloads.templates import compile_template, with_line
+from connector.payloads.text import describe_alert
 
 _SAMPLE_START = datetime(2024, 3, 21, 9, 30, tzinfo=UTC)
 

@@ -13,15 +13,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, IncomingAlert
-from connector.integrations.settings import (
-    IntegrationSettings,
-    TenantRoute,
-    map_severity,
-    route_company,
-    truncate,
-)
+from connector.integrations.settings import IntegrationSettings
+from connector.payloads.text import truncate
 from connector.persistence.db import insert_for
 from connector.persistence.models import Alert, AlertEvent, Delivery, TenantMapping
+from connector.pipeline.routing import TenantRoute, map_severity, route_company
 
 QUEUED = "queued"
 DUPLICATE = "duplicate"

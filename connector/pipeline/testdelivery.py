@@ -45,12 +45,7 @@ from connector.errors import (
     TargetUnavailable,
     TemplateRejected,
 )
-from connector.integrations.settings import (
-    IntegrationSettings,
-    build_draft,
-    load_settings,
-    route_company,
-)
+from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.store import load_options
 from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
@@ -66,6 +61,7 @@ from connector.pipeline import planner
 from connector.pipeline.activity import store_api_calls
 from connector.pipeline.governor import GovernedTarget, Governor, Limits, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
+from connector.pipeline.routing import build_draft, route_company
 from connector.ports import CallRecorder, TargetProfile, TicketTarget
 from connector.services import Services
 
@@ -250,6 +246,7 @@ def preview(
         marker=marker,
         settings=settings,
         received_at=now,
+        limits=loaded.options.profile.ticket_limits,
     )
     calls = _Calls()
     try:
@@ -470,6 +467,7 @@ class _Run:
             marker=self.marker,
             settings=settings,
             received_at=self.now,
+            limits=self.loaded.options.profile.ticket_limits,
         )
         context = RenderContext.build(
             self.alert,

@@ -48,13 +48,7 @@ from connector.errors import (
     TargetError,
     TemplateRejected,
 )
-from connector.integrations.settings import (
-    IntegrationSettings,
-    TenantRoute,
-    build_draft,
-    load_settings,
-    route_company,
-)
+from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.store import load_options
 from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
@@ -70,6 +64,7 @@ from connector.pipeline.governor import (
     Throttled,
 )
 from connector.pipeline.ingest import alert_from_json, tenant_routes
+from connector.pipeline.routing import TenantRoute, build_draft, route_company
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
 
@@ -602,6 +597,7 @@ class Worker:
             marker=job.marker,
             settings=job.settings,
             received_at=job.received_at,
+            limits=job.options.profile.ticket_limits,
         )
 
     def _wait_out_a_create_in_flight(self, job: _Job) -> None:

@@ -16,7 +16,8 @@ import requests
 from sqlalchemy import select, update
 
 from adapters.sandbox import Sandbox, SandboxServer
-from connector.integrations.settings import TITLE_LIMIT, utf16_units
+from adapters.targets.autotask.profiles import TICKET_LIMITS
+from connector.payloads.text import utf16_units
 from connector.persistence.models import Integration, TenantMapping
 from tests.e2e.harness import Connector, alert, wait_until
 
@@ -111,12 +112,12 @@ def test_a_long_title_with_emoji_is_cut_so_that_autotask_takes_it(
     connector: Connector, sandbox: Sandbox
 ) -> None:
     title = ('Disk C:\\ 🔥 full "really" ' * 20)[:250]  # 250 characters, more UTF-16 units
-    assert len(title) == 250 and utf16_units(title) > TITLE_LIMIT
+    assert len(title) == 250 and utf16_units(title) > TICKET_LIMITS["title"]
     assert connector.post(alert(3, "active", title=title)).status_code == 202
     connector.drain(timeout=60)
     assert connector.deliveries_by_state() == {"done": 1}
     (ticket,) = sandbox.tickets_with_notes()
-    assert utf16_units(ticket["title"]) <= TITLE_LIMIT
+    assert utf16_units(ticket["title"]) <= TICKET_LIMITS["title"]
     assert ticket["title"].endswith(" … [truncated]")
     assert title.startswith(ticket["title"].removesuffix(" … [truncated]"))
 

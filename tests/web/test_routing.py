@@ -15,28 +15,25 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from adapters.targets.autotask.profiles import TICKET_LIMITS
 from connector import create_app
 from connector.cli import prepare_database
 from connector.domain import AlertStatus, IncomingAlert, Severity
 from connector.errors import ConfigError
 from connector.integrations.settings import (
-    DESCRIPTION_LIMIT,
-    TITLE_LIMIT,
-    TRUNCATED,
     IntegrationSettings,
     MonitorOverride,
-    Route,
-    TenantRoute,
     ValidationError,
-    build_draft,
     load_settings,
-    map_severity,
-    route_company,
-    utf16_units,
 )
+from connector.payloads.text import TRUNCATED, utf16_units
 from connector.pipeline.ingest import alert_from_json, alert_to_json
+from connector.pipeline.routing import Route, TenantRoute, build_draft, map_severity, route_company
 from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, HOOK_TOKEN, RestClient
+
+TITLE_LIMIT = TICKET_LIMITS["title"]
+DESCRIPTION_LIMIT = TICKET_LIMITS["description"]
 
 DEFAULT_COMPANY = 29683414
 FABRIKAM = 29683415
@@ -395,6 +392,7 @@ def draft(alert: IncomingAlert, settings: IntegrationSettings | None = None) -> 
         marker="aac-1234",
         settings=settings or load_settings({}),
         received_at=NOW,
+        limits=TICKET_LIMITS,
     )
 
 
@@ -589,12 +587,19 @@ def test_due_date_of_a_start_near_the_end_of_time_does_not_overflow() -> None:
     from datetime import UTC, datetime
 
     from connector.domain import AlertStatus, IncomingAlert, Severity
-    from connector.integrations.settings import IntegrationSettings, build_draft
+    from connector.integrations.settings import IntegrationSettings
+    from connector.pipeline.routing import build_draft
 
     far = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
     alert = IncomingAlert("generic", "fp", AlertStatus.ACTIVE, Severity.INFO, "t", started_at=far)
     draft = build_draft(
-        alert, company_id=1, status=1, marker="m", settings=IntegrationSettings(), received_at=far
+        alert,
+        company_id=1,
+        status=1,
+        marker="m",
+        settings=IntegrationSettings(),
+        received_at=far,
+        limits=TICKET_LIMITS,
     )
     assert draft.due_at is not None and draft.due_at.year == 9999
 

@@ -10,16 +10,15 @@ from typing import Any
 
 from lxml import etree
 
+from adapters.targets.autotask.profiles import TICKET_LIMITS
 from connector.domain import AlertStatus, IncomingAlert, Severity, Step, StepKind, TicketRef
-from connector.integrations.settings import (
-    IntegrationSettings,
-    build_draft,
-    describe_alert,
-)
+from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import MappedValues, RenderContext
 from connector.payloads.formats import Format
 from connector.payloads.samples import SAMPLE_CONTEXT
 from connector.payloads.templates import compile_template
+from connector.payloads.text import describe_alert
+from connector.pipeline.routing import build_draft
 from tests.adapters.sandbox.test_soap import ATWS, SOAP_ENV
 
 TEMPLATES = Path(__file__).parents[3] / "payload_templates"
@@ -79,6 +78,7 @@ def context_for(
         marker=MARKER,
         settings=settings,
         received_at=START,
+        limits=TICKET_LIMITS,
     )
     # The draft's description is already cut to 8000; render the full one to test the cut here.
     draft = replace(draft, description=describe_alert(event, event.started_at or START))

@@ -20,10 +20,7 @@ from adapters.targets.autotask.profiles import (
     TICKET_LIMITS,
 )
 from connector.domain import AlertStatus, IncomingAlert
-from connector.integrations.settings import (
-    IntegrationSettings,
-    truncate,
-)
+from connector.integrations.settings import IntegrationSettings
 from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.field_limits import NO_LIMITS
 from connector.payloads.formats import Format
@@ -34,6 +31,7 @@ from connector.payloads.samples import (
     validate_template,
 )
 from connector.payloads.templates import compile_template
+from connector.payloads.text import truncate
 from tests.adapters.sandbox.test_conformance_rest import (
     SWAGGER,
     assert_conforms,

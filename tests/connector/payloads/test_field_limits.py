@@ -8,11 +8,8 @@ import pytest
 from lxml import etree
 
 from adapters.targets.autotask.profiles import NOTE_LIMITS, TICKET_LIMITS
-from connector.integrations.settings import (
-    truncate,
-    utf16_units,
-)
 from connector.payloads.field_limits import enforce_limits
+from connector.payloads.text import truncate, utf16_units
 
 
 def test_enforce_limits_cuts_json_fields_case_insensitively_at_any_depth() -> None:

@@ -44,10 +44,11 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
-from connector.integrations.settings import IntegrationSettings, build_draft
+from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, generate_requests, render_request
+from connector.pipeline.routing import build_draft
 from tests.adapters.sandbox.test_conformance_rest import check_exchange
 
 CONTOSO = 29683414  # a seeded company (adapters/sandbox/seed.py)
@@ -95,6 +96,7 @@ def render(
         marker=marker,
         settings=SETTINGS,
         received_at=NOW,
+        limits=REST_PROFILE.ticket_limits,
     )
     context = RenderContext.build(
         alert,

@@ -46,10 +46,11 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
-from connector.integrations.settings import IntegrationSettings, build_draft
+from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, generate_requests, render_request
+from connector.pipeline.routing import build_draft
 from tests.adapters.sandbox.test_soap import atws_schema
 from tests.conftest import RestClient
 
@@ -186,6 +187,7 @@ def render(api_user: ApiUser) -> Callable[..., OutboundRequest]:
             marker=marker,
             settings=SETTINGS,
             received_at=NOW,
+            limits=SOAP_PROFILE.ticket_limits,
         )
         context = RenderContext.build(
             alert,
