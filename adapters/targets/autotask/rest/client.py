@@ -9,50 +9,43 @@ one helper. REST facts and their sources: ../shared/reference/autotask-api.md §
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from adapters.targets.autotask.common import (
-    BODY_KEEP_CHARS,
-    DEFAULT_ALLOWED_ZONE_HOSTS,
-    GENERIC_REFUSAL_ATTEMPTS,
-    RATE_LIMIT_MARKERS,
+from adapters.targets.autotask.errors import (
     AutotaskUnavailable,
-    check_outbound_url,
-    credentials_refused,
+    UnexplainedRefusal,
     explain_refusal,
     is_validation_refusal,
+)
+from adapters.targets.autotask.http import (
+    BODY_KEEP_CHARS,
+    AutotaskHttpClient,
     merge_headers,
-    redact_text,
     response_text,
     retry_after,
-    secret_forms,
     sent_record,
-    transport_error,
 )
-from connector.domain import ApiCallRecord, OutboundRequest, TargetResponse
+from adapters.targets.autotask.profile import (
+    GENERIC_REFUSAL_ATTEMPTS,
+    RATE_LIMIT_MARKERS,
+    REST_VERSION_PATH,
+    REST_ZONE_INFORMATION,
+    entity_of,
+)
+from connector.domain import OutboundRequest, TargetResponse, redact
 from connector.errors import (
     TargetAuthError,
     TargetError,
     TargetRateLimited,
     TargetRejected,
 )
-from connector.ports import CallRecorder
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
-#: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
 
 #: Autotask answers at most 500 records per query page. Reference: autotask-api.md §4.
 MAX_PAGE_SIZE = 500
@@ -60,8 +53,6 @@ MAX_PAGE_SIZE = 500
 #: A query never follows more pages than this (500 × 1000 records), so a server that keeps
 #: answering with a nextPageUrl cannot loop us forever.
 MAX_PAGES = 1000
-
-#: How much of a non-JSON answer an error keeps.
 
 
 # -- the one table of Autotask's answers → our errors ------------------------------------------
@@ -114,60 +105,21 @@ def classify_failure(status: int, messages: Sequence[str], *, autotask_body: boo
     return Refusal.UNAVAILABLE
 
 
-class AutotaskRestClient:
+class _GenericRefusal(AutotaskUnavailable, UnexplainedRefusal):
+    """Autotask refused in its own error shape without a reason (see Refusal.GENERIC)."""
+
+
+class AutotaskRestClient(AutotaskHttpClient):
     """One Autotask API user's REST client; every failure is a `connector.errors.TargetError`."""
 
-    API_VERSION_PATH = "v1.0/"
-    ZONE_INFORMATION = "v1.0/zoneInformation"
     THRESHOLD_INFORMATION = "ThresholdInformation"
     TICKETS = "Tickets"
     TICKET = "Tickets/{ticket_id}"
     TICKETS_QUERY = "Tickets/query"
     TICKET_NOTES = "Tickets/{ticket_id}/Notes"
 
-    #: The zone of a user rarely changes; look it up again after this many seconds (and after a
-    #: 401, see `_call`).
-    ZONE_TTL_SECONDS = 3600.0
-
-    def __init__(
-        self,
-        zone_lookup_url: str,
-        username: str,
-        secret: str,
-        integration_code: str,
-        *,
-        allowed_zone_hosts: Sequence[str] = DEFAULT_ALLOWED_ZONE_HOSTS,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        recorder: CallRecorder | None = None,
-        session: requests.Session | None = None,
-        zone_ttl: float = ZONE_TTL_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.zone_lookup_url = (
-            zone_lookup_url if zone_lookup_url.endswith("/") else zone_lookup_url + "/"
-        )
-        self.username = username
-        self._secret = secret
-        self._integration_code = integration_code
-        self._secret_forms = secret_forms(secret, integration_code)
-        self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
-        # requests' timeout is (connect, read); every request carries it.
-        # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
-        self.timeout = (connect_timeout, read_timeout)
-        self.recorder = recorder
-        self.session = session or requests.Session()
-        self.zone_ttl = zone_ttl
-        self.clock = clock
-        self._zone_lock = threading.Lock()
-        self._base_url: str | None = None
-        self._base_url_fetched = 0.0
-
-    def __repr__(self) -> str:
-        return (
-            f"AutotaskRestClient(zone_lookup_url={self.zone_lookup_url!r},"
-            f" username={self.username!r}, secret=<secret>, integration_code=<secret>)"
-        )
+    LOG_NAME = "autotask.rest"
+    ZONE_LOG_FIELD = "base_url"
 
     # -- remote operations ---------------------------------------------------------------------
 
@@ -216,7 +168,7 @@ class AutotaskRestClient:
         self._check_outbound_url(request.url, what="request URL")
         method = request.method.upper()
         entity = entity_of(request.url)
-        base = self._base_url
+        base = self._zone
         try:
             try:
                 return self._send(method, entity, request.url, request)
@@ -226,14 +178,11 @@ class AutotaskRestClient:
             # As in `_call`: a 401 can mean the database moved zone (django-autotask
             # MAX_401_ATTEMPTS = 1, autotask-api.md §2); a URL under the old zone is sent again
             # under the new one, once, and only when the zone actually changed.
-            if not e.response or e.response.get("status") != 401:
-                raise
             if base is None or not request.url.startswith(base):
                 raise
-            fresh = self.base_url(refresh=True)
-            if fresh == base:
+            fresh = self._moved_zone(e, base)
+            if fresh is None:
                 raise
-            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
             url = fresh + request.url[len(base) :]
             self._check_outbound_url(url, what="request URL")
             return self._send(method, entity, url, request)
@@ -258,21 +207,17 @@ class AutotaskRestClient:
 
     def base_url(self, *, refresh: bool = False) -> str:
         """The zone's REST base URL (…/atservicesrest/v1.0/), looked up and cached for a TTL."""
-        with self._zone_lock:
-            fresh = self.clock() - self._base_url_fetched < self.zone_ttl
-            if self._base_url is None or refresh or not fresh:
-                self._base_url = self._lookup_zone()
-                self._base_url_fetched = self.clock()
-            return self._base_url
+        return self._cached_zone(refresh=refresh)
 
     def _lookup_zone(self) -> str:
         """Ask zoneInformation (without credentials) where this user's database lives."""
         # The lookup URL is configuration, but it gets the username, so it meets the same rule.
         self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
+        lookup = self.zone_lookup_url
         zone = self._request(
             "GET",
             "ZoneInformation",
-            self.zone_lookup_url + self.ZONE_INFORMATION,
+            (lookup if lookup.endswith("/") else lookup + "/") + REST_ZONE_INFORMATION,
             params={"user": self.username},
             authenticated=False,
             read=_zone_url,
@@ -280,14 +225,10 @@ class AutotaskRestClient:
         # Clients append the version to `url` (django-autotask); one third-party mock already
         # carries it, so do not add it twice. Reference: autotask-api.md §1 (form UNCERTAIN).
         base = zone if zone.endswith("/") else zone + "/"
-        if not base.lower().endswith("/" + self.API_VERSION_PATH):
-            base += self.API_VERSION_PATH
+        if not base.lower().endswith("/" + REST_VERSION_PATH):
+            base += REST_VERSION_PATH
         self._check_outbound_url(base, what="zone URL")
         return base
-
-    def _check_outbound_url(self, url: str, *, what: str) -> None:
-        """Refuse a URL credentials must not go to (see autotask_common.check_outbound_url)."""
-        check_outbound_url(url, self.allowed_zone_hosts, what=what)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -301,11 +242,7 @@ class AutotaskRestClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
-        """Call base URL + path; on a 401 look the zone up again once, as django-autotask does.
-
-        A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
-        autotask-api.md §2); the call is repeated only when the zone URL actually changed.
-        """
+        """Call base URL + path; on a 401 look the zone up again once (`_moved_zone`)."""
         base = self.base_url()
         try:
             try:
@@ -315,12 +252,9 @@ class AutotaskRestClient:
             except _GenericRefusal as e:
                 raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
-            if not e.response or e.response.get("status") != 401:
+            fresh = self._moved_zone(e, base)
+            if fresh is None:
                 raise
-            fresh = self.base_url(refresh=True)
-            if fresh == base:
-                raise
-            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
             return self._request(method, entity, fresh + path, params=params, body=body, read=read)
 
     def _query(
@@ -354,7 +288,7 @@ class AutotaskRestClient:
                     ambiguous=False,
                 )
             seen.add(next_url)
-            self._check_same_host(next_url, self._base_url or "")
+            self._check_same_host(next_url, self._zone or "")
             page, next_url = self._request("GET", entity, next_url, read=_page)
             items.extend(page)
         return items
@@ -429,74 +363,30 @@ class AutotaskRestClient:
         Every call, failed or not, is reported to the recorder exactly once; the recorder must
         not raise (its exception would replace the call's result).
         """
-        at = datetime.now(UTC)
-        started = time.monotonic()
-        status: int | None = None
-        records: int | None = None
-        failure: TargetError | None = None
-        try:
+        with self._recorded(method, entity) as call:
+            response = self._http(
+                method,
+                url,
+                what=f"{method} {entity}",
+                headers=headers,
+                params=params,
+                json=body,
+                data=data,
+            )
+            call.status = response.status_code
+            if not 200 <= call.status < 300:
+                raise self._status_error(method, entity, response, zone=not authenticated)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    data=data,
-                    headers=dict(headers),
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as e:
-                failure = self._transport_error(method, entity, e)
-                raise failure from e
-            status = response.status_code
-            if not 200 <= status < 300:
-                failure = self._status_error(method, entity, response, zone=not authenticated)
-                raise failure
-            try:
-                value, records = read(response)
+                value, call.records = read(response)
             except (ValueError, KeyError, TypeError) as e:
                 # Not JSON, or not the shape Autotask documents: no usable answer. A write that
                 # got a 2xx was probably applied, so its outcome is unknown.
-                failure = AutotaskUnavailable(
+                raise AutotaskUnavailable(
                     self._redact(f"Autotask {method} {entity}: unexpected answer: {e}"),
                     ambiguous=method != "GET",
                     response=self._summary(response),
-                )
-                raise failure from e
+                ) from e
             return value, response
-        finally:
-            elapsed_ms = (time.monotonic() - started) * 1000
-            self._record(
-                ApiCallRecord(
-                    at=at,
-                    method=method,
-                    entity=entity,
-                    http_status=status,
-                    execution_ms=round(elapsed_ms, 3),
-                    records=records,
-                    error=str(failure) if failure is not None else None,
-                )
-            )
-
-    def _record(self, record: ApiCallRecord) -> None:
-        logger.debug(
-            "autotask.rest.call",
-            extra={
-                "method": record.method,
-                "entity": record.entity,
-                "http_status": record.http_status,
-                "execution_ms": record.execution_ms,
-            },
-        )
-        if self.recorder is not None:
-            self.recorder(record)
-
-    def _transport_error(
-        self, method: str, entity: str, error: requests.RequestException
-    ) -> TargetError:
-        """Map a requests exception (see autotask_common.transport_error)."""
-        return transport_error(f"{method} {entity}", error, self._redact)
 
     def _status_error(
         self, method: str, entity: str, response: requests.Response, *, zone: bool
@@ -544,26 +434,14 @@ class AutotaskRestClient:
             retry_after=wait,
         )
 
-    def _unless_credentials_refused(self, error: _GenericRefusal) -> TargetError:
-        """After a refusal that gives no reason, ask whether Autotask still takes our credentials.
-
-        Autotask answers an unknown user or tracking identifier with a bare 500 (autotask-api.md
-        §2, apigrate/autotask-restapi #19), exactly as it answers some refusals of the request
-        itself; ThresholdInformation needs nothing but the credentials, so a refusal of it too
-        means the credentials are the problem.
-        """
-        try:
-            self._request(
-                "GET",
-                "ThresholdInformation",
-                self.base_url() + self.THRESHOLD_INFORMATION,
-                read=_object,
-            )
-        except (TargetAuthError, _GenericRefusal) as probe:
-            return credentials_refused(error, probe)
-        except TargetError:
-            pass  # the check could not run: the refusal stands as it was
-        return error
+    def _check_credentials(self) -> None:
+        """GET ThresholdInformation: it needs nothing but the credentials."""
+        self._request(
+            "GET",
+            "ThresholdInformation",
+            self.base_url() + self.THRESHOLD_INFORMATION,
+            read=_object,
+        )
 
     def _summary(self, response: requests.Response) -> dict[str, object]:
         """error.response: status and parsed body (or its first 2,000 chars)."""
@@ -572,20 +450,7 @@ class AutotaskRestClient:
             body = response.json()
         except ValueError:
             body = response.text[:BODY_KEEP_CHARS]
-        return {"status": response.status_code, "body": self._redact_value(body)}
-
-    def _redact(self, text: str) -> str:
-        """Never let the secret or the tracking identifier into a message or a record."""
-        return redact_text(text, self._secret_forms)
-
-    def _redact_value(self, value: object) -> object:
-        if isinstance(value, str):
-            return self._redact(value)
-        if isinstance(value, list):
-            return [self._redact_value(v) for v in value]
-        if isinstance(value, dict):
-            return {self._redact(str(k)): self._redact_value(v) for k, v in value.items()}
-        return value
+        return {"status": response.status_code, "body": redact(body, self._secrets)}
 
 
 # -- readers: the response shapes we accept (autotask-api.md §1, §4, §8) ------------------------
@@ -660,30 +525,8 @@ def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def entity_of(url: str) -> str:
-    """The entity a REST URL addresses, for the activity log: "Tickets", "TicketNotes" …"""
-    # A child collection (…/Tickets/{id}/Notes) is named as Autotask names the child entity: the
-    # parent in the singular plus the child (TicketNotes; autotask-api.md §3 "Children", §5).
-    segments = [unquote(part) for part in urlsplit(url).path.split("/") if part]
-    if len(segments) >= 3 and segments[-2].isdigit() and not segments[-1].isdigit():
-        parent = segments[-3]
-        singular = parent[:-3] + "y" if parent.endswith("ies") else parent.removesuffix("s")
-        name = singular + segments[-1]
-    else:
-        names = [part for part in segments if not part.isdigit()]
-        if len(names) >= 2 and names[-1].lower() in ("query", "count"):
-            names.pop()
-        name = names[-1] if names else ""
-    # The activity log's entity column holds 100 characters.
-    return name[:100]
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-class _GenericRefusal(AutotaskUnavailable):
-    """Autotask refused in its own error shape without a reason (see Refusal.GENERIC)."""
 
 
 def _is_autotask_error(body: object) -> bool:

@@ -1,6 +1,6 @@
 """The Autotask SOAP (ATWS 1.6) ticket target: `AutotaskSoapClient` and `AutotaskSoapTarget`."""
 
-from adapters.targets.autotask.common import AutotaskUnavailable
+from adapters.targets.autotask.errors import AutotaskUnavailable
 from adapters.targets.autotask.soap.client import (
     AutotaskSoapClient,
     SoapEntity,

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from adapters.targets.autotask.common import REDACTED
+from connector.domain import REDACTED
 from adapters.targets.autotask.rest import (
     AutotaskRestClient,
     AutotaskRestTarget,

@@ -22,7 +22,7 @@ from lxml import etree
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from adapters.targets.autotask.common import REDACTED
+from connector.domain import REDACTED
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskUnavailable,

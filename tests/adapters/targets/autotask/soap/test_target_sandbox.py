@@ -20,7 +20,7 @@ import requests
 from lxml import etree
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from adapters.targets.autotask.common import REDACTED
+from connector.domain import REDACTED
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
