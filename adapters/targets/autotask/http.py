@@ -93,9 +93,8 @@ class AutotaskHttpClient:
         self.username = username
         self._secret = secret
         self._integration_code = integration_code
-        self._secrets: tuple[str, ...] = ()
-        self._secret_forms: tuple[str, ...] = ()
-        self._treat_as_secret(secret, integration_code)
+        self._secrets = (secret, integration_code, *self._derived_secrets())
+        self._secret_forms = secret_forms(*self._secrets)
         self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
         # requests' timeout is (connect, read); every request carries it.
         # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
@@ -236,10 +235,9 @@ class AutotaskHttpClient:
 
     # -- redaction -----------------------------------------------------------------------------
 
-    def _treat_as_secret(self, *values: str) -> None:
-        """Have redaction hide `values` too (a token built from the secret, say)."""
-        self._secrets = (*self._secrets, *values)
-        self._secret_forms = secret_forms(*self._secrets)
+    def _derived_secrets(self) -> tuple[str, ...]:
+        """Values built from the secret (a Basic token, say) that redaction must hide too."""
+        return ()
 
     def _redact(self, text: str) -> str:
         """Never let a secret (the secret, the tracking identifier …) into a message or record."""

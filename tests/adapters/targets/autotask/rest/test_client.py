@@ -15,10 +15,9 @@ from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from adapters.targets.autotask.profile import GENERIC_REFUSAL_ATTEMPTS
-from connector.domain import REDACTED
 from adapters.targets.autotask.rest import AutotaskRestClient, AutotaskUnavailable
 from adapters.targets.autotask.rest.client import Refusal, classify_failure
-from connector.domain import ApiCallRecord, OutboundRequest, RequestAction
+from connector.domain import REDACTED, ApiCallRecord, OutboundRequest, RequestAction
 from connector.errors import (
     TargetAuthError,
     TargetError,

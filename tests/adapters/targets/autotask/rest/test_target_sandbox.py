@@ -18,13 +18,13 @@ import pytest
 import requests
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from connector.domain import REDACTED
 from adapters.targets.autotask.rest import (
     AutotaskRestClient,
     AutotaskRestTarget,
     AutotaskUnavailable,
 )
 from connector.domain import (
+    REDACTED,
     AlertStatus,
     ApiCallRecord,
     IncomingAlert,

@@ -22,7 +22,6 @@ from lxml import etree
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from connector.domain import REDACTED
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskUnavailable,
@@ -30,16 +29,17 @@ from adapters.targets.autotask.soap import (
     XsdValue,
     build_queryxml,
 )
-from adapters.targets.autotask.soap.client import (
-    FIELD_ORDER,
-    classify_failure,
+from adapters.targets.autotask.soap.atws import wsdl_order
+from adapters.targets.autotask.soap.client import classify_failure
+from adapters.targets.autotask.soap.envelopes import (
     entity_id,
     merge_entity,
     parse_envelope,
     replace_entity,
-    wsdl_order,
 )
+from adapters.targets.autotask.soap.fields import FIELD_ORDER
 from connector.domain import (
+    REDACTED,
     ApiCallRecord,
     OutboundRequest,
     RequestAction,

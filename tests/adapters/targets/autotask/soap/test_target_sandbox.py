@@ -20,13 +20,13 @@ import requests
 from lxml import etree
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from connector.domain import REDACTED
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
     AutotaskUnavailable,
 )
 from connector.domain import (
+    REDACTED,
     AlertStatus,
     ApiCallRecord,
     IncomingAlert,
