@@ -14,6 +14,18 @@ SOURCES = {
     "alertmanager": "adapters.sources.alertmanager:AlertmanagerSource",
 }
 
+#: Target API flavour (an integration's api_flavour) → ("module:Client", "module:Target").
+TARGETS = {
+    "rest": (
+        "adapters.targets.autotask.rest.client:AutotaskRestClient",
+        "adapters.targets.autotask.rest.target:AutotaskRestTarget",
+    ),
+    "soap": (
+        "adapters.targets.autotask.soap.client:AutotaskSoapClient",
+        "adapters.targets.autotask.soap.target:AutotaskSoapTarget",
+    ),
+}
+
 
 def load(dotted: str) -> Any:
     """Import "module:attribute" and return the attribute; fail loudly if it is missing."""
@@ -24,3 +36,8 @@ def load(dotted: str) -> Any:
 def load_sources() -> dict[str, Any]:
     """Instantiate every registered source adapter (at app start, so a broken one fails fast)."""
     return {slug: load(path)() for slug, path in SOURCES.items()}
+
+
+def load_targets() -> dict[str, tuple[Any, Any]]:
+    """Import every registered target's client and target class (so a broken one fails fast)."""
+    return {flavour: (load(client), load(target)) for flavour, (client, target) in TARGETS.items()}

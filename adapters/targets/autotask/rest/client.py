@@ -1,16 +1,16 @@
 """Autotask's REST API as the connector calls it: zone lookup, auth headers, one `_request`.
 
-Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3): endpoint paths as
-class constants, one thin method per remote call, every failure turned into a typed
-`connector.errors.TargetError` in one place (`_request` and `classify_failure`), and pagination in
-one helper. REST facts and their sources: ../shared/reference/autotask-api.md §1–§8.
+Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3), on the base shared
+with SOAP (`adapters.targets.autotask.http`): endpoint paths as class constants, one thin method
+per remote call, every failure turned into a typed `connector.errors.TargetError` in one place
+(`_exchange`, through `rest.answers.classify_failure`), and pagination in one helper. REST facts
+and their sources: ../shared/reference/autotask-api.md §1–§8.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,7 +20,6 @@ from adapters.targets.autotask.errors import (
     AutotaskUnavailable,
     UnexplainedRefusal,
     explain_refusal,
-    is_validation_refusal,
 )
 from adapters.targets.autotask.http import (
     BODY_KEEP_CHARS,
@@ -32,10 +31,21 @@ from adapters.targets.autotask.http import (
 )
 from adapters.targets.autotask.profile import (
     GENERIC_REFUSAL_ATTEMPTS,
-    RATE_LIMIT_MARKERS,
     REST_VERSION_PATH,
     REST_ZONE_INFORMATION,
     entity_of,
+)
+from adapters.targets.autotask.rest.answers import (
+    Refusal,
+    as_is,
+    classify_failure,
+    is_autotask_error,
+    item_id,
+    messages_of,
+    object_of,
+    page_of,
+    single_item,
+    zone_url_of,
 )
 from connector.domain import OutboundRequest, TargetResponse, redact
 from connector.errors import (
@@ -53,56 +63,6 @@ MAX_PAGE_SIZE = 500
 #: A query never follows more pages than this (500 × 1000 records), so a server that keeps
 #: answering with a nextPageUrl cannot loop us forever.
 MAX_PAGES = 1000
-
-
-# -- the one table of Autotask's answers → our errors ------------------------------------------
-#
-# Read by status and structure, never by the sandbox's wording. Reference: autotask-api.md §7
-# (status codes; Autotask's own `{"errors": [...]}` body), §2 (a wrong secret is 401; an unknown
-# user or integration code is a 500, "typically" with no more than "Something went wrong"), §8
-# and §14 (thresholds; real validation wording).
-
-
-class Refusal(StrEnum):
-    """How a non-2xx answer is taken."""
-
-    #: Autotask refused this request (validation, reference, permission): never retried.
-    REJECTED = "rejected"
-    #: Autotask refused in its own shape without saying why: the credentials are checked, then
-    #: the request is tried GENERIC_REFUSAL_ATTEMPTS times in all.
-    GENERIC = "generic"
-    #: Slow down: 429, or the thread or hourly threshold on any status.
-    RATE_LIMITED = "rate_limited"
-    #: The credentials were refused.
-    AUTH = "auth"
-    #: No answer from Autotask itself (a gateway, a non-Autotask body, 503): retried.
-    UNAVAILABLE = "unavailable"
-
-
-def classify_failure(status: int, messages: Sequence[str], *, autotask_body: bool) -> Refusal:
-    """Map a non-2xx answer to how it is taken.
-
-    `autotask_body` says whether the body is Autotask's error shape (`{"errors": [...]}`), the
-    proof that Autotask itself ran the request and refused it.
-    """
-    text = " ".join(messages).lower()
-    if 300 <= status < 400:
-        # Redirects are never followed: an outbound call goes only where the zone lookup
-        # allowed (reliability-security.md §4.5, ASVS 15.3.2).
-        return Refusal.REJECTED
-    if status == 429 or any(marker in text for marker in RATE_LIMIT_MARKERS):
-        return Refusal.RATE_LIMITED
-    if status in (401, 403):
-        return Refusal.AUTH
-    if status in (408, 502, 503, 504):
-        return Refusal.UNAVAILABLE  # a gateway or the server gave up: Autotask never said no
-    if status == 500:
-        if not autotask_body:
-            return Refusal.UNAVAILABLE  # an HTML error page, an empty body: not Autotask's answer
-        return Refusal.REJECTED if is_validation_refusal(messages) else Refusal.GENERIC
-    if 400 <= status < 500:
-        return Refusal.REJECTED  # 400, 404 unknown route, 405 (§7): the request is wrong
-    return Refusal.UNAVAILABLE
 
 
 class _GenericRefusal(AutotaskUnavailable, UnexplainedRefusal):
@@ -125,20 +85,18 @@ class AutotaskRestClient(AutotaskHttpClient):
 
     def create_ticket(self, body: Mapping[str, Any]) -> int:
         """POST Tickets; return the new ticket's id. Unset (None) fields are not sent."""
-        return self._call("POST", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id)
+        return self._call("POST", "Tickets", self.TICKETS, body=_without_nulls(body), read=item_id)
 
     def patch_ticket(self, body: Mapping[str, Any]) -> int:
         """PATCH Tickets: change only the fields given (None ones are not sent); needs `id`."""
         if body.get("id") is None:
             raise TargetRejected("PATCH Tickets needs the ticket's id in the body.")
-        return self._call(
-            "PATCH", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id
-        )
+        return self._call("PATCH", "Tickets", self.TICKETS, body=_without_nulls(body), read=item_id)
 
     def get_ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """GET Tickets/{id}; None when Autotask answers `{"item": null}` (no such ticket)."""
         path = self.TICKET.format(ticket_id=int(ticket_id))
-        return self._call("GET", "Tickets", path, read=_single_item)
+        return self._call("GET", "Tickets", path, read=single_item)
 
     def query_tickets(
         self,
@@ -155,11 +113,11 @@ class AutotaskRestClient(AutotaskHttpClient):
     def create_note(self, ticket_id: int, body: Mapping[str, Any]) -> int:
         """POST Tickets/{id}/Notes; return the new note's id. Unset (None) fields are not sent."""
         path = self.TICKET_NOTES.format(ticket_id=int(ticket_id))
-        return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=_item_id)
+        return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=item_id)
 
     def threshold_information(self) -> dict[str, Any]:
         """GET ThresholdInformation: the hourly threshold, its timeframe and the current count."""
-        return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=_object)
+        return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=object_of)
 
     def send(self, request: OutboundRequest) -> TargetResponse:
         """Send a rendered request with the auth headers; a non-2xx answer raises a TargetError."""
@@ -193,7 +151,7 @@ class AutotaskRestClient(AutotaskHttpClient):
             method,
             entity,
             url,
-            read=_as_is,
+            read=as_is,
             headers=headers,
             data=request.body.encode("utf-8"),
         )
@@ -220,7 +178,7 @@ class AutotaskRestClient(AutotaskHttpClient):
             (lookup if lookup.endswith("/") else lookup + "/") + REST_ZONE_INFORMATION,
             params={"user": self.username},
             authenticated=False,
-            read=_zone_url,
+            read=zone_url_of,
         )
         # Clients append the version to `url` (django-autotask); one third-party mock already
         # carries it, so do not add it twice. Reference: autotask-api.md §1 (form UNCERTAIN).
@@ -279,7 +237,7 @@ class AutotaskRestClient(AutotaskHttpClient):
         # GET with ?search=: the next page is then a GET too (a POSTed query's nextPageUrl must be
         # POSTed again, which some clients report; autotask-api.md §4, UNCERTAIN).
         params = {"search": _json(search)}
-        items, next_url = self._call("GET", entity, path, params=params, read=_page)
+        items, next_url = self._call("GET", entity, path, params=params, read=page_of)
         seen: set[str] = set()
         while next_url:
             if next_url in seen or len(seen) >= MAX_PAGES:
@@ -289,7 +247,7 @@ class AutotaskRestClient(AutotaskHttpClient):
                 )
             seen.add(next_url)
             self._check_same_host(next_url, self._zone or "")
-            page, next_url = self._request("GET", entity, next_url, read=_page)
+            page, next_url = self._request("GET", entity, next_url, read=page_of)
             items.extend(page)
         return items
 
@@ -394,7 +352,7 @@ class AutotaskRestClient(AutotaskHttpClient):
         """Map a non-2xx answer through the one table, `classify_failure`."""
         status = response.status_code
         summary = self._summary(response)
-        messages = _messages(summary["body"])
+        messages = messages_of(summary["body"])
         detail = "; ".join(messages) or response.reason or "no message"
         message = self._redact(f"Autotask {method} {entity}: HTTP {status}: {detail}")
         if zone and status == 500 and messages:
@@ -407,7 +365,7 @@ class AutotaskRestClient(AutotaskHttpClient):
                 f"Autotask {method} {entity}: HTTP {status} redirect to {location!r} not followed"
             )
         refusal = classify_failure(
-            status, messages, autotask_body=_is_autotask_error(summary["body"])
+            status, messages, autotask_body=is_autotask_error(summary["body"])
         )
         wait = retry_after(response.headers)
         if refusal is Refusal.RATE_LIMITED:
@@ -440,7 +398,7 @@ class AutotaskRestClient(AutotaskHttpClient):
             "GET",
             "ThresholdInformation",
             self.base_url() + self.THRESHOLD_INFORMATION,
-            read=_object,
+            read=object_of,
         )
 
     def _summary(self, response: requests.Response) -> dict[str, object]:
@@ -451,67 +409,6 @@ class AutotaskRestClient(AutotaskHttpClient):
         except ValueError:
             body = response.text[:BODY_KEEP_CHARS]
         return {"status": response.status_code, "body": redact(body, self._secrets)}
-
-
-# -- readers: the response shapes we accept (autotask-api.md §1, §4, §8) ------------------------
-
-
-def _object(payload: Any) -> tuple[dict[str, Any], int | None]:
-    if not isinstance(payload, dict):
-        raise TypeError("expected a JSON object")
-    return payload, None
-
-
-def _as_is(response: requests.Response) -> tuple[requests.Response, int | None]:
-    """A sent request's answer, read by the worker; records counted when it is a query page."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response, None
-    if isinstance(payload, dict) and isinstance(payload.get("items"), list):
-        return response, len(payload["items"])
-    return response, None
-
-
-def _zone_url(payload: Any) -> tuple[str, int | None]:
-    """ZoneInformationResultModel: {"zoneName", "url", "webUrl", "ci"}."""
-    url = _object(payload)[0]["url"]
-    if not isinstance(url, str) or not url:
-        raise TypeError("zoneInformation has no url")
-    return url, None
-
-
-def _item_id(payload: Any) -> tuple[int, int | None]:
-    """OperationResultModel: {"itemId": id}."""
-    item_id = _object(payload)[0]["itemId"]
-    if isinstance(item_id, bool) or not isinstance(item_id, int):
-        raise TypeError(f"itemId {item_id!r} is not an integer")
-    return item_id, None
-
-
-def _single_item(payload: Any) -> tuple[dict[str, Any] | None, int | None]:
-    """ItemQueryResultModel: {"item": {...}} or {"item": null} for a missing id."""
-    item = _object(payload)[0]["item"]
-    if item is None:
-        return None, 0
-    if not isinstance(item, dict):
-        raise TypeError("item is not an object")
-    return item, 1
-
-
-def _page(payload: Any) -> tuple[tuple[list[dict[str, Any]], str | None], int | None]:
-    """QueryActionResult: {"items": [...], "pageDetails": {..., "nextPageUrl"}}."""
-    body = _object(payload)[0]
-    items = body["items"]
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise TypeError("items is not a list of objects")
-    details = body.get("pageDetails") or {}
-    if not isinstance(details, dict):
-        raise TypeError("pageDetails is not an object")
-    next_url = details.get("nextPageUrl")
-    if next_url is not None and not isinstance(next_url, str):
-        raise TypeError("nextPageUrl is not a string")
-    return (items, next_url or None), len(items)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -527,29 +424,3 @@ def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _is_autotask_error(body: object) -> bool:
-    """Whether a body is Autotask's error shape: `{"errors": ["…", …]}` (autotask-api.md §7)."""
-    if not isinstance(body, dict):
-        return False
-    errors = body.get("errors")
-    return isinstance(errors, list) and bool(errors) and all(isinstance(e, str) for e in errors)
-
-
-def _messages(body: object) -> list[str]:
-    """Autotask's `{"errors": ["…"]}` messages, or ASP.NET's `{"Message": "…"}` (§7)."""
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            return [str(e) for e in errors if e]
-        if isinstance(errors, str):
-            return [errors]
-        for key in ("Message", "message"):
-            message = body.get(key)
-            if isinstance(message, str):
-                return [message]
-        return []
-    if isinstance(body, str) and body.strip():
-        return [body.strip()[:300]]
-    return []

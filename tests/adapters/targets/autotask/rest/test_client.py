@@ -16,7 +16,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from adapters.targets.autotask.profile import GENERIC_REFUSAL_ATTEMPTS
 from adapters.targets.autotask.rest import AutotaskRestClient, AutotaskUnavailable
-from adapters.targets.autotask.rest.client import Refusal, classify_failure
+from adapters.targets.autotask.rest.answers import Refusal, classify_failure
 from connector.domain import REDACTED, ApiCallRecord, OutboundRequest, RequestAction
 from connector.errors import (
     TargetAuthError,
