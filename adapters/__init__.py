@@ -14,10 +14,20 @@ SOURCES = {
     "alertmanager": "adapters.sources.alertmanager:AlertmanagerSource",
 }
 
-#: Target API flavour (an integration's `api_flavour`) → "module:profile".
-TARGET_PROFILES = {
-    "rest": "adapters.targets.autotask.profiles:REST_PROFILE",
-    "soap": "adapters.targets.autotask.profiles:SOAP_PROFILE",
+#: Target API flavour (an integration's `api_flavour`) → ("module:Client", "module:Target",
+#: "module:profile"): the client that talks to the API, the `connector.ports.TicketTarget` over
+#: it, and the `connector.ports.TargetProfile` that tells the core what it must know of the API.
+TARGETS = {
+    "rest": (
+        "adapters.targets.autotask.rest.client:AutotaskRestClient",
+        "adapters.targets.autotask.rest.target:AutotaskRestTarget",
+        "adapters.targets.autotask.profile:REST_PROFILE",
+    ),
+    "soap": (
+        "adapters.targets.autotask.soap.client:AutotaskSoapClient",
+        "adapters.targets.autotask.soap.target:AutotaskSoapTarget",
+        "adapters.targets.autotask.profile:SOAP_PROFILE",
+    ),
 }
 
 
@@ -32,6 +42,13 @@ def load_sources() -> dict[str, Any]:
     return {slug: load(path)() for slug, path in SOURCES.items()}
 
 
+def load_targets() -> dict[str, tuple[Any, Any]]:
+    """Import every registered target's client and target class (so a broken one fails fast)."""
+    return {
+        flavour: (load(client), load(target)) for flavour, (client, target, _) in TARGETS.items()
+    }
+
+
 def load_target_profiles() -> dict[str, Any]:
     """Every registered target flavour's profile: what the core must know of its API."""
-    return {flavour: load(path) for flavour, path in TARGET_PROFILES.items()}
+    return {flavour: load(profile) for flavour, (_, _, profile) in TARGETS.items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
+from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, RequestAction  # noqa: E402
 from connector.payloads.requests import generate_requests, render_request, sample_context  # noqa: E402
 from connector.payloads.samples import SAMPLE_CONTEXT  # noqa: E402

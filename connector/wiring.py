@@ -5,8 +5,6 @@ Like create_app, this is where the core meets the adapters; nothing else in conn
 
 from __future__ import annotations
 
-from typing import Any
-
 from connector.errors import ConfigError
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import Integration
@@ -17,16 +15,10 @@ from connector.services import Services
 
 def target_factory(services: Services) -> TargetFactory:
     """A factory that builds an integration's target, decrypting its secrets on the way."""
-    from adapters.targets.autotask.rest.client import AutotaskRestClient
-    from adapters.targets.autotask.rest.target import AutotaskRestTarget
-    from adapters.targets.autotask.soap.client import AutotaskSoapClient
-    from adapters.targets.autotask.soap.target import AutotaskSoapTarget
+    from adapters import load_targets
 
     settings = services.settings
-    flavours: dict[str, tuple[Any, Any]] = {
-        "rest": (AutotaskRestClient, AutotaskRestTarget),
-        "soap": (AutotaskSoapClient, AutotaskSoapTarget),
-    }
+    flavours = load_targets()
 
     def build(
         integration: Integration, options: IntegrationSettings, recorder: CallRecorder

@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
-from adapters.targets.autotask.rest import AutotaskRestTarget
-from adapters.targets.autotask.soap import AutotaskSoapTarget
+from adapters import TARGETS as REGISTERED_TARGETS
+from adapters import load
 from connector.ports import TicketTarget
 
-#: The ticket targets the worker can be given; add each new one here.
+#: The ticket targets the worker can be given: every registered flavour's target class.
 TARGETS: dict[str, type[Any]] = {
-    "autotask_rest": AutotaskRestTarget,
-    "autotask_soap": AutotaskSoapTarget,
+    flavour: load(target) for flavour, (_, target) in REGISTERED_TARGETS.items()
 }
 
 
@@ -66,3 +65,7 @@ def test_targets_send_rendered_requests_and_build_no_bodies(target_class: type[A
     # The worker renders every body from the delivery request templates (payloads/requests.py).
     for method in ("create_ticket", "add_note", "set_status"):
         assert not hasattr(target_class, method), method
+
+
+def test_every_registered_flavour_has_a_target() -> None:
+    assert sorted(TARGETS) == ["rest", "soap"]

@@ -1,9 +1,12 @@
-"""Generate adapters/sandbox/entities.py from the real Autotask specs.
+"""Generate adapters/sandbox/entities.py and the SOAP target's field order from the real specs.
 
 The sandbox must speak exactly the property names, types, lengths and field order of the real API,
 so they are read from the vendored specs (tests/fixtures/autotask/specs, see its README) rather than
-typed from memory. Run `python tools/gen_sandbox_entities.py` after changing the specs or the entity
-list; tests/adapters/sandbox/test_entities.py fails when the committed file is stale.
+typed from memory. The SOAP target writes entities in the same WSDL order, so it gets its own small
+generated module (adapters/targets/autotask/soap/fields.py): the product never imports the sandbox.
+Run `python tools/gen_sandbox_entities.py` after changing the specs or the entity lists;
+tests/adapters/sandbox/test_entities.py and tests/adapters/targets/autotask/soap/test_fields.py
+fail when a committed file is stale.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ SWAGGER = SPECS / "autotask-rest-swagger-v1.0.SergLGP-2022.json"
 WSDL = SPECS / "atws-v1_6.trepidity-autotask_ruby.wsdl"
 FIELD_INFO = SPECS / "atws-v1_6-getFieldInfo-cache.ecitsolutions-2021-02.xml"
 TARGET = ROOT / "adapters" / "sandbox" / "entities.py"
+FIELDS_TARGET = ROOT / "adapters" / "targets" / "autotask" / "soap" / "fields.py"
 
 #: REST entity → (REST model, SOAP entity).
 ENTITIES = {
@@ -58,6 +62,9 @@ SOAP_RENAMES = {
         "SurveyAccountRating": "surveyCompanyRating",
     },
 }
+
+#: The SOAP entities the ticket target writes (creates and updates), for FIELDS_TARGET.
+TARGET_ENTITIES = ("Ticket", "TicketNote")
 
 PS = {"p": "http://schemas.microsoft.com/powershell/2004/04"}
 XS = {"wsdl": "http://schemas.xmlsoap.org/wsdl/", "s": "http://www.w3.org/2001/XMLSchema"}
@@ -170,18 +177,44 @@ def generate() -> str:
         f"FIELD_INFO: dict[str, list[dict[str, Any]]] = {pprint.pformat(fields, sort_dicts=False)}",
         "",
     ]
-    source = "\n".join(body)
-    formatted = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
+    return formatted("\n".join(body), TARGET)
+
+
+def generate_fields() -> str:
+    """Return the source text of the SOAP target's fields.py."""
+    wsdl_root = etree.fromstring(WSDL.read_bytes().lstrip())
+    order = {entity: tuple(soap_field_order(wsdl_root, entity)) for entity in TARGET_ENTITIES}
+    body = [
+        '"""The field order of the entities the SOAP target writes, generated from the WSDL by',
+        "tools/gen_sandbox_entities.py.",
+        "",
+        f"Do not edit by hand. Source: tests/fixtures/autotask/specs/{WSDL.name}",
+        "(the xs:sequence of each complexType, after the Entity base's Fields, id and",
+        "UserDefinedFields). Elements of an xs:sequence must come in this order, so entities",
+        "are written in it.",
+        '"""',
+        "",
+        "#: SOAP entity → its own elements in WSDL xs:sequence order.",
+        f"FIELD_ORDER: dict[str, tuple[str, ...]] = {pprint.pformat(order, sort_dicts=False)}",
+        "",
+    ]
+    return formatted("\n".join(body), FIELDS_TARGET)
+
+
+def formatted(source: str, target: Path) -> str:
+    """`source` as ruff formats it for `target`'s place in the tree."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(target), "-"],
         input=source,
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    return formatted.stdout
+    return result.stdout
 
 
 if __name__ == "__main__":
-    TARGET.write_text(generate(), encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}")
+    for target, text in ((TARGET, generate()), (FIELDS_TARGET, generate_fields())):
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target.relative_to(ROOT)}")

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from adapters.targets.autotask.profiles import REST_PROFILE, endpoint_of
+from adapters.targets.autotask.profile import REST_PROFILE, endpoint_of
 from connector.domain import (
     ApiCallRecord,
     OutboundRequest,
@@ -331,21 +331,7 @@ def test_a_slot_is_waited_for_briefly_before_the_delivery_is_rescheduled(
     assert len(held) == 3
 
 
-@pytest.mark.parametrize(
-    ("action", "url", "body_format", "endpoint"),
-    [
-        (RequestAction.CREATE, ZONE + "Tickets", "json", "Tickets"),
-        (RequestAction.UPDATE, ZONE + "Tickets", "json", "Tickets"),
-        (RequestAction.NOTE, ZONE + "Tickets/1000/Notes", "json", "TicketNotes"),
-        (RequestAction.UPDATE, ZONE + "Tickets/query", "json", "Tickets"),
-        (RequestAction.NOTE, "https://x/ATServices/1.6/atws.asmx", "xml", "TicketNotes"),
-        (RequestAction.CREATE, "https://x/ATServices/1.6/atws.asmx", "xml", "Tickets"),
-    ],
-)
-def test_the_endpoint_is_read_from_the_url_or_the_action(
-    action: RequestAction, url: str, body_format: str, endpoint: str
-) -> None:
-    assert endpoint_of(OutboundRequest(action, "POST", url, "{}", body_format)) == endpoint
+# Which endpoint a request counts against: tests/adapters/targets/autotask/test_profile.py.
 
 
 # -- through the worker ---------------------------------------------------------------------------

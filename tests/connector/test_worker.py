@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from adapters.targets.autotask.profiles import REST_PROFILE
+from adapters.targets.autotask.profile import REST_PROFILE
 from connector.domain import (
     AlertStatus,
     OutboundRequest,

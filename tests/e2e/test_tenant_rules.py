@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select, update
 
 from adapters.sandbox import Sandbox, SandboxServer
-from adapters.targets.autotask.profiles import TICKET_LIMITS
+from adapters.targets.autotask.profile import TICKET_LIMITS
 from connector.payloads.text import utf16_units
 from connector.persistence.models import Integration, TenantMapping
 from tests.e2e.harness import Connector, alert, wait_until

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
-from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
+from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, OutboundRequest, TargetResponse, TicketRef
 from connector.errors import TargetUnavailable
 from connector.integrations.settings import IntegrationSettings

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from adapters.targets.autotask.profiles import TICKET_LIMITS
+from adapters.targets.autotask.profile import TICKET_LIMITS
 from connector import create_app
 from connector.cli import prepare_database
 from connector.domain import AlertStatus, IncomingAlert, Severity

@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.targets.autotask.profiles import TICKET_LIMITS
+from adapters.targets.autotask.profile import TICKET_LIMITS
 from connector.domain import AlertStatus, IncomingAlert, Severity, Step, StepKind, TicketRef
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import MappedValues, RenderContext

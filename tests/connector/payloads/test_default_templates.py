@@ -12,11 +12,11 @@ import json
 import pytest
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
-from adapters.targets.autotask.profiles import (
-    ATWS_NAMESPACES,
+from adapters.targets.autotask.profile import (
+    DEFAULT_JSON_ID_PATH,
+    DEFAULT_NAMESPACES,
+    DEFAULT_XML_ID_PATH,
     NOTE_LIMITS,
-    REST_ID_PATH,
-    SOAP_ID_PATH,
     TICKET_LIMITS,
 )
 from connector.domain import AlertStatus, IncomingAlert
@@ -204,7 +204,7 @@ def test_rest_defaults_create_a_ticket_and_note_in_the_sandbox(
     )
     response = rest.post("Tickets", data=create.encode("utf-8"))
     assert response.status_code == 200, response.text
-    ticket_id = extract_ticket_id(response.content, "json", REST_ID_PATH, {})
+    ticket_id = extract_ticket_id(response.content, "json", DEFAULT_JSON_ID_PATH, {})
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None
     assert stored["title"] == carried(HOSTILE_TEXT, "json")
@@ -215,7 +215,7 @@ def test_rest_defaults_create_a_ticket_and_note_in_the_sandbox(
     note = compile_template(template("rest/note.json"), "json").render_payload(ctx, NOTE_LIMITS)
     response = rest.post(f"Tickets/{ticket_id}/Notes", data=note.encode("utf-8"))
     assert response.status_code == 200, response.text
-    assert extract_ticket_id(response.content, "json", REST_ID_PATH, {}) > 0
+    assert extract_ticket_id(response.content, "json", DEFAULT_JSON_ID_PATH, {}) > 0
 
     status = compile_template(template("rest/status.json"), "json").render_payload(ctx, NO_LIMITS)
     response = rest.patch("Tickets", data=status.encode("utf-8"))
@@ -234,7 +234,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     )
     reply = soap.post(create.encode("utf-8"), action="create")
     assert reply.return_code == 1, reply.errors
-    ticket_id = extract_ticket_id(reply.text, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
+    ticket_id = extract_ticket_id(reply.text, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES)
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None and stored["title"] == carried(HOSTILE_TEXT, "xml")
     assert stored["billingCodeID"] == SETTINGS.work_type  # AllocationCodeID: the work type
@@ -245,7 +245,7 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     note = compile_template(template("soap/note.xml"), "xml").render_payload(ctx, NOTE_LIMITS)
     reply = soap.post(note.encode("utf-8"), action="create")
     assert reply.return_code == 1, reply.errors
-    note_id = extract_ticket_id(reply.text, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
+    note_id = extract_ticket_id(reply.text, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES)
     stored_note = sandbox.state.get("TicketNotes", note_id)
     assert stored_note is not None and stored_note["ticketID"] == ticket_id
 

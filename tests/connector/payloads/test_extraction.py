@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from adapters.sandbox import ApiUser, SandboxServer
-from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE, TICKET_LIMITS
+from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE, TICKET_LIMITS
 from connector.errors import ExtractionError, TemplateRejected
 from connector.payloads.extraction import extract_ticket_id, validate_id_path
 from connector.payloads.formats import Format

@@ -7,7 +7,7 @@ import json
 import pytest
 from lxml import etree
 
-from adapters.targets.autotask.profiles import NOTE_LIMITS, TICKET_LIMITS
+from adapters.targets.autotask.profile import NOTE_LIMITS, TICKET_LIMITS
 from connector.payloads.field_limits import enforce_limits
 from connector.payloads.text import truncate, utf16_units
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from adapters.targets.autotask.profiles import REST_PROFILE, SOAP_PROFILE
+from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE
 from connector.domain import AlertStatus, IncomingAlert, RequestAction, Step, StepKind
 from connector.errors import TemplateRejected
 from connector.payloads.context import RenderContext

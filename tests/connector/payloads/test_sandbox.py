@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.targets.autotask.profiles import TICKET_LIMITS
+from adapters.targets.autotask.profile import TICKET_LIMITS
 from connector.errors import TemplateRejected
 from connector.payloads.samples import validate_template
 

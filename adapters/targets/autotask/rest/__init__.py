@@ -1,6 +1,6 @@
 """The Autotask REST (JSON) ticket target: `AutotaskRestClient` and `AutotaskRestTarget`."""
 
-from adapters.targets.autotask.common import AutotaskUnavailable
+from adapters.targets.autotask.errors import AutotaskUnavailable
 from adapters.targets.autotask.rest.client import AutotaskRestClient
 from adapters.targets.autotask.rest.target import AutotaskRestTarget
 

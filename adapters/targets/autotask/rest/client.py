@@ -1,58 +1,61 @@
 """Autotask's REST API as the connector calls it: zone lookup, auth headers, one `_request`.
 
-Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3): endpoint paths as
-class constants, one thin method per remote call, every failure turned into a typed
-`connector.errors.TargetError` in one place (`_request` and `classify_failure`), and pagination in
-one helper. REST facts and their sources: ../shared/reference/autotask-api.md §1–§8.
+Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3), on the base shared
+with SOAP (`adapters.targets.autotask.http`): endpoint paths as class constants, one thin method
+per remote call, every failure turned into a typed `connector.errors.TargetError` in one place
+(`_exchange`, through `rest.answers.classify_failure`), and pagination in one helper. REST facts
+and their sources: ../shared/reference/autotask-api.md §1–§8.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from adapters.targets.autotask.common import (
-    BODY_KEEP_CHARS,
-    DEFAULT_ALLOWED_ZONE_HOSTS,
-    GENERIC_REFUSAL_ATTEMPTS,
-    RATE_LIMIT_MARKERS,
+from adapters.targets.autotask.errors import (
     AutotaskUnavailable,
-    check_outbound_url,
-    credentials_refused,
+    UnexplainedRefusal,
     explain_refusal,
-    is_validation_refusal,
+)
+from adapters.targets.autotask.http import (
+    BODY_KEEP_CHARS,
+    AutotaskHttpClient,
     merge_headers,
-    redact_text,
     response_text,
     retry_after,
-    secret_forms,
     sent_record,
-    transport_error,
 )
-from connector.domain import ApiCallRecord, OutboundRequest, TargetResponse
+from adapters.targets.autotask.profile import (
+    GENERIC_REFUSAL_ATTEMPTS,
+    REST_VERSION_PATH,
+    REST_ZONE_INFORMATION,
+    entity_of,
+)
+from adapters.targets.autotask.rest.answers import (
+    Refusal,
+    as_is,
+    classify_failure,
+    is_autotask_error,
+    item_id,
+    messages_of,
+    object_of,
+    page_of,
+    single_item,
+    zone_url_of,
+)
+from connector.domain import OutboundRequest, TargetResponse, redact
 from connector.errors import (
     TargetAuthError,
     TargetError,
     TargetRateLimited,
     TargetRejected,
 )
-from connector.ports import CallRecorder
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Where zone URLs may point when nothing else is configured: Autotask's own hosts.
-#: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
 
 #: Autotask answers at most 500 records per query page. Reference: autotask-api.md §4.
 MAX_PAGE_SIZE = 500
@@ -61,132 +64,39 @@ MAX_PAGE_SIZE = 500
 #: answering with a nextPageUrl cannot loop us forever.
 MAX_PAGES = 1000
 
-#: How much of a non-JSON answer an error keeps.
+
+class _GenericRefusal(AutotaskUnavailable, UnexplainedRefusal):
+    """Autotask refused in its own error shape without a reason (see Refusal.GENERIC)."""
 
 
-# -- the one table of Autotask's answers → our errors ------------------------------------------
-#
-# Read by status and structure, never by the sandbox's wording. Reference: autotask-api.md §7
-# (status codes; Autotask's own `{"errors": [...]}` body), §2 (a wrong secret is 401; an unknown
-# user or integration code is a 500, "typically" with no more than "Something went wrong"), §8
-# and §14 (thresholds; real validation wording).
-
-
-class Refusal(StrEnum):
-    """How a non-2xx answer is taken."""
-
-    #: Autotask refused this request (validation, reference, permission): never retried.
-    REJECTED = "rejected"
-    #: Autotask refused in its own shape without saying why: the credentials are checked, then
-    #: the request is tried GENERIC_REFUSAL_ATTEMPTS times in all.
-    GENERIC = "generic"
-    #: Slow down: 429, or the thread or hourly threshold on any status.
-    RATE_LIMITED = "rate_limited"
-    #: The credentials were refused.
-    AUTH = "auth"
-    #: No answer from Autotask itself (a gateway, a non-Autotask body, 503): retried.
-    UNAVAILABLE = "unavailable"
-
-
-def classify_failure(status: int, messages: Sequence[str], *, autotask_body: bool) -> Refusal:
-    """Map a non-2xx answer to how it is taken.
-
-    `autotask_body` says whether the body is Autotask's error shape (`{"errors": [...]}`), the
-    proof that Autotask itself ran the request and refused it.
-    """
-    text = " ".join(messages).lower()
-    if 300 <= status < 400:
-        # Redirects are never followed: an outbound call goes only where the zone lookup
-        # allowed (reliability-security.md §4.5, ASVS 15.3.2).
-        return Refusal.REJECTED
-    if status == 429 or any(marker in text for marker in RATE_LIMIT_MARKERS):
-        return Refusal.RATE_LIMITED
-    if status in (401, 403):
-        return Refusal.AUTH
-    if status in (408, 502, 503, 504):
-        return Refusal.UNAVAILABLE  # a gateway or the server gave up: Autotask never said no
-    if status == 500:
-        if not autotask_body:
-            return Refusal.UNAVAILABLE  # an HTML error page, an empty body: not Autotask's answer
-        return Refusal.REJECTED if is_validation_refusal(messages) else Refusal.GENERIC
-    if 400 <= status < 500:
-        return Refusal.REJECTED  # 400, 404 unknown route, 405 (§7): the request is wrong
-    return Refusal.UNAVAILABLE
-
-
-class AutotaskRestClient:
+class AutotaskRestClient(AutotaskHttpClient):
     """One Autotask API user's REST client; every failure is a `connector.errors.TargetError`."""
 
-    API_VERSION_PATH = "v1.0/"
-    ZONE_INFORMATION = "v1.0/zoneInformation"
     THRESHOLD_INFORMATION = "ThresholdInformation"
     TICKETS = "Tickets"
     TICKET = "Tickets/{ticket_id}"
     TICKETS_QUERY = "Tickets/query"
     TICKET_NOTES = "Tickets/{ticket_id}/Notes"
 
-    #: The zone of a user rarely changes; look it up again after this many seconds (and after a
-    #: 401, see `_call`).
-    ZONE_TTL_SECONDS = 3600.0
-
-    def __init__(
-        self,
-        zone_lookup_url: str,
-        username: str,
-        secret: str,
-        integration_code: str,
-        *,
-        allowed_zone_hosts: Sequence[str] = DEFAULT_ALLOWED_ZONE_HOSTS,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        recorder: CallRecorder | None = None,
-        session: requests.Session | None = None,
-        zone_ttl: float = ZONE_TTL_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.zone_lookup_url = (
-            zone_lookup_url if zone_lookup_url.endswith("/") else zone_lookup_url + "/"
-        )
-        self.username = username
-        self._secret = secret
-        self._integration_code = integration_code
-        self._secret_forms = secret_forms(secret, integration_code)
-        self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
-        # requests' timeout is (connect, read); every request carries it.
-        # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
-        self.timeout = (connect_timeout, read_timeout)
-        self.recorder = recorder
-        self.session = session or requests.Session()
-        self.zone_ttl = zone_ttl
-        self.clock = clock
-        self._zone_lock = threading.Lock()
-        self._base_url: str | None = None
-        self._base_url_fetched = 0.0
-
-    def __repr__(self) -> str:
-        return (
-            f"AutotaskRestClient(zone_lookup_url={self.zone_lookup_url!r},"
-            f" username={self.username!r}, secret=<secret>, integration_code=<secret>)"
-        )
+    LOG_NAME = "autotask.rest"
+    ZONE_LOG_FIELD = "base_url"
 
     # -- remote operations ---------------------------------------------------------------------
 
     def create_ticket(self, body: Mapping[str, Any]) -> int:
         """POST Tickets; return the new ticket's id. Unset (None) fields are not sent."""
-        return self._call("POST", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id)
+        return self._call("POST", "Tickets", self.TICKETS, body=_without_nulls(body), read=item_id)
 
     def patch_ticket(self, body: Mapping[str, Any]) -> int:
         """PATCH Tickets: change only the fields given (None ones are not sent); needs `id`."""
         if body.get("id") is None:
             raise TargetRejected("PATCH Tickets needs the ticket's id in the body.")
-        return self._call(
-            "PATCH", "Tickets", self.TICKETS, body=_without_nulls(body), read=_item_id
-        )
+        return self._call("PATCH", "Tickets", self.TICKETS, body=_without_nulls(body), read=item_id)
 
     def get_ticket(self, ticket_id: int) -> dict[str, Any] | None:
         """GET Tickets/{id}; None when Autotask answers `{"item": null}` (no such ticket)."""
         path = self.TICKET.format(ticket_id=int(ticket_id))
-        return self._call("GET", "Tickets", path, read=_single_item)
+        return self._call("GET", "Tickets", path, read=single_item)
 
     def query_tickets(
         self,
@@ -203,11 +113,11 @@ class AutotaskRestClient:
     def create_note(self, ticket_id: int, body: Mapping[str, Any]) -> int:
         """POST Tickets/{id}/Notes; return the new note's id. Unset (None) fields are not sent."""
         path = self.TICKET_NOTES.format(ticket_id=int(ticket_id))
-        return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=_item_id)
+        return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=item_id)
 
     def threshold_information(self) -> dict[str, Any]:
         """GET ThresholdInformation: the hourly threshold, its timeframe and the current count."""
-        return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=_object)
+        return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=object_of)
 
     def send(self, request: OutboundRequest) -> TargetResponse:
         """Send a rendered request with the auth headers; a non-2xx answer raises a TargetError."""
@@ -216,7 +126,7 @@ class AutotaskRestClient:
         self._check_outbound_url(request.url, what="request URL")
         method = request.method.upper()
         entity = entity_of(request.url)
-        base = self._base_url
+        base = self._zone
         try:
             try:
                 return self._send(method, entity, request.url, request)
@@ -226,14 +136,11 @@ class AutotaskRestClient:
             # As in `_call`: a 401 can mean the database moved zone (django-autotask
             # MAX_401_ATTEMPTS = 1, autotask-api.md §2); a URL under the old zone is sent again
             # under the new one, once, and only when the zone actually changed.
-            if not e.response or e.response.get("status") != 401:
-                raise
             if base is None or not request.url.startswith(base):
                 raise
-            fresh = self.base_url(refresh=True)
-            if fresh == base:
+            fresh = self._moved_zone(e, base)
+            if fresh is None:
                 raise
-            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
             url = fresh + request.url[len(base) :]
             self._check_outbound_url(url, what="request URL")
             return self._send(method, entity, url, request)
@@ -244,7 +151,7 @@ class AutotaskRestClient:
             method,
             entity,
             url,
-            read=_as_is,
+            read=as_is,
             headers=headers,
             data=request.body.encode("utf-8"),
         )
@@ -258,36 +165,28 @@ class AutotaskRestClient:
 
     def base_url(self, *, refresh: bool = False) -> str:
         """The zone's REST base URL (…/atservicesrest/v1.0/), looked up and cached for a TTL."""
-        with self._zone_lock:
-            fresh = self.clock() - self._base_url_fetched < self.zone_ttl
-            if self._base_url is None or refresh or not fresh:
-                self._base_url = self._lookup_zone()
-                self._base_url_fetched = self.clock()
-            return self._base_url
+        return self._cached_zone(refresh=refresh)
 
     def _lookup_zone(self) -> str:
         """Ask zoneInformation (without credentials) where this user's database lives."""
         # The lookup URL is configuration, but it gets the username, so it meets the same rule.
         self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
+        lookup = self.zone_lookup_url
         zone = self._request(
             "GET",
             "ZoneInformation",
-            self.zone_lookup_url + self.ZONE_INFORMATION,
+            (lookup if lookup.endswith("/") else lookup + "/") + REST_ZONE_INFORMATION,
             params={"user": self.username},
             authenticated=False,
-            read=_zone_url,
+            read=zone_url_of,
         )
         # Clients append the version to `url` (django-autotask); one third-party mock already
         # carries it, so do not add it twice. Reference: autotask-api.md §1 (form UNCERTAIN).
         base = zone if zone.endswith("/") else zone + "/"
-        if not base.lower().endswith("/" + self.API_VERSION_PATH):
-            base += self.API_VERSION_PATH
+        if not base.lower().endswith("/" + REST_VERSION_PATH):
+            base += REST_VERSION_PATH
         self._check_outbound_url(base, what="zone URL")
         return base
-
-    def _check_outbound_url(self, url: str, *, what: str) -> None:
-        """Refuse a URL credentials must not go to (see autotask_common.check_outbound_url)."""
-        check_outbound_url(url, self.allowed_zone_hosts, what=what)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -301,11 +200,7 @@ class AutotaskRestClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
-        """Call base URL + path; on a 401 look the zone up again once, as django-autotask does.
-
-        A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
-        autotask-api.md §2); the call is repeated only when the zone URL actually changed.
-        """
+        """Call base URL + path; on a 401 look the zone up again once (`_moved_zone`)."""
         base = self.base_url()
         try:
             try:
@@ -315,12 +210,9 @@ class AutotaskRestClient:
             except _GenericRefusal as e:
                 raise self._unless_credentials_refused(e) from e
         except TargetAuthError as e:
-            if not e.response or e.response.get("status") != 401:
+            fresh = self._moved_zone(e, base)
+            if fresh is None:
                 raise
-            fresh = self.base_url(refresh=True)
-            if fresh == base:
-                raise
-            logger.info("autotask.rest.zone_changed", extra={"base_url": fresh})
             return self._request(method, entity, fresh + path, params=params, body=body, read=read)
 
     def _query(
@@ -345,7 +237,7 @@ class AutotaskRestClient:
         # GET with ?search=: the next page is then a GET too (a POSTed query's nextPageUrl must be
         # POSTed again, which some clients report; autotask-api.md §4, UNCERTAIN).
         params = {"search": _json(search)}
-        items, next_url = self._call("GET", entity, path, params=params, read=_page)
+        items, next_url = self._call("GET", entity, path, params=params, read=page_of)
         seen: set[str] = set()
         while next_url:
             if next_url in seen or len(seen) >= MAX_PAGES:
@@ -354,8 +246,8 @@ class AutotaskRestClient:
                     ambiguous=False,
                 )
             seen.add(next_url)
-            self._check_same_host(next_url, self._base_url or "")
-            page, next_url = self._request("GET", entity, next_url, read=_page)
+            self._check_same_host(next_url, self._zone or "")
+            page, next_url = self._request("GET", entity, next_url, read=page_of)
             items.extend(page)
         return items
 
@@ -429,74 +321,30 @@ class AutotaskRestClient:
         Every call, failed or not, is reported to the recorder exactly once; the recorder must
         not raise (its exception would replace the call's result).
         """
-        at = datetime.now(UTC)
-        started = time.monotonic()
-        status: int | None = None
-        records: int | None = None
-        failure: TargetError | None = None
-        try:
+        with self._recorded(method, entity) as call:
+            response = self._http(
+                method,
+                url,
+                what=f"{method} {entity}",
+                headers=headers,
+                params=params,
+                json=body,
+                data=data,
+            )
+            call.status = response.status_code
+            if not 200 <= call.status < 300:
+                raise self._status_error(method, entity, response, zone=not authenticated)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    data=data,
-                    headers=dict(headers),
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as e:
-                failure = self._transport_error(method, entity, e)
-                raise failure from e
-            status = response.status_code
-            if not 200 <= status < 300:
-                failure = self._status_error(method, entity, response, zone=not authenticated)
-                raise failure
-            try:
-                value, records = read(response)
+                value, call.records = read(response)
             except (ValueError, KeyError, TypeError) as e:
                 # Not JSON, or not the shape Autotask documents: no usable answer. A write that
                 # got a 2xx was probably applied, so its outcome is unknown.
-                failure = AutotaskUnavailable(
+                raise AutotaskUnavailable(
                     self._redact(f"Autotask {method} {entity}: unexpected answer: {e}"),
                     ambiguous=method != "GET",
                     response=self._summary(response),
-                )
-                raise failure from e
+                ) from e
             return value, response
-        finally:
-            elapsed_ms = (time.monotonic() - started) * 1000
-            self._record(
-                ApiCallRecord(
-                    at=at,
-                    method=method,
-                    entity=entity,
-                    http_status=status,
-                    execution_ms=round(elapsed_ms, 3),
-                    records=records,
-                    error=str(failure) if failure is not None else None,
-                )
-            )
-
-    def _record(self, record: ApiCallRecord) -> None:
-        logger.debug(
-            "autotask.rest.call",
-            extra={
-                "method": record.method,
-                "entity": record.entity,
-                "http_status": record.http_status,
-                "execution_ms": record.execution_ms,
-            },
-        )
-        if self.recorder is not None:
-            self.recorder(record)
-
-    def _transport_error(
-        self, method: str, entity: str, error: requests.RequestException
-    ) -> TargetError:
-        """Map a requests exception (see autotask_common.transport_error)."""
-        return transport_error(f"{method} {entity}", error, self._redact)
 
     def _status_error(
         self, method: str, entity: str, response: requests.Response, *, zone: bool
@@ -504,7 +352,7 @@ class AutotaskRestClient:
         """Map a non-2xx answer through the one table, `classify_failure`."""
         status = response.status_code
         summary = self._summary(response)
-        messages = _messages(summary["body"])
+        messages = messages_of(summary["body"])
         detail = "; ".join(messages) or response.reason or "no message"
         message = self._redact(f"Autotask {method} {entity}: HTTP {status}: {detail}")
         if zone and status == 500 and messages:
@@ -517,7 +365,7 @@ class AutotaskRestClient:
                 f"Autotask {method} {entity}: HTTP {status} redirect to {location!r} not followed"
             )
         refusal = classify_failure(
-            status, messages, autotask_body=_is_autotask_error(summary["body"])
+            status, messages, autotask_body=is_autotask_error(summary["body"])
         )
         wait = retry_after(response.headers)
         if refusal is Refusal.RATE_LIMITED:
@@ -544,26 +392,14 @@ class AutotaskRestClient:
             retry_after=wait,
         )
 
-    def _unless_credentials_refused(self, error: _GenericRefusal) -> TargetError:
-        """After a refusal that gives no reason, ask whether Autotask still takes our credentials.
-
-        Autotask answers an unknown user or tracking identifier with a bare 500 (autotask-api.md
-        §2, apigrate/autotask-restapi #19), exactly as it answers some refusals of the request
-        itself; ThresholdInformation needs nothing but the credentials, so a refusal of it too
-        means the credentials are the problem.
-        """
-        try:
-            self._request(
-                "GET",
-                "ThresholdInformation",
-                self.base_url() + self.THRESHOLD_INFORMATION,
-                read=_object,
-            )
-        except (TargetAuthError, _GenericRefusal) as probe:
-            return credentials_refused(error, probe)
-        except TargetError:
-            pass  # the check could not run: the refusal stands as it was
-        return error
+    def _check_credentials(self) -> None:
+        """GET ThresholdInformation: it needs nothing but the credentials."""
+        self._request(
+            "GET",
+            "ThresholdInformation",
+            self.base_url() + self.THRESHOLD_INFORMATION,
+            read=object_of,
+        )
 
     def _summary(self, response: requests.Response) -> dict[str, object]:
         """error.response: status and parsed body (or its first 2,000 chars)."""
@@ -572,81 +408,7 @@ class AutotaskRestClient:
             body = response.json()
         except ValueError:
             body = response.text[:BODY_KEEP_CHARS]
-        return {"status": response.status_code, "body": self._redact_value(body)}
-
-    def _redact(self, text: str) -> str:
-        """Never let the secret or the tracking identifier into a message or a record."""
-        return redact_text(text, self._secret_forms)
-
-    def _redact_value(self, value: object) -> object:
-        if isinstance(value, str):
-            return self._redact(value)
-        if isinstance(value, list):
-            return [self._redact_value(v) for v in value]
-        if isinstance(value, dict):
-            return {self._redact(str(k)): self._redact_value(v) for k, v in value.items()}
-        return value
-
-
-# -- readers: the response shapes we accept (autotask-api.md §1, §4, §8) ------------------------
-
-
-def _object(payload: Any) -> tuple[dict[str, Any], int | None]:
-    if not isinstance(payload, dict):
-        raise TypeError("expected a JSON object")
-    return payload, None
-
-
-def _as_is(response: requests.Response) -> tuple[requests.Response, int | None]:
-    """A sent request's answer, read by the worker; records counted when it is a query page."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response, None
-    if isinstance(payload, dict) and isinstance(payload.get("items"), list):
-        return response, len(payload["items"])
-    return response, None
-
-
-def _zone_url(payload: Any) -> tuple[str, int | None]:
-    """ZoneInformationResultModel: {"zoneName", "url", "webUrl", "ci"}."""
-    url = _object(payload)[0]["url"]
-    if not isinstance(url, str) or not url:
-        raise TypeError("zoneInformation has no url")
-    return url, None
-
-
-def _item_id(payload: Any) -> tuple[int, int | None]:
-    """OperationResultModel: {"itemId": id}."""
-    item_id = _object(payload)[0]["itemId"]
-    if isinstance(item_id, bool) or not isinstance(item_id, int):
-        raise TypeError(f"itemId {item_id!r} is not an integer")
-    return item_id, None
-
-
-def _single_item(payload: Any) -> tuple[dict[str, Any] | None, int | None]:
-    """ItemQueryResultModel: {"item": {...}} or {"item": null} for a missing id."""
-    item = _object(payload)[0]["item"]
-    if item is None:
-        return None, 0
-    if not isinstance(item, dict):
-        raise TypeError("item is not an object")
-    return item, 1
-
-
-def _page(payload: Any) -> tuple[tuple[list[dict[str, Any]], str | None], int | None]:
-    """QueryActionResult: {"items": [...], "pageDetails": {..., "nextPageUrl"}}."""
-    body = _object(payload)[0]
-    items = body["items"]
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise TypeError("items is not a list of objects")
-    details = body.get("pageDetails") or {}
-    if not isinstance(details, dict):
-        raise TypeError("pageDetails is not an object")
-    next_url = details.get("nextPageUrl")
-    if next_url is not None and not isinstance(next_url, str):
-        raise TypeError("nextPageUrl is not a string")
-    return (items, next_url or None), len(items)
+        return {"status": response.status_code, "body": redact(body, self._secrets)}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -660,53 +422,5 @@ def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def entity_of(url: str) -> str:
-    """The entity a REST URL addresses, for the activity log: "Tickets", "TicketNotes" …"""
-    # A child collection (…/Tickets/{id}/Notes) is named as Autotask names the child entity: the
-    # parent in the singular plus the child (TicketNotes; autotask-api.md §3 "Children", §5).
-    segments = [unquote(part) for part in urlsplit(url).path.split("/") if part]
-    if len(segments) >= 3 and segments[-2].isdigit() and not segments[-1].isdigit():
-        parent = segments[-3]
-        singular = parent[:-3] + "y" if parent.endswith("ies") else parent.removesuffix("s")
-        name = singular + segments[-1]
-    else:
-        names = [part for part in segments if not part.isdigit()]
-        if len(names) >= 2 and names[-1].lower() in ("query", "count"):
-            names.pop()
-        name = names[-1] if names else ""
-    # The activity log's entity column holds 100 characters.
-    return name[:100]
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-class _GenericRefusal(AutotaskUnavailable):
-    """Autotask refused in its own error shape without a reason (see Refusal.GENERIC)."""
-
-
-def _is_autotask_error(body: object) -> bool:
-    """Whether a body is Autotask's error shape: `{"errors": ["…", …]}` (autotask-api.md §7)."""
-    if not isinstance(body, dict):
-        return False
-    errors = body.get("errors")
-    return isinstance(errors, list) and bool(errors) and all(isinstance(e, str) for e in errors)
-
-
-def _messages(body: object) -> list[str]:
-    """Autotask's `{"errors": ["…"]}` messages, or ASP.NET's `{"Message": "…"}` (§7)."""
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            return [str(e) for e in errors if e]
-        if isinstance(errors, str):
-            return [errors]
-        for key in ("Message", "message"):
-            message = body.get(key)
-            if isinstance(message, str):
-                return [message]
-        return []
-    if isinstance(body, str) and body.strip():
-        return [body.strip()[:300]]
-    return []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.targets.autotask.common import AutotaskUnavailable
+from adapters.targets.autotask.errors import AutotaskUnavailable
 from adapters.targets.autotask.rest.client import AutotaskRestClient
 from connector.domain import OutboundRequest, TargetResponse, TicketRef
 

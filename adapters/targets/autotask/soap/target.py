@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from adapters.targets.autotask.soap.client import (
-    AutotaskSoapClient,
-    SoapEntity,
+from adapters.targets.autotask.soap.answers import ticket_ref
+from adapters.targets.autotask.soap.atws import SoapEntity
+from adapters.targets.autotask.soap.client import AutotaskSoapClient
+from adapters.targets.autotask.soap.envelopes import (
     build_queryxml,
     entity_id,
     entity_type,
     merge_entity,
     parse_envelope,
     replace_entity,
-    ticket_ref,
 )
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import TargetRejected

@@ -14,10 +14,10 @@ import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from adapters.targets.autotask.common import GENERIC_REFUSAL_ATTEMPTS, REDACTED
+from adapters.targets.autotask.profile import GENERIC_REFUSAL_ATTEMPTS
 from adapters.targets.autotask.rest import AutotaskRestClient, AutotaskUnavailable
-from adapters.targets.autotask.rest.client import Refusal, classify_failure, entity_of
-from connector.domain import ApiCallRecord, OutboundRequest, RequestAction
+from adapters.targets.autotask.rest.answers import Refusal, classify_failure
+from connector.domain import REDACTED, ApiCallRecord, OutboundRequest, RequestAction
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -865,21 +865,6 @@ def test_send_sends_the_body_as_rendered_with_the_auth_headers(
         "body": CREATE_BODY,
     }
     assert [(r.method, r.entity, r.http_status) for r in records][-1] == ("POST", "Tickets", 200)
-
-
-@pytest.mark.parametrize(
-    ("url", "entity"),
-    [
-        (BASE + "Tickets", "Tickets"),
-        (BASE + "Tickets/7", "Tickets"),
-        (BASE + "Tickets/7/Notes", "TicketNotes"),
-        (BASE + "Companies/12/Notes", "CompanyNotes"),
-        (BASE + "Tickets/query", "Tickets"),
-        (BASE + "ConfigurationItems", "ConfigurationItems"),
-    ],
-)
-def test_send_names_the_entity_by_the_url(url: str, entity: str) -> None:
-    assert entity_of(url) == entity
 
 
 def test_admin_headers_cannot_override_credentials_or_content_type(

@@ -18,14 +18,14 @@ import pytest
 import requests
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from adapters.targets.autotask.common import REDACTED
-from adapters.targets.autotask.profiles import REST_PROFILE
+from adapters.targets.autotask.profile import REST_PROFILE
 from adapters.targets.autotask.rest import (
     AutotaskRestClient,
     AutotaskRestTarget,
     AutotaskUnavailable,
 )
 from connector.domain import (
+    REDACTED,
     AlertStatus,
     ApiCallRecord,
     IncomingAlert,

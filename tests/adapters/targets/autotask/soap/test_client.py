@@ -22,8 +22,7 @@ from lxml import etree
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from adapters.targets.autotask.common import REDACTED
-from adapters.targets.autotask.profiles import ATWS_NAMESPACES, SOAP_ID_PATH
+from adapters.targets.autotask.profile import DEFAULT_NAMESPACES, DEFAULT_XML_ID_PATH
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskUnavailable,
@@ -31,16 +30,17 @@ from adapters.targets.autotask.soap import (
     XsdValue,
     build_queryxml,
 )
-from adapters.targets.autotask.soap.client import (
-    FIELD_ORDER,
-    classify_failure,
+from adapters.targets.autotask.soap.atws import wsdl_order
+from adapters.targets.autotask.soap.client import classify_failure
+from adapters.targets.autotask.soap.envelopes import (
     entity_id,
     merge_entity,
     parse_envelope,
     replace_entity,
-    wsdl_order,
 )
+from adapters.targets.autotask.soap.fields import FIELD_ORDER
 from connector.domain import (
+    REDACTED,
     ApiCallRecord,
     OutboundRequest,
     RequestAction,
@@ -1396,4 +1396,4 @@ def test_an_answered_ticket_without_a_usable_status_does_not_fail_an_applied_cre
     client.zone_url()
     response = send(client, request_for(rendered_envelope()))
     assert response.ticket is None
-    assert extract_ticket_id(response.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES) == 9
+    assert extract_ticket_id(response.body, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES) == 9

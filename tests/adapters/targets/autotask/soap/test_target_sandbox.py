@@ -20,14 +20,14 @@ import requests
 from lxml import etree
 
 from adapters.sandbox import ApiUser, LimitSettings, Sandbox, SandboxServer
-from adapters.targets.autotask.common import REDACTED
-from adapters.targets.autotask.profiles import ATWS_NAMESPACES, SOAP_ID_PATH, SOAP_PROFILE
+from adapters.targets.autotask.profile import DEFAULT_NAMESPACES, DEFAULT_XML_ID_PATH, SOAP_PROFILE
 from adapters.targets.autotask.soap import (
     AutotaskSoapClient,
     AutotaskSoapTarget,
     AutotaskUnavailable,
 )
 from connector.domain import (
+    REDACTED,
     AlertStatus,
     ApiCallRecord,
     IncomingAlert,
@@ -305,7 +305,9 @@ def test_lifecycle_through_the_default_requests(
         1,
         1,
     )
-    assert extract_ticket_id(noted.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES) == note["id"]
+    assert (
+        extract_ticket_id(noted.body, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES) == note["id"]
+    )
     operations = [
         etree.QName(etree.fromstring(data).find(f"{{{SOAP_ENV}}}Body")[0]).localname  # type: ignore[index]
         for data in sent_envelopes
@@ -410,7 +412,7 @@ def test_hostile_alert_text_arrives_verbatim(
         alert=replace(ALERT, title=hostile),
     )
     response = target.send(request)
-    ticket_id = extract_ticket_id(response.body, "xml", SOAP_ID_PATH, ATWS_NAMESPACES)
+    ticket_id = extract_ticket_id(response.body, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES)
     assert ticket_in_sandbox(sandbox, ticket_id)["title"] == hostile
     found = target.find_ticket_by_marker("a<&>b")
     assert found is not None and found.ticket_id == ticket_id

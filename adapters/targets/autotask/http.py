@@ -1,0 +1,378 @@
+"""The HTTP client both Autotask flavours build on: session, timeouts, URL guard, errors, records.
+
+Modelled on Sentry's BaseApiClient (../shared/reference/style-anchors.md §9.3): every request has
+a timeout and follows no redirect, goes only to an allowed zone host, and every transport failure
+becomes a typed `connector.errors.TargetError`; each call is reported once to the recorder, and no
+secret reaches a message or a record. The REST and SOAP clients add what their API says.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import MaxRetryError
+
+from adapters.targets.autotask.errors import (
+    AutotaskUnavailable,
+    UnexplainedRefusal,
+    credentials_refused,
+)
+from adapters.targets.autotask.profile import DEFAULT_ALLOWED_ZONE_HOSTS
+from connector.domain import REDACTED, ApiCallRecord, redact_text, secret_forms
+from connector.errors import TargetAuthError, TargetError, TargetRejected
+from connector.ports import CallRecorder
+
+logger = logging.getLogger(__name__)
+
+#: How much of an unexpected answer an error keeps for the dead letter.
+BODY_KEEP_CHARS = 2000
+
+#: How much of an answer's text a TargetResponse keeps (the delivery log shows it).
+RESPONSE_KEEP_BYTES = 64 * 1024
+
+#: Request headers whose values are credentials: a kept request shows REDACTED instead.
+SECRET_HEADERS = frozenset({"secret", "apiintegrationcode", "authorization"})
+
+#: Headers the HTTP transport owns; an admin's extra headers never set them (the delivery
+#: request editor refuses them too, connector.payloads.requests.RESERVED_HEADERS).
+TRANSPORT_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "cookie"}
+)
+
+_HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
+
+
+@dataclass
+class CallNote:
+    """What a call learnt for its record: the HTTP status and how many records it carried."""
+
+    status: int | None = None
+    records: int | None = None
+
+
+class AutotaskHttpClient:
+    """One Autotask API user's connection: what the REST and SOAP clients share."""
+
+    #: The zone of a user rarely changes; look it up again after this many seconds (and after a
+    #: 401, see `_moved_zone`).
+    ZONE_TTL_SECONDS = 3600.0
+
+    #: Prefix of the client's log events ("autotask.rest.call" …) and the zone event's field.
+    LOG_NAME = "autotask"
+    ZONE_LOG_FIELD = "zone_url"
+
+    def __init__(
+        self,
+        zone_lookup_url: str,
+        username: str,
+        secret: str,
+        integration_code: str,
+        *,
+        allowed_zone_hosts: Sequence[str] = DEFAULT_ALLOWED_ZONE_HOSTS,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        recorder: CallRecorder | None = None,
+        session: requests.Session | None = None,
+        zone_ttl: float = ZONE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.zone_lookup_url = zone_lookup_url
+        self.username = username
+        self._secret = secret
+        self._integration_code = integration_code
+        self._secrets = (secret, integration_code, *self._derived_secrets())
+        self._secret_forms = secret_forms(*self._secrets)
+        self.allowed_zone_hosts = tuple(p.strip().lower() for p in allowed_zone_hosts if p.strip())
+        # requests' timeout is (connect, read); every request carries it.
+        # https://requests.readthedocs.io/en/latest/user/advanced/#timeouts
+        self.timeout = (connect_timeout, read_timeout)
+        self.recorder = recorder
+        self.session = session or requests.Session()
+        self.zone_ttl = zone_ttl
+        self.clock = clock
+        self._zone_lock = threading.Lock()
+        self._zone: str | None = None
+        self._zone_fetched = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(zone_lookup_url={self.zone_lookup_url!r},"
+            f" username={self.username!r}, secret=<secret>, integration_code=<secret>)"
+        )
+
+    # -- zone ----------------------------------------------------------------------------------
+
+    def _cached_zone(self, *, refresh: bool = False) -> str:
+        """The zone's address, looked up (`_lookup_zone`) and cached for a TTL."""
+        with self._zone_lock:
+            fresh = self.clock() - self._zone_fetched < self.zone_ttl
+            if self._zone is None or refresh or not fresh:
+                self._zone = self._lookup_zone()
+                self._zone_fetched = self.clock()
+            return self._zone
+
+    def _lookup_zone(self) -> str:
+        """Ask Autotask where this user's database lives (each flavour asks its own way)."""
+        raise NotImplementedError
+
+    def _moved_zone(self, error: TargetAuthError, zone: str | None) -> str | None:
+        """After a refusal of `zone`: the new zone if it was a 401 and the zone moved, else None.
+
+        A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
+        autotask-api.md §2); the caller repeats its call, once, only when the zone changed.
+        """
+        if zone is None or not error.response or error.response.get("status") != 401:
+            return None
+        fresh = self._cached_zone(refresh=True)
+        if fresh == zone:
+            return None
+        logger.info(f"{self.LOG_NAME}.zone_changed", extra={self.ZONE_LOG_FIELD: fresh})
+        return fresh
+
+    def _check_outbound_url(self, url: str, *, what: str) -> None:
+        """Refuse a URL credentials must not go to (see `check_outbound_url`)."""
+        check_outbound_url(url, self.allowed_zone_hosts, what=what)
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def _check_credentials(self) -> None:
+        """A call that needs nothing but the credentials (each flavour has its own)."""
+        raise NotImplementedError
+
+    def _unless_credentials_refused(self, error: TargetError) -> TargetError:
+        """After a refusal that gives no reason, ask whether Autotask still takes our credentials.
+
+        Autotask answers an unknown user or tracking identifier exactly as it answers some
+        refusals of the request itself (a bare 500 over REST, autotask-api.md §2 and apigrate
+        #19; a ReturnCode ≠ 1 over SOAP, python-atws #64, §10); a refusal of the check too means
+        the credentials are the problem.
+        """
+        try:
+            self._check_credentials()
+        except TargetError as probe:
+            if isinstance(probe, TargetAuthError | UnexplainedRefusal):
+                return credentials_refused(error, probe)
+            # any other failure: the check could not run, so the refusal stands as it was
+        return error
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _http(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+    ) -> requests.Response:
+        """Send one request with the timeouts and no redirects; a transport failure is typed."""
+        try:
+            return self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=dict(headers),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as e:
+            raise transport_error(what, e, self._redact) from e
+
+    @contextmanager
+    def _recorded(self, method: str, entity: str) -> Iterator[CallNote]:
+        """Report the call made inside to the recorder exactly once, failed or not.
+
+        The recorder must not raise (its exception would replace the call's result).
+        """
+        at = datetime.now(UTC)
+        started = time.monotonic()
+        note = CallNote()
+        error: str | None = None
+        try:
+            yield note
+        except TargetError as e:
+            error = str(e)
+            raise
+        finally:
+            record = ApiCallRecord(
+                at=at,
+                method=method,
+                entity=entity,
+                http_status=note.status,
+                execution_ms=round((time.monotonic() - started) * 1000, 3),
+                records=note.records,
+                error=error,
+            )
+            logger.debug(
+                f"{self.LOG_NAME}.call",
+                extra={
+                    "method": record.method,
+                    "entity": record.entity,
+                    "http_status": record.http_status,
+                    "execution_ms": record.execution_ms,
+                },
+            )
+            if self.recorder is not None:
+                self.recorder(record)
+
+    # -- redaction -----------------------------------------------------------------------------
+
+    def _derived_secrets(self) -> tuple[str, ...]:
+        """Values built from the secret (a Basic token, say) that redaction must hide too."""
+        return ()
+
+    def _redact(self, text: str) -> str:
+        """Never let a secret (the secret, the tracking identifier …) into a message or record."""
+        return redact_text(text, self._secret_forms)
+
+
+def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> None:
+    """Refuse a URL credentials must not go to (SSRF guard).
+
+    https on an allowed host, or http to an allowed loopback host (the local sandbox).
+    Reference: reliability-security.md §4.5 and S12.
+    """
+    parts = urlsplit(url)
+    try:
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 -- raises ValueError on a malformed port
+    except ValueError:
+        host = ""
+    problem = ""
+    if not host or not _HOST_CHARS.fullmatch(host):
+        problem = "has no valid host"
+    elif parts.username is not None or parts.password is not None:
+        problem = "carries user information"
+    elif parts.query or parts.fragment:
+        problem = "carries a query or fragment"
+    elif not any(host_matches(host, pattern) for pattern in allowed_hosts):
+        problem = f"is on host {host!r}, which is not in the allowed zone hosts"
+    elif parts.scheme == "http" and not is_loopback(host):
+        problem = "uses http; only https is allowed outside the local machine"
+    elif parts.scheme not in ("https", "http"):
+        problem = f"uses scheme {parts.scheme!r}"
+    if problem:
+        raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """ "*.autotask.net" matches any subdomain of autotask.net; anything else matches exactly."""
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (localhost or a loopback address)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    Whether Autotask sends one is UNCERTAIN (autotask-api.md §7); it is honoured when present.
+    """
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def transport_error(
+    what: str, error: requests.RequestException, redact: Callable[[str], str]
+) -> TargetError:
+    """Map a requests exception; tell 'never sent' apart from 'sent, outcome unknown'."""
+    name = type(error).__name__
+    if isinstance(error, requests.ConnectTimeout):
+        sent = False
+    elif isinstance(error, requests.ConnectionError):
+        # urllib3 wraps failures to connect (refused, DNS, TLS handshake) in MaxRetryError;
+        # a connection dropped after the request went out arrives as a bare ProtocolError
+        # ("Connection aborted."), re-raised without retry by requests' Retry(0, read=False).
+        sent = not (
+            isinstance(error, requests.exceptions.SSLError | requests.exceptions.ProxyError)
+            or (error.args and isinstance(error.args[0], MaxRetryError))
+        )
+    elif isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError):
+        sent = True  # ReadTimeout, or the answer broke off: Autotask may have acted
+    elif isinstance(
+        error,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.InvalidHeader,
+    ):
+        return TargetRejected(redact(f"Autotask {what}: {name}: {error}"))
+    else:
+        sent = True
+    outcome = "no answer, outcome unknown" if sent else "request not sent"
+    return AutotaskUnavailable(
+        redact(f"Autotask {what}: {outcome} ({name}: {error})"), ambiguous=sent
+    )
+
+
+def merge_headers(extra: Mapping[str, str], own: Mapping[str, str]) -> dict[str, str]:
+    """The admin's `extra` headers with the adapter's `own` (credentials, content type) winning."""
+    merged: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in extra.items():
+        if name.lower() not in TRANSPORT_HEADERS:
+            merged[name] = value
+    # Header names are case-insensitive (RFC 9110 §5.1): "secret" must not survive next to
+    # "Secret", so the adapter's own headers replace the admin's whatever their spelling.
+    merged.update(own)
+    return dict(merged.items())
+
+
+def sent_record(
+    method: str, url: str, headers: Mapping[str, str], body: str, redact: Callable[[str], str]
+) -> dict[str, object]:
+    """A request as it went out, for the delivery log, with every credential redacted."""
+    return {
+        "method": method,
+        "url": redact(url),
+        "headers": {
+            name: REDACTED if name.lower() in SECRET_HEADERS else redact(value)
+            for name, value in headers.items()
+        },
+        "body": redact(body),
+    }
+
+
+def response_text(response: requests.Response, redact: Callable[[str], str]) -> str:
+    """The answer's first RESPONSE_KEEP_BYTES as text, redacted."""
+    # UTF-8 whatever the Content-Type says: JSON is UTF-8 (RFC 8259 §8.1) and ATWS answers
+    # declare encoding="utf-8" (autotask-api.md §10). requests would guess ISO-8859-1 for a
+    # text/xml without a charset (RFC 2616 §3.7.1) and garble the text.
+    return redact(response.content[:RESPONSE_KEEP_BYTES].decode("utf-8", errors="replace"))

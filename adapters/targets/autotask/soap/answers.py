@@ -1,0 +1,156 @@
+"""SOAP answers: the Body of an ATWS answer read into entities, messages or a typed refusal.
+
+Reference: autotask-api.md §10 (ATWSResponse, ReturnCode, EntityResults, Errors; getZoneInfo).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from lxml import etree
+
+from adapters.targets.autotask.errors import AutotaskUnavailable
+from adapters.targets.autotask.soap.atws import (
+    SOAP_ENV_NS,
+    SoapEntity,
+    Unreadable,
+    XsdValue,
+    atws_children,
+    child_elements,
+    find_atws,
+    parse,
+    qname,
+    read_entity,
+    required_child,
+    required_text,
+)
+from connector.domain import TicketRef
+
+#: "ThresholdOfExternalRequest: 10000; TimeframeOfLimitation: 60; numberOfExternalRequest: 0;"
+#: (trepidity/autotask_ruby threshold_and_usage_info_response.xml, autotask-api.md §10).
+_USAGE_PAIR = re.compile(r"\s*([A-Za-z]+)\s*:\s*(-?\d+)\s*;?")
+
+
+def usage_figures(messages: Sequence[str]) -> dict[str, int]:
+    """The "Name: number;" pairs of getThresholdAndUsageInfo's messages, by name."""
+    usage: dict[str, int] = {}
+    for message in messages:
+        usage.update((name, int(value)) for name, value in _USAGE_PAIR.findall(message))
+    return usage
+
+
+class Answer(NamedTuple):
+    """A successful ATWSResponse (ReturnCode 1): its entities and EntityReturnInfo messages."""
+
+    entities: list[SoapEntity]
+    info_messages: list[str]
+
+
+class ZoneRefused(Exception):
+    """getZoneInfo answered with a negative ErrorCode."""
+
+
+class Refused(Exception):
+    """An ATWSResponse with a ReturnCode other than 1, and its ATWSError messages."""
+
+    def __init__(self, return_code: int, messages: list[str]) -> None:
+        super().__init__(f"ReturnCode {return_code}")
+        self.return_code = return_code
+        self.messages = messages
+
+
+def body_content(data: bytes) -> etree._Element:
+    """The element inside soap:Body: `{op}Response` or soap:Fault."""
+    if not data.strip():
+        raise Unreadable("the answer is empty")
+    envelope = parse(data.strip())
+    if envelope.tag != f"{{{SOAP_ENV_NS}}}Envelope":
+        raise Unreadable("the answer is not a SOAP 1.1 envelope")
+    body = envelope.find(f"{{{SOAP_ENV_NS}}}Body")
+    content = next(child_elements(body), None) if body is not None else None
+    if content is None:
+        raise Unreadable("the SOAP Body is empty")
+    return content
+
+
+def read_fault(content: etree._Element) -> tuple[str | None, list[str]]:
+    """(faultcode, [faultstring]) of a SOAP 1.1 Fault (unqualified children, SOAP 1.1 §4.4)."""
+    code = (content.findtext("faultcode") or "").strip() or None
+    message = (content.findtext("faultstring") or "").strip()
+    return code, [message] if message else []
+
+
+def text_messages(text: str) -> list[str]:
+    """A non-SOAP error body (401 plain text, a proxy's page) as one short message."""
+    text = text.strip()
+    return [text[:300]] if text else []
+
+
+def atws_answer(content: etree._Element) -> tuple[Answer, int | None]:
+    """`<{op}Response><{op}Result>` holding an ATWSResponse (WSDL type ATWSResponse)."""
+    result = next(child_elements(content), None)
+    if result is None:
+        raise Unreadable(f"{etree.QName(content).localname} holds no result")
+    return_code = int(required_text(result, "ReturnCode"))
+    entities = [
+        read_entity(element)
+        for element in atws_children(find_atws(result, "EntityResults"), "Entity")
+    ]
+    errors = [
+        (error.findtext(qname("Message")) or "").strip()
+        for error in atws_children(find_atws(result, "Errors"), "ATWSError")
+    ]
+    infos = [
+        info.findtext(qname("Message")) or ""
+        for info in atws_children(find_atws(result, "EntityReturnInfoResults"), "EntityReturnInfo")
+    ]
+    if return_code != 1:
+        # python-atws treats any ReturnCode other than 1 as failure (autotask-api.md §10).
+        raise Refused(return_code, [e for e in errors if e])
+    return Answer(entities, infos), len(entities)
+
+
+def zone_answer(content: etree._Element, *, username: str) -> tuple[str, int | None]:
+    """ATWSZoneInfo: URL, ErrorCode (negative: lookup failed), DataBaseType, CI, WebUrl."""
+    result = required_child(content, "getZoneInfoResult")
+    code = int(required_text(result, "ErrorCode"))
+    if code < 0:
+        # "a negative ErrorCode" means the lookup failed (OFFICIAL GetZoneInfoCall.htm,
+        # autotask-api.md §10): Autotask knows no such API user.
+        raise ZoneRefused(
+            f"Autotask getZoneInfo found no zone for user {username!r} (ErrorCode {code})."
+        )
+    return required_text(result, "URL").strip(), None
+
+
+def ticket_ref(ticket: SoapEntity) -> TicketRef:
+    """A TicketRef from a Ticket entity (id, TicketNumber, Status)."""
+    try:
+        status = ticket.get("Status")
+        number = ticket.get("TicketNumber")
+        if isinstance(status, XsdValue):
+            status = status.text
+        if isinstance(number, XsdValue):
+            number = number.text
+        return TicketRef(
+            ticket_id=int(ticket["id"]),
+            ticket_number=str(number) if number is not None else None,
+            status=int(status) if status is not None else None,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise AutotaskUnavailable(
+            f"Autotask answered a ticket without a usable id or status: {e}", ambiguous=False
+        ) from e
+
+
+def answered_ticket(entities: Sequence[SoapEntity]) -> TicketRef | None:
+    """The first Ticket an answer carries, or None (a note's answer, or an unusable Ticket)."""
+    ticket = next((e for e in entities if e.entity_type == "Ticket"), None)
+    try:
+        return ticket_ref(ticket) if ticket is not None else None
+    except AutotaskUnavailable:
+        # The write was applied: an odd Status must not turn it into a failure. The worker
+        # reads the id with its XPath and can read the ticket back.
+        return None
