@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from adapters import TARGETS as REGISTERED_TARGETS
-from adapters import load
-from connector.ports import TicketTarget
+from adapters import load, load_target_profiles
+from connector.payloads.requests import generate_requests, validate_request
+from connector.ports import TargetProfile, TicketTarget
 
 #: The ticket targets the worker can be given: every registered flavour's target class.
 TARGETS: dict[str, type[Any]] = {
-    flavour: load(target) for flavour, (_, target) in REGISTERED_TARGETS.items()
+    flavour: load(target) for flavour, (_, target, _) in REGISTERED_TARGETS.items()
 }
 
 
@@ -69,3 +70,14 @@ def test_targets_send_rendered_requests_and_build_no_bodies(target_class: type[A
 
 def test_every_registered_flavour_has_a_target() -> None:
     assert sorted(TARGETS) == ["rest", "soap"]
+
+
+def test_every_registered_flavour_has_a_profile_the_core_can_use() -> None:
+    profiles = load_target_profiles()
+    assert sorted(profiles) == sorted(TARGETS)
+    for flavour, profile in profiles.items():
+        assert isinstance(profile, TargetProfile)
+        assert profile.flavour == flavour
+        # Every default request names a template that exists and passes the save-time check.
+        for spec in generate_requests(profile):
+            validate_request(spec, profile)
