@@ -1,20 +1,22 @@
-"""What the vendor source adapters share: storable text, lenient fields, times, judging items.
+"""What the source adapters share: storable text, lenient fields, times, judging items.
 
 Every adapter refuses what no database can store (NUL characters, unpaired surrogates), naming
-the field, and cuts over-long display text (titles, host names) rather than refusing it: a
-monitoring system cannot fix its own data. Items are judged one by one (`judge_each`): a bad
-alert is refused alone and the others of its webhook are taken in, since a 400 makes a sender
-drop the whole webhook.
+the field, and the vendor adapters cut over-long display text (titles, host names) rather than
+refusing it (`fitted`): a monitoring system cannot fix its own data. Items are judged one by one
+(`judge_each`): a bad alert is refused alone and the others of its webhook are taken in, since a
+400 makes a sender drop the whole webhook.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
 
 from connector.domain import IncomingAlert, ParsedAlert, ParsedWebhook, RefusedAlert, Severity
 from connector.errors import PayloadError
@@ -34,6 +36,7 @@ ELLIPSIS = "…"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Epoch numbers at or past this are milliseconds (1e11 seconds is the year 5138).
 _MILLISECONDS_FROM = 100_000_000_000
+_EPOCH_TEXT = re.compile(r"-?\d{1,20}(\.\d+)?")
 
 
 def storable(text: str) -> str:
@@ -112,9 +115,7 @@ class Instant(fields.Field[datetime | None]):
             text = storable(value).strip()
             if not text or (self.blank is not None and self.blank.fullmatch(text)):
                 return None
-            if self.epoch and re.fullmatch(r"-?\d{1,20}(\.\d+)?", text):
-                return from_epoch(float(text))
-            return from_iso(text)
+            return from_text(text) if self.epoch else from_iso(text)
         if not self.epoch:
             raise ValidationError("Must be an ISO 8601 timestamp.")
         return from_epoch(float(value))
@@ -129,6 +130,11 @@ def from_epoch(number: float) -> datetime:
         return _EPOCH + timedelta(seconds=seconds)
     except OverflowError as e:
         raise ValidationError("Out of the range of dates.") from e
+
+
+def from_text(text: str) -> datetime:
+    """Epoch seconds or milliseconds written as text, else ISO 8601 text, as UTC."""
+    return from_epoch(float(text)) if _EPOCH_TEXT.fullmatch(text) else from_iso(text)
 
 
 def from_iso(text: str) -> datetime:
@@ -176,12 +182,73 @@ def _named(key: str, limit: int) -> bool:
     return True
 
 
-def severity_of(word: str, table: Mapping[str, Severity], default: Severity) -> Severity | None:
-    """The severity a (case-insensitive) word names; `default` when empty, None when unknown."""
-    word = word.strip().lower()
-    if not word:
-        return default
-    return table.get(word)
+def known_word(table: Mapping[str, Any], choices: str = "") -> Callable[[str], bool]:
+    """A validator: empty (the default) or a word of `table` in any case; `choices` for the error.
+
+    Without `choices` the error lists the table's words, sorted.
+    """
+    shown = choices or ", ".join(sorted(table))
+
+    def check(word: str) -> bool:
+        if word.strip() and word.strip().lower() not in table:
+            raise ValidationError(f"Must be one of: {shown}.")
+        return True
+
+    return check
+
+
+def severity_of(
+    word: str, table: Mapping[str, Severity], default: Severity = Severity.WARNING
+) -> Severity:
+    """The severity a (case-insensitive) word names; `default` when it is empty or unknown."""
+    return table.get(word.strip().lower(), default)
+
+
+class SourceSchema(Schema):
+    """A sender's alert (or group) fields: unknown ones are ignored, since vendors add fields.
+
+    The fields named in `words` (status, severity …) are case-insensitive: stripped and lower-cased
+    before loading.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+    words: ClassVar[tuple[str, ...]] = ()
+
+    @pre_load
+    def lower_case_words(self, data: Any, **_: Any) -> Any:
+        """The `words` fields in lower case, without surrounding whitespace."""
+        if isinstance(data, dict) and self.words:
+            data = dict(data)
+            for key in self.words:
+                if isinstance(data.get(key), str):
+                    data[key] = data[key].strip().lower()
+        return data
+
+
+def present(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The pairs that have a value, as properties: an empty value is no property (later wins)."""
+    return {key: value for key, value in pairs if value}
+
+
+def fitted(alert: IncomingAlert) -> IncomingAlert:
+    """The alert with its display text cut to what tickets and the alert table hold.
+
+    Cut, not refused: the monitoring system cannot fix its own data. The fingerprint is the
+    adapter's to keep within NAME_LIMIT (cutting it could merge two alerts).
+    """
+    return dataclasses.replace(
+        alert,
+        title=clip(alert.title, TITLE_LIMIT),
+        message=clip(alert.message, MESSAGE_LIMIT),
+        host=clip(alert.host, NAME_LIMIT),
+        tenant=clip(alert.tenant, NAME_LIMIT),
+        monitor=clip(alert.monitor, NAME_LIMIT),
+        note=clip(alert.note, NOTE_LIMIT),
+        actor=clip(alert.actor, NAME_LIMIT),
+        raw_severity=clip(alert.raw_severity, NAME_LIMIT),
+    )
 
 
 # -- loading and error paths -----------------------------------------------------------------
@@ -206,15 +273,29 @@ def items_of(payload: Any, key: str, what: str) -> tuple[list[Any], str]:
     return items, f"{key}."
 
 
-def load_one(schema: Schema, item: Any, where: str) -> dict[str, Any]:
-    """Load one item with `schema`; PayloadError naming its bad fields under `where`."""
+def load_one(schema: Schema, item: Any, where: str, *, nested: bool = True) -> dict[str, Any]:
+    """Load one item with `schema`; PayloadError naming its bad fields under `where`.
+
+    `nested=False` names top-level fields only ("properties", its messages nested within).
+    """
     if not isinstance(item, dict):
         raise PayloadError.naming({where or "_": ["Must be an object."]})
     try:
         loaded: dict[str, Any] = schema.load(item)
     except ValidationError as e:
-        raise PayloadError.naming(flatten(e.messages, where)) from e
+        if nested:
+            raise PayloadError.naming(flatten(e.messages, where)) from e
+        messages = e.messages if isinstance(e.messages, dict) else {"_": e.messages}
+        at = f"{where}." if where else ""
+        raise PayloadError.naming({f"{at}{k}": v for k, v in messages.items()}) from e
     return loaded
+
+
+def loading(
+    schema: Schema, normalize: Callable[[dict[str, Any]], IncomingAlert], *, nested: bool = True
+) -> Callable[[Any, str], IncomingAlert]:
+    """A `read` for judge_each: load the item with `schema` (see load_one), then `normalize` it."""
+    return lambda item, where: normalize(load_one(schema, item, where, nested=nested))
 
 
 def judge_each(
@@ -265,6 +346,13 @@ def _segment(key: Any) -> str:
     return clip(text.encode("utf-8", "backslashreplace").decode("utf-8"), 100)
 
 
-def refuse(errors: Mapping[str, list[str]]) -> PayloadError:
-    """The 400 for these field errors: the message names the fields, `details` says why."""
-    return PayloadError.naming(errors)
+class BatchSource(ABC):
+    """A source whose webhook carries one or more alerts: `parse_items` judges them one by one."""
+
+    @abstractmethod
+    def parse_items(self, payload: Any) -> ParsedWebhook:
+        """Judge a decoded webhook body alert by alert (see connector.services.SourceAdapter)."""
+
+    def parse(self, payload: Any) -> list[IncomingAlert]:
+        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
+        return self.parse_items(payload).all_or_nothing()

@@ -127,17 +127,17 @@ class Layout:
         position = len(text.rstrip(_WHITESPACE))
         for _ in range(self._closing + 1):
             if position == 0 or text[position - 1] != "}":
-                raise LayoutError(
-                    f"the body does not end as the {self.name} body does"
-                    f' (the last value\'s closing quote, then "}}"): {_quote(text[-QUOTED:])}'
-                )
+                raise self._bad_end(text)
             position = len(text[: position - 1].rstrip(_WHITESPACE))
         if position == 0 or text[position - 1] != '"':
-            raise LayoutError(
-                f"the body does not end as the {self.name} body does"
-                f' (the last value\'s closing quote, then "}}"): {_quote(text[-QUOTED:])}'
-            )
+            raise self._bad_end(text)
         return position - 1
+
+    def _bad_end(self, text: str) -> LayoutError:
+        return LayoutError(
+            f"the body does not end as the {self.name} body does"
+            f' (the last value\'s closing quote, then "}}"): {_quote(text[-QUOTED:])}'
+        )
 
     def _check_unambiguous(self, text: str, ends: list[int], last_quote: int) -> None:
         """Refuse a body that could be cut in two ways: never guess which value is which.

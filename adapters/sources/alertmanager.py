@@ -58,21 +58,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import ValidationError, fields, validate
 
 from adapters.sources._common import (
-    MESSAGE_LIMIT,
     NAME_LIMIT,
-    TITLE_LIMIT,
+    BatchSource,
     Instant,
     Scalar,
+    SourceSchema,
     Text,
-    clip,
+    fitted,
     flatten,
     items_of,
     judge_each,
     load_one,
-    refuse,
+    present,
+    severity_of,
 )
 from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
 from connector.errors import PayloadError
@@ -132,11 +133,10 @@ def _labels() -> fields.Dict:
     return fields.Dict(keys=Text(), values=Scalar(), load_default=dict)
 
 
-class AlertmanagerAlertSchema(Schema):
+class AlertmanagerAlertSchema(SourceSchema):
     """One entry of `alerts`. Unknown fields are ignored."""
 
-    class Meta:
-        unknown = EXCLUDE
+    words = ("status",)
 
     status = Text(
         required=True,
@@ -149,19 +149,9 @@ class AlertmanagerAlertSchema(Schema):
     generatorURL = Text(load_default="")
     fingerprint = Text(load_default="")
 
-    @pre_load
-    def lower_case_status(self, data: Any, **_: Any) -> Any:
-        """The status word is case-insensitive."""
-        if isinstance(data, dict) and isinstance(data.get("status"), str):
-            data = dict(data, status=data["status"].strip().lower())
-        return data
 
-
-class AlertmanagerGroupSchema(Schema):
+class AlertmanagerGroupSchema(SourceSchema):
     """The webhook's group fields (the alerts are loaded one by one). Unknown fields ignored."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     version = Text(
         load_default="4", validate=validate.Equal("4", error="Only version 4 is understood.")
@@ -176,7 +166,7 @@ class AlertmanagerGroupSchema(Schema):
     externalURL = Text(load_default="")
 
 
-class AlertmanagerSource:
+class AlertmanagerSource(BatchSource):
     """Parses Alertmanager webhooks (version 4) into one IncomingAlert per alert."""
 
     slug = "alertmanager"
@@ -207,21 +197,19 @@ class AlertmanagerSource:
         if "alerts" not in payload:
             errors["alerts"] = ["Missing data for required field."]
         if errors:
-            raise refuse(errors)
+            raise PayloadError.naming(errors)
         items, prefix = items_of({"alerts": payload["alerts"]}, "alerts", "")
         schema = AlertmanagerAlertSchema()
 
         def read(item: Any, where: str) -> IncomingAlert:
             data = load_one(schema, item, where)
             if not data["fingerprint"].strip() and not data["labels"]:
-                raise refuse({f"{where}.labels": ["An alert needs a fingerprint or labels."]})
+                raise PayloadError.naming(
+                    {f"{where}.labels": ["An alert needs a fingerprint or labels."]}
+                )
             return self._normalize(data, common)
 
         return judge_each(items, prefix, read, lambda item: dict(group, alerts=[item]))
-
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """All or nothing: every alert, or PayloadError naming every bad field of every alert."""
-        return self.parse_items(payload).all_or_nothing()
 
     def _normalize(self, data: dict[str, Any], common: dict[str, Any]) -> IncomingAlert:
         labels: dict[str, str] = data["labels"]
@@ -244,44 +232,37 @@ class AlertmanagerSource:
         occurred = started if status is AlertStatus.ACTIVE else ended
         alertname = labels.get("alertname", "").strip()
         raw_severity = labels.get(self.severity_label, "").strip()
-        severity_word = raw_severity.lower()
-        tenant = next(
-            (labels[n].strip() for n in self.tenant_labels if labels.get(n, "").strip()), ""
-        )
-        host = host_of(labels.get("instance", "")) or next(
-            (labels[n].strip() for n in ("host", "hostname") if labels.get(n, "").strip()), ""
-        )
-        properties = {f"label.{name}": value for name, value in labels.items()}
-        properties.update({f"annotation.{name}": value for name, value in annotations.items()})
-        properties.update(
-            {
-                key: value
-                for key, value in (
+        host = host_of(labels.get("instance", "")) or _first(labels, ("host", "hostname"))
+        properties = {
+            **{f"label.{name}": value for name, value in labels.items()},
+            **{f"annotation.{name}": value for name, value in annotations.items()},
+            **present(
+                [
                     ("groupKey", common.get("groupKey", "")),
                     ("receiver", common.get("receiver", "")),
                     ("externalURL", common.get("externalURL", "")),
                     ("generatorURL", data["generatorURL"]),
                     ("truncatedAlerts", str(common.get("truncatedAlerts") or "")),
-                )
-                if value
-            }
-        )
+                ]
+            ),
+        }
         title = annotations.get("summary", "").strip() or alertname or f"Alert {fingerprint}"
-        message = annotations.get("description", "") or annotations.get("message", "")
-        return IncomingAlert(
-            source=self.slug,
-            fingerprint=fingerprint,
-            status=status,
-            severity=SEVERITY_WORDS.get(severity_word, Severity.WARNING),
-            title=clip(title, TITLE_LIMIT),
-            message=clip(message, MESSAGE_LIMIT),
-            host=clip(host, NAME_LIMIT),
-            tenant=clip(tenant, NAME_LIMIT),
-            monitor=clip(alertname, NAME_LIMIT),
-            properties=properties,
-            started_at=started,
-            occurred_at=occurred,
-            raw_severity=clip(raw_severity, NAME_LIMIT),
+        return fitted(
+            IncomingAlert(
+                source=self.slug,
+                fingerprint=fingerprint,
+                status=status,
+                severity=severity_of(raw_severity, SEVERITY_WORDS),
+                title=title,
+                message=annotations.get("description", "") or annotations.get("message", ""),
+                host=host,
+                tenant=_first(labels, self.tenant_labels),
+                monitor=alertname,
+                properties=properties,
+                started_at=started,
+                occurred_at=occurred,
+                raw_severity=raw_severity,
+            )
         )
 
 

@@ -76,20 +76,21 @@ import re
 from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+from marshmallow import validate
 
 from adapters.sources._common import (
     ID_LIMIT,
-    MESSAGE_LIMIT,
-    NAME_LIMIT,
-    TITLE_LIMIT,
+    BatchSource,
     Instant,
+    SourceSchema,
     Text,
-    clip,
     filled,
+    fitted,
     items_of,
     judge_each,
-    load_one,
+    known_word,
+    loading,
+    present,
     properties_field,
     severity_of,
 )
@@ -152,13 +153,6 @@ PRIORITIES = {
 }
 
 
-def _priority(word: str) -> bool:
-    """An empty priority (the default) or one of Datto RMM's five."""
-    if word.strip() and word.strip().lower() not in PRIORITIES:
-        raise ValidationError("Must be one of: Critical, High, Moderate, Low, Information.")
-    return True
-
-
 #: The fields Datto RMM fills from variables (the others are written literally by the admin).
 VARIABLE_FIELDS = (
     "message",
@@ -190,11 +184,13 @@ def is_test_webhook(item: Any) -> bool:
     return True
 
 
-class DattoRmmAlertSchema(Schema):
-    """The recommended Datto RMM body. Unknown fields are ignored."""
+class DattoRmmAlertSchema(SourceSchema):
+    """The recommended Datto RMM body. Unknown fields are ignored; the status is case-insensitive.
 
-    class Meta:
-        unknown = EXCLUDE
+    The priority keeps its case: it is the alert's raw severity, as Datto RMM wrote it.
+    """
+
+    words = ("status",)
 
     status = Text(
         required=True,
@@ -202,7 +198,11 @@ class DattoRmmAlertSchema(Schema):
         validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
     )
     alert_uid = Text(required=True, blank=UNSUBSTITUTED, validate=filled(ID_LIMIT))
-    priority = Text(load_default="", blank=UNSUBSTITUTED, validate=_priority)
+    priority = Text(
+        load_default="",
+        blank=UNSUBSTITUTED,
+        validate=known_word(PRIORITIES, "Critical, High, Moderate, Low, Information"),
+    )
     message = Text(load_default="", blank=UNSUBSTITUTED)
     category = Text(load_default="", blank=UNSUBSTITUTED)
     monitor = Text(load_default="", blank=UNSUBSTITUTED)
@@ -215,15 +215,8 @@ class DattoRmmAlertSchema(Schema):
     timestamp = Instant(load_default=None, blank=UNSUBSTITUTED)
     properties = properties_field(blank=UNSUBSTITUTED)
 
-    @pre_load
-    def lower_case_status(self, data: Any, **_: Any) -> Any:
-        """The status word is case-insensitive."""
-        if isinstance(data, dict) and isinstance(data.get("status"), str):
-            data = dict(data, status=data["status"].strip().lower())
-        return data
 
-
-class DattoRmmSource:
+class DattoRmmSource(BatchSource):
     """Parses Datto RMM alert webhooks into IncomingAlerts."""
 
     slug = "datto_rmm"
@@ -241,17 +234,8 @@ class DattoRmmSource:
         items, prefix = items_of(payload, "alerts", "the Datto RMM body (see the docs)")
         if all(is_test_webhook(item) for item in items):
             return ParsedWebhook()
-        schema = DattoRmmAlertSchema()
-        return judge_each(
-            items,
-            prefix,
-            lambda item, where: self._normalize(load_one(schema, item, where)),
-            without_marker,
-        )
-
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
-        return self.parse_items(payload).all_or_nothing()
+        read = loading(DattoRmmAlertSchema(), self._normalize)
+        return judge_each(items, prefix, read, without_marker)
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         monitor = data["monitor"] or data["category"]
@@ -264,36 +248,34 @@ class DattoRmmSource:
             title = f"{monitor or 'Datto RMM alert'} on {data['hostname']}"
         else:
             title = monitor or f"Datto RMM alert {data['alert_uid']}"
-        properties = {k: v for k, v in data["properties"].items() if v != ""}
-        properties.update(
-            {
-                key: value
-                for key, value in (
-                    ("alert_uid", data["alert_uid"]),
-                    ("alert.type", data["category"]),
-                    ("datto_rmm.device_uid", data["device_uid"]),
-                    ("datto_rmm.site_uid", data["site_uid"]),
-                    ("datto_rmm.platform", data["platform"]),
-                    ("datto_rmm.priority", data["priority"].strip()),
-                )
-                if value
-            }
+        # A property left as a literal `[variable]` is empty: no property.
+        properties = present(
+            [
+                *data["properties"].items(),
+                ("alert_uid", data["alert_uid"]),
+                ("alert.type", data["category"]),
+                ("datto_rmm.device_uid", data["device_uid"]),
+                ("datto_rmm.site_uid", data["site_uid"]),
+                ("datto_rmm.platform", data["platform"]),
+                ("datto_rmm.priority", data["priority"].strip()),
+            ]
         )
         occurred: datetime | None = data["timestamp"]
         status = STATUSES[data["status"]]
-        severity = severity_of(data["priority"], PRIORITIES, Severity.WARNING) or Severity.WARNING
-        return IncomingAlert(
-            source=self.slug,
-            fingerprint=data["alert_uid"],
-            status=status,
-            severity=severity,
-            title=clip(title, TITLE_LIMIT),
-            message=clip(data["message"], MESSAGE_LIMIT),
-            host=clip(data["hostname"], NAME_LIMIT),
-            tenant=clip(data["site_name"], NAME_LIMIT),
-            monitor=clip(monitor, NAME_LIMIT),
-            properties=properties,
-            started_at=occurred if status is AlertStatus.ACTIVE else None,
-            occurred_at=occurred,
-            raw_severity=data["priority"].strip(),
+        return fitted(
+            IncomingAlert(
+                source=self.slug,
+                fingerprint=data["alert_uid"],
+                status=status,
+                severity=severity_of(data["priority"], PRIORITIES),
+                title=title,
+                message=data["message"],
+                host=data["hostname"],
+                tenant=data["site_name"],
+                monitor=monitor,
+                properties=properties,
+                started_at=occurred if status is AlertStatus.ACTIVE else None,
+                occurred_at=occurred,
+                raw_severity=data["priority"].strip(),
+            )
         )

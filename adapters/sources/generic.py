@@ -13,11 +13,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import ValidationError, fields, validate
 
-from adapters.sources._common import items_of, judge_each, storable
+from adapters.sources._common import (
+    BatchSource,
+    Scalar,
+    SourceSchema,
+    Text,
+    items_of,
+    judge_each,
+    loading,
+)
 from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
-from connector.errors import PayloadError
 
 #: Status words accepted, including the firing/resolved of Alertmanager-like senders.
 STATUS_WORDS = {
@@ -31,28 +38,12 @@ STATUS_WORDS = {
 }
 
 
-class _Scalar(fields.Field[str]):
-    """A property value: string, number or boolean, kept as text."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str | int | float):
-            return storable(str(value))
-        raise ValidationError("Must be a string, number or boolean.")
-
-
-class _Text(fields.String):
-    """A string that may also arrive as a number (alert ids often do)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        return storable(super()._deserialize(value, attr, data, **kwargs))
-
-
 class _Moment(fields.AwareDateTime):
-    """An ISO 8601 timestamp in UTC (naive ones are taken as UTC)."""
+    """An ISO 8601 timestamp in UTC (naive ones are taken as UTC).
+
+    Stricter than _common.Instant, as the generic contract has always been: an empty string or
+    an epoch number is refused, not read.
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
@@ -62,13 +53,12 @@ class _Moment(fields.AwareDateTime):
             raise ValidationError("Out of the range of dates.") from e
 
 
-class GenericAlertSchema(Schema):
+class GenericAlertSchema(SourceSchema):
     """One generic alert. Unknown fields are ignored (senders add their own)."""
 
-    class Meta:
-        unknown = EXCLUDE
+    words = ("status", "severity")
 
-    id = _Text(required=True, validate=validate.Length(min=1, max=255))
+    id = Text(required=True, validate=validate.Length(min=1, max=255))
     status = fields.String(
         required=True,
         validate=validate.OneOf(sorted(STATUS_WORDS), error="Must be one of: {choices}."),
@@ -81,32 +71,23 @@ class GenericAlertSchema(Schema):
             error=f"Must be one of: {', '.join(s.value for s in Severity)}.",
         ),
     )
-    title = _Text(required=True, validate=validate.Length(min=1, max=10_000))
-    message = _Text(load_default="", validate=validate.Length(max=100_000))
-    host = _Text(load_default="", validate=validate.Length(max=255))
-    tenant = _Text(load_default="", validate=validate.Length(max=255))
-    monitor = _Text(load_default="", validate=validate.Length(max=255))
+    title = Text(required=True, validate=validate.Length(min=1, max=10_000))
+    message = Text(load_default="", validate=validate.Length(max=100_000))
+    host = Text(load_default="", validate=validate.Length(max=255))
+    tenant = Text(load_default="", validate=validate.Length(max=255))
+    monitor = Text(load_default="", validate=validate.Length(max=255))
     properties = fields.Dict(
-        keys=_Text(validate=validate.Length(min=1, max=255)),
-        values=_Scalar(),
+        keys=Text(validate=validate.Length(min=1, max=255)),
+        values=Scalar(),
         load_default=dict,
     )
     started_at = _Moment(load_default=None, default_timezone=UTC)
     occurred_at = _Moment(load_default=None, default_timezone=UTC)
-    note = _Text(load_default="", validate=validate.Length(max=32_000))
-    acknowledged_by = _Text(load_default="", validate=validate.Length(max=255))
-
-    @pre_load
-    def lower_case_words(self, data: Any, **_: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("status", "severity"):
-                if isinstance(data.get(key), str):
-                    data[key] = data[key].strip().lower()
-        return data
+    note = Text(load_default="", validate=validate.Length(max=32_000))
+    acknowledged_by = Text(load_default="", validate=validate.Length(max=255))
 
 
-class GenericSource:
+class GenericSource(BatchSource):
     """Parses generic JSON webhooks into IncomingAlerts."""
 
     slug = "generic"
@@ -115,28 +96,11 @@ class GenericSource:
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one alert (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", 'one alert or {"alerts": [...]}')
-        schema = GenericAlertSchema()
-
-        def read(item: Any, where: str) -> IncomingAlert:
-            if not isinstance(item, dict):
-                raise PayloadError.naming({where or "_": ["Must be an object."]})
-            try:
-                data = schema.load(item)
-            except ValidationError as e:
-                # Top-level field names only ("properties", not "properties.k.value").
-                messages = e.messages if isinstance(e.messages, dict) else {"_": e.messages}
-                at = f"{where}." if where else ""
-                raise PayloadError.naming({f"{at}{k}": v for k, v in messages.items()}) from e
-            return self._normalize(data)
-
+        # Top-level field names only ("properties", not "properties.k.value"), as always.
+        read = loading(GenericAlertSchema(), self._normalize, nested=False)
         return judge_each(items, prefix, read)
 
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
-        return self.parse_items(payload).all_or_nothing()
-
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
-        started: datetime | None = data["started_at"]
         return IncomingAlert(
             source=self.slug,
             fingerprint=data["id"],
@@ -148,8 +112,8 @@ class GenericSource:
             tenant=data["tenant"],
             monitor=data["monitor"],
             properties=data["properties"],
-            started_at=started.astimezone(UTC) if started else None,
-            occurred_at=data["occurred_at"].astimezone(UTC) if data["occurred_at"] else None,
+            started_at=data["started_at"],  # _Moment gives UTC
+            occurred_at=data["occurred_at"],
             note=data["note"],
             actor=data["acknowledged_by"],
             raw_severity=data["severity"],

@@ -98,23 +98,23 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+from marshmallow import ValidationError, validate
 
 from adapters.sources._common import (
     ID_LIMIT,
-    MESSAGE_LIMIT,
     NAME_LIMIT,
-    NOTE_LIMIT,
-    TITLE_LIMIT,
+    BatchSource,
     Instant,
+    SourceSchema,
     Text,
-    clip,
     filled,
-    from_epoch,
-    from_iso,
+    fitted,
+    from_text,
     items_of,
     judge_each,
-    load_one,
+    known_word,
+    loading,
+    present,
     properties_field,
     severity_of,
 )
@@ -181,7 +181,6 @@ ZONES = {
     "NZST": 12,
     "NZDT": 13,
 }
-_EPOCH_TEXT = re.compile(r"-?\d{1,20}(\.\d+)?")
 _PORTAL_TIME = re.compile(
     r"(?P<moment>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?)"
     r"\s+(?P<zone>[A-Za-z]{1,5}|[+-]\d{2}:?\d{2})"
@@ -196,7 +195,7 @@ def portal_time(text: str) -> datetime | None:
     match = _PORTAL_TIME.fullmatch(text)
     if match is None:
         try:
-            return from_epoch(float(text)) if _EPOCH_TEXT.fullmatch(text) else from_iso(text)
+            return from_text(text)
         except ValidationError:
             return None
     zone = match["zone"]
@@ -271,18 +270,10 @@ SHIPPED_BEFORE_LAYOUTS = Layout(
 FORM = "application/x-www-form-urlencoded"
 
 
-def _level(word: str) -> bool:
-    """An empty level (the default) or one of LogicMonitor's."""
-    if word and word not in LEVELS:
-        raise ValidationError(f"Must be one of: {', '.join(sorted(LEVELS))}.")
-    return True
-
-
-class LogicMonitorAlertSchema(Schema):
+class LogicMonitorAlertSchema(SourceSchema):
     """The recommended LogicMonitor body. Unknown fields are ignored."""
 
-    class Meta:
-        unknown = EXCLUDE
+    words = ("status", "level")
 
     alert_id = Text(required=True, blank=UNSUBSTITUTED, validate=filled(ID_LIMIT))
     status = Text(
@@ -290,7 +281,7 @@ class LogicMonitorAlertSchema(Schema):
         blank=UNSUBSTITUTED,
         validate=validate.OneOf(sorted(STATUSES), error="Must be one of: {choices}."),
     )
-    level = Text(load_default="", blank=UNSUBSTITUTED, validate=_level)
+    level = Text(load_default="", blank=UNSUBSTITUTED, validate=known_word(LEVELS))
     alert_type = Text(load_default="", blank=UNSUBSTITUTED)
     host = Text(load_default="", blank=UNSUBSTITUTED)
     datasource = Text(load_default="", blank=UNSUBSTITUTED)
@@ -310,18 +301,8 @@ class LogicMonitorAlertSchema(Schema):
     note = Text(load_default="", blank=UNSUBSTITUTED)
     properties = properties_field(blank=UNSUBSTITUTED)
 
-    @pre_load
-    def lower_case_words(self, data: Any, **_: Any) -> Any:
-        """Status and level words are case-insensitive."""
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("status", "level"):
-                if isinstance(data.get(key), str):
-                    data[key] = data[key].strip().lower()
-        return data
 
-
-class LogicMonitorSource:
+class LogicMonitorSource(BatchSource):
     """Parses LogicMonitor custom HTTP deliveries into IncomingAlerts."""
 
     slug = "logicmonitor"
@@ -340,17 +321,8 @@ class LogicMonitorSource:
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one delivery (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
-        schema = LogicMonitorAlertSchema()
-        return judge_each(
-            items,
-            prefix,
-            lambda item, where: self._normalize(load_one(schema, item, where)),
-            without_marker,
-        )
-
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """All or nothing: every alert, or PayloadError naming every bad field of every item."""
-        return self.parse_items(payload).all_or_nothing()
+        read = loading(LogicMonitorAlertSchema(), self._normalize)
+        return judge_each(items, prefix, read, without_marker)
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         word: str = data["status"]
@@ -371,42 +343,42 @@ class LogicMonitorSource:
         title = data["title"] or _compose_title(data)
         if word == "test":
             title = f"[test] {title}"
-        properties = {k: v for k, v in data["properties"].items() if v != ""}
-        properties.update(
-            {
-                key: value
-                for key, value in (
-                    ("instance", data["instance"]),
-                    ("datapoint", data["datapoint"]),
-                    ("value", data["value"]),
-                    ("threshold", data["threshold"]),
-                    ("alert.type", data["alert_type"]),
-                    ("logicmonitor.alert_id", data["alert_id"]),
-                    ("logicmonitor.group", data["group"]),
-                    ("logicmonitor.url", data["url"]),
-                    ("logicmonitor.start", data["start"]),
-                    ("logicmonitor.level", data["level"]),
-                    ("logicmonitor.test", "true" if word == "test" else ""),
-                )
-                if value
-            }
+        # A property left as a literal `##token##` is empty: no property.
+        properties = present(
+            [
+                *data["properties"].items(),
+                ("instance", data["instance"]),
+                ("datapoint", data["datapoint"]),
+                ("value", data["value"]),
+                ("threshold", data["threshold"]),
+                ("alert.type", data["alert_type"]),
+                ("logicmonitor.alert_id", data["alert_id"]),
+                ("logicmonitor.group", data["group"]),
+                ("logicmonitor.url", data["url"]),
+                ("logicmonitor.start", data["start"]),
+                ("logicmonitor.level", data["level"]),
+                ("logicmonitor.test", "true" if word == "test" else ""),
+            ]
         )
-        return IncomingAlert(
-            source=self.slug,
-            fingerprint=fingerprint,
-            status=status,
-            severity=severity_of(data["level"], LEVELS, Severity.WARNING) or Severity.WARNING,
-            title=clip(title, TITLE_LIMIT),
-            message=clip(data["message"], MESSAGE_LIMIT),
-            host=clip(data["host"], NAME_LIMIT),
-            tenant=clip(data["tenant"], NAME_LIMIT),
-            monitor=clip(data["datasource"], NAME_LIMIT),
-            properties=properties,
-            started_at=started,
-            occurred_at=occurred,
-            note=clip(data["note"], NOTE_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
-            actor=clip(data["admin"], NAME_LIMIT) if status is AlertStatus.ACKNOWLEDGED else "",
-            raw_severity=data["level"],
+        acknowledged = status is AlertStatus.ACKNOWLEDGED
+        return fitted(
+            IncomingAlert(
+                source=self.slug,
+                fingerprint=fingerprint,
+                status=status,
+                severity=severity_of(data["level"], LEVELS),
+                title=title,
+                message=data["message"],
+                host=data["host"],
+                tenant=data["tenant"],
+                monitor=data["datasource"],
+                properties=properties,
+                started_at=started,
+                occurred_at=occurred,
+                note=data["note"] if acknowledged else "",
+                actor=data["admin"] if acknowledged else "",
+                raw_severity=data["level"],
+            )
         )
 
 

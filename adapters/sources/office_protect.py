@@ -46,20 +46,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, pre_load, validate
+from marshmallow import validate
 
 from adapters.sources._common import (
     ID_LIMIT,
-    MESSAGE_LIMIT,
     NAME_LIMIT,
-    TITLE_LIMIT,
+    BatchSource,
     Instant,
+    SourceSchema,
     Text,
-    clip,
     filled,
+    fitted,
     items_of,
     judge_each,
-    load_one,
+    known_word,
+    loading,
+    present,
     properties_field,
     severity_of,
 )
@@ -90,24 +92,16 @@ SEVERITIES = {
 }
 
 
-def _severity(word: str) -> bool:
-    """An empty severity (the default) or a known word."""
-    if word and word not in SEVERITIES:
-        raise ValidationError(f"Must be one of: {', '.join(sorted(SEVERITIES))}.")
-    return True
-
-
-class OfficeProtectEventSchema(Schema):
+class OfficeProtectEventSchema(SourceSchema):
     """One security event. Unknown fields are ignored."""
 
-    class Meta:
-        unknown = EXCLUDE
+    words = ("status", "severity")
 
     event_id = Text(required=True, validate=filled(ID_LIMIT))
     event_type = Text(required=True, validate=filled(NAME_LIMIT))
     tenant = Text(required=True, validate=filled(NAME_LIMIT))
     description = Text(load_default="")
-    severity = Text(load_default="", validate=_severity)
+    severity = Text(load_default="", validate=known_word(SEVERITIES))
     time = Instant(load_default=None, epoch=False)
     status = Text(
         load_default="new",
@@ -118,18 +112,8 @@ class OfficeProtectEventSchema(Schema):
     details = properties_field()
     properties = properties_field()
 
-    @pre_load
-    def lower_case_words(self, data: Any, **_: Any) -> Any:
-        """Status and severity words are case-insensitive."""
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in ("status", "severity"):
-                if isinstance(data.get(key), str):
-                    data[key] = data[key].strip().lower()
-        return data
 
-
-class OfficeProtectSource:
+class OfficeProtectSource(BatchSource):
     """Parses Office Protect-style security events into IncomingAlerts."""
 
     slug = "office_protect"
@@ -138,45 +122,38 @@ class OfficeProtectSource:
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one event (or {"events": [...]}) event by event; bad fields are named."""
         items, prefix = items_of(payload, "events", 'one security event or {"events": [...]}')
-        schema = OfficeProtectEventSchema()
-        return judge_each(
-            items, prefix, lambda item, where: self._normalize(load_one(schema, item, where))
-        )
-
-    def parse(self, payload: Any) -> list[IncomingAlert]:
-        """All or nothing: every alert, or PayloadError naming every bad field of every event."""
-        return self.parse_items(payload).all_or_nothing()
+        return judge_each(items, prefix, loading(OfficeProtectEventSchema(), self._normalize))
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         event_type = data["event_type"].strip()
         user = data["user"].strip()
-        properties = dict(data["properties"])
-        properties.update({f"detail.{name}": value for name, value in data["details"].items()})
-        properties.update(
-            {
-                key: value
-                for key, value in (
+        # Sent properties and details are kept even when empty (no placeholders to blank here).
+        properties = {
+            **data["properties"],
+            **{f"detail.{name}": value for name, value in data["details"].items()},
+            **present(
+                [
                     ("event_id", data["event_id"]),
                     ("alert.type", "security event"),
                     ("office_protect.user", user),
                     ("office_protect.url", data["url"]),
-                )
-                if value
-            }
-        )
+                ]
+            ),
+        }
         occurred: datetime | None = data["time"]
-        return IncomingAlert(
-            source=self.slug,
-            fingerprint=data["event_id"],
-            status=STATUSES[data["status"]],
-            severity=severity_of(data["severity"], SEVERITIES, Severity.WARNING)
-            or Severity.WARNING,
-            title=clip(f"{event_type}: {user}" if user else event_type, TITLE_LIMIT),
-            message=clip(data["description"], MESSAGE_LIMIT),
-            tenant=data["tenant"].strip(),
-            monitor=event_type,
-            properties=properties,
-            started_at=occurred,
-            occurred_at=occurred,
-            raw_severity=data["severity"],
+        return fitted(
+            IncomingAlert(
+                source=self.slug,
+                fingerprint=data["event_id"],
+                status=STATUSES[data["status"]],
+                severity=severity_of(data["severity"], SEVERITIES),
+                title=f"{event_type}: {user}" if user else event_type,
+                message=data["description"],
+                tenant=data["tenant"].strip(),
+                monitor=event_type,
+                properties=properties,
+                started_at=occurred,
+                occurred_at=occurred,
+                raw_severity=data["severity"],
+            )
         )
