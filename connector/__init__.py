@@ -31,12 +31,15 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.services import build_services
     from connector.web import api, health, hooks, integrations, metrics
     from connector.web.params import DatabaseIdConverter
+    from connector.wiring import target_factory
 
     settings = load_settings(config_override)
     stamp_request_ids()
     app = Flask(__name__)
     app.config.update(settings)
-    app.extensions["connector"] = build_services(settings, load_sources(), load_target_profiles())
+    services = build_services(settings, load_sources(), load_target_profiles())
+    services.target_factory = target_factory(services)
+    app.extensions["connector"] = services
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
     app.url_map.converters["int"] = DatabaseIdConverter

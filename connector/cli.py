@@ -391,7 +391,6 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     from connector import create_app
     from connector.errors import ConnectorError
     from connector.pipeline.testdelivery import send_test as send_test_ticket
-    from connector.wiring import target_factory
 
     settings = _settings()
     key_file = Path("var") / "secret.key"
@@ -402,7 +401,6 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     try:
         result = send_test_ticket(
             services,
-            target_factory(services),
             integration_id=integration_id,
             company_id=company_id,
             complete=complete,

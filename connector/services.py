@@ -1,12 +1,12 @@
-"""What the web layer and the worker share: settings, the database, adapters, the secret box."""
+"""What the web layer, the worker and the CLI share: settings, database, adapters, secret box."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -17,6 +17,14 @@ from connector.errors import ConfigError, UnavailableError
 from connector.persistence.db import make_engine, make_session_factory
 from connector.ports import TargetProfile
 from connector.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from connector.integrations.settings import IntegrationSettings
+    from connector.persistence.models import Integration
+    from connector.ports import CallRecorder, TicketTarget
+
+#: Builds an integration's ticket target; the recorder receives every call it makes.
+TargetFactory = Callable[["Integration", "IntegrationSettings", "CallRecorder"], "TicketTarget"]
 
 
 @runtime_checkable
@@ -74,6 +82,8 @@ class Services:
     box: SecretBox | None = None
     #: Per target API flavour, what the core must know of it (from the target adapters).
     profiles: Mapping[str, TargetProfile] = field(default_factory=dict)
+    #: The ticket targets' factory, set by the composition root (connector.wiring).
+    target_factory: TargetFactory | None = None
 
     @property
     def max_delivery_age(self) -> timedelta:
@@ -93,6 +103,12 @@ class Services:
         if self.box is None:
             raise ConfigError("SECRET_KEYS is empty: set CONNECTOR_SECRET_KEYS to a Fernet key")
         return self.box
+
+    def targets(self) -> TargetFactory:
+        """The factory of the integrations' ticket targets."""
+        if self.target_factory is None:
+            raise ConfigError("no ticket target factory is wired: build the app with create_app")
+        return self.target_factory
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -1,6 +1,8 @@
-"""Composition root for the worker: builds each integration's ticket target from its adapter.
+"""The ticket targets' side of the composition root: each integration's target from its adapter.
 
-Like create_app, this is where the core meets the adapters; nothing else in connector/ imports one.
+create_app puts the factory on Services once; the worker, the web layer and the CLI reach it
+there. Like create_app, this is where the core meets the adapters; nothing else in connector/
+imports one.
 """
 
 from __future__ import annotations
@@ -8,9 +10,9 @@ from __future__ import annotations
 from connector.errors import ConfigError
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import Integration
-from connector.pipeline.worker import TargetFactory, Worker
+from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
-from connector.services import Services
+from connector.services import Services, TargetFactory
 
 
 def target_factory(services: Services) -> TargetFactory:
@@ -50,5 +52,5 @@ def target_factory(services: Services) -> TargetFactory:
 
 
 def make_worker(services: Services, *, worker_id: str | None = None) -> Worker:
-    """A worker wired to the real targets."""
-    return Worker(services, target_factory(services), worker_id=worker_id)
+    """A worker on the app's Services (and so its ticket targets)."""
+    return Worker(services, worker_id=worker_id)

@@ -16,7 +16,8 @@ from connector.domain import AlertStatus, IncomingAlert
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.text import truncate
 from connector.persistence.db import insert_for
-from connector.persistence.models import Alert, AlertEvent, Delivery, TenantMapping
+from connector.persistence.models import Alert, AlertEvent, TenantMapping
+from connector.pipeline.outbox import enqueue
 from connector.pipeline.routing import TenantRoute, map_severity, route_company
 
 QUEUED = "queued"
@@ -119,7 +120,7 @@ def ingest(
             event.disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
         elif route.dropped:
             event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
-        elif _enqueue(session, integration_id, row.alert_id, event.id, key, now, max_delivery_age):
+        elif enqueue(session, integration_id, row.alert_id, event.id, key, now, max_delivery_age):
             event.disposition = QUEUED
         else:
             event.disposition = DUPLICATE
@@ -242,41 +243,6 @@ def _upsert_alert(
     if alert.status is AlertStatus.CLEARED:
         cycle -= 1
     return _Upserted(int(alert_id), int(cycle), newest, str(status))
-
-
-@functools.cache
-def _enqueue_statement(dialect: str) -> Any:
-    """The delivery insert that a repeat of an event leaves alone, built once per dialect."""
-    statement = insert_for(dialect, Delivery)
-    return statement.on_conflict_do_nothing(
-        index_elements=[Delivery.alert_id, Delivery.dedupe_key]
-    ).returning(Delivery.id)
-
-
-def _enqueue(
-    session: Session,
-    integration_id: int,
-    alert_id: int,
-    event_id: int,
-    key: str,
-    now: datetime,
-    max_age: timedelta,
-) -> bool:
-    """Insert the delivery unless one exists for the same event; return whether it was new."""
-    values = {
-        "alert_id": alert_id,
-        "event_id": event_id,
-        "integration_id": integration_id,
-        "dedupe_key": key,
-        "state": "pending",
-        "attempts": 0,
-        "progress": 0,
-        "next_attempt_at": now,
-        "deadline_at": now + max_age,
-        "created_at": now,
-    }
-    statement = _enqueue_statement(session.get_bind().dialect.name)
-    return session.execute(statement, values).scalar_one_or_none() is not None
 
 
 def alert_to_json(alert: IncomingAlert) -> dict[str, Any]:

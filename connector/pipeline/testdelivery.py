@@ -9,7 +9,7 @@ explains a failure in plain words (API token → /api/v1/test-delivery, CLI → 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,15 +19,12 @@ from sqlalchemy.orm import Session
 
 from connector.domain import (
     AlertStatus,
-    ApiCallRecord,
     IncomingAlert,
     LifecyclePolicy,
-    OutboundRequest,
     RequestAction,
     Severity,
     Step,
     StepKind,
-    TargetResponse,
     TicketRef,
     TicketSnapshot,
     TicketState,
@@ -48,27 +45,17 @@ from connector.errors import (
 from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.store import load_options
 from connector.payloads.context import RenderContext
-from connector.payloads.extraction import extract_ticket_id
-from connector.payloads.requests import (
-    DeliveryOptions,
-    RequestSpec,
-    render_request,
-    request_json,
-)
+from connector.payloads.requests import DeliveryOptions, RequestSpec, request_json
 from connector.payloads.samples import SAMPLE_ALERT, SAMPLE_CONTEXT
 from connector.persistence.models import Alert, AlertEvent, Integration, TicketLink, utcnow
 from connector.pipeline import planner
-from connector.pipeline.activity import store_api_calls
-from connector.pipeline.governor import GovernedTarget, Governor, Limits, Throttled
+from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target, render
+from connector.pipeline.governor import Governor, Limits, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
 from connector.pipeline.routing import build_draft, route_company
-from connector.ports import CallRecorder, TargetProfile, TicketTarget
+from connector.pipeline.ticketlinks import latest_link
+from connector.ports import TicketTarget
 from connector.services import Services
-
-#: Stands in for a secret wherever one would otherwise appear (the adapters use the same text).
-
-#: Builds an integration's ticket target (connector.wiring.target_factory in production).
-TargetFactory = Callable[[Integration, IntegrationSettings, CallRecorder], TicketTarget]
 
 #: What the zone URL token shows in a preview when the zone lookup failed.
 ZONE_PLACEHOLDER = "##ZONEURL##"
@@ -79,8 +66,6 @@ PREVIEW_MARKER = "preview-marker"
 
 TEST_TITLE = "Test ticket from Autotask Alert Connector"
 TEST_SOURCE = "connector"
-#: How much of Autotask's answer the result shows.
-RESPONSE_KEEP_CHARS = 4000
 
 #: The actions each status's requests carry, in the order the worker sends them.
 STATUS_ACTIONS: Mapping[AlertStatus, tuple[RequestAction, ...]] = {
@@ -131,26 +116,11 @@ def _load(services: Services, session: Session, integration_id: int | None) -> _
     )
 
 
-class _Calls:
-    """Collects a target's Autotask calls, then stores them as API activity (no delivery)."""
-
-    def __init__(self) -> None:
-        self.records: list[ApiCallRecord] = []
-
-    def __call__(self, record: ApiCallRecord) -> None:
-        self.records.append(record)
-
-    def store_in(self, session: Session, integration_id: int) -> None:
-        """Store the calls so far in `session` (the governor does so as each call ends)."""
-        store_api_calls(session, self.records, integration_id)
-        self.records.clear()
-
-    def store(self, services: Services, integration: Integration) -> None:
-        if not self.records:
-            return
+def _store(services: Services, calls: CallLog, integration: Integration) -> None:
+    """Store what is left of the calls as API activity (no delivery)."""
+    if calls.records:
         with services.transaction() as session:
-            store_api_calls(session, self.records, integration.id)
-        self.records.clear()
+            calls.store_in(session, integration.id)
 
 
 def _open_ticket_steps(
@@ -199,9 +169,7 @@ def _zone_url(target: TicketTarget, warnings: list[str], secrets: Sequence[str])
         return ZONE_PLACEHOLDER
 
 
-def preview(
-    services: Services, factory: TargetFactory, integration_id: int, query: PreviewQuery
-) -> dict[str, Any]:
+def preview(services: Services, integration_id: int, query: PreviewQuery) -> dict[str, Any]:
     """Render a status's requests as they would be sent, without sending any; secrets redacted.
 
     Raises NotFoundError (integration or alert), BadRequest, RenderError (the template fails on
@@ -248,12 +216,12 @@ def preview(
         received_at=now,
         limits=loaded.options.profile.ticket_limits,
     )
-    calls = _Calls()
+    calls = CallLog()
     try:
-        target = factory(loaded.integration, settings, calls)
+        target = services.targets()(loaded.integration, settings, calls)
         zone_url = _zone_url(target, warnings, loaded.secrets)
     finally:
-        calls.store(services, loaded.integration)
+        _store(services, calls, loaded.integration)
     steps = _open_ticket_steps(alert, settings, now)
     rendered = []
     for action in STATUS_ACTIONS[status]:
@@ -269,7 +237,7 @@ def preview(
             integration_code=loaded.integration_code,
             zone_url=zone_url,
         )
-        request = _render(spec, context, status, loaded.options.profile)
+        request = render(spec, context, status, loaded.options.profile)
         rendered.append(request_json(request, loaded.secrets))
     return {
         "status": status.value,
@@ -294,28 +262,7 @@ def _stored_alert(
     )
     if event is None:
         raise NotFoundError(f"alert {alert_id} has no event")
-    link = session.scalar(
-        select(TicketLink)
-        .where(TicketLink.alert_id == alert_id)
-        .order_by(TicketLink.episode.desc())
-        .limit(1)
-    )
-    return alert_from_json(event.payload), link
-
-
-def _render(
-    spec: RequestSpec, context: RenderContext, status: AlertStatus, profile: TargetProfile
-) -> OutboundRequest:
-    """Render one request; a failure becomes a RenderError naming the request, reason and line."""
-    try:
-        return render_request(spec, context, profile)
-    except (RenderError, TemplateRejected) as e:
-        where = f"{status.value} {spec.action.value} request"
-        raise RenderError(
-            f"{where}: {e}",
-            line=e.line,
-            details={"status": status.value, "action": spec.action.value},
-        ) from e
+    return alert_from_json(event.payload), latest_link(session, alert_id)
 
 
 # -- test delivery -------------------------------------------------------------------------------
@@ -418,16 +365,12 @@ def explain(error: Exception, *, company_id: int, id_path: str, username: str) -
     return f"Autotask refused the request: {text}"
 
 
-def _response_json(response: TargetResponse) -> dict[str, Any]:
-    return {"status": response.status, "body": response.body[:RESPONSE_KEEP_CHARS]}
-
-
 @dataclass
 class _Run:
     """One test delivery in progress: what it needs and what it has exchanged so far."""
 
     loaded: _Loaded
-    target: TicketTarget
+    dispatch: Dispatcher
     alert: IncomingAlert
     company_id: int
     marker: str
@@ -435,8 +378,8 @@ class _Run:
     #: Where the create's answer carries the ticket id.
     id_path: str
     zone_url: str = ""
-    last_request: dict[str, Any] | None = None
-    last_response: dict[str, Any] | None = None
+    #: The action of the request being sent.
+    action: RequestAction = RequestAction.CREATE
 
     def explain(self, error: Exception) -> str:
         return explain(
@@ -446,10 +389,18 @@ class _Run:
             username=self.loaded.integration.username,
         )
 
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        """The last request, rendered or (once sent) as sent, with the action it carries."""
+        shown = self.dispatch.last_request
+        if shown is None or "action" in shown:
+            return shown
+        return {"action": self.action.value, **shown}
+
     def fail(self, error: Exception, words: str, http_status: int) -> _Failed:
         response = getattr(error, "response", None)
-        if self.last_response is not None:
-            response = self.last_response
+        if self.dispatch.last_response is not None:
+            response = self.dispatch.last_response
         return _Failed(
             words,
             http_status,
@@ -458,7 +409,8 @@ class _Run:
             response=response if isinstance(response, Mapping) else None,
         )
 
-    def send(self, spec: RequestSpec, step: Step, ticket: TicketRef | None) -> TargetResponse:
+    def context(self, step: Step, ticket: TicketRef | None) -> RenderContext:
+        """What the test ticket's requests are rendered with."""
         settings = self.loaded.settings
         draft = build_draft(
             self.alert,
@@ -469,7 +421,7 @@ class _Run:
             received_at=self.now,
             limits=self.loaded.options.profile.ticket_limits,
         )
-        context = RenderContext.build(
+        return RenderContext.build(
             self.alert,
             settings=settings,
             draft=draft,
@@ -479,18 +431,10 @@ class _Run:
             integration_code=self.loaded.integration_code,
             zone_url=self.zone_url,
         )
-        request = _render(spec, context, self.alert.status, self.loaded.options.profile)
-        self.last_request = request_json(request, self.loaded.secrets)
-        self.last_response = None
-        response = self.target.send(request)
-        self.last_request = {"action": request.action.value, **dict(response.sent)}
-        self.last_response = _response_json(response)
-        return response
 
 
 def send_test(
     services: Services,
-    factory: TargetFactory,
     *,
     integration_id: int | None = None,
     company_id: int | None = None,
@@ -517,20 +461,21 @@ def send_test(
             ),
         )
     create_spec = loaded.options.request_for(AlertStatus.ACTIVE, RequestAction.CREATE)
-    calls = _Calls()
+    calls = CallLog()
     try:
         # Governed like the worker's calls: budget, slots, 429 pause and breaker.
-        target = GovernedTarget(
-            factory(integration, settings, calls),
-            Governor(services, Limits.from_settings(services.settings)),
-            integration.id,
-            f"test-delivery:{uuid.uuid4().hex[:12]}",
-            lambda session: calls.store_in(session, integration.id),
-            profile=services.profile(integration.api_flavour),
+        target = governed_target(
+            services.targets(),
+            integration,
+            settings,
+            calls,
+            governor=Governor(services, Limits.from_settings(services.settings)),
+            holder=f"test-delivery:{uuid.uuid4().hex[:12]}",
+            profile=loaded.options.profile,
         )
         run = _Run(
             loaded=loaded,
-            target=target,
+            dispatch=Dispatcher(target, loaded.secrets, loaded.options.profile),
             alert=make_test_alert(now, integration.name),
             company_id=company,
             marker=f"test-{uuid.uuid4().hex[:20]}",
@@ -543,44 +488,31 @@ def send_test(
     except ConfigError as e:
         return _result(loaded, _Failed(f"the integration is not configured correctly: {e}", 400))
     finally:
-        calls.store(services, integration)
+        _store(services, calls, integration)
     return TestDeliveryResult(200, dict(redact(body, loaded.secrets)))
 
 
 def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, Any]:
     """Create the test ticket (and complete it, if asked); _Failed on the first failure."""
     try:
-        run.zone_url = run.target.endpoint_url()
+        run.zone_url = run.dispatch.target.endpoint_url()
     except TargetError as e:
         raise run.fail(e, f"the zone lookup failed: {run.explain(e)}", 502) from e
     steps = _open_ticket_steps(run.alert, run.loaded.settings, run.now)
+    run.action = RequestAction.CREATE
     try:
-        response = run.send(create_spec, steps[RequestAction.CREATE], None)
-    except (RenderError, TemplateRejected) as e:
-        raise run.fail(e, run.explain(e), 400) from e
-    except TargetError as e:
-        raise run.fail(e, run.explain(e), _target_status(e)) from e
-    try:
-        ticket_id = extract_ticket_id(
-            response.body, create_spec.format, run.id_path, run.loaded.options.profile.namespaces
-        )
-    except ExtractionError as e:
-        raise run.fail(e, run.explain(e), 502) from e
-    ticket = response.ticket if response.ticket and response.ticket.ticket_id == ticket_id else None
-    if ticket is None:
-        try:
-            ticket = run.target.get_ticket(ticket_id)
-        except TargetError:
-            ticket = None  # the ticket exists; only its number is unknown
-    ticket = ticket or TicketRef(ticket_id)
+        context = run.context(steps[RequestAction.CREATE], None)
+        ticket = run.dispatch.create(create_spec, context, run.alert.status)
+    except (RenderError, TemplateRejected, TargetError) as e:
+        raise run.fail(e, run.explain(e), _failure_status(e)) from e
     body: dict[str, Any] = {
         "ok": True,
         "integration_id": run.loaded.integration.id,
         "company_id": run.company_id,
         "marker": run.marker,
         "request": run.last_request,
-        "response": run.last_response,
-        "ticket_id": ticket_id,
+        "response": run.dispatch.last_response,
+        "ticket_id": ticket.ticket_id,
         "ticket_number": ticket.ticket_number,
     }
     if complete:
@@ -600,25 +532,32 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
     run.alert = cleared
     for action in (RequestAction.NOTE, RequestAction.UPDATE):
         spec = run.loaded.options.request_for(AlertStatus.CLEARED, action)
+        run.action = action
         try:
-            run.send(spec, steps[action], ticket)
+            run.dispatch.send(spec, run.context(steps[action], ticket), cleared.status)
         except (RenderError, TemplateRejected, TargetError) as e:
-            status = 400 if isinstance(e, RenderError | TemplateRejected) else _target_status(e)
             failed = run.fail(
                 e,
                 f"the test ticket {ticket.ticket_id} was created, but its cleared"
                 f" {action.value} request failed: {run.explain(e)}",
-                status,
+                _failure_status(e),
             )
             failed.extra["ticket_id"] = ticket.ticket_id
             raise failed from e
-        done[action.value] = {"request": run.last_request, "response": run.last_response}
+        done[action.value] = {"request": run.last_request, "response": run.dispatch.last_response}
     try:
-        after = run.target.get_ticket(ticket.ticket_id)
+        after = run.dispatch.target.get_ticket(ticket.ticket_id)
     except TargetError:
         after = None
     done["ticket_status"] = after.status if after is not None else None
     return done
+
+
+def _failure_status(error: ConnectorError) -> int:
+    """400 for a template that cannot be rendered, else the status of the target's failure."""
+    if isinstance(error, TargetError):
+        return _target_status(error)
+    return 400
 
 
 def _target_status(error: TargetError) -> int:

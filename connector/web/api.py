@@ -28,6 +28,7 @@ from connector.persistence.models import (
     utcnow,
 )
 from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
+from connector.pipeline.outbox import FAILED, DeliveryState
 from connector.pipeline.rejections import prune, rejection_json
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import integration_settings, services
@@ -45,9 +46,9 @@ from connector.web.params import (
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 ALERT_STATUSES = tuple(status.value for status in AlertStatus)
-DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
+DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 #: A delivery's stored outcome: the planner's outcomes once done, "failed" once dead-lettered.
-DELIVERY_OUTCOMES = ("created", "noted", "updated", "completed", "reopened", "ignored", "failed")
+DELIVERY_OUTCOMES = ("created", "noted", "updated", "completed", "reopened", "ignored", FAILED)
 
 #: GET /alerts: its filters and paging. The ticket filters match any ticket the alert has had
 #: (given both, they must hold for one and the same ticket).
@@ -277,9 +278,9 @@ def replay(delivery_id: int) -> Response:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
             raise NotFoundError(f"no delivery {delivery_id}")
-        if delivery.state != "dead":
+        if delivery.state != DeliveryState.DEAD:
             raise ConflictError(f"delivery {delivery_id} is {delivery.state}, not dead")
-        delivery.state = "pending"
+        delivery.state = DeliveryState.PENDING
         delivery.next_attempt_at = now
         delivery.deadline_at = now + svc.max_delivery_age
         delivery.finished_at = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,15 +24,12 @@ from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import METHODS, SLOTS, RequestSpec
 from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status
-from connector.pipeline.testdelivery import PreviewQuery, TargetFactory, preview, send_test
+from connector.pipeline.testdelivery import PreviewQuery, preview, send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
 
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
-
-#: An app may carry its own target factory here (tests use fakes); else the real adapters.
-TARGET_FACTORY_KEY = "connector.target_factory"
 
 STATUSES = [status.value for status in AlertStatus]
 #: The body format a request has when PUT names none.
@@ -364,16 +361,6 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
 # -- preview and test delivery ---------------------------------------------------------------------
 
 
-def _target_factory() -> TargetFactory:
-    """The app's target factory: a test's fake, or the real Autotask adapters."""
-    factory: TargetFactory | None = current_app.extensions.get(TARGET_FACTORY_KEY)
-    if factory is None:
-        from connector.wiring import target_factory
-
-        factory = target_factory(services())
-    return factory
-
-
 @bp.post("/integrations/<int:integration_id>/preview")
 def preview_requests(integration_id: int) -> Response:
     """The requests a status would send, rendered without sending any (secrets redacted)."""
@@ -383,7 +370,7 @@ def preview_requests(integration_id: int) -> Response:
         alert_id=data["alert_id"],
         ticket_id=data["ticket_id"],
     )
-    return jsonify(preview(services(), _target_factory(), integration_id, query))
+    return jsonify(preview(services(), integration_id, query))
 
 
 @bp.post("/test-delivery")
@@ -392,7 +379,6 @@ def test_delivery() -> tuple[Response, int]:
     data = _body(TestDeliverySchema(), required=False)
     result = send_test(
         services(),
-        _target_factory(),
         integration_id=data["integration_id"],
         company_id=data["company_id"],
         complete=data["complete"],

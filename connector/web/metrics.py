@@ -38,6 +38,7 @@ from connector.persistence.models import (
     TicketLink,
     utcnow,
 )
+from connector.pipeline.outbox import DeliveryState
 from connector.services import Services
 
 bp = Blueprint("metrics", __name__)
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Every delivery state; each is exposed, 0 when no delivery is in it.
-DELIVERY_STATES = ("pending", "in_progress", "done", "dead")
+DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 #: What became of each alert of an accepted webhook (AlertEvent.disposition, "dropped: …" cut;
 #: "rejected": the alert could not be read and was kept as a rejected webhook).
 DISPOSITIONS = ("queued", "duplicate", "stale", "dropped", "rejected")
@@ -286,7 +287,7 @@ class DatabaseCollector:
             }
             oldest_due = session.scalar(
                 select(func.min(Delivery.next_attempt_at)).where(
-                    Delivery.state == "pending", Delivery.next_attempt_at <= now
+                    Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now
                 )
             )
             integrations = list(session.scalars(select(Integration.name)))
@@ -314,7 +315,7 @@ class DatabaseCollector:
             deliveries.add_metric([state], by_state.get(state, 0))
         waited = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
         families["connector_delivery_oldest_pending_seconds"].add_metric([], max(waited, 0.0))
-        families["connector_dead_letters"].add_metric([], by_state.get("dead", 0))
+        families["connector_dead_letters"].add_metric([], by_state.get(DeliveryState.DEAD, 0))
         per_class: dict[tuple[str, str], int] = {
             (name, status): 0 for name in integrations for status in API_STATUS_CLASSES
         }

@@ -41,7 +41,8 @@ from connector.persistence.models import (
     TicketLink,
     utcnow,
 )
-from connector.pipeline.worker import RetryPolicy, Worker
+from connector.pipeline.outbox import RetryPolicy
+from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
 from tests.conftest import API_TOKEN, HOOK_TOKEN, ApiUser

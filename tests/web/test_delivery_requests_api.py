@@ -18,7 +18,6 @@ from connector.integrations.settings import IntegrationSettings
 from connector.payloads.requests import SLOTS, generate_requests
 from connector.persistence.models import ApiCall, DeliveryRequest, Integration
 from connector.ports import CallRecorder, TicketTarget
-from connector.web.integrations import TARGET_FACTORY_KEY
 from tests.conftest import API_TOKEN, HOOK_TOKEN, error_of
 
 PROFILES = {"rest": REST_PROFILE, "soap": SOAP_PROFILE}
@@ -615,7 +614,7 @@ def test_preview_of_an_alert_the_template_cannot_carry_is_422_with_the_line(
 def test_preview_when_the_zone_lookup_fails_shows_the_token_and_warns(
     client: FlaskClient, connector_app: Flask
 ) -> None:
-    connector_app.extensions[TARGET_FACTORY_KEY] = zone_down_factory
+    connector_app.extensions["connector"].target_factory = zone_down_factory
 
     shown = ok(
         call(
@@ -663,7 +662,7 @@ def test_preview_records_its_zone_lookup_as_api_activity(
 def test_preview_refusals(
     client: FlaskClient, connector_app: Flask, body: dict[str, Any], status: int, words: str
 ) -> None:
-    connector_app.extensions[TARGET_FACTORY_KEY] = zone_down_factory
+    connector_app.extensions["connector"].target_factory = zone_down_factory
     error = error_of(
         call(client, "POST", f"integrations/{integration_id(connector_app)}/preview", body), status
     )

@@ -24,7 +24,6 @@ from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import ApiCall, Integration
 from connector.pipeline.testdelivery import TEST_TITLE, explain
 from connector.ports import CallRecorder, TicketTarget
-from connector.web.integrations import TARGET_FACTORY_KEY
 from tests.conftest import API_TOKEN
 from tests.e2e.harness import free_port
 
@@ -303,7 +302,7 @@ def test_the_target_gets_the_rendered_requests_in_order(
     ) -> TicketTarget:
         return fake
 
-    connector_app.extensions[TARGET_FACTORY_KEY] = factory
+    connector_app.extensions["connector"].target_factory = factory
 
     body = answer(post_test_delivery(client, {"complete": True}), 200)
 

@@ -1,0 +1,157 @@
+"""The one way a request reaches the ticket system: render → govern → send → extract → record.
+
+The worker, the preview and the test delivery all go through here: a request spec is rendered for
+one alert, sent through the governed target, the ticket id of a create is read where its request
+says, and every call and exchange is kept for the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connector.domain import AlertStatus, ApiCallRecord, OutboundRequest, TargetResponse, TicketRef
+from connector.errors import RenderError, TargetError, TemplateRejected
+from connector.integrations.settings import IntegrationSettings
+from connector.payloads.context import RenderContext
+from connector.payloads.extraction import extract_ticket_id
+from connector.payloads.requests import RequestSpec, render_request, request_json
+from connector.persistence.models import Integration
+from connector.pipeline.activity import store_api_calls
+from connector.pipeline.governor import GovernedTarget, Governor
+from connector.ports import TargetProfile, TicketTarget
+from connector.services import TargetFactory
+
+logger = logging.getLogger(__name__)
+
+#: How much of Autotask's answer an exchange keeps (the full answer is in Autotask's own log).
+RESPONSE_KEEP_CHARS = 4000
+
+
+class CallLog:
+    """Collects a target's calls until they are stored as API activity (of `delivery_id`)."""
+
+    def __init__(self) -> None:
+        self.records: list[ApiCallRecord] = []
+        #: The delivery the calls are made for; None for previews and test deliveries.
+        self.delivery_id: int | None = None
+
+    def __call__(self, record: ApiCallRecord) -> None:
+        self.records.append(record)
+
+    def store_in(self, session: Session, integration_id: int) -> None:
+        """Store the calls so far in `session`, and forget them."""
+        if self.records:
+            store_api_calls(session, self.records, integration_id, self.delivery_id)
+            self.records.clear()
+
+
+def governed_target(
+    factory: TargetFactory,
+    integration: Integration,
+    settings: IntegrationSettings,
+    calls: CallLog,
+    *,
+    governor: Governor,
+    holder: str,
+    profile: TargetProfile,
+) -> GovernedTarget:
+    """The integration's target, governed: each call is admitted, then stored at once.
+
+    Storing each call's record as it ends (not with the step) keeps the hourly budget,
+    which is counted from the stored records, right for every worker sharing the database.
+    """
+    integration_id = integration.id
+    return GovernedTarget(
+        factory(integration, settings, calls),
+        governor,
+        integration_id,
+        holder,
+        lambda session: calls.store_in(session, integration_id),
+        profile=profile,
+    )
+
+
+def render(
+    spec: RequestSpec, context: RenderContext, status: AlertStatus, profile: TargetProfile
+) -> OutboundRequest:
+    """Render one request; a failure becomes a RenderError naming the request, reason and line."""
+    try:
+        return render_request(spec, context, profile)
+    except (RenderError, TemplateRejected) as e:
+        where = f"{status.value} {spec.action.value} request"
+        raise RenderError(
+            f"{where}: {e}",
+            line=e.line,
+            details={"status": status.value, "action": spec.action.value},
+        ) from e
+
+
+class Dispatcher:
+    """Sends one alert's requests through a target, keeping the last exchange (secrets redacted).
+
+    `last_request` is the rendered request until it is sent, then what the target says it sent;
+    `last_response` is the start of the answer (None while there is none).
+    """
+
+    def __init__(
+        self, target: TicketTarget, secrets: Sequence[str], profile: TargetProfile
+    ) -> None:
+        self.target = target
+        self.profile = profile
+        self.secrets = tuple(secrets)
+        self.last_request: dict[str, Any] | None = None
+        self.last_response: dict[str, Any] | None = None
+
+    def send(
+        self,
+        spec: RequestSpec,
+        context: RenderContext,
+        status: AlertStatus,
+        *,
+        before_send: Callable[[], None] | None = None,
+    ) -> TargetResponse:
+        """Render `spec` for an alert in `status` and send it; `before_send` runs in between."""
+        request = render(spec, context, status, self.profile)
+        self.last_request = request_json(request, self.secrets)
+        self.last_response = None
+        if before_send is not None:
+            before_send()
+        response = self.target.send(request)
+        self.last_request = dict(response.sent)
+        self.last_response = {
+            "status": response.status,
+            "body": response.body[:RESPONSE_KEEP_CHARS],
+        }
+        return response
+
+    def create(
+        self,
+        spec: RequestSpec,
+        context: RenderContext,
+        status: AlertStatus,
+        *,
+        before_send: Callable[[], None] | None = None,
+    ) -> TicketRef:
+        """Send a create; the ticket id is read where the create request says.
+
+        Raises ExtractionError when the answer has no ticket id there.
+        """
+        response = self.send(spec, context, status, before_send=before_send)
+        ticket_id = extract_ticket_id(
+            response.body, spec.format, spec.id_path, self.profile.namespaces
+        )
+        if response.ticket is not None and response.ticket.ticket_id == ticket_id:
+            return response.ticket
+        # The ticket exists now: failing here would make the worker retry a committed create,
+        # so a failed read-back only costs the ticket number.
+        try:
+            return self.target.get_ticket(ticket_id) or TicketRef(ticket_id)
+        except TargetError as e:
+            logger.warning(
+                "autotask.ticket.read_back_failed", extra={"ticket_id": ticket_id, "error": str(e)}
+            )
+            return TicketRef(ticket_id)

@@ -1,0 +1,296 @@
+"""The outbox: deliveries enqueued at ingest, claimed in per-alert order, leased, retried, dead.
+
+A delivery moves pending → in_progress (claimed, leased to one worker) → done or dead, or back
+to pending to be tried again. Delivery.state stores the strings of DeliveryState.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, aliased
+
+from connector.persistence.db import insert_for
+from connector.persistence.models import Delivery
+from connector.pipeline.governor import THROTTLED_PREFIX
+from connector.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker took the delivery over (this one's lease ran out): leave it to that one."""
+
+
+class DeliveryState(StrEnum):
+    """Where a delivery is in the outbox (Delivery.state)."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    DEAD = "dead"
+
+
+UNFINISHED = (DeliveryState.PENDING, DeliveryState.IN_PROGRESS)
+
+#: Delivery.outcome of a dead-lettered delivery (it did not do what its plan said).
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Waits between attempts: the schedule (last entry repeats) with ± jitter."""
+
+    delays: Sequence[float]
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt."""
+        base = float(self.delays[min(max(attempts, 1), len(self.delays)) - 1])
+        spread = base * self.jitter
+        wait = base + rng.uniform(-spread, spread)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return max(wait, 0.0)
+
+
+# -- enqueue -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    """The delivery insert that a repeat of an event leaves alone, built once per dialect."""
+    statement = insert_for(dialect, Delivery)
+    return statement.on_conflict_do_nothing(
+        index_elements=[Delivery.alert_id, Delivery.dedupe_key]
+    ).returning(Delivery.id)
+
+
+def enqueue(
+    session: Session,
+    integration_id: int,
+    alert_id: int,
+    event_id: int,
+    key: str,
+    now: datetime,
+    max_age: timedelta,
+) -> bool:
+    """Insert the delivery unless one exists for the same event; return whether it was new."""
+    values = {
+        "alert_id": alert_id,
+        "event_id": event_id,
+        "integration_id": integration_id,
+        "dedupe_key": key,
+        "state": DeliveryState.PENDING,
+        "attempts": 0,
+        "progress": 0,
+        "next_attempt_at": now,
+        "deadline_at": now + max_age,
+        "created_at": now,
+    }
+    statement = _enqueue_statement(session.get_bind().dialect.name)
+    return session.execute(statement, values).scalar_one_or_none() is not None
+
+
+# -- one worker's view of the queue --------------------------------------------------------------
+
+
+@dataclass
+class Outbox:
+    """The queue as one worker (`owner`) sees it: its claims, their leases, how attempts end.
+
+    The endings (`finish`, `postpone`, `fail`) change a delivery this worker still owns, inside
+    the caller's transaction (`owned` gives it), and always give its lease up.
+    """
+
+    services: Services
+    owner: str
+    lease: timedelta
+    batch: int
+    retry: RetryPolicy
+    clock: Callable[[], datetime]
+    rng: random.Random
+
+    def claim(self) -> list[int]:
+        """Lease up to `batch` due deliveries, oldest first, never two of one alert at once."""
+        now = self.clock()
+        earlier = aliased(Delivery)
+        blocked = exists().where(
+            earlier.alert_id == Delivery.alert_id,
+            earlier.id < Delivery.id,
+            earlier.state.in_(UNFINISHED),
+        )
+        due = or_(
+            and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),
+            and_(Delivery.state == DeliveryState.IN_PROGRESS, Delivery.lease_expires_at < now),
+        )
+        with self.services.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(Delivery.id)
+                    .where(due, ~blocked)
+                    .order_by(Delivery.id)
+                    .limit(self.batch)
+                    # PostgreSQL: workers on any host share the queue without waiting on each
+                    # other. SQLite ignores it; its BEGIN IMMEDIATE serializes claims instead.
+                    .with_for_update(skip_locked=True, of=Delivery)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids))
+                    .values(
+                        state=DeliveryState.IN_PROGRESS,
+                        lease_owner=self.owner,
+                        lease_expires_at=now + self.lease,
+                        attempts=Delivery.attempts + 1,
+                    )
+                )
+        return ids
+
+    def wake_throttled(self) -> int:
+        """Make deliveries the governor held back due now; return how many.
+
+        Their wait was computed under the limits of the worker that held them back; a worker
+        starting (perhaps with a raised API_HOURLY_CEILING) looks again rather than leaving them
+        asleep for up to an hour. A delivery still over the limits is simply held back again.
+        """
+        now = self.clock()
+        with self.services.transaction() as session:
+            woken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(Delivery)
+                .where(
+                    Delivery.state == DeliveryState.PENDING,
+                    Delivery.next_attempt_at > now,
+                    Delivery.last_error.startswith(THROTTLED_PREFIX),
+                )
+                .values(next_attempt_at=now)
+            )
+        return int(woken.rowcount or 0)
+
+    def renew_lease(self, session: Session, delivery_id: int) -> bool:
+        """Extend this worker's lease on the delivery; False when it is no longer this worker's.
+
+        A conditional UPDATE, so it also locks the row for the rest of the transaction: no other
+        worker can claim the delivery between this check and the commit.
+        """
+        renewed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.lease_owner == self.owner,
+                Delivery.state == DeliveryState.IN_PROGRESS,
+            )
+            .values(lease_expires_at=self.clock() + self.lease)
+            .execution_options(synchronize_session=False)
+        )
+        return renewed.rowcount == 1
+
+    def owned(self, session: Session, delivery_id: int) -> Delivery | None:
+        """The delivery, with its lease renewed, if this worker still holds it; else None."""
+        if not self.renew_lease(session, delivery_id):
+            return None
+        return session.get(Delivery, delivery_id, populate_existing=True)
+
+    def finish(self, delivery: Delivery, outcome: str, note: str | None) -> None:
+        """The delivery did what it set out to do (or found nothing to do): done."""
+        delivery.outcome = outcome
+        delivery.finished_at = self.clock()
+        delivery.last_error = note
+        _release(delivery, DeliveryState.DONE)
+
+    def postpone(self, delivery: Delivery, wait: float, why: str) -> None:
+        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it."""
+        # The claim counted this pass as an attempt; it was none.
+        delivery.attempts = max(delivery.attempts - 1, 0)
+        delivery.next_attempt_at = self.clock() + timedelta(seconds=max(wait, 0.0))
+        delivery.last_error = why
+        _release(delivery, DeliveryState.PENDING)
+
+    def fail(
+        self,
+        delivery: Delivery,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None,
+        max_attempts: int | None,
+    ) -> None:
+        """A failed attempt: retried after the policy's wait while it may be, else dead-lettered."""
+        now = self.clock()
+        delivery.last_error = message
+        attempts_left = max_attempts is None or delivery.attempts < max_attempts
+        if retryable and attempts_left and now < delivery.deadline_at:
+            wait = self.retry.delay(delivery.attempts, retry_after, self.rng)
+            delivery.next_attempt_at = now + timedelta(seconds=wait)
+            _release(delivery, DeliveryState.PENDING)
+            return
+        delivery.outcome = FAILED
+        delivery.finished_at = now
+        _release(delivery, DeliveryState.DEAD)
+        logger.warning("delivery.dead_letter", extra={"delivery_id": delivery.id, "error": message})
+
+
+def _release(delivery: Delivery, state: DeliveryState) -> None:
+    """Give the delivery's lease up, leaving it in `state`."""
+    delivery.state = state
+    delivery.lease_owner = None
+    delivery.lease_expires_at = None
+
+
+class LeaseKeeper:
+    """Renews a delivery's lease from a thread while the worker works on it.
+
+    A call to Autotask may take longer than the lease (a slow zone lookup and create); without
+    renewal another worker would take the delivery over and, its create still in flight, find no
+    ticket by the marker and create a second one. The keeper renews every third of the lease;
+    when a renewal finds the delivery taken over, `check()` stops the worker before its next
+    call.
+    """
+
+    def __init__(self, outbox: Outbox, delivery_id: int) -> None:
+        self.outbox = outbox
+        self.delivery_id = delivery_id
+        self.interval = max(outbox.lease.total_seconds() / 3, 0.05)
+        self.lost = False
+        self._done = threading.Event()
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Renew the lease in the background for as long as the block runs."""
+        thread = threading.Thread(
+            target=self._renew_until_done, name=f"lease-{self.delivery_id}", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            self._done.set()
+            thread.join()
+
+    def check(self) -> None:
+        """Raise LeaseLost once a renewal found the delivery taken over."""
+        if self.lost:
+            raise LeaseLost()
+
+    def _renew_until_done(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                with self.outbox.services.transaction() as session:
+                    if not self.outbox.renew_lease(session, self.delivery_id):
+                        self.lost = True
+                        return
+            except Exception:  # a database hiccup: try again at the next interval
+                logger.warning("delivery.lease_renewal_failed", exc_info=True)
