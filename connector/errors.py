@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -91,6 +92,23 @@ class RenderError(ConnectorError):
     ) -> None:
         super().__init__(message, details={**(details or {}), "line": line} if line else details)
         self.line = line
+
+
+class TargetRefusal(StrEnum):
+    """What a ticket system refused, as its adapter reads the refusal (see TargetProfile)."""
+
+    #: The API user's username or secret.
+    CREDENTIALS = "credentials"
+    #: The API user itself: the zone lookup does not know it.
+    UNKNOWN_USER = "unknown_user"
+    #: The API tracking identifier (integration code).
+    TRACKING_IDENTIFIER = "tracking_identifier"
+    #: The company the ticket names does not exist.
+    UNKNOWN_COMPANY = "unknown_company"
+    #: The company the ticket names exists but cannot take tickets (inactive).
+    INACTIVE_COMPANY = "inactive_company"
+    #: The integration's address is not one credentials may be sent to.
+    ADDRESS_NOT_ALLOWED = "address_not_allowed"
 
 
 class TargetError(ConnectorError):

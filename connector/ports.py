@@ -14,6 +14,7 @@ from connector.domain import (
     TargetResponse,
     TicketRef,
 )
+from connector.errors import TargetError, TargetRefusal
 
 #: Receives every call a target makes, successful or not.
 CallRecorder = Callable[[ApiCallRecord], None]
@@ -47,6 +48,8 @@ class TargetProfile:
     ]
     #: The endpoint a request counts against in the API's per-endpoint thread limit.
     endpoint_of: Callable[[OutboundRequest], str]
+    #: What a failed call says was refused, read from the API's own words; None: nothing known.
+    refusal_of: Callable[[TargetError], TargetRefusal | None]
 
     def limits_for(self, action: RequestAction) -> Mapping[str, int]:
         """The field limits of what `action` writes: a note's, or a ticket's."""

@@ -36,9 +36,9 @@ from connector.errors import (
     ExtractionError,
     NotFoundError,
     RenderError,
-    TargetAuthError,
     TargetError,
     TargetRateLimited,
+    TargetRefusal,
     TargetUnavailable,
     TemplateRejected,
 )
@@ -54,7 +54,7 @@ from connector.pipeline.governor import Governor, Limits, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
 from connector.pipeline.routing import build_draft, route_company
 from connector.pipeline.ticketlinks import latest_link
-from connector.ports import TicketTarget
+from connector.ports import TargetProfile, TicketTarget
 from connector.services import Services
 
 #: What the zone URL token shows in a preview when the zone lookup failed.
@@ -322,46 +322,41 @@ def make_test_alert(now: datetime, integration_name: str) -> IncomingAlert:
     )
 
 
-def explain(error: Exception, *, company_id: int, id_path: str, username: str) -> str:
-    """Plain words for why a test delivery failed."""
+def explain(
+    error: Exception, *, company_id: int, id_path: str, username: str, profile: TargetProfile
+) -> str:
+    """Plain words for why a test delivery failed (what was refused, as the target reads it)."""
     if isinstance(error, ExtractionError):
         return f"the ticket id was not found at {id_path} in Autotask's answer"
     if isinstance(error, RenderError | TemplateRejected):
         return f"the request template cannot be rendered: {error}"
+    if isinstance(error, ConfigError):
+        return f"the integration is not configured correctly: {error}"
+    if not isinstance(error, TargetError):
+        return f"Autotask refused the request: {error}"
     text = str(error)
-    lowered = text.lower()
-    response = getattr(error, "response", None) or {}
-    status = response.get("status") if isinstance(response, Mapping) else None
-    if status == 401 or "authorization has been denied" in lowered:
+    refusal = profile.refusal_of(error)
+    if refusal is TargetRefusal.CREDENTIALS:
         return (
             "Autotask refused the API user's credentials (HTTP 401): check the username and secret"
         )
-    if isinstance(error, TargetAuthError) and "zoneinformation" in lowered.replace(" ", ""):
-        # The zone lookup is the one call without credentials: only the username can fail it
-        # ("Zone information could not be determined", autotask-api.md §14).
+    if refusal is TargetRefusal.UNKNOWN_USER:
         return f"Autotask does not know the API user {username!r}: check the username"
-    if isinstance(error, TargetAuthError) or any(
-        marker in lowered for marker in ("integrationcode", "integration code")
-    ):
-        # The user is known (its zone was found) and a wrong secret is a 401: what is left is
-        # the tracking identifier, refused with a bare 500 (apigrate/autotask-restapi #19).
+    if refusal is TargetRefusal.TRACKING_IDENTIFIER:
         return "the API tracking identifier (integration code) is not valid"
-    if "companyid" in lowered and "existing entity" in lowered:
+    if refusal is TargetRefusal.UNKNOWN_COMPANY:
         return f"Autotask has no company {company_id}"
-    if "field: companyid of type" in lowered and "does not exist or is invalid" in lowered:
-        # Autotask's reference error, also for an inactive company (autotask-api.md §14).
+    if refusal is TargetRefusal.INACTIVE_COMPANY:
         return f"Autotask has no active company {company_id}"
-    if "refusing to call it" in lowered:
+    if refusal is TargetRefusal.ADDRESS_NOT_ALLOWED:
         return f"the integration's Autotask address is not allowed: {text}"
     if isinstance(error, TargetRateLimited):
         return f"Autotask asked the connector to slow down (rate limit): {text}"
     if isinstance(error, TargetUnavailable) and error.max_attempts is not None:
-        # Autotask answered in its own error shape but gave no reason (autotask-api.md §14).
+        # The target answered in its own error shape but gave no reason.
         return f"Autotask refused the request without saying why: {text}"
     if isinstance(error, TargetUnavailable):
         return f"Autotask could not be reached or gave no usable answer: {text}"
-    if isinstance(error, ConfigError):
-        return f"the integration is not configured correctly: {error}"
     return f"Autotask refused the request: {text}"
 
 
@@ -387,6 +382,7 @@ class _Run:
             company_id=self.company_id,
             id_path=self.id_path,
             username=self.loaded.integration.username,
+            profile=self.loaded.options.profile,
         )
 
     @property
@@ -504,7 +500,7 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
         context = run.context(steps[RequestAction.CREATE], None)
         ticket = run.dispatch.create(create_spec, context, run.alert.status)
     except (RenderError, TemplateRejected, TargetError) as e:
-        raise run.fail(e, run.explain(e), _failure_status(e)) from e
+        raise run.fail(e, run.explain(e), _failure_status(e, run.loaded.options.profile)) from e
     body: dict[str, Any] = {
         "ok": True,
         "integration_id": run.loaded.integration.id,
@@ -540,7 +536,7 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
                 e,
                 f"the test ticket {ticket.ticket_id} was created, but its cleared"
                 f" {action.value} request failed: {run.explain(e)}",
-                _failure_status(e),
+                _failure_status(e, run.loaded.options.profile),
             )
             failed.extra["ticket_id"] = ticket.ticket_id
             raise failed from e
@@ -553,18 +549,13 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
     return done
 
 
-def _failure_status(error: ConnectorError) -> int:
-    """400 for a template that cannot be rendered, else the status of the target's failure."""
-    if isinstance(error, TargetError):
-        return _target_status(error)
-    return 400
-
-
-def _target_status(error: TargetError) -> int:
-    """502 for Autotask refusing or not answering; 400 when the integration's address is refused."""
+def _failure_status(error: ConnectorError, profile: TargetProfile) -> int:
+    """400 for a template or an address the connector refuses; 503 throttled; else 502."""
     if isinstance(error, Throttled):
         return 503
-    return 400 if "refusing to call it" in str(error).lower() else 502
+    if not isinstance(error, TargetError):
+        return 400
+    return 400 if profile.refusal_of(error) is TargetRefusal.ADDRESS_NOT_ALLOWED else 502
 
 
 def _result(loaded: _Loaded, failed: _Failed) -> TestDeliveryResult:

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters.sandbox import ApiUser, Sandbox
+from adapters.targets.autotask.profile import REST_PROFILE
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import (
     ConfigError,
@@ -379,4 +380,6 @@ def test_the_target_gets_the_rendered_requests_in_order(
     ],
 )
 def test_explain_puts_failures_in_plain_words(error: Exception, words: str) -> None:
-    assert words in explain(error, company_id=5, id_path="$.itemId", username="me@x")
+    assert words in explain(
+        error, company_id=5, id_path="$.itemId", username="me@x", profile=REST_PROFILE
+    )

@@ -30,7 +30,7 @@ from adapters.targets.autotask.errors import (
     UnexplainedRefusal,
     credentials_refused,
 )
-from adapters.targets.autotask.profile import DEFAULT_ALLOWED_ZONE_HOSTS
+from adapters.targets.autotask.profile import DEFAULT_ALLOWED_ZONE_HOSTS, REFUSED_ADDRESS
 from connector.domain import REDACTED, ApiCallRecord, redact_text, secret_forms
 from connector.errors import TargetAuthError, TargetError, TargetRejected
 from connector.ports import CallRecorder
@@ -270,7 +270,7 @@ def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> 
     elif parts.scheme not in ("https", "http"):
         problem = f"uses scheme {parts.scheme!r}"
     if problem:
-        raise TargetRejected(f"Autotask {what} {url!r} {problem}; refusing to call it.")
+        raise TargetRejected(f"Autotask {what} {url!r} {problem}; {REFUSED_ADDRESS}.")
 
 
 def host_matches(host: str, pattern: str) -> bool:

@@ -9,9 +9,13 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
 from connector.domain import AlertStatus, OutboundRequest, RequestAction
+from connector.errors import TargetAuthError, TargetError, TargetRefusal
 from connector.ports import TargetProfile
 
 # -- addresses ---------------------------------------------------------------------------------
+
+#: How the outbound-URL guard (http.check_outbound_url) ends its refusal.
+REFUSED_ADDRESS = "refusing to call it"
 
 #: The REST API's path under a zone host; real clients write it in either case (§1).
 REST_API_PATH = "atservicesrest/v1.0"
@@ -203,6 +207,35 @@ def endpoint_of(request: OutboundRequest) -> str:
     return "TicketNotes" if request.action is RequestAction.NOTE else "Tickets"
 
 
+# -- what a refusal says ------------------------------------------------------------------------
+
+
+def refusal_of(error: TargetError) -> TargetRefusal | None:
+    """What Autotask refused, read from its status and words (autotask-api.md §2, §14)."""
+    text = str(error).lower()
+    response = error.response or {}
+    if response.get("status") == 401 or "authorization has been denied" in text:
+        return TargetRefusal.CREDENTIALS
+    if isinstance(error, TargetAuthError) and "zoneinformation" in text.replace(" ", ""):
+        # The zone lookup is the one call without credentials: only the username can fail it
+        # ("Zone information could not be determined", §14).
+        return TargetRefusal.UNKNOWN_USER
+    if isinstance(error, TargetAuthError) or any(
+        marker in text for marker in ("integrationcode", "integration code")
+    ):
+        # The user is known (its zone was found) and a wrong secret is a 401: what is left is
+        # the tracking identifier, refused with a bare 500 (apigrate/autotask-restapi #19).
+        return TargetRefusal.TRACKING_IDENTIFIER
+    if "companyid" in text and "existing entity" in text:
+        return TargetRefusal.UNKNOWN_COMPANY
+    if "field: companyid of type" in text and "does not exist or is invalid" in text:
+        # Autotask's reference error, also for an inactive company (§14).
+        return TargetRefusal.INACTIVE_COMPANY
+    if REFUSED_ADDRESS in text:
+        return TargetRefusal.ADDRESS_NOT_ALLOWED
+    return None
+
+
 # -- the flavours as the core sees them (connector.ports.TargetProfile) -------------------------
 
 REST_PROFILE = TargetProfile(
@@ -217,6 +250,7 @@ REST_PROFILE = TargetProfile(
     target_headers=TARGET_HEADERS,
     default_requests=REST_REQUESTS,
     endpoint_of=endpoint_of,
+    refusal_of=refusal_of,
 )
 
 # SOAP requests are POSTed XML envelopes to the one atws.asmx address (autotask-api.md §10).
@@ -232,4 +266,5 @@ SOAP_PROFILE = TargetProfile(
     target_headers=TARGET_HEADERS,
     default_requests=SOAP_REQUESTS,
     endpoint_of=endpoint_of,
+    refusal_of=refusal_of,
 )
