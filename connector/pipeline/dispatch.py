@@ -8,12 +8,20 @@ says, and every call and exchange is kept for the record.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connector.domain import AlertStatus, ApiCallRecord, OutboundRequest, TargetResponse, TicketRef
+from connector.domain import (
+    AlertStatus,
+    ApiCallRecord,
+    OutboundRequest,
+    RequestAction,
+    TargetResponse,
+    TicketRef,
+)
 from connector.errors import RenderError, TargetError, TemplateRejected
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import RenderContext
@@ -21,7 +29,7 @@ from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, render_request, request_json
 from connector.persistence.models import Integration
 from connector.pipeline.activity import store_api_calls
-from connector.pipeline.governor import GovernedTarget, Governor
+from connector.pipeline.governor import ZONE_RECHECK_SECONDS, Governor
 from connector.ports import TargetProfile, TicketTarget
 from connector.services import TargetFactory
 
@@ -47,6 +55,68 @@ class CallLog:
         if self.records:
             store_api_calls(session, self.records, integration_id, self.delivery_id)
             self.records.clear()
+
+
+class GovernedTarget:
+    """A TicketTarget whose every call is admitted by the governor, then accounted."""
+
+    def __init__(
+        self,
+        inner: TicketTarget,
+        governor: Governor,
+        integration_id: int,
+        holder: str,
+        store: Callable[[Session], None] | None = None,
+        *,
+        profile: TargetProfile,
+    ) -> None:
+        self.inner = inner
+        self.profile = profile
+        self.governor = governor
+        self.integration_id = integration_id
+        self.holder = holder
+        self.store = store
+        self._zone_checked: float | None = None
+
+    def _call(
+        self, endpoint: str, *, creates: bool = False, cost: int = 1, slot: bool = True
+    ) -> Any:
+        return self.governor.call(
+            self.integration_id,
+            endpoint,
+            self.holder,
+            creates=creates,
+            cost=cost,
+            slot=slot,
+            store=self.store,
+        )
+
+    def endpoint_url(self) -> str:
+        """The zone URL. Its lookup is neither counted by Autotask nor thread-limited (§8), but
+        it fails in an outage like any call: while it may need a lookup, pause and breaker apply.
+        """
+        now = time.monotonic()
+        if self._zone_checked is not None and now - self._zone_checked < ZONE_RECHECK_SECONDS:
+            return self.inner.endpoint_url()  # answered from the adapter's cache
+        with self._call("ZoneInformation", slot=False):
+            url = self.inner.endpoint_url()
+        self._zone_checked = now
+        return url
+
+    def send(self, request: OutboundRequest) -> TargetResponse:
+        # A SOAP update reads the ticket first (whole-entity update): two calls.
+        cost = 2 if request.body_format == "xml" and request.action is RequestAction.UPDATE else 1
+        creates = request.action is RequestAction.CREATE
+        with self._call(self.profile.endpoint_of(request), creates=creates, cost=cost):
+            return self.inner.send(request)
+
+    def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
+        with self._call("Tickets"):
+            return self.inner.find_ticket_by_marker(marker)
+
+    def get_ticket(self, ticket_id: int) -> TicketRef | None:
+        with self._call("Tickets"):
+            return self.inner.get_ticket(ticket_id)
 
 
 def governed_target(

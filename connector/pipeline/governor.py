@@ -33,11 +33,9 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import TargetAuthError, TargetError, TargetRateLimited
 from connector.persistence.db import insert_for
 from connector.persistence.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
-from connector.ports import TargetProfile, TicketTarget
 from connector.services import Services
 
 logger = logging.getLogger(__name__)
@@ -484,65 +482,3 @@ def _take_slot(
 def breaker_snapshot(session: Session) -> dict[int, GovernorState]:
     """Every integration's governor row (for metrics), by integration id."""
     return {state.integration_id: state for state in session.scalars(select(GovernorState))}
-
-
-class GovernedTarget:
-    """A TicketTarget whose every call is admitted by the governor, then accounted."""
-
-    def __init__(
-        self,
-        inner: TicketTarget,
-        governor: Governor,
-        integration_id: int,
-        holder: str,
-        store: Callable[[Session], None] | None = None,
-        *,
-        profile: TargetProfile,
-    ) -> None:
-        self.inner = inner
-        self.profile = profile
-        self.governor = governor
-        self.integration_id = integration_id
-        self.holder = holder
-        self.store = store
-        self._zone_checked: float | None = None
-
-    def _call(
-        self, endpoint: str, *, creates: bool = False, cost: int = 1, slot: bool = True
-    ) -> Any:
-        return self.governor.call(
-            self.integration_id,
-            endpoint,
-            self.holder,
-            creates=creates,
-            cost=cost,
-            slot=slot,
-            store=self.store,
-        )
-
-    def endpoint_url(self) -> str:
-        """The zone URL. Its lookup is neither counted by Autotask nor thread-limited (§8), but
-        it fails in an outage like any call: while it may need a lookup, pause and breaker apply.
-        """
-        now = time.monotonic()
-        if self._zone_checked is not None and now - self._zone_checked < ZONE_RECHECK_SECONDS:
-            return self.inner.endpoint_url()  # answered from the adapter's cache
-        with self._call("ZoneInformation", slot=False):
-            url = self.inner.endpoint_url()
-        self._zone_checked = now
-        return url
-
-    def send(self, request: OutboundRequest) -> TargetResponse:
-        # A SOAP update reads the ticket first (whole-entity update): two calls.
-        cost = 2 if request.body_format == "xml" and request.action is RequestAction.UPDATE else 1
-        creates = request.action is RequestAction.CREATE
-        with self._call(self.profile.endpoint_of(request), creates=creates, cost=cost):
-            return self.inner.send(request)
-
-    def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
-        with self._call("Tickets"):
-            return self.inner.find_ticket_by_marker(marker)
-
-    def get_ticket(self, ticket_id: int) -> TicketRef | None:
-        with self._call("Tickets"):
-            return self.inner.get_ticket(ticket_id)

@@ -1,40 +1,31 @@
-"""Rendering an integration's delivery requests outside the worker: previews and test tickets.
+"""Test delivery: a clearly labelled test ticket sent through an integration, failures in words.
 
-`preview` renders what a status's requests would send for a stored alert (or the sample alert)
-and sends nothing. `send_test` sends a clearly labelled test ticket through the integration's
-Active create request, optionally completes it with the Cleared note and update requests, and
-explains a failure in plain words (API token → /api/v1/test-delivery, CLI → `connector send-test`).
+`send_test` sends it through the integration's Active create request, optionally completes it
+with the Cleared note and update requests, and explains a failure in plain words (API token →
+/api/v1/test-delivery, CLI → `connector send-test`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from connector.domain import (
     AlertStatus,
     IncomingAlert,
-    LifecyclePolicy,
     RequestAction,
     Severity,
     Step,
-    StepKind,
     TicketRef,
-    TicketSnapshot,
-    TicketState,
     redact,
 )
 from connector.errors import (
     ConfigError,
     ConnectorError,
     ExtractionError,
-    NotFoundError,
     RenderError,
     TargetError,
     TargetRateLimited,
@@ -42,230 +33,23 @@ from connector.errors import (
     TargetUnavailable,
     TemplateRejected,
 )
-from connector.integrations.settings import IntegrationSettings, load_settings
-from connector.integrations.store import load_options
 from connector.payloads.context import RenderContext
-from connector.payloads.requests import DeliveryOptions, RequestSpec, request_json
-from connector.payloads.samples import SAMPLE_ALERT, SAMPLE_CONTEXT
-from connector.persistence.models import Alert, AlertEvent, Integration, TicketLink, utcnow
-from connector.pipeline import planner
-from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target, render
+from connector.payloads.requests import RequestSpec
+from connector.persistence.models import utcnow
+from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
 from connector.pipeline.governor import Governor, Limits, Throttled
-from connector.pipeline.ingest import alert_from_json, tenant_routes
-from connector.pipeline.routing import build_draft, route_company
-from connector.pipeline.ticketlinks import latest_link
-from connector.ports import TargetProfile, TicketTarget
+from connector.pipeline.routing import build_draft
+from connector.pipeline.trials import (
+    Loaded,
+    load_integration,
+    open_ticket_steps,
+    store_calls,
+)
+from connector.ports import TargetProfile
 from connector.services import Services
-
-#: What the zone URL token shows in a preview when the zone lookup failed.
-ZONE_PLACEHOLDER = "##ZONEURL##"
-#: The ticket id a preview shows when none is given or known.
-SAMPLE_TICKET_ID = 128926
-#: The correlation marker a preview shows when the alert has no ticket yet.
-PREVIEW_MARKER = "preview-marker"
 
 TEST_TITLE = "Test ticket from Autotask Alert Connector"
 TEST_SOURCE = "connector"
-
-#: The actions each status's requests carry, in the order the worker sends them.
-STATUS_ACTIONS: Mapping[AlertStatus, tuple[RequestAction, ...]] = {
-    AlertStatus.ACTIVE: (RequestAction.CREATE, RequestAction.UPDATE, RequestAction.NOTE),
-    AlertStatus.ACKNOWLEDGED: (RequestAction.UPDATE, RequestAction.NOTE),
-    AlertStatus.ESCALATED: (RequestAction.UPDATE, RequestAction.NOTE),
-    AlertStatus.CLEARED: (RequestAction.UPDATE, RequestAction.NOTE),
-}
-
-
-class BadRequest(ConnectorError):
-    """A request the integration cannot serve as asked (no company, alert of another one)."""
-
-    status = 400
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    """An integration as read in one short transaction, with its secrets decrypted."""
-
-    integration: Integration
-    settings: IntegrationSettings
-    options: DeliveryOptions
-    integration_code: str
-    secret: str
-
-    @property
-    def secrets(self) -> tuple[str, str]:
-        return self.integration_code, self.secret
-
-
-def _load(services: Services, session: Session, integration_id: int | None) -> _Loaded:
-    if integration_id is None:
-        integration = session.scalar(select(Integration).order_by(Integration.id).limit(1))
-        if integration is None:
-            raise NotFoundError("no integration is configured")
-    else:
-        integration = session.get(Integration, integration_id)
-        if integration is None:
-            raise NotFoundError(f"no integration {integration_id}")
-    box = services.secret_box()
-    return _Loaded(
-        integration=integration,
-        settings=load_settings(integration.settings),
-        options=load_options(session, integration, services.profile(integration.api_flavour)),
-        integration_code=box.decrypt(integration.integration_code_encrypted),
-        secret=box.decrypt(integration.secret_encrypted),
-    )
-
-
-def _store(services: Services, calls: CallLog, integration: Integration) -> None:
-    """Store what is left of the calls as API activity (no delivery)."""
-    if calls.records:
-        with services.transaction() as session:
-            calls.store_in(session, integration.id)
-
-
-def _open_ticket_steps(
-    alert: IncomingAlert, settings: IntegrationSettings, now: datetime
-) -> dict[RequestAction, Step]:
-    """The update and note steps the planner takes for `alert` on an open ticket."""
-    policy = LifecyclePolicy(
-        status_map=settings.status_map,
-        complete_status=settings.status_map[AlertStatus.CLEARED],
-        complete_on_clear=True,
-        repeat_note_interval=timedelta(0),
-        delivered=frozenset(AlertStatus),
-    )
-    opened = TicketSnapshot(TicketState.OPEN, ticket_id=1, applied_status=AlertStatus.ACTIVE)
-    steps: dict[RequestAction, Step] = {
-        RequestAction.UPDATE: Step(StepKind.SET_STATUS, status=settings.status_map[alert.status])
-    }
-    for step in planner.plan(alert, opened, policy, now).steps:
-        if step.kind is StepKind.NOTE:
-            steps[RequestAction.NOTE] = step
-        else:
-            steps[RequestAction.UPDATE] = step
-    steps[RequestAction.CREATE] = Step(StepKind.CREATE, status=settings.status_map[alert.status])
-    return steps
-
-
-# -- preview -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreviewQuery:
-    """What to preview: a status's requests, for a stored alert or the sample alert."""
-
-    status: AlertStatus | None = None
-    alert_id: int | None = None
-    ticket_id: int | None = None
-
-
-def _zone_url(target: TicketTarget, warnings: list[str], secrets: Sequence[str]) -> str:
-    try:
-        return target.endpoint_url()
-    except (TargetError, ConfigError) as e:
-        warnings.append(
-            redact(f"the zone lookup failed, so the URLs show {ZONE_PLACEHOLDER}: {e}", secrets)
-        )
-        return ZONE_PLACEHOLDER
-
-
-def preview(services: Services, integration_id: int, query: PreviewQuery) -> dict[str, Any]:
-    """Render a status's requests as they would be sent, without sending any; secrets redacted.
-
-    Raises NotFoundError (integration or alert), BadRequest, RenderError (the template fails on
-    this alert: 422 with its reason and line).
-    """
-    warnings: list[str] = []
-    now = utcnow()
-    with services.transaction() as session:
-        loaded = _load(services, session, integration_id)
-        settings = loaded.settings
-        link: TicketLink | None = None
-        if query.alert_id is None:
-            alert = SAMPLE_ALERT
-            shown_alert: dict[str, Any] | str = "sample"
-        else:
-            alert, link = _stored_alert(session, integration_id, query.alert_id)
-            shown_alert = {"id": query.alert_id, "fingerprint": alert.fingerprint}
-        routes = tenant_routes(session, integration_id)
-    status = query.status or alert.status
-    alert = replace(alert, status=status)
-    route = route_company(alert, settings, routes)
-    company_id = route.company_id
-    if company_id is None:
-        company_id = 0
-        warnings.append(
-            f"this alert would get no ticket ({route.dropped}); the requests show company 0"
-        )
-    if not settings.deliver.get(status, True):
-        warnings.append(f"deliveries for {status.value} alerts are switched off: none is sent")
-    ticket_id = query.ticket_id or (link.ticket_id if link is not None else None)
-    if ticket_id is None:
-        ticket_id = SAMPLE_TICKET_ID
-        warnings.append(f"no ticket id given: the requests show sample ticket {ticket_id}")
-    ticket_number = (link.ticket_number if link is not None else None) or (
-        SAMPLE_CONTEXT.ticket_number if query.alert_id is None else None
-    )
-    marker = link.marker if link is not None else PREVIEW_MARKER
-    draft = build_draft(
-        alert,
-        company_id=company_id,
-        status=settings.status_map[status],
-        marker=marker,
-        settings=settings,
-        received_at=now,
-        limits=loaded.options.profile.ticket_limits,
-    )
-    calls = CallLog()
-    try:
-        target = services.targets()(loaded.integration, settings, calls)
-        zone_url = _zone_url(target, warnings, loaded.secrets)
-    finally:
-        _store(services, calls, loaded.integration)
-    steps = _open_ticket_steps(alert, settings, now)
-    rendered = []
-    for action in STATUS_ACTIONS[status]:
-        spec = loaded.options.request_for(status, action)
-        ticket = None if action is RequestAction.CREATE else TicketRef(ticket_id, ticket_number)
-        context = RenderContext.build(
-            alert,
-            settings=settings,
-            draft=draft,
-            step=steps[action],
-            ticket=ticket,
-            marker=marker,
-            integration_code=loaded.integration_code,
-            zone_url=zone_url,
-        )
-        request = render(spec, context, status, loaded.options.profile)
-        rendered.append(request_json(request, loaded.secrets))
-    return {
-        "status": status.value,
-        "alert": shown_alert,
-        "requests": rendered,
-        "warnings": warnings,
-    }
-
-
-def _stored_alert(
-    session: Session, integration_id: int, alert_id: int
-) -> tuple[IncomingAlert, TicketLink | None]:
-    """The alert as its latest event describes it, and its latest ticket link."""
-    row = session.get(Alert, alert_id)
-    if row is None or row.integration_id != integration_id:
-        raise NotFoundError(f"integration {integration_id} has no alert {alert_id}")
-    event = session.scalar(
-        select(AlertEvent)
-        .where(AlertEvent.alert_id == alert_id)
-        .order_by(AlertEvent.id.desc())
-        .limit(1)
-    )
-    if event is None:
-        raise NotFoundError(f"alert {alert_id} has no event")
-    return alert_from_json(event.payload), latest_link(session, alert_id)
-
-
-# -- test delivery -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -364,7 +148,7 @@ def explain(
 class _Run:
     """One test delivery in progress: what it needs and what it has exchanged so far."""
 
-    loaded: _Loaded
+    loaded: Loaded
     dispatch: Dispatcher
     alert: IncomingAlert
     company_id: int
@@ -443,7 +227,7 @@ def send_test(
     """
     now = utcnow()
     with services.transaction() as session:
-        loaded = _load(services, session, integration_id)
+        loaded = load_integration(services, session, integration_id)
     integration = loaded.integration
     settings = loaded.settings
     company = company_id if company_id is not None else settings.default_company_id
@@ -484,7 +268,7 @@ def send_test(
     except ConfigError as e:
         return _result(loaded, _Failed(f"the integration is not configured correctly: {e}", 400))
     finally:
-        _store(services, calls, integration)
+        store_calls(services, calls, integration)
     return TestDeliveryResult(200, dict(redact(body, loaded.secrets)))
 
 
@@ -494,7 +278,7 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
         run.zone_url = run.dispatch.target.endpoint_url()
     except TargetError as e:
         raise run.fail(e, f"the zone lookup failed: {run.explain(e)}", 502) from e
-    steps = _open_ticket_steps(run.alert, run.loaded.settings, run.now)
+    steps = open_ticket_steps(run.alert, run.loaded.settings, run.now)
     run.action = RequestAction.CREATE
     try:
         context = run.context(steps[RequestAction.CREATE], None)
@@ -523,7 +307,7 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
         status=AlertStatus.CLEARED,
         message="The test is over; the connector completes its test ticket.",
     )
-    steps = _open_ticket_steps(cleared, run.loaded.settings, run.now)
+    steps = open_ticket_steps(cleared, run.loaded.settings, run.now)
     done: dict[str, Any] = {}
     run.alert = cleared
     for action in (RequestAction.NOTE, RequestAction.UPDATE):
@@ -558,7 +342,7 @@ def _failure_status(error: ConnectorError, profile: TargetProfile) -> int:
     return 400 if profile.refusal_of(error) is TargetRefusal.ADDRESS_NOT_ALLOWED else 502
 
 
-def _result(loaded: _Loaded, failed: _Failed) -> TestDeliveryResult:
+def _result(loaded: Loaded, failed: _Failed) -> TestDeliveryResult:
     body = {
         "ok": False,
         "integration_id": loaded.integration.id,

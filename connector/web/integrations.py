@@ -24,7 +24,8 @@ from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import METHODS, SLOTS, RequestSpec
 from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status
-from connector.pipeline.testdelivery import PreviewQuery, preview, send_test
+from connector.pipeline.preview import PreviewQuery, preview
+from connector.pipeline.testdelivery import send_test
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query

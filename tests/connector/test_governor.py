@@ -35,13 +35,8 @@ from connector.errors import (
 )
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import ApiCall, Delivery, GovernorState, Integration
-from connector.pipeline.governor import (
-    GovernedTarget,
-    Governor,
-    Limits,
-    Permit,
-    Throttled,
-)
+from connector.pipeline.dispatch import GovernedTarget
+from connector.pipeline.governor import Governor, Limits, Permit, Throttled
 from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
