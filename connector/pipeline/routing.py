@@ -112,15 +112,17 @@ def build_draft(
     """The ticket to create for `alert`: mapped priority, queue, types and due date.
 
     Title and description are cut to the target's ticket field `limits`. Times are the alert's
-    own: the due date counts from its start, or, when the sender gave no
-    time, from when the connector received the event (never from when a worker got to it).
+    own: the due date counts from its start, or, when the sender gave no time, from when the
+    connector received the event (never from when a worker got to it).
     """
     start = alert_start(alert)
+    title = truncate(alert.title, limits["title"])
+    description = truncate(describe_alert(alert, start, received_at), limits["description"])
     override = _override(alert, settings)
     return TicketDraft(
         company_id=company_id,
-        title=truncate(alert.title, limits["title"]),
-        description=truncate(describe_alert(alert, start, received_at), limits["description"]),
+        title=title,
+        description=description,
         status=status,
         priority=alert_priority(alert, settings),
         marker=marker,
