@@ -26,6 +26,7 @@ from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
+from connector.ports import TargetProfile
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
@@ -33,8 +34,6 @@ from connector.web.params import MAX_ID, parse_query
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
 
 STATUSES = [status.value for status in AlertStatus]
-#: The body format a request has when PUT names none.
-_FLAVOUR_FORMAT = {"rest": "json", "soap": "xml"}
 ACTIONS = [action.value for action in RequestAction]
 
 
@@ -252,8 +251,9 @@ def get_requests(integration_id: int) -> Response:
     return jsonify(body)
 
 
-def _spec(item: Mapping[str, Any], flavour: str) -> RequestSpec:
-    fmt: Format = "xml" if (item["format"] or _FLAVOUR_FORMAT.get(flavour)) == "xml" else "json"
+def _spec(item: Mapping[str, Any], profile: TargetProfile) -> RequestSpec:
+    """A request from the PUT body; with no format named, the target's body format."""
+    fmt: Format = "xml" if (item["format"] or profile.body_format) == "xml" else "json"
     return RequestSpec(
         status=AlertStatus(item["status"]),
         action=RequestAction(item["action"]),
@@ -284,9 +284,10 @@ def put_requests(integration_id: int) -> Response:
                 "invalid settings: " + "; ".join(_flatten(e.messages)),
                 details={"fields": e.messages},
             ) from e
-        specs = [_spec(item, integration.api_flavour) for item in data["requests"]]
+        profile = services().profile(integration.api_flavour)
+        specs = [_spec(item, profile) for item in data["requests"]]
         # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs, services().profile(integration.api_flavour))
+        replace_requests(session, integration, specs, profile)
         if settings != integration.settings:
             integration.settings = settings  # a new dict: JSON columns do not track changes
         body = _requests_state(session, integration)
