@@ -29,7 +29,8 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.errors import register_error_handlers
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
-    from connector.web import api, health, hooks, integrations, metrics
+    from connector.web import health, hooks, metrics
+    from connector.web.api import alerts, integrations, rejected_webhooks
     from connector.web.params import DatabaseIdConverter
     from connector.wiring import target_factory
 
@@ -45,7 +46,8 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = DatabaseIdConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(alerts.bp)
+    app.register_blueprint(rejected_webhooks.bp)
     app.register_blueprint(integrations.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.domain import Outcome
-from connector.web.api import ALERT_STATUSES, DELIVERY_OUTCOMES, DELIVERY_STATES
+from connector.web.api.alerts import ALERT_STATUSES, DELIVERY_OUTCOMES, DELIVERY_STATES
 from connector.web.params import MAX_ID
 from tests.conftest import API_TOKEN, default_integration_id, error_of
 

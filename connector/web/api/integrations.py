@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,11 +27,11 @@ from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
 from connector.ports import TargetProfile
-from connector.web.auth import bearer_token, check_api_token
+from connector.web.api import api_blueprint
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
 
-bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
+bp = api_blueprint("integrations", __name__)
 
 STATUSES = [status.value for status in AlertStatus]
 ACTIONS = [action.value for action in RequestAction]
@@ -41,14 +41,6 @@ class InvalidBody(ConnectorError):
     """A request body the API refuses; the message names every bad field."""
 
     status = 400
-
-
-@bp.before_request
-def authenticate() -> None:
-    """Every API call needs a live API token."""
-    token = bearer_token(request)
-    with services().transaction() as session:
-        check_api_token(session, token)
 
 
 # -- bodies ----------------------------------------------------------------------------------------
