@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -36,6 +36,8 @@ from connector.errors import TargetAuthError, TargetError, TargetRejected
 from connector.ports import CallRecorder
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: How much of an unexpected answer an error keeps for the dead letter.
 BODY_KEEP_CHARS = 2000
@@ -167,6 +169,28 @@ class AutotaskHttpClient:
                 return credentials_refused(error, probe)
             # any other failure: the check could not run, so the refusal stands as it was
         return error
+
+    def _sent_following_the_zone(self, url: str, zone: str | None, send: Callable[[str], _T]) -> _T:
+        """`send(url)`, with a refusal that gives no reason checked against the credentials.
+
+        A 401 can mean the database moved zone (django-autotask MAX_401_ATTEMPTS = 1, §2): a URL
+        under the old zone `zone` is sent again under the new one, once, and only when the zone
+        actually changed.
+        """
+        try:
+            try:
+                return send(url)
+            except UnexplainedRefusal as e:
+                raise self._unless_credentials_refused(e) from e
+        except TargetAuthError as e:
+            if zone is None or not url.startswith(zone):
+                raise
+            fresh = self._moved_zone(e, zone)
+            if fresh is None:
+                raise
+            moved = fresh + url[len(zone) :]
+            self._check_outbound_url(moved, what="request URL")
+            return send(moved)
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -126,24 +126,9 @@ class AutotaskRestClient(AutotaskHttpClient):
         self._check_outbound_url(request.url, what="request URL")
         method = request.method.upper()
         entity = entity_of(request.url)
-        base = self._zone
-        try:
-            try:
-                return self._send(method, entity, request.url, request)
-            except _GenericRefusal as e:
-                raise self._unless_credentials_refused(e) from e
-        except TargetAuthError as e:
-            # As in `_call`: a 401 can mean the database moved zone (django-autotask
-            # MAX_401_ATTEMPTS = 1, autotask-api.md §2); a URL under the old zone is sent again
-            # under the new one, once, and only when the zone actually changed.
-            if base is None or not request.url.startswith(base):
-                raise
-            fresh = self._moved_zone(e, base)
-            if fresh is None:
-                raise
-            url = fresh + request.url[len(base) :]
-            self._check_outbound_url(url, what="request URL")
-            return self._send(method, entity, url, request)
+        return self._sent_following_the_zone(
+            request.url, self._zone, lambda url: self._send(method, entity, url, request)
+        )
 
     def _send(self, method: str, entity: str, url: str, request: OutboundRequest) -> TargetResponse:
         headers = merge_headers(request.headers, self._headers(authenticated=True))

@@ -222,23 +222,11 @@ class AutotaskSoapClient(AutotaskHttpClient):
         # Reads answer with entities, every other operation changes something: for those a
         # 2xx whose answer cannot be read leaves the outcome unknown.
         write = name != "query" and not name.lower().startswith("get")
-        zone = self._zone
-        try:
-            try:
-                return self._send(name, entity, request.url, data, headers, write=write)
-            except _UnexplainedRefusal as e:
-                raise self._unless_credentials_refused(e) from e
-        except TargetAuthError as e:
-            # As in `_call`: a 401 can mean the database moved zone (autotask-api.md §2); a URL
-            # under the old zone is sent again under the new one, once, if the zone changed.
-            if zone is None or not request.url.startswith(zone):
-                raise
-            fresh = self._moved_zone(e, zone)
-            if fresh is None:
-                raise
-            url = fresh + request.url[len(zone) :]
-            self.check_request_url(url)
-            return self._send(name, entity, url, data, headers, write=write)
+        return self._sent_following_the_zone(
+            request.url,
+            self._zone,
+            lambda url: self._send(name, entity, url, data, headers, write=write),
+        )
 
     def check_request_url(self, url: str) -> None:
         """Refuse (TargetRejected) a request URL that is not on an allowed zone host."""
