@@ -23,6 +23,10 @@ class TenantRoute:
     enabled: bool = True
 
 
+class NoCompany(Exception):
+    """The alert's routing no longer yields a company (the mapping changed since ingest)."""
+
+
 @dataclass(frozen=True)
 class Route:
     """Where an alert's ticket goes, or why it gets none; and what the admin should know."""
@@ -97,6 +101,35 @@ def map_severity(alert: IncomingAlert, settings: IntegrationSettings) -> Incomin
         return alert
     mapped = table[word]
     return alert if mapped is alert.severity else replace(alert, severity=mapped)
+
+
+def routed_draft(
+    alert: IncomingAlert,
+    settings: IntegrationSettings,
+    tenants: Mapping[str, TenantRoute],
+    *,
+    status: int | None,
+    marker: str,
+    received_at: datetime,
+    limits: Mapping[str, int],
+) -> tuple[Route, TicketDraft | None]:
+    """Where the alert's ticket goes and, when it goes somewhere, the ticket drafted for it.
+
+    `status` is the ticket status a step sets; None: the status map's for the alert's status.
+    """
+    route = route_company(alert, settings, tenants)
+    if route.company_id is None:
+        return route, None
+    draft = build_draft(
+        alert,
+        company_id=route.company_id,
+        status=status or settings.status_map[alert.status],
+        marker=marker,
+        settings=settings,
+        received_at=received_at,
+        limits=limits,
+    )
+    return route, draft
 
 
 def build_draft(
