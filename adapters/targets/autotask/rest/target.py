@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.targets.autotask.errors import AutotaskUnavailable
+from adapters.targets.autotask.answers import ticket_ref
 from adapters.targets.autotask.rest.client import AutotaskRestClient
 from connector.domain import OutboundRequest, TargetResponse, TicketRef
 
 if TYPE_CHECKING:
-    from connector.ports import TicketTarget
+    pass
 
 
 class AutotaskRestTarget:
@@ -43,23 +43,4 @@ class AutotaskRestTarget:
 
 def _ref(item: dict[str, Any]) -> TicketRef:
     """A TicketRef from a Tickets item (TicketModel: id, ticketNumber, status)."""
-    try:
-        ticket_id = int(item["id"])
-        status = item.get("status")
-        number = item.get("ticketNumber")
-        return TicketRef(
-            ticket_id=ticket_id,
-            ticket_number=str(number) if number is not None else None,
-            status=int(status) if status is not None else None,
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise AutotaskUnavailable(
-            f"Autotask answered a ticket without a usable id or status: {e}", ambiguous=False
-        ) from e
-
-
-if TYPE_CHECKING:
-
-    def _satisfies_ticket_target(target: AutotaskRestTarget) -> TicketTarget:
-        """mypy checks here that the class structurally implements the port."""
-        return target
+    return ticket_ref(item.get("id"), item.get("ticketNumber"), item.get("status"))

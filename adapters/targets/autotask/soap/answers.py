@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from lxml import etree
 
+from adapters.targets.autotask.answers import ticket_ref
 from adapters.targets.autotask.errors import AutotaskUnavailable
 from adapters.targets.autotask.soap.atws import (
     SOAP_ENV_NS,
@@ -125,31 +126,22 @@ def zone_answer(content: etree._Element, *, username: str) -> tuple[str, int | N
     return required_text(result, "URL").strip(), None
 
 
-def ticket_ref(ticket: SoapEntity) -> TicketRef:
+def ticket_of(ticket: SoapEntity) -> TicketRef:
     """A TicketRef from a Ticket entity (id, TicketNumber, Status)."""
-    try:
-        status = ticket.get("Status")
-        number = ticket.get("TicketNumber")
-        if isinstance(status, XsdValue):
-            status = status.text
-        if isinstance(number, XsdValue):
-            number = number.text
-        return TicketRef(
-            ticket_id=int(ticket["id"]),
-            ticket_number=str(number) if number is not None else None,
-            status=int(status) if status is not None else None,
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise AutotaskUnavailable(
-            f"Autotask answered a ticket without a usable id or status: {e}", ambiguous=False
-        ) from e
+    status = ticket.get("Status")
+    number = ticket.get("TicketNumber")
+    return ticket_ref(
+        ticket.get("id"),
+        number.text if isinstance(number, XsdValue) else number,
+        status.text if isinstance(status, XsdValue) else status,
+    )
 
 
 def answered_ticket(entities: Sequence[SoapEntity]) -> TicketRef | None:
     """The first Ticket an answer carries, or None (a note's answer, or an unusable Ticket)."""
     ticket = next((e for e in entities if e.entity_type == "Ticket"), None)
     try:
-        return ticket_ref(ticket) if ticket is not None else None
+        return ticket_of(ticket) if ticket is not None else None
     except AutotaskUnavailable:
         # The write was applied: an odd Status must not turn it into a failure. The worker
         # reads the id with its XPath and can read the ticket back.

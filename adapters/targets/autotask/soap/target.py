@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from adapters.targets.autotask.soap.answers import ticket_ref
+from adapters.targets.autotask.soap.answers import ticket_of
 from adapters.targets.autotask.soap.atws import SoapEntity
 from adapters.targets.autotask.soap.client import AutotaskSoapClient
 from adapters.targets.autotask.soap.envelopes import (
@@ -47,13 +47,13 @@ class AutotaskSoapTarget:
     def find_ticket_by_marker(self, marker: str) -> TicketRef | None:
         """Return the ticket whose ExternalID is `marker` (the lowest id if several), or None."""
         tickets = self.client.query(build_queryxml("Ticket", [("ExternalID", "equals", marker)]))
-        refs = [ticket_ref(ticket) for ticket in tickets]
+        refs = [ticket_of(ticket) for ticket in tickets]
         return min(refs, key=lambda ref: ref.ticket_id) if refs else None
 
     def get_ticket(self, ticket_id: int) -> TicketRef | None:
         """Return the ticket's id, number and status, or None if it does not exist."""
         ticket = self._read(ticket_id)
-        return ticket_ref(ticket) if ticket is not None else None
+        return ticket_of(ticket) if ticket is not None else None
 
     def _merge(self, element: etree._Element) -> None:
         """Replace a template's `<Entity xsi:type="Ticket">` by the ticket with its fields applied.
