@@ -163,8 +163,10 @@ def run() -> None:
                 raise click.ClickException(f"{name} must be a port number") from e
     settings = _settings(override)
     flavour = settings["AUTOTASK_API"]
-    if not settings["INTEGRATION"] and flavour not in SANDBOX_FLAVOURS:
-        wanted = " or ".join(SANDBOX_FLAVOURS)
+    from adapters.sandbox import SandboxServer  # a composition root, like create_app
+
+    if not settings["INTEGRATION"] and flavour not in SandboxServer.FLAVOURS:
+        wanted = " or ".join(SandboxServer.FLAVOURS)
         raise click.ClickException(f"AUTOTASK_API must be {wanted}, got {flavour!r}")
     var = Path("var")
     var.mkdir(exist_ok=True)
@@ -239,21 +241,16 @@ def _local_token(path: Path) -> str:
     return path.read_text().strip()
 
 
-#: The API flavours the sandbox serves, each a default integration of `make run` can use.
-SANDBOX_FLAVOURS = ("rest", "soap")
-
-
 def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:
     """The default integration of `make run`: the sandbox, with a default company and tenants.
 
     `flavour` (the AUTOTASK_API setting) chooses its API: rest or soap.
     """
     user = server.sandbox.config.user
-    zone_lookup = {"rest": server.rest_url, "soap": server.soap_url}
     return {
         "name": "default",
         "api_flavour": flavour,
-        "zone_lookup_url": zone_lookup[flavour],
+        "zone_lookup_url": server.zone_lookup_url(flavour),
         "username": user.username,
         "secret": user.secret,
         "integration_code": user.integration_code,

@@ -36,7 +36,8 @@ def stamp_request_ids() -> None:
     """Give every log record made during a web request that request's id (once per process).
 
     A record factory rather than a handler filter, so every handler sees the id: ours, a test's
-    capture, or one a deployment adds.
+    capture, or one a deployment adds. So no call may pass `request_id` in `extra=`: logging
+    refuses to overwrite an attribute the record already has (KeyError).
     """
     made = logging.getLogRecordFactory()
     if getattr(made, "stamps_request_ids", False):

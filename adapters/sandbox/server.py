@@ -24,6 +24,9 @@ class _QuietHandler(WSGIRequestHandler):
 class SandboxServer:
     """A threaded HTTP server around one Sandbox; `url` is its base address once started."""
 
+    #: The API flavours the sandbox serves.
+    FLAVOURS = ("rest", "soap")
+
     def __init__(
         self,
         sandbox: Sandbox | None = None,
@@ -55,6 +58,10 @@ class SandboxServer:
     def soap_url(self) -> str:
         """The SOAP endpoint, e.g. http://127.0.0.1:8081/ATServices/1.6/atws.asmx."""
         return f"{self.url}{SOAP_URL_PATH}"
+
+    def zone_lookup_url(self, flavour: str) -> str:
+        """Where an integration of `flavour` (one of FLAVOURS) looks its zone up here."""
+        return {"rest": self.rest_url, "soap": self.soap_url}[flavour]
 
     @property
     def port(self) -> int:
