@@ -281,6 +281,18 @@ class ParsedAlert:
 
 
 @dataclass(frozen=True)
+class SenderSnippet:
+    """What to paste on the sending side: where it goes, and the text, filled for this service."""
+
+    title: str
+    #: Where it goes, in the sender's own words (menu path, field).
+    where: str
+    text: str
+    #: The content type to choose there, if the sender asks for one.
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
 class RefusedAlert:
     """One item of a webhook that could not become an alert, and why.
 

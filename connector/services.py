@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.domain import ParsedWebhook
+from connector.domain import ParsedWebhook, SenderSnippet
 from connector.errors import ConfigError, UnavailableError
 from connector.persistence.db import make_engine, make_session_factory
 from connector.ports import TargetProfile
@@ -48,6 +48,10 @@ class SourceAdapter(Protocol):
             PayloadError: the body cannot be read as a whole (not an object, the list of alerts
                 is not a list or too long, fields shared by every alert are invalid).
         """
+        ...
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """What to configure on the sending side so that it posts to `hook_url`."""
         ...
 
 

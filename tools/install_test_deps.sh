@@ -12,7 +12,7 @@ set -uo pipefail
 NEEDED=(
   "prometheus-alertmanager prometheus-alertmanager required tests/e2e/test_alertmanager.py (real Alertmanager)"
   "amtool prometheus-alertmanager required tests/e2e/test_alertmanager.py (real Alertmanager)"
-  "chromium chromium optional browser tests (headless Chromium)"
+  "chromium chromium required tests/e2e/test_admin_*.py (the admin pages in headless Chromium)"
 )
 
 # Fills missing_packages, missing_required and skipped_tests from the commands not found.

@@ -14,6 +14,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load
@@ -344,6 +345,15 @@ def _segment(key: Any) -> str:
     """A path segment that is safe to echo back in JSON and logs (sender text, cut short)."""
     text = str(key).replace("\x00", "\\x00") or '""'
     return clip(text.encode("utf-8", "backslashreplace").decode("utf-8"), 100)
+
+
+#: The bodies to paste on the sending side (see bodies/README.md).
+BODIES = Path(__file__).parent / "bodies"
+
+
+def shipped_body(name: str) -> str:
+    """A body shipped in bodies/, as the admin pastes it."""
+    return (BODIES / name).read_text(encoding="utf-8")
 
 
 class BatchSource(ABC):

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit
 from marshmallow import ValidationError, fields, validate
 
 from adapters.sources._common import (
+    MAX_ALERTS,
     NAME_LIMIT,
     BatchSource,
     Instant,
@@ -75,7 +76,7 @@ from adapters.sources._common import (
     present,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, SenderSnippet, Severity
 from connector.errors import PayloadError
 
 STATUSES = {"firing": AlertStatus.ACTIVE, "resolved": AlertStatus.CLEARED}
@@ -171,6 +172,30 @@ class AlertmanagerSource(BatchSource):
 
     slug = "alertmanager"
     display_name = "Prometheus Alertmanager"
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """The receiver to add to alertmanager.yml (Alertmanager 0.22 or newer)."""
+        receiver = "\n".join(
+            [
+                "receivers:",
+                "  - name: autotask",
+                "    webhook_configs:",
+                f"      - url: {hook_url}",
+                "        send_resolved: true",
+                f"        max_alerts: {MAX_ALERTS}",
+                "        http_config:",
+                "          authorization:",
+                "            credentials_file: /etc/alertmanager/connector-hook-token",
+            ]
+        )
+        return [
+            SenderSnippet(
+                title="Alertmanager receiver",
+                where="alertmanager.yml: add the receiver and route alerts to it; put a webhook"
+                " token in the credentials file",
+                text=receiver,
+            )
+        ]
 
     def __init__(
         self,

@@ -93,9 +93,10 @@ from adapters.sources._common import (
     present,
     properties_field,
     severity_of,
+    shipped_body,
 )
 from adapters.sources._layout import Layout, media_type, read_raw_body, without_marker
-from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, SenderSnippet, Severity
 
 #: A variable Datto RMM left unsubstituted, e.g. `[site_id]` (its test webhook sends them so).
 UNSUBSTITUTED = re.compile(r"\[[A-Za-z0-9_]{1,100}\]")
@@ -221,6 +222,28 @@ class DattoRmmSource(BatchSource):
 
     slug = "datto_rmm"
     display_name = "Datto RMM"
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """The webhook of a monitor's response (or Global Webhooks): two bodies."""
+        where = (
+            "Datto RMM › a monitor's Response › Webhook (or Setup › Integrations › Global"
+            f" Webhooks): URL {hook_url}, header Authorization: Bearer <webhook token>; {{}}"
+        )
+        return [
+            SenderSnippet(
+                title="Datto RMM, alert triggered",
+                where=where.format("the triggered payload"),
+                text=shipped_body("datto_rmm.json"),
+                content_type="application/json",
+            ),
+            SenderSnippet(
+                title="Datto RMM, alert resolved",
+                where=where.format("the resolved payload"),
+                text=shipped_body("datto_rmm_resolved.json"),
+                content_type="application/json",
+            ),
+        ]
+
     #: The payload is raw text the admin typed; its content type is whatever was chosen.
     content_types = ("application/json", "text/plain")
 

@@ -24,7 +24,7 @@ from adapters.sources._common import (
     judge_each,
     loading,
 )
-from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, SenderSnippet, Severity
 
 #: Status words accepted, including the firing/resolved of Alertmanager-like senders.
 STATUS_WORDS = {
@@ -92,6 +92,25 @@ class GenericSource(BatchSource):
 
     slug = "generic"
     display_name = "Generic JSON"
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """What a sender that can POST JSON configures (see the module docstring for fields)."""
+        example = (
+            f"curl -X POST '{hook_url}' \\\n"
+            "  -H 'Authorization: Bearer <webhook token>' \\\n"
+            "  -H 'Content-Type: application/json' \\\n"
+            """  -d '{"id": "disk-srv01", "status": "active", "severity": "error","""
+            """ "title": "Disk full on srv01", "host": "srv01", "tenant": "fabrikam"}'"""
+        )
+        return [
+            SenderSnippet(
+                title="Any sender that can POST JSON",
+                where="The sender's webhook settings: method POST, this URL, the Authorization"
+                " header with a webhook token",
+                text=example,
+                content_type="application/json",
+            )
+        ]
 
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one alert (or {"alerts": [...]}) alert by alert; bad fields are named."""

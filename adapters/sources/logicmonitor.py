@@ -117,6 +117,7 @@ from adapters.sources._common import (
     present,
     properties_field,
     severity_of,
+    shipped_body,
 )
 from adapters.sources._layout import (
     Layout,
@@ -125,7 +126,7 @@ from adapters.sources._layout import (
     read_raw_body,
     without_marker,
 )
-from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, SenderSnippet, Severity
 
 #: A token LogicMonitor left unsubstituted, e.g. `##HOST##` or `##autotask.accountid##`: a token
 #: with no value for this alert (a property the resource lacks, a datapoint an EventSource alert
@@ -307,6 +308,29 @@ class LogicMonitorSource(BatchSource):
 
     slug = "logicmonitor"
     display_name = "LogicMonitor"
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """The Custom HTTP Delivery integration: raw JSON body, or the same as form data."""
+        where = (
+            "LogicMonitor › Settings › Integrations › Add › Custom HTTP Delivery: HTTP POST, this"
+            " URL, header Authorization: Bearer <webhook token>; Alert Data: {}. Use the same"
+            " body for Active, Acknowledged and Cleared (and Include an ID: off)"
+        )
+        return [
+            SenderSnippet(
+                title="LogicMonitor, raw data",
+                where=f"{where.format('Raw, JSON')}; URL: {hook_url}",
+                text=shipped_body("logicmonitor.json"),
+                content_type="application/json",
+            ),
+            SenderSnippet(
+                title="LogicMonitor, form data",
+                where=f"{where.format('Form data, one key=value per line')}; URL: {hook_url}",
+                text=shipped_body("logicmonitor_form.txt"),
+                content_type=FORM,
+            ),
+        ]
+
     #: Raw data arrives with whatever type the admin chose (often JSON, sometimes text); form
     #: data url-encoded.
     content_types = ("application/json", "text/plain", FORM)

@@ -43,6 +43,7 @@ How an event becomes an alert:
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -65,7 +66,7 @@ from adapters.sources._common import (
     properties_field,
     severity_of,
 )
-from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, Severity
+from connector.domain import AlertStatus, IncomingAlert, ParsedWebhook, SenderSnippet, Severity
 
 #: Why the "ignored" words close: Office Protect lets an event be ignored from the Report table or
 #: the Autotask ticket ("How to create a rule to automatically ignore events"): it is settled.
@@ -118,6 +119,30 @@ class OfficeProtectSource(BatchSource):
 
     slug = "office_protect"
     display_name = "Office Protect"
+
+    def sender_setup(self, hook_url: str) -> list[SenderSnippet]:
+        """What a relay (Power Automate, a mail parser, a script) posts for each event."""
+        example = json.dumps(
+            {
+                "event_id": "<the event's id>",
+                "event_type": "Sign-In from Unauthorized Country",
+                "tenant": "fabrikam.onmicrosoft.com",
+                "description": "<what happened>",
+                "severity": "high",
+                "time": "2026-11-22T09:41:07Z",
+                "user": "henry@fabrikam.com",
+            },
+            indent=2,
+        )
+        return [
+            SenderSnippet(
+                title="Office Protect events through a relay",
+                where=f"The relay's HTTP action: POST {hook_url}, header Authorization: Bearer"
+                ' <webhook token>, one event (or {"events": [...]}) per request',
+                text=example,
+                content_type="application/json",
+            )
+        ]
 
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one event (or {"events": [...]}) event by event; bad fields are named."""
