@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # of new tickets leave free, and the circuit breaker
     "API_HOURLY_CEILING": 3000,
     "API_RESERVE_FRACTION": 0.1,
+    # Autotask's own threshold of calls per hour per database: the API activity report marks
+    # an hour over it
+    "API_HOURLY_THRESHOLD": 10_000,
     "BREAKER_FAILURES": 5,
     "BREAKER_COOLDOWN_SECONDS": 30.0,
     # After Autotask refused the credentials, no call of that integration for this long
@@ -322,6 +325,7 @@ class SettingsSchema(Schema):
             min=0, max=1, max_inclusive=False, error="must be a fraction from 0 to below 1"
         )
     )
+    API_HOURLY_THRESHOLD = _Whole(validate=_at_least_one())
     BREAKER_FAILURES = _Whole(validate=_at_least_one())
     BREAKER_COOLDOWN_SECONDS = _Number(validate=_positive_seconds())
     CREDENTIALS_PAUSE_SECONDS = _Number(validate=_positive_seconds())
