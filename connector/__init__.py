@@ -30,7 +30,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
     from connector.web import health, hooks, metrics
-    from connector.web.api import alerts, integrations, rejected_webhooks, sources
+    from connector.web.api import activity, alerts, integrations, rejected_webhooks, sources
     from connector.web.params import DatabaseIdConverter
     from connector.wiring import target_factory
 
@@ -50,6 +50,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rejected_webhooks.bp)
     app.register_blueprint(integrations.bp)
     app.register_blueprint(sources.bp)
+    app.register_blueprint(activity.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
 
