@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.config import load_settings
+from connector.config import SECRET_SETTINGS, load_settings
 from connector.errors import ConfigError
 from connector.logs import configure_logging
 
@@ -21,17 +21,6 @@ if TYPE_CHECKING:
     from adapters.sandbox import SandboxServer
     from adapters.sandbox.tenant import ApiTicketCategory
     from connector.services import Services
-
-#: Settings whose values are never printed.
-SECRET_SETTINGS = {
-    "SANDBOX_SECRET",
-    "SANDBOX_INTEGRATION_CODE",
-    "SECRET_KEYS",
-    "HOOK_TOKEN",
-    "API_TOKEN",
-    "METRICS_TOKEN",
-    "INTEGRATION",
-}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -193,12 +182,20 @@ def run() -> None:
         click.echo(
             "  (tokens kept in var/; preset them with CONNECTOR_HOOK_TOKEN / CONNECTOR_API_TOKEN)"
         )
+    click.echo(f"  Admin         {base}/admin/  ({_first_admin_hint(settings)})")
     click.echo(f"  Database      {settings['DATABASE_URL']}")
     click.echo("Stop with Ctrl-C.")
     sys.stdout.flush()
     sandbox_server.start()
     _serve_until_stopped(web, services, with_worker=settings["WORKER_ENABLED"])
     sandbox_server.stop()
+
+
+def _first_admin_hint(settings: Mapping[str, Any]) -> str:
+    """How `connector run` says who can sign in; the password is never printed."""
+    if settings["ADMIN_USERNAME"]:
+        return f"admin {settings['ADMIN_USERNAME']!r} from CONNECTOR_ADMIN_USERNAME/_PASSWORD"
+    return "no default admin: `.venv/bin/connector create-admin` makes the first"
 
 
 def _serve_until_stopped(web: Any, services: Services, *, with_worker: bool) -> None:
@@ -312,7 +309,8 @@ def db_upgrade() -> None:
 
 
 def prepare_database(services: Services) -> None:
-    """Migrate, then make the configured integration and preset tokens exist."""
+    """Migrate, then make the configured integration, preset tokens and first admin exist."""
+    from connector.admins.accounts import ensure_configured_admin
     from connector.integrations.bootstrap import ensure_api_token, sync_configured_integration
     from connector.integrations.settings import load_settings
     from connector.integrations.sources import check_source_options
@@ -335,6 +333,8 @@ def prepare_database(services: Services) -> None:
             )
         if settings["API_TOKEN"]:
             ensure_api_token(session, settings["API_TOKEN"], label="preset")
+        # Only while no admin exists: unattended starts get their first admin, no one else.
+        ensure_configured_admin(session, settings)
 
 
 def _make_web_server(settings: Mapping[str, Any]) -> tuple[Any, Services]:
@@ -350,6 +350,44 @@ def _make_web_server(settings: Mapping[str, Any]) -> tuple[Any, Services]:
             f"cannot listen on {settings['HOST']}:{settings['PORT']}: {e}"
         ) from e
     return server, app.extensions["connector"]
+
+
+@main.command("create-admin")
+@click.option("--username", default=None, help="The new admin's username [asked].")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking twice.",
+)
+def create_admin(username: str | None, password_stdin: bool) -> None:
+    """Make an admin of the web form (/admin/); the database is migrated first.
+
+    There are no default credentials: this (or CONNECTOR_ADMIN_USERNAME and
+    CONNECTOR_ADMIN_PASSWORD at a start with no admin yet) makes the first admin. Exits 1, saying
+    why, for a username that is taken or invalid or a password shorter than 12 characters.
+    """
+    from connector.admins.accounts import AccountRefused
+    from connector.admins.accounts import create_admin as make_admin
+    from connector.persistence.db import make_engine, make_session_factory, upgrade
+
+    settings = _settings()
+    if username is None:
+        username = click.prompt("Username")
+    if password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    upgrade(settings["DATABASE_URL"])
+    engine = make_engine(settings["DATABASE_URL"])
+    try:
+        with make_session_factory(engine).begin() as session:
+            user = make_admin(session, username, password, how="cli")
+            name = user.username
+    except AccountRefused as e:
+        raise click.ClickException(f"no admin made: {e}") from e
+    finally:
+        engine.dispose()
+    click.echo(f"admin {name!r} created; sign in at /admin/login")
 
 
 @main.command("config")

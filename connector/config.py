@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from connector.admins.passwords import password_problem
 from connector.errors import ConfigError
 
 #: Every setting with its default. config/default.toml documents each; a test keeps them equal.
@@ -58,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_COOLDOWN_SECONDS": 30.0,
     # After Autotask refused the credentials, no call of that integration for this long
     "CREDENTIALS_PAUSE_SECONDS": 300.0,
+    # The admin web form (/admin/): the first admin for unattended starts (made only while no
+    # admin exists), the session cookie's Secure flag (set behind TLS) and a session's lifetime
+    "ADMIN_USERNAME": "",
+    "ADMIN_PASSWORD": "",
+    "ADMIN_COOKIE_SECURE": False,
+    "ADMIN_SESSION_HOURS": 12.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -74,6 +81,21 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_API_TICKET_CATEGORY": {},
     "SANDBOX_OPAQUE_ERRORS": False,
 }
+
+
+#: Settings whose values are never shown: not in errors, not by `connector config`.
+SECRET_SETTINGS = frozenset(
+    {
+        "SANDBOX_SECRET",
+        "SANDBOX_INTEGRATION_CODE",
+        "SECRET_KEYS",
+        "HOOK_TOKEN",
+        "API_TOKEN",
+        "METRICS_TOKEN",
+        "INTEGRATION",
+        "ADMIN_PASSWORD",
+    }
+)
 
 
 def load_settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -127,7 +149,8 @@ def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             found[key] = field.from_env(raw) if isinstance(field, _FromEnv) else raw
         except ValidationError as e:
-            raise ConfigError(f"CONNECTOR_{key}: {_first(e.messages)}, got {raw!r}") from e
+            shown = "" if key in SECRET_SETTINGS else f", got {raw!r}"
+            raise ConfigError(f"CONNECTOR_{key}: {_first(e.messages)}{shown}") from e
     return found
 
 
@@ -144,7 +167,13 @@ def _validate(settings: Mapping[str, Any]) -> None:
         if not isinstance(messages, dict):
             raise ConfigError(f"settings: {_first(messages)}") from e
         key = next(key for key in DEFAULTS if key in messages)
-        raise ConfigError(f"{key} {_first(messages[key])}, got {settings[key]!r}") from e
+        shown = "" if key in SECRET_SETTINGS else f", got {settings[key]!r}"
+        raise ConfigError(f"{key} {_first(messages[key])}{shown}") from e
+    if bool(settings["ADMIN_USERNAME"]) != bool(settings["ADMIN_PASSWORD"]):
+        raise ConfigError(
+            "ADMIN_USERNAME and ADMIN_PASSWORD go together: set both (the first admin, made"
+            " at start while no admin exists) or neither"
+        )
 
 
 def _first(messages: Any) -> str:
@@ -283,6 +312,12 @@ def _level(value: str) -> None:
         raise ValidationError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
+def _admin_password(value: str) -> None:
+    problem = password_problem(value) if value else None
+    if problem:
+        raise ValidationError(problem.removeprefix("the password "))
+
+
 def _text(**kwargs: Any) -> fields.String:
     """A string setting."""
     return fields.String(error_messages={"invalid": "must be a string"}, **kwargs)
@@ -329,6 +364,14 @@ class SettingsSchema(Schema):
     BREAKER_FAILURES = _Whole(validate=_at_least_one())
     BREAKER_COOLDOWN_SECONDS = _Number(validate=_positive_seconds())
     CREDENTIALS_PAUSE_SECONDS = _Number(validate=_positive_seconds())
+    ADMIN_USERNAME = _text()
+    ADMIN_PASSWORD = fields.String(
+        validate=_admin_password, error_messages={"invalid": "must be a string"}
+    )
+    ADMIN_COOKIE_SECURE = _Switch()
+    ADMIN_SESSION_HOURS = _Number(
+        validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
+    )
     SANDBOX_HOST = _text()
     SANDBOX_PORT = _Whole(validate=_PORT)
     SANDBOX_USERNAME = _text()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from connector.errors import ConfigError
 
@@ -51,6 +55,21 @@ class SecretBox:
     def rotate(self, token: str) -> str:
         """Re-encrypt a stored token under the first key."""
         return self._fernet.rotate(token.encode()).decode()
+
+
+def derived_key(key: str, purpose: str) -> bytes:
+    """A 32-byte key for `purpose` derived from a SECRET_KEYS key (HKDF-SHA256).
+
+    So one configured key serves every use (signing admin sessions …) without the same bytes
+    ever keying two algorithms.
+    """
+    try:
+        material = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, ValueError) as e:
+        raise ConfigError("SECRET_KEYS holds a key that is not url-safe base64") from e
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+        material
+    )
 
 
 def new_key() -> str:

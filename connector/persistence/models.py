@@ -398,3 +398,56 @@ class ApiSlot(Base):
     slot: Mapped[int] = mapped_column(default=0)
     holder: Mapped[str | None] = mapped_column(String(100), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminUser(Base):
+    """A person who may sign in to the admin web form (/admin/); none exists until one is made.
+
+    Usernames are kept lower case (sign-in ignores case); `password_hash` is an argon2id hash in
+    its encoded form, parameters included, so a hash made with older parameters is still read.
+    """
+
+    __tablename__ = "admin_user"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminSession(Base):
+    """A signed-in admin's session: the cookie carries a random token, only its hash is kept.
+
+    Kept in the database so that signing out ends the session for good (a copied cookie is
+    worthless afterwards) and every web process sees the same sessions.
+    """
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    admin_user_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Past this time the session is over, whatever the cookie says (ADMIN_SESSION_HOURS).
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginFailure(Base):
+    """One failed admin sign-in: counted per username and per remote address to slow guessing.
+
+    In the database so the count holds across web processes; rows older than the counting window
+    are deleted as new ones come.
+    """
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        Index("ix_login_failure_username_at", "username", "at"),
+        Index("ix_login_failure_remote_addr_at", "remote_addr", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: The username as tried, lower case (also for names no admin has).
+    username: Mapped[str] = mapped_column(String(100))
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
