@@ -29,7 +29,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.errors import register_error_handlers
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
-    from connector.web import health, hooks, metrics
+    from connector.web import admin, health, hooks, metrics
     from connector.web.api import activity, alerts, integrations, rejected_webhooks, sources
     from connector.web.params import DatabaseIdConverter
     from connector.wiring import target_factory
@@ -53,6 +53,11 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(activity.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(admin.bp)
+    # The admin form's session cookie, sign-in gate, CSRF and headers for every path under
+    # /admin/. Only there does a browser's cookie authenticate: hooks, the JSON API and metrics
+    # take tokens or signatures, which CSRF cannot forge, so they stay unchecked.
+    admin.protect(app)
 
     @app.after_request
     def answer_with_request_id(response: Response) -> Response:
