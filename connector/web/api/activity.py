@@ -130,7 +130,7 @@ def _refused(parameter: str, reason: str) -> QueryError:
     )
 
 
-def _day(args: dict[str, Any]) -> ReportDay:
+def query_day(args: dict[str, Any]) -> ReportDay:
     """The day the query names (none: today); a 400 naming `day` outside the days covered."""
     offset = args.get("utc_offset_minutes", timedelta(0))
     day = args.get("day", report_days(utc_offset=offset)[-1])
@@ -156,7 +156,7 @@ def _json(body: dict[str, Any]) -> Response:
     return response
 
 
-def _csv(text: str, filename: str) -> Response:
+def csv_attachment(text: str, filename: str) -> Response:
     """CSV text as an attachment; `filename` is made of digits, dashes and fixed words only."""
     response = Response(text, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -173,13 +173,13 @@ def _covers(day: ReportDay) -> dict[str, str]:
 def hourly() -> Response:
     """A day's calls per hour and integration, with totals and the hours over the threshold."""
     args = parse_query(HOURLY_QUERY)
-    day = _day(args)
+    day = query_day(args)
     with services().transaction() as session:
         grid = hourly_grid(session, day, _threshold())
     if _wants_csv(args):
         table = args.get("table", "hours")
         text = totals_csv(grid) if table == "totals" else grid_csv(grid)
-        return _csv(text, f"api-activity-{day.day.isoformat()}-{table}.csv")
+        return csv_attachment(text, f"api-activity-{day.day.isoformat()}-{table}.csv")
     return _json({**grid_json(grid), **_covers(day)})
 
 
@@ -189,7 +189,7 @@ def calls_of_an_hour() -> Response:
     args = parse_query(CALLS_QUERY)
     if "hour" not in args:
         raise _refused("hour", "is required: the hour of the day, 0 to 23")
-    day = _day(args)
+    day = query_day(args)
     csv = _wants_csv(args)
     page_limit, offset = page_of(args)
     limit = None if csv and "limit" not in args else page_limit
@@ -205,7 +205,7 @@ def calls_of_an_hour() -> Response:
         )
     if csv:
         text = calls_csv(page.calls, day.utc_offset, with_flag=True)
-        return _csv(text, f"api-activity-{day.day.isoformat()}-{args['hour']:02d}h.csv")
+        return csv_attachment(text, f"api-activity-{day.day.isoformat()}-{args['hour']:02d}h.csv")
     return _json(
         {
             "day": day.day.isoformat(),
@@ -241,5 +241,5 @@ def api_calls() -> Response:
     with services().transaction() as session:
         rows = call_log(session, filters, limit=limit, offset=offset)
     if _wants_csv(args):
-        return _csv(calls_csv(rows), "api-calls.csv")
+        return csv_attachment(calls_csv(rows), "api-calls.csv")
     return _json({"api_calls": [call_json(row) for row in rows], "limit": limit, "offset": offset})
