@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_COOLDOWN_SECONDS": 30.0,
     # After Autotask refused the credentials, no call of that integration for this long
     "CREDENTIALS_PAUSE_SECONDS": 300.0,
+    # How long the ticket system's lists read for the admin's setup are cached (0: not at all)
+    "CATALOG_CACHE_SECONDS": 900.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -325,6 +327,9 @@ class SettingsSchema(Schema):
     BREAKER_FAILURES = _Whole(validate=_at_least_one())
     BREAKER_COOLDOWN_SECONDS = _Number(validate=_positive_seconds())
     CREDENTIALS_PAUSE_SECONDS = _Number(validate=_positive_seconds())
+    CATALOG_CACHE_SECONDS = _Number(
+        validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
+    )
     SANDBOX_HOST = _text()
     SANDBOX_PORT = _Whole(validate=_PORT)
     SANDBOX_USERNAME = _text()
