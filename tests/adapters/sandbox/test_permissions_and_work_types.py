@@ -14,7 +14,7 @@ import pytest
 import requests
 from lxml import etree
 
-from adapters.sandbox import Sandbox, SandboxConfig, SandboxServer
+from adapters.sandbox import ApiUser, Sandbox, SandboxConfig, SandboxServer
 from adapters.sandbox.permissions import permission_error
 from adapters.sandbox.seed import BILLING_CODES, OTHER_BILLING_CODES
 from tests.adapters.sandbox.test_soap import ATWS, SoapClient, field, note, q, queryxml, ticket
@@ -126,8 +126,8 @@ def test_rest_entity_information_tells_the_users_access(
 
 
 @pytest.fixture
-def soap(sandbox_server: SandboxServer, api_user: object) -> SoapClient:
-    return SoapClient(sandbox_server, api_user)  # type: ignore[arg-type]
+def soap(sandbox_server: SandboxServer, api_user: ApiUser) -> SoapClient:
+    return SoapClient(sandbox_server, api_user)
 
 
 def test_soap_denials_are_atws_errors_and_false_can_flags(
