@@ -31,6 +31,15 @@ TARGETS = {
 }
 
 
+#: Target API flavour → "module:Catalog": what the ticket system tells an admin setting an
+#: integration up (`connector.ports.TicketSystemCatalog`), built over the flavour's client with
+#: the core's call gate.
+CATALOGS = {
+    "rest": "adapters.targets.autotask.rest.catalog:AutotaskRestCatalog",
+    "soap": "adapters.targets.autotask.soap.catalog:AutotaskSoapCatalog",
+}
+
+
 def load(dotted: str) -> Any:
     """Import "module:attribute" and return the attribute; fail loudly if it is missing."""
     module_name, _, attribute = dotted.partition(":")
@@ -52,3 +61,8 @@ def load_targets() -> dict[str, tuple[Any, Any]]:
 def load_target_profiles() -> dict[str, Any]:
     """Every registered target flavour's profile: what the core must know of its API."""
     return {flavour: load(profile) for flavour, (_, _, profile) in TARGETS.items()}
+
+
+def load_catalogs() -> dict[str, Any]:
+    """Every registered flavour's catalog class (so a broken one fails fast)."""
+    return {flavour: load(path) for flavour, path in CATALOGS.items()}

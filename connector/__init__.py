@@ -30,9 +30,16 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
     from connector.web import admin, health, hooks, metrics
-    from connector.web.api import activity, alerts, integrations, rejected_webhooks, sources
+    from connector.web.api import (
+        activity,
+        alerts,
+        catalog,
+        integrations,
+        rejected_webhooks,
+        sources,
+    )
     from connector.web.params import DatabaseIdConverter
-    from connector.wiring import target_factory
+    from connector.wiring import catalog_factory, target_factory
 
     settings = load_settings(config_override)
     stamp_request_ids()
@@ -40,6 +47,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     services = build_services(settings, load_sources(), load_target_profiles())
     services.target_factory = target_factory(services)
+    services.catalog_factory = catalog_factory(services)
     app.extensions["connector"] = services
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
@@ -51,6 +59,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(integrations.bp)
     app.register_blueprint(sources.bp)
     app.register_blueprint(activity.bp)
+    app.register_blueprint(catalog.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
     app.register_blueprint(admin.bp)

@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PASSWORD": "",
     "ADMIN_COOKIE_SECURE": False,
     "ADMIN_SESSION_HOURS": 12.0,
+    # How long the ticket system's lists read for the admin's setup are cached (0: not at all)
+    "CATALOG_CACHE_SECONDS": 900.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -371,6 +373,9 @@ class SettingsSchema(Schema):
     ADMIN_COOKIE_SECURE = _Switch()
     ADMIN_SESSION_HOURS = _Number(
         validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
+    )
+    CATALOG_CACHE_SECONDS = _Number(
+        validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
     )
     SANDBOX_HOST = _text()
     SANDBOX_PORT = _Whole(validate=_PORT)

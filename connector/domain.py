@@ -328,6 +328,141 @@ class ParsedWebhook:
         return [parsed.alert for parsed in self.alerts]
 
 
+# -- what a ticket system tells an admin setting an integration up -------------------------------
+
+
+class CheckName(StrEnum):
+    """The steps of a connection check, in the order they run."""
+
+    #: The zone lookup: does the ticket system know the API user, and where does it live?
+    ZONE_LOOKUP = "zone_lookup"
+    #: A call that needs nothing but the credentials (username, secret, tracking identifier).
+    CREDENTIALS = "credentials"
+    READ_TICKETS = "read_tickets"
+    CREATE_TICKETS = "create_tickets"
+    UPDATE_TICKETS = "update_tickets"
+    READ_COMPANIES = "read_companies"
+    CREATE_NOTES = "create_notes"
+
+
+#: What each check is called on a page.
+CHECK_LABELS: Mapping[CheckName, str] = {
+    CheckName.ZONE_LOOKUP: "Zone lookup",
+    CheckName.CREDENTIALS: "Username, secret and tracking identifier",
+    CheckName.READ_TICKETS: "Read tickets",
+    CheckName.CREATE_TICKETS: "Create tickets",
+    CheckName.UPDATE_TICKETS: "Update tickets",
+    CheckName.READ_COMPANIES: "Read companies",
+    CheckName.CREATE_NOTES: "Add ticket notes",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """One step of a connection check: whether it passed, and why in an admin's words."""
+
+    name: CheckName
+    ok: bool
+    #: What passed, or what is wrong and what to do about it.
+    message: str
+    #: Not run, because an earlier check it needs failed (`ok` is then False).
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The check as the JSON API answers it."""
+        return {
+            "name": self.name.value,
+            "label": CHECK_LABELS[self.name],
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """Every step of a connection check; a failed one is data, not an error."""
+
+    checks: tuple[ConnectionCheck, ...]
+    #: The address the zone lookup gave, when it answered.
+    zone_url: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the JSON API answers it."""
+        return {
+            "ok": self.ok,
+            "zone_url": self.zone_url,
+            "checks": [check.to_json() for check in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value of a ticket system's own list (a queue, a status …) an admin picks by name."""
+
+    id: int
+    label: str
+    active: bool = True
+    #: The value of the parent list it belongs to (a sub-issue type's issue type), if any.
+    parent_id: int | None = None
+    #: The ticket system's default of the list.
+    default: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The choice as the JSON API answers it."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "active": self.active,
+            "parent_id": self.parent_id,
+            "default": self.default,
+        }
+
+
+@dataclass(frozen=True)
+class TicketPicklists:
+    """The ticket system's own lists an integration's ticket settings pick from."""
+
+    queues: tuple[Choice, ...] = ()
+    statuses: tuple[Choice, ...] = ()
+    priorities: tuple[Choice, ...] = ()
+    ticket_categories: tuple[Choice, ...] = ()
+    issue_types: tuple[Choice, ...] = ()
+    #: Each with its issue type as `parent_id`.
+    sub_issue_types: tuple[Choice, ...] = ()
+    sources: tuple[Choice, ...] = ()
+    ticket_types: tuple[Choice, ...] = ()
+    work_types: tuple[Choice, ...] = ()
+    note_types: tuple[Choice, ...] = ()
+    #: Who sees a note (all users, internal only …).
+    note_publish: tuple[Choice, ...] = ()
+
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """Every list by name, as the JSON API answers them."""
+        return {
+            name: [choice.to_json() for choice in getattr(self, name)]
+            for name in self.__dataclass_fields__
+        }
+
+
+@dataclass(frozen=True)
+class CompanyChoice:
+    """A company of the ticket system an admin picks by name."""
+
+    id: int
+    name: str
+    active: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The company as the JSON API answers it."""
+        return {"id": self.id, "name": self.name, "active": self.active}
+
+
 # -- redaction: the one way a secret is kept out of what is shown, stored or logged -------------
 
 #: Stands in for a secret wherever one would otherwise appear.

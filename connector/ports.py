@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from connector.domain import (
     AlertStatus,
     ApiCallRecord,
+    CompanyChoice,
+    ConnectionReport,
     OutboundRequest,
     RequestAction,
     TargetResponse,
+    TicketPicklists,
     TicketRef,
 )
 from connector.errors import TargetError, TargetRefusal
@@ -86,4 +90,62 @@ class TicketTarget(Protocol):
 
     def get_ticket(self, ticket_id: int) -> TicketRef | None:
         """Return the ticket's current id, number and status, or None if it does not exist."""
+        ...
+
+
+class CallGate(Protocol):
+    """Admits one call to the ticket system (the core's governor), around the call.
+
+    A catalog enters it around each call it makes, naming the endpoint the call counts against in
+    the API's thread limit; `limited=False` for a call the ticket system neither counts nor
+    thread-limits (a zone lookup). Entering raises a `TargetError` when the call may not go now
+    (budget used, paused, breaker open); that error is the gate's, so the catalog lets it through.
+    The call's own error must leave the block, so the gate can account for it.
+    """
+
+    def __call__(self, endpoint: str, *, limited: bool = True) -> AbstractContextManager[object]:
+        """The context the call runs in."""
+        ...
+
+
+class TicketSystemCatalog(Protocol):
+    """What a ticket system tells an admin setting an integration up: whether the connection
+    works, and its own lists, so that settings are picked by name and never typed as ids.
+
+    Each flavour's catalog is built by the composition root as `Catalog(client, gate)`, over the
+    same client its TicketTarget uses, and passes every call it makes through the `CallGate`.
+    """
+
+    def check_connection(self) -> ConnectionReport:
+        """Check, step by step, what the connector needs of the ticket system.
+
+        The zone lookup, then a call that needs nothing but the credentials, then whether the API
+        user may read tickets and companies, create and update tickets and add notes. A step
+        that fails is a check with `ok` False and the reason in words (wrong secret, unknown
+        user, wrong tracking identifier, a missing permission, no connection, a zone host not
+        allowed); the steps that need it are skipped.
+
+        Raises:
+            TargetError: only the gate's, when a call may not go now.
+        """
+        ...
+
+    def picklists(self) -> TicketPicklists:
+        """The ticket system's lists the ticket settings pick from, read through its API.
+
+        Raises:
+            TargetError: a call failed (`explain` words it) or the gate held one back.
+        """
+        ...
+
+    def search_companies(self, text: str, limit: int) -> list[CompanyChoice]:
+        """Up to `limit` companies whose name contains `text` (any case; "" for any), by name.
+
+        Raises:
+            TargetError: the call failed (`explain` words it) or the gate held it back.
+        """
+        ...
+
+    def explain(self, error: TargetError) -> str:
+        """Words for an admin: why one of this catalog's calls failed and what to do about it."""
         ...

@@ -19,12 +19,18 @@ from connector.ports import TargetProfile
 from connector.secrets import SecretBox
 
 if TYPE_CHECKING:
+    from connector.integrations.catalog import CatalogCache
     from connector.integrations.settings import IntegrationSettings
     from connector.persistence.models import Integration
-    from connector.ports import CallRecorder, TicketTarget
+    from connector.ports import CallGate, CallRecorder, TicketSystemCatalog, TicketTarget
 
 #: Builds an integration's ticket target; the recorder receives every call it makes.
 TargetFactory = Callable[["Integration", "IntegrationSettings", "CallRecorder"], "TicketTarget"]
+#: Builds an integration's catalog (check connection, the ticket system's lists); the recorder
+#: receives every call it makes, the gate admits each one.
+CatalogFactory = Callable[
+    ["Integration", "IntegrationSettings", "CallRecorder", "CallGate"], "TicketSystemCatalog"
+]
 
 
 @runtime_checkable
@@ -88,6 +94,10 @@ class Services:
     profiles: Mapping[str, TargetProfile] = field(default_factory=dict)
     #: The ticket targets' factory, set by the composition root (connector.wiring).
     target_factory: TargetFactory | None = None
+    #: The catalogs' factory, set by the composition root (connector.wiring).
+    catalog_factory: CatalogFactory | None = None
+    #: The ticket systems' lists read for admins, kept for this process (integrations.catalog).
+    catalog_cache: CatalogCache | None = None
 
     @property
     def max_delivery_age(self) -> timedelta:
@@ -113,6 +123,12 @@ class Services:
         if self.target_factory is None:
             raise ConfigError("no ticket target factory is wired: build the app with create_app")
         return self.target_factory
+
+    def catalogs(self) -> CatalogFactory:
+        """The factory of the integrations' catalogs."""
+        if self.catalog_factory is None:
+            raise ConfigError("no catalog factory is wired: build the app with create_app")
+        return self.catalog_factory
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -1,41 +1,38 @@
 """The ticket targets' side of the composition root: each integration's target from its adapter.
 
-create_app puts the factory on Services once; the worker, the web layer and the CLI reach it
+create_app puts the factories on Services once; the worker, the web layer and the CLI reach them
 there. Like create_app, this is where the core meets the adapters; nothing else in connector/
 imports one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from connector.errors import ConfigError
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import Integration
 from connector.pipeline.worker import Worker
-from connector.ports import CallRecorder, TicketTarget
-from connector.services import Services, TargetFactory
+from connector.ports import CallGate, CallRecorder, TicketSystemCatalog, TicketTarget
+from connector.services import CatalogFactory, Services, TargetFactory
 
 
-def target_factory(services: Services) -> TargetFactory:
-    """A factory that builds an integration's target, decrypting its secrets on the way."""
-    from adapters import load_targets
-
+def _client_builder(services: Services, clients: dict[str, Any]) -> Any:
+    """Builds an integration's API client of its flavour, decrypting its secrets on the way."""
     settings = services.settings
-    flavours = load_targets()
 
-    def build(
+    def client(
         integration: Integration, options: IntegrationSettings, recorder: CallRecorder
-    ) -> TicketTarget:
-        if integration.api_flavour not in flavours:
-            raise ConfigError(
-                f"API flavour {integration.api_flavour!r} is unknown: use rest or soap"
-            )
-        client_class, target_class = flavours[integration.api_flavour]
+    ) -> Any:
+        if integration.api_flavour not in clients:
+            known = " or ".join(sorted(clients))
+            raise ConfigError(f"API flavour {integration.api_flavour!r} is unknown: use {known}")
         box = services.secret_box()
         # No hosts in the settings: the adapter keeps its own default (Autotask's zone hosts).
         hosts = (
             {"allowed_zone_hosts": options.allowed_zone_hosts} if options.allowed_zone_hosts else {}
         )
-        client = client_class(
+        return clients[integration.api_flavour](
             integration.zone_lookup_url,
             integration.username,
             box.decrypt(integration.secret_encrypted),
@@ -45,8 +42,46 @@ def target_factory(services: Services) -> TargetFactory:
             read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
             recorder=recorder,
         )
-        target: TicketTarget = target_class(client)
+
+    return client
+
+
+def target_factory(services: Services) -> TargetFactory:
+    """A factory that builds an integration's target, decrypting its secrets on the way."""
+    from adapters import load_targets
+
+    flavours = load_targets()
+    client = _client_builder(services, {name: pair[0] for name, pair in flavours.items()})
+
+    def build(
+        integration: Integration, options: IntegrationSettings, recorder: CallRecorder
+    ) -> TicketTarget:
+        made = client(integration, options, recorder)
+        target: TicketTarget = flavours[integration.api_flavour][1](made)
         return target
+
+    return build
+
+
+def catalog_factory(services: Services) -> CatalogFactory:
+    """A factory that builds an integration's catalog over the client its target would use."""
+    from adapters import load_catalogs, load_targets
+
+    catalogs = load_catalogs()
+    client = _client_builder(
+        services,
+        {name: pair[0] for name, pair in load_targets().items() if name in catalogs},
+    )
+
+    def build(
+        integration: Integration,
+        options: IntegrationSettings,
+        recorder: CallRecorder,
+        gate: CallGate,
+    ) -> TicketSystemCatalog:
+        made = client(integration, options, recorder)
+        catalog: TicketSystemCatalog = catalogs[integration.api_flavour](made, gate)
+        return catalog
 
     return build
 

@@ -1,4 +1,5 @@
-"""Every ticket target implements connector.ports.TicketTarget: same methods, same signatures."""
+"""Every ticket target implements connector.ports.TicketTarget, and every catalog
+connector.ports.TicketSystemCatalog: same methods, same signatures."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 import pytest
 
 from adapters import TARGETS as REGISTERED_TARGETS
-from adapters import load, load_target_profiles
+from adapters import load, load_catalogs, load_target_profiles
 from connector.payloads.requests import generate_requests, validate_request
-from connector.ports import TargetProfile, TicketTarget
+from connector.ports import TargetProfile, TicketSystemCatalog, TicketTarget
 
 #: The ticket targets the worker can be given: every registered flavour's target class.
 TARGETS: dict[str, type[Any]] = {
@@ -81,3 +82,39 @@ def test_every_registered_flavour_has_a_profile_the_core_can_use() -> None:
         # Every default request names a template that exists and passes the save-time check.
         for spec in generate_requests(profile):
             validate_request(spec, profile)
+
+
+#: The catalogs an admin's setup pages are given: every registered flavour's catalog class.
+CATALOGS: dict[str, type[Any]] = load_catalogs()
+
+
+def test_the_catalog_port_declares_what_the_setup_pages_need() -> None:
+    assert port_methods(TicketSystemCatalog) == [
+        "check_connection",
+        "explain",
+        "picklists",
+        "search_companies",
+    ]
+
+
+def test_every_registered_flavour_has_a_catalog() -> None:
+    assert sorted(CATALOGS) == sorted(TARGETS)
+
+
+@pytest.mark.parametrize("catalog_class", list(CATALOGS.values()), ids=list(CATALOGS))
+@pytest.mark.parametrize("method", port_methods(TicketSystemCatalog))
+def test_catalog_method_matches_the_port(catalog_class: type[Any], method: str) -> None:
+    implemented = getattr(catalog_class, method, None)
+    assert callable(implemented), f"{catalog_class.__name__} lacks {method}"
+    assert described(implemented) == described(getattr(TicketSystemCatalog, method))
+    assert inspect.getdoc(implemented), method
+
+
+@pytest.mark.parametrize("flavour", sorted(CATALOGS))
+def test_a_catalog_is_built_over_its_flavours_client_and_a_gate(flavour: str) -> None:
+    # The composition root builds `Catalog(client, gate)` (connector/wiring.py).
+    client_class = load(REGISTERED_TARGETS[flavour][0])
+    parameters = list(inspect.signature(CATALOGS[flavour]).parameters)
+    assert parameters == ["client", "gate"]
+    client = client_class("https://webservices.autotask.net/", "user", "secret", "code")
+    assert CATALOGS[flavour](client, None).client is client

@@ -32,6 +32,8 @@ ENTITIES = {
     "Tickets": ("TicketModel", "Ticket"),
     "TicketNotes": ("TicketNoteModel", "TicketNote"),
     "Companies": ("CompanyModel", "Account"),
+    # Work types are billing codes (SOAP AllocationCode) of use type 1: Ticket.billingCodeID.
+    "BillingCodes": ("BillingCodeModel", "AllocationCode"),
 }
 
 #: SOAP field names that REST renamed. Reference: ../shared/reference/autotask-api.md §3 and §9.
@@ -60,6 +62,12 @@ SOAP_RENAMES = {
         "BillToAccountPhysicalLocationID": "billToCompanyLocationID",
         "InvoiceNonContractItemsToParentAccount": "invoiceNonContractItemsToParentCompany",
         "SurveyAccountRating": "surveyCompanyRating",
+    },
+    "AllocationCode": {
+        # Inferred by meaning: REST renamed the flags to is… and the ledger code to an account.
+        "Active": "isActive",
+        "GeneralLedgerCode": "generalLedgerAccount",
+        "Type": "billingCodeType",
     },
 }
 

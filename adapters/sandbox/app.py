@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from adapters.sandbox.core import REST_PREFIX, REST_URL_PATH, SOAP_URL_PATH, Sandbox
 from adapters.sandbox.faults import load_plan
+from adapters.sandbox.permissions import load_security_level
 from adapters.sandbox.rest import register_rest
 from adapters.sandbox.soap.endpoint import register_soap
 from adapters.sandbox.tenant import load_ticket_category
@@ -91,6 +92,22 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
             return jsonify({"error": "invalid ticket category", "fields": e.messages}), 400
         sandbox.service.rules.api_ticket_category = category
         return jsonify(category.describe() if category else {})
+
+    @app.get("/_sandbox/permissions")
+    def sandbox_permissions() -> Response:
+        return jsonify(sandbox.service.security.describe())
+
+    @app.post("/_sandbox/permissions")
+    def sandbox_set_permissions() -> tuple[Response, int] | Response:
+        body = request.get_json(silent=True)
+        try:
+            if body is None and request.get_data(as_text=True).strip() != "null":
+                raise ValidationError({"_schema": ["Expected a JSON object, {} or null."]})
+            security = load_security_level(body)
+        except ValidationError as e:
+            return jsonify({"error": "invalid permissions", "fields": e.messages}), 400
+        sandbox.service.security = security
+        return jsonify(security.describe())
 
     @app.get("/_sandbox/settings")
     def sandbox_settings() -> Response:

@@ -18,6 +18,7 @@ from flask import Response, request
 from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.faults import FaultInjector
 from adapters.sandbox.limits import ApiLimits, LimitSettings
+from adapters.sandbox.permissions import SecurityLevel
 from adapters.sandbox.seed import ApiUser, make_api_user
 from adapters.sandbox.service import SandboxService
 from adapters.sandbox.state import SandboxState
@@ -60,6 +61,9 @@ class SandboxConfig:
     refuse_inactive_companies: bool = True
     #: The API-only ticket category new tickets get; None = none (tenant.ApiTicketCategory).
     api_ticket_category: ApiTicketCategory | None = None
+    #: What the API user's security level does not allow: REST entity → actions (query, create,
+    #: update); empty: everything (permissions.SecurityLevel).
+    denied: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Sandbox:
                 refuse_inactive_companies=self.config.refuse_inactive_companies,
                 api_ticket_category=self.config.api_ticket_category,
             ),
+            security=SecurityLevel(dict(self.config.denied)),
         )
         self.limits = ApiLimits(self.config.limits, clock=clock)
         self.faults = FaultInjector()
@@ -131,10 +136,12 @@ class Sandbox:
     def reset(self) -> None:
         """Back to the seeded state: no tickets, calls, faults or usage; settings as configured.
 
-        The API-only ticket category goes back to the configured one (runtime changes are lost).
+        The API-only ticket category and the API user's permissions go back to the configured
+        ones (runtime changes are lost).
         """
         self.state.reset()
         self.service.rules.api_ticket_category = self.config.api_ticket_category
+        self.service.security = SecurityLevel(dict(self.config.denied))
         self.limits.reset()
         self.faults.clear()
         self.opaque_errors = self.config.opaque_errors
@@ -161,7 +168,7 @@ class Sandbox:
             notes.setdefault(note["ticketID"], []).append(note)
         tickets = []
         for record in self.state.all("Tickets"):
-            ticket = self.service.get("Tickets", record["id"]) or {}
+            ticket = self.service.record("Tickets", record["id"]) or {}
             ticket["notes"] = notes.get(record["id"], [])
             tickets.append(ticket)
         return tickets

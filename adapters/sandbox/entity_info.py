@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.sandbox.entities import FIELD_INFO, REST_PROPERTIES
+from adapters.sandbox.permissions import SecurityLevel
+from adapters.sandbox.query import SINGULAR
 from adapters.sandbox.seed import PICKLISTS
 
 #: REST entity → the entity a child record belongs to, and the property holding the parent id.
 PARENTS = {"TicketNotes": ("Tickets", "ticketID")}
 
-#: Entities the sandbox can create and update; Companies are seeded and read-only here.
+#: Entities the sandbox can create and update; Companies and BillingCodes are seeded and
+#: read-only here.
 WRITABLE = {"Tickets", "TicketNotes"}
 
 
@@ -62,19 +65,31 @@ def field_definitions(entity: str) -> list[dict[str, Any]]:
     return fields
 
 
-def entity_information(entity: str) -> dict[str, Any]:
-    """Return `entityInformation` for the entity."""
+def entity_information(entity: str, security: SecurityLevel | None = None) -> dict[str, Any]:
+    """Return `entityInformation` for the entity, as the API user's security level sees it.
+
+    `can…` say what the API allows on the entity at all, `userAccessFor…` what this API user
+    may do ("All" or "None", the values the real getFieldInfo cache holds). Whether Autotask
+    computes userAccessFor… from the logged-in resource, as the name says, is unconfirmed;
+    the sandbox does, and over SOAP (whose EntityInfo has no userAccess) it folds the same
+    answer into Can….
+    """
+    security = security or SecurityLevel()
     writable = entity in WRITABLE
+
+    def access(allowed: bool, action: str) -> str:
+        return "All" if allowed and security.allows(entity, action) else "None"
+
     return {
-        "name": _SINGULAR[entity],
+        "name": SINGULAR[entity],
         "canCreate": writable,
         "canDelete": False,
         "canQuery": True,
         "canUpdate": writable,
-        "userAccessForCreate": "All" if writable else "None",
+        "userAccessForCreate": access(writable, "create"),
         "userAccessForDelete": "None",
-        "userAccessForQuery": "All",
-        "userAccessForUpdate": "All" if writable else "None",
+        "userAccessForQuery": access(True, "query"),
+        "userAccessForUpdate": access(writable, "update"),
         "hasUserDefinedFields": "userDefinedFields" in REST_PROPERTIES[entity],
         "supportsWebhookCallouts": entity != "TicketNotes",
     }
@@ -88,8 +103,6 @@ _DATA_TYPES = {
     "string": "string",
     "date-time": "datetime",
 }
-
-_SINGULAR = {"Tickets": "Ticket", "TicketNotes": "TicketNote", "Companies": "Company"}
 
 
 def _rest_name(entity: str, soap_name: str) -> str:

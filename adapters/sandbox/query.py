@@ -45,7 +45,12 @@ class Group:
 
 
 #: REST entity → the singular name Autotask's query errors use.
-SINGULAR = {"Tickets": "Ticket", "TicketNotes": "TicketNote", "Companies": "Company"}
+SINGULAR = {
+    "Tickets": "Ticket",
+    "TicketNotes": "TicketNote",
+    "Companies": "Company",
+    "BillingCodes": "BillingCode",
+}
 
 
 def canonical_field(entity: str, name: str) -> str:

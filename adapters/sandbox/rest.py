@@ -39,8 +39,13 @@ from adapters.sandbox.service import MAX_PAGE
 from adapters.sandbox.validation import normalize
 from adapters.sandbox.values import wire_record
 
-ENTITY_NAMES = {"tickets": "Tickets", "ticketnotes": "TicketNotes", "companies": "Companies"}
-_ENTITIES = "any(tickets, ticketnotes, companies)"
+ENTITY_NAMES = {
+    "tickets": "Tickets",
+    "ticketnotes": "TicketNotes",
+    "companies": "Companies",
+    "billingcodes": "BillingCodes",
+}
+_ENTITIES = f"any({', '.join(ENTITY_NAMES)})"
 
 ROUTES = Map(
     [
@@ -200,7 +205,7 @@ class _Handler:
         )
 
     def info(self) -> Response:
-        return jsonify({"info": entity_information(self.entity)})
+        return jsonify({"info": entity_information(self.entity, self.service.security)})
 
     def fields(self) -> Response:
         return jsonify({"fields": field_definitions(self.entity)})
@@ -354,7 +359,7 @@ class _Handler:
     def notes(self) -> Response:
         parent_id = int(self.args["parent_id"])
         if request.method == "GET":
-            if self.service.get("Tickets", parent_id) is None:
+            if self.service.record("Tickets", parent_id) is None:
                 raise SandboxError(f"No matching records found for Tickets id {parent_id}.")
             tree = Group("and", [Condition("eq", "ticketID", parent_id)])
             search = {"filter": [{"op": "eq", "field": "ticketID", "value": parent_id}]}

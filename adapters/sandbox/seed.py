@@ -215,14 +215,34 @@ CONTRACTS: list[dict[str, Any]] = [
     {"id": 29683904, "companyID": 29683416, "contractName": "Northwind Time and Materials"},
 ]
 
+#: The billing code use type of work types: "an active AllocationCode with a UseType value = 1
+#: (that is, a work type)" (OFFICIAL ContractExclusionSetExcludedWorkTypeEntity.htm).
+WORK_TYPE_USE_TYPE = 1
+
 #: Work types: the billing codes a ticket's billingCodeID takes (BillingCodeModel; SOAP
 #: AllocationCode). 29682801 and 29682805 are the work types the connector's tests configure.
 BILLING_CODES: list[dict[str, Any]] = [
-    {"id": 29682801, "name": "Remote Support"},
-    {"id": 29682802, "name": "On-site Support"},
-    {"id": 29682805, "name": "Storage and Backup"},
-    {"id": 29682809, "name": "Legacy Support (inactive)"},
+    {"id": 29682801, "name": "Remote Support", "useType": WORK_TYPE_USE_TYPE},
+    {"id": 29682802, "name": "On-site Support", "useType": WORK_TYPE_USE_TYPE},
+    {"id": 29682805, "name": "Storage and Backup", "useType": WORK_TYPE_USE_TYPE},
+    {"id": 29682809, "name": "Legacy Support (inactive)", "useType": WORK_TYPE_USE_TYPE},
 ]
+
+#: Billing codes that are no work type, so a ticket cannot take them: served by BillingCodes
+#: queries only. There are six kinds (work types, material, internal time, expense categories,
+#: recurring contract service, milestone: OFFICIAL BillingCodesEntity.htm); only use type 1 is
+#: confirmed, so this material code's use type 3 is illustrative.
+OTHER_BILLING_CODES: list[dict[str, Any]] = [
+    {"id": 29682811, "name": "Hardware (material)", "useType": 3},
+]
+
+
+def seed_billing_codes() -> list[dict[str, Any]]:
+    """The billing codes BillingCodes queries answer: the work types and the other codes."""
+    return [
+        _activity("AllocationCode", record) for record in (*BILLING_CODES, *OTHER_BILLING_CODES)
+    ]
+
 
 #: Resources (ResourceModel). The API user is a resource too, but has no service desk role, so a
 #: ticket cannot be assigned to it.

@@ -9,6 +9,7 @@ from typing import Any
 from adapters.sandbox.entities import REST_PROPERTIES
 from adapters.sandbox.entity_info import PARENTS, WRITABLE, is_writable
 from adapters.sandbox.errors import SandboxError
+from adapters.sandbox.permissions import SecurityLevel
 from adapters.sandbox.query import Group, matches
 from adapters.sandbox.seed import API_USER_RESOURCE_ID, STATUS_COMPLETE
 from adapters.sandbox.state import SandboxState
@@ -30,10 +31,13 @@ class SandboxService:
         strict_properties: bool = True,
         clock: Callable[[], datetime] | None = None,
         rules: TenantRules | None = None,
+        security: SecurityLevel | None = None,
     ) -> None:
         self.state = state
         self.strict_properties = strict_properties
         self.rules = rules or TenantRules()
+        #: What the API user may do; checked before anything else of a call (permissions.py).
+        self.security = security or SecurityLevel()
         self.clock = clock or (lambda: datetime.now(UTC))
         self._ticket_numbers: dict[str, int] = {}
 
@@ -41,6 +45,7 @@ class SandboxService:
 
     def create(self, entity: str, values: dict[str, Any], *, parent_id: int | None = None) -> int:
         """Create a record from REST-named values and return its new id."""
+        self.security.check(entity, "create")
         self._check_writable(entity)
         if values.get("id") not in (None, 0):
             # invented wording: no public source
@@ -71,6 +76,7 @@ class SandboxService:
         parent_id: int | None = None,
     ) -> int:
         """PATCH (`replace=False`: only the values given change) or PUT (every writable field)."""
+        self.security.check(entity, "update")
         self._check_writable(entity)
         record_id = values.get("id")
         if record_id is None:
@@ -201,6 +207,11 @@ class SandboxService:
 
     def get(self, entity: str, record_id: int) -> dict[str, Any] | None:
         """Return one record with every model property (null where unset), or None."""
+        self.security.check(entity, "query")
+        return self.record(entity, record_id)
+
+    def record(self, entity: str, record_id: int) -> dict[str, Any] | None:
+        """`get` without the API user's permission check (the sandbox's own reads)."""
         record = self.state.get(entity, record_id)
         return self._full(entity, record) if record is not None else None
 
@@ -222,6 +233,7 @@ class SandboxService:
         parent_id: int | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Return one page of matching records ordered by id, and whether more follow."""
+        self.security.check(entity, "query")
         found = [
             self._full(entity, record)
             for record in self.state.all(entity)
@@ -233,4 +245,5 @@ class SandboxService:
 
     def count(self, entity: str, tree: Group) -> int:
         """Return how many records match."""
+        self.security.check(entity, "query")
         return sum(1 for record in self.state.all(entity) if matches(record, tree))

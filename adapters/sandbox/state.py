@@ -11,12 +11,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adapters.sandbox.seed import seed_companies
+from adapters.sandbox.seed import seed_billing_codes, seed_companies
 
-ENTITIES = ("Tickets", "TicketNotes", "Companies")
+ENTITIES = ("Tickets", "TicketNotes", "Companies", "BillingCodes")
 
 #: First ids handed out, in the range real tenants use.
-FIRST_IDS = {"Tickets": 128_926, "TicketNotes": 30_777_658, "Companies": 29_683_500}
+FIRST_IDS = {
+    "Tickets": 128_926,
+    "TicketNotes": 30_777_658,
+    "Companies": 29_683_500,
+    "BillingCodes": 29_682_900,
+}
+
+#: The read-only entities every state holds from its start: REST entity → its seeded records.
+SEEDED = {"Companies": seed_companies, "BillingCodes": seed_billing_codes}
 
 
 class SandboxState:
@@ -45,12 +53,19 @@ class SandboxState:
             self._load()
         if not self._records["Companies"]:
             self.reset()
+        else:
+            # A state file written before an entity was seeded gets it now; its tickets stay.
+            with self._transaction() as db:
+                for entity, seed in SEEDED.items():
+                    if not self._records[entity]:
+                        for record in seed():
+                            self._write(db, entity, record)
 
     def _load(self) -> None:
         if self._db is None:
             return
         for entity, record_id, body in self._db.execute("SELECT entity, id, body FROM records"):
-            self._records[entity][record_id] = json.loads(body)
+            self._records.setdefault(entity, {})[record_id] = json.loads(body)
         for entity, next_id in self._db.execute("SELECT entity, next_id FROM sequences"):
             self._next_ids[entity] = next_id
 
@@ -69,15 +84,16 @@ class SandboxState:
             self._db.execute("COMMIT")
 
     def reset(self) -> None:
-        """Forget every ticket and note and restore the seeded companies."""
+        """Forget every ticket and note and restore the seeded companies and billing codes."""
         with self._transaction() as db:
             self._records = {e: {} for e in ENTITIES}
             self._next_ids = dict(FIRST_IDS)
             if db is not None:
                 db.execute("DELETE FROM records")
                 db.execute("DELETE FROM sequences")
-            for company in seed_companies():
-                self._write(db, "Companies", company)
+            for entity, seed in SEEDED.items():
+                for record in seed():
+                    self._write(db, entity, record)
 
     def _write(self, db: sqlite3.Connection | None, entity: str, record: dict[str, Any]) -> None:
         self._records[entity][record["id"]] = record

@@ -117,10 +117,11 @@ def apply_all_or_nothing(
                 strict_properties=service.strict_properties,
                 clock=service.clock,
                 rules=service.rules,
+                security=service.security,
             )
             _apply_batch(scratch, operation, batch)
         ids = _apply_batch(service, operation, batch)
         return [
-            service.get(REST_ENTITY[entity], new_id) or {"id": new_id}
+            service.record(REST_ENTITY[entity], new_id) or {"id": new_id}
             for (entity, _), new_id in zip(batch, ids, strict=True)
         ]

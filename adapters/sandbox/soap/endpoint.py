@@ -55,7 +55,7 @@ class _Handler:
             "query": self.query,
             "getZoneInfo": self.zone_info,
             "getThresholdAndUsageInfo": self.threshold,
-            "GetEntityInfo": entity_info_response,
+            "GetEntityInfo": lambda: entity_info_response(self.service.security),
             "GetFieldInfo": lambda: field_info_response(self.request.entity or ""),
         }
         try:

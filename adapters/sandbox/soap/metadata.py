@@ -11,6 +11,7 @@ from lxml import etree
 from adapters.sandbox.core import SOAP_URL_PATH
 from adapters.sandbox.entities import FIELD_INFO
 from adapters.sandbox.entity_info import entity_information, field_definitions
+from adapters.sandbox.permissions import SecurityLevel
 from adapters.sandbox.soap.envelope import (
     ATWS_NS,
     ATWS_NSMAP,
@@ -37,6 +38,14 @@ _ENTITY_INFO = (
 )
 
 
+#: The entityInformation key saying whether this API user may do what a Can… key allows.
+_USER_ACCESS = {
+    "canCreate": "userAccessForCreate",
+    "canQuery": "userAccessForQuery",
+    "canUpdate": "userAccessForUpdate",
+}
+
+
 def _bool(value: object) -> str:
     return "true" if value else "false"
 
@@ -54,17 +63,23 @@ def wsdl_response(base_url: str) -> Response:
     return Response(text, status=200, content_type="text/xml; charset=utf-8")
 
 
-def entity_info_response() -> Response:
-    """getEntityInfo: an EntityInfo per entity the sandbox serves over SOAP (WSDL order)."""
+def entity_info_response(security: SecurityLevel | None = None) -> Response:
+    """getEntityInfo: an EntityInfo per entity the sandbox serves over SOAP (WSDL order).
+
+    The WSDL's EntityInfo has no userAccessFor…, so what the API user may not do shows as a
+    false Can… (the sandbox's choice: whether real ATWS answers per user is not recorded).
+    """
     wrapper = etree.Element(f"{{{ATWS_NS}}}GetEntityInfoResponse", nsmap=ATWS_NSMAP)
     result = add_element(wrapper, "GetEntityInfoResult")
     for soap in sorted(REST_ENTITY):
         # The same answer as REST's {Entity}/entityInformation.
-        info = entity_information(REST_ENTITY[soap])
+        info = entity_information(REST_ENTITY[soap], security)
         item = add_element(result, "EntityInfo")
         add_element(item, "Name", soap)
         for element, key in _ENTITY_INFO:
-            add_element(item, element, _bool(info[key]))
+            access = _USER_ACCESS.get(key)
+            allowed = info[key] and (access is None or info[access] != "None")
+            add_element(item, element, _bool(allowed))
     return soap_envelope(wrapper)
 
 

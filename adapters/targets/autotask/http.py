@@ -150,6 +150,13 @@ class AutotaskHttpClient:
 
     # -- credentials ---------------------------------------------------------------------------
 
+    def check_credentials(self) -> None:
+        """Make the one call that needs nothing but the credentials; its refusal is raised as is.
+
+        No second opinion is asked: a refusal without a reason stays one (`UnexplainedRefusal`).
+        """
+        self._check_credentials()
+
     def _check_credentials(self) -> None:
         """A call that needs nothing but the credentials (each flavour has its own)."""
         raise NotImplementedError

@@ -44,6 +44,14 @@ SAMPLE_ZONE_URLS: Mapping[str, str] = {
 #: Reference: ../shared/reference/reliability-security.md §4.5 and S12.
 DEFAULT_ALLOWED_ZONE_HOSTS: tuple[str, ...] = ("*.autotask.net",)
 
+# -- what an admin picks from -------------------------------------------------------------------
+
+#: Work types are the billing codes (REST BillingCodes, SOAP AllocationCode) of use type 1: "an
+#: active AllocationCode with a UseType value = 1 (that is, a work type)" (OFFICIAL
+#: ContractExclusionSetExcludedWorkTypeEntity.htm; AllocationCodeEntity.htm: "Types other than 1
+#: (work types)"). A ticket's billingCodeID (SOAP AllocationCodeID) takes one (§3).
+WORK_TYPE_USE_TYPE = 1
+
 # -- thresholds --------------------------------------------------------------------------------
 
 #: "a limit of 10,000 on the number of external requests allowed per hour between an individual
@@ -119,6 +127,15 @@ VALIDATION_MARKERS = (
     "invalid query syntax",
     "you must assign both",
 )
+
+#: The zone lookup calls as the clients name them in errors (REST zoneInformation, §1; SOAP
+#: getZoneInfo, §10), lower case.
+ZONE_LOOKUP_CALLS = ("zoneinformation", "getzoneinfo")
+
+#: Words of a refusal for a missing permission: "The logged in Resource does not have the
+#: adequate permissions to create this entity type." with HTTP 500 (django-autotask, §7); the
+#: Swagger documents 403 Forbidden too.
+PERMISSION_MARKERS = ("adequate permissions",)
 
 #: Credential failures reported as ATWS errors (python-atws #64, autotask-php #174, §10).
 SOAP_AUTH_MARKERS = (
@@ -216,9 +233,11 @@ def refusal_of(error: TargetError) -> TargetRefusal | None:
     response = error.response or {}
     if response.get("status") == 401 or "authorization has been denied" in text:
         return TargetRefusal.CREDENTIALS
-    if isinstance(error, TargetAuthError) and "zoneinformation" in text.replace(" ", ""):
+    if isinstance(error, TargetAuthError) and any(
+        call in text.replace(" ", "") for call in ZONE_LOOKUP_CALLS
+    ):
         # The zone lookup is the one call without credentials: only the username can fail it
-        # ("Zone information could not be determined", §14).
+        # ("Zone information could not be determined", §14; SOAP getZoneInfo's ErrorCode -1).
         return TargetRefusal.UNKNOWN_USER
     if isinstance(error, TargetAuthError) or any(
         marker in text for marker in ("integrationcode", "integration code")

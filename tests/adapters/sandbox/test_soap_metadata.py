@@ -107,11 +107,12 @@ def test_get_entity_info_matches_rest_entity_information(
         }
         for element in reply.content.iterfind(f"{q('GetEntityInfoResult')}/{q('EntityInfo')}")
     }
-    assert set(infos) == {"Account", "Ticket", "TicketNote"}
+    assert set(infos) == {"Account", "AllocationCode", "Ticket", "TicketNote"}
     for soap_name, rest_name in [
         ("Ticket", "Tickets"),
         ("TicketNote", "TicketNotes"),
         ("Account", "Companies"),
+        ("AllocationCode", "BillingCodes"),
     ]:
         info = rest.get(f"{rest_name}/entityInformation").json()["info"]
         assert infos[soap_name] == {
@@ -168,7 +169,12 @@ def test_get_field_info_rows(
 
 @pytest.mark.parametrize(
     ("soap_name", "rest_name"),
-    [("Ticket", "Tickets"), ("TicketNote", "TicketNotes"), ("Account", "Companies")],
+    [
+        ("Ticket", "Tickets"),
+        ("TicketNote", "TicketNotes"),
+        ("Account", "Companies"),
+        ("AllocationCode", "BillingCodes"),
+    ],
 )
 def test_get_field_info_answers_the_metadata_rest_answers(
     soap: SoapClient, rest: RestClient, soap_name: str, rest_name: str

@@ -126,6 +126,22 @@ def page_of(payload: Any) -> tuple[tuple[list[dict[str, Any]], str | None], int 
     return (items, next_url or None), len(items)
 
 
+def info_of(payload: Any) -> tuple[dict[str, Any], int | None]:
+    """EntityInformationResultModel: {"info": {"name", "canCreate", …, "userAccessForCreate"}}."""
+    info = object_of(payload)[0]["info"]
+    if not isinstance(info, dict):
+        raise TypeError("info is not an object")
+    return info, None
+
+
+def fields_of(payload: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """FieldInformationResultModel: {"fields": [{"name", …, "picklistValues": [...]}]}."""
+    fields = object_of(payload)[0]["fields"]
+    if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
+        raise TypeError("fields is not a list of objects")
+    return fields, len(fields)
+
+
 def is_autotask_error(body: object) -> bool:
     """Whether a body is Autotask's error shape: `{"errors": ["…", …]}` (autotask-api.md §7)."""
     if not isinstance(body, dict):

@@ -39,6 +39,8 @@ from adapters.targets.autotask.rest.answers import (
     Refusal,
     as_is,
     classify_failure,
+    fields_of,
+    info_of,
     is_autotask_error,
     item_id,
     messages_of,
@@ -109,6 +111,28 @@ class AutotaskRestClient(AutotaskHttpClient):
         `max_records` is the page size (1–500); all pages are followed.
         """
         return self._query("Tickets", self.TICKETS_QUERY, filters, include_fields, max_records)
+
+    def query(
+        self,
+        entity: str,
+        filters: Sequence[Mapping[str, Any]],
+        include_fields: Sequence[str] | None = None,
+        max_records: int = MAX_PAGE_SIZE,
+        *,
+        all_pages: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Query any entity ({Entity}/query); the items of every page, or of the first only."""
+        return self._query(
+            entity, f"{entity}/query", filters, include_fields, max_records, all_pages=all_pages
+        )
+
+    def entity_information(self, entity: str) -> dict[str, Any]:
+        """GET {Entity}/entityInformation: what the API allows on it, and the user's access."""
+        return self._call("GET", entity, f"{entity}/entityInformation", read=info_of)
+
+    def entity_fields(self, entity: str) -> list[dict[str, Any]]:
+        """GET {Entity}/entityInformation/fields: its field definitions, picklists included."""
+        return self._call("GET", entity, f"{entity}/entityInformation/fields", read=fields_of)
 
     def create_note(self, ticket_id: int, body: Mapping[str, Any]) -> int:
         """POST Tickets/{id}/Notes; return the new note's id. Unset (None) fields are not sent."""
@@ -207,8 +231,10 @@ class AutotaskRestClient(AutotaskHttpClient):
         filters: Sequence[Mapping[str, Any]],
         include_fields: Sequence[str] | None,
         max_records: int,
+        *,
+        all_pages: bool = True,
     ) -> list[dict[str, Any]]:
-        """Run a query and follow pageDetails.nextPageUrl verbatim until it is null."""
+        """Run a query and follow pageDetails.nextPageUrl verbatim until it is null (or not)."""
         if not 1 <= max_records <= MAX_PAGE_SIZE:
             raise TargetRejected(f"max_records must be between 1 and {MAX_PAGE_SIZE}.")
         search: dict[str, Any] = {"filter": [dict(f) for f in filters], "maxRecords": max_records}
@@ -223,6 +249,8 @@ class AutotaskRestClient(AutotaskHttpClient):
         # POSTed again, which some clients report; autotask-api.md §4, UNCERTAIN).
         params = {"search": _json(search)}
         items, next_url = self._call("GET", entity, path, params=params, read=page_of)
+        if not all_pages:
+            return items
         seen: set[str] = set()
         while next_url:
             if next_url in seen or len(seen) >= MAX_PAGES:

@@ -146,3 +146,57 @@ def answered_ticket(entities: Sequence[SoapEntity]) -> TicketRef | None:
         # The write was applied: an odd Status must not turn it into a failure. The worker
         # reads the id with its XPath and can read the ticket back.
         return None
+
+
+def _flag(parent: etree._Element, name: str) -> bool:
+    """An xs:boolean child ("true"/"1"); absent or anything else: False."""
+    return (parent.findtext(qname(name)) or "").strip().lower() in ("true", "1")
+
+
+def entity_infos(content: etree._Element) -> tuple[dict[str, dict[str, bool]], int | None]:
+    """GetEntityInfoResponse: per entity Name, its canCreate, canQuery, canUpdate (WSDL EntityInfo).
+
+    Named as REST's entityInformation names them, so both flavours' answers read alike.
+    """
+    result = required_child(content, "GetEntityInfoResult")
+    infos = {
+        (info.findtext(qname("Name")) or "").strip(): {
+            "canCreate": _flag(info, "CanCreate"),
+            "canQuery": _flag(info, "CanQuery"),
+            "canUpdate": _flag(info, "CanUpdate"),
+        }
+        for info in atws_children(result, "EntityInfo")
+    }
+    return infos, len(infos)
+
+
+def field_infos(content: etree._Element) -> tuple[list[dict[str, object]], int | None]:
+    """GetFieldInfoResponse: the entity's Fields (WSDL Field, PickListValue).
+
+    Shaped as REST's entityInformation/fields rows (name, isPickList, picklistValues with value,
+    label, isDefaultValue, sortOrder, parentValue, isActive), so both flavours read alike.
+    """
+    result = required_child(content, "GetFieldInfoResult")
+    fields: list[dict[str, object]] = []
+    for field in atws_children(result, "Field"):
+        values = [
+            {
+                "value": (value.findtext(qname("Value")) or "").strip(),
+                "label": value.findtext(qname("Label")) or "",
+                "isDefaultValue": _flag(value, "IsDefaultValue"),
+                "sortOrder": int((value.findtext(qname("SortOrder")) or "0").strip() or 0),
+                # The WSDL spells this one element in lower camel case.
+                "parentValue": (value.findtext(qname("parentValue")) or "").strip(),
+                # minOccurs 0: a value that does not say is taken as active.
+                "isActive": value.find(qname("IsActive")) is None or _flag(value, "IsActive"),
+            }
+            for value in atws_children(find_atws(field, "PicklistValues"), "PickListValue")
+        ]
+        fields.append(
+            {
+                "name": (field.findtext(qname("Name")) or "").strip(),
+                "isPickList": _flag(field, "IsPickList"),
+                "picklistValues": values,
+            }
+        )
+    return fields, len(fields)

@@ -35,12 +35,13 @@ from adapters.targets.autotask.http import (
 )
 from adapters.targets.autotask.profile import ATWS_NS, RATE_LIMIT_MARKERS, SOAP_AUTH_MARKERS
 from adapters.targets.autotask.soap.answers import (
-    Answer,
     Refused,
     ZoneRefused,
     answered_ticket,
     atws_answer,
     body_content,
+    entity_infos,
+    field_infos,
     read_fault,
     text_messages,
     usage_figures,
@@ -161,11 +162,12 @@ class AutotaskSoapClient(AutotaskHttpClient):
         """
         return self._write("update", entities)
 
-    def query(self, queryxml: str) -> list[SoapEntity]:
+    def query(self, queryxml: str, *, limit: int | None = None) -> list[SoapEntity]:
         """query with a `<queryxml>` document; return the entities of every page, by id.
 
         Autotask answers at most 500 entities per call, sorted by id; the query is repeated
-        with `id > last id` until a page is short (OFFICIAL QueryXML.htm, autotask-api.md §10).
+        with `id > last id` until a page is short (OFFICIAL QueryXML.htm, autotask-api.md §10),
+        or until `limit` entities are found.
         """
         document = parse_queryxml(queryxml)
         entity = (document.findtext("entity") or "").strip()
@@ -175,8 +177,10 @@ class AutotaskSoapClient(AutotaskHttpClient):
             page_query = document if after is None else after_id(document, after)
             operation = operation_element("query")
             sub_element(operation, "sXML", etree.tostring(page_query, encoding="unicode"))
-            answer = self._call("query", entity, operation, write=False)
+            answer = self._call("query", entity, operation, write=False, read=atws_answer)
             found.extend(answer.entities)
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
             if len(answer.entities) < MAX_QUERY_RECORDS:
                 return found
             last = max(e["id"] for e in answer.entities)
@@ -198,7 +202,9 @@ class AutotaskSoapClient(AutotaskHttpClient):
         TimeframeOfLimitation, numberOfExternalRequest (autotask-api.md §10).
         """
         operation = operation_element("getThresholdAndUsageInfo")
-        answer = self._call("getThresholdAndUsageInfo", "", operation, write=False)
+        answer = self._call(
+            "getThresholdAndUsageInfo", "", operation, write=False, read=atws_answer
+        )
         usage = usage_figures(answer.info_messages)
         if not usage:
             raise AutotaskUnavailable(
@@ -206,6 +212,17 @@ class AutotaskSoapClient(AutotaskHttpClient):
                 ambiguous=False,
             )
         return usage
+
+    def entity_info(self) -> dict[str, dict[str, bool]]:
+        """getEntityInfo: per entity, whether it may be created, queried, updated (canCreate …)."""
+        operation = operation_element("GetEntityInfo")
+        return self._call("GetEntityInfo", "", operation, write=False, read=entity_infos)
+
+    def field_info(self, entity: str) -> list[dict[str, object]]:
+        """GetFieldInfo(psObjectType): the entity's fields with their picklists."""
+        operation = operation_element("GetFieldInfo")
+        sub_element(operation, "psObjectType", entity)
+        return self._call("GetFieldInfo", entity, operation, write=False, read=field_infos)
 
     def send_envelope(self, request: OutboundRequest, envelope: Envelope) -> TargetResponse:
         """POST `envelope` (parsed from `request`) with HTTP Basic; a failure raises its error."""
@@ -296,7 +313,7 @@ class AutotaskSoapClient(AutotaskHttpClient):
         for entity in entities:
             write_entity(holder, entity)
         kinds = ",".join(dict.fromkeys(e.entity_type for e in entities))
-        answer = self._call(operation_name, kinds, operation, write=True)
+        answer = self._call(operation_name, kinds, operation, write=True, read=atws_answer)
         if len(answer.entities) != len(entities):
             # The write succeeded (ReturnCode 1) but we cannot tell which ids it made.
             raise AutotaskUnavailable(
@@ -307,15 +324,19 @@ class AutotaskSoapClient(AutotaskHttpClient):
         return answer.entities
 
     def _call(
-        self, operation_name: str, entity: str, operation: etree._Element, *, write: bool
-    ) -> Answer:
+        self,
+        operation_name: str,
+        entity: str,
+        operation: etree._Element,
+        *,
+        write: bool,
+        read: Callable[[etree._Element], tuple[T, int | None]],
+    ) -> T:
         """Call the zone's endpoint; on a 401 look the zone up again once (`_moved_zone`)."""
         url = self.zone_url()
         try:
             try:
-                return self._request(
-                    operation_name, entity, url, operation, write=write, read=atws_answer
-                )
+                return self._request(operation_name, entity, url, operation, write=write, read=read)
             except _UnexplainedRefusal as e:
                 if operation_name == "getThresholdAndUsageInfo":
                     raise  # the credentials check itself: its caller judges
@@ -324,9 +345,7 @@ class AutotaskSoapClient(AutotaskHttpClient):
             fresh = self._moved_zone(e, url)
             if fresh is None:
                 raise
-            return self._request(
-                operation_name, entity, fresh, operation, write=write, read=atws_answer
-            )
+            return self._request(operation_name, entity, fresh, operation, write=write, read=read)
 
     def _check_credentials(self) -> None:
         """getThresholdAndUsageInfo: it needs nothing but the credentials."""

@@ -7,6 +7,7 @@ import pytest
 from adapters.targets.autotask import profile
 from adapters.targets.autotask.profile import endpoint_of, entity_of
 from connector.domain import OutboundRequest, RequestAction
+from connector.errors import TargetAuthError, TargetError, TargetRefusal
 
 ZONE = "https://webservices2.autotask.net/ATServicesRest/V1.0/"
 BASE = "https://webservices3.autotask.net/atservicesrest/v1.0/"
@@ -52,3 +53,29 @@ def test_the_governor_counts_with_autotasks_thread_and_threshold_figures() -> No
 
     assert governor.API_SLOTS_PER_ENDPOINT == profile.THREADS_PER_ENDPOINT
     assert governor.WINDOW.total_seconds() == profile.THRESHOLD_WINDOW_MINUTES * 60
+
+
+@pytest.mark.parametrize(
+    ("error", "refusal"),
+    [
+        (
+            TargetAuthError("Autotask GET ZoneInformation: HTTP 500: Zone information could not"),
+            TargetRefusal.UNKNOWN_USER,
+        ),
+        (
+            TargetAuthError("Autotask getZoneInfo found no zone for user 'x' (ErrorCode -1)."),
+            TargetRefusal.UNKNOWN_USER,
+        ),
+        (
+            TargetAuthError("Autotask GET Tickets: HTTP 401: x", response={"status": 401}),
+            TargetRefusal.CREDENTIALS,
+        ),
+        (
+            TargetAuthError("Autotask query Ticket: HTTP 200: IntegrationCode is invalid."),
+            TargetRefusal.TRACKING_IDENTIFIER,
+        ),
+    ],
+    ids=["rest unknown user", "soap unknown user", "secret", "tracking identifier"],
+)
+def test_what_a_refusal_refused(error: TargetError, refusal: TargetRefusal) -> None:
+    assert profile.refusal_of(error) is refusal
