@@ -59,3 +59,7 @@ def connector(
         yield service
     finally:
         service.stop()
+
+
+# The admin pages' browser tests: a headless chromium per test process, and their screenshots.
+from tests.e2e.browser import browser, screens  # noqa: E402, F401

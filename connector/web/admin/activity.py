@@ -41,7 +41,8 @@ def chart_bars(grid: HourlyGrid) -> tuple[list[Bar], float]:
     width = CHART_WIDTH / len(grid.hours)
     bars = []
     for row in grid.hours:
-        height = CHART_HEIGHT * row.total / top
+        # A busy hour stays visible however far below the threshold it is.
+        height = max(CHART_HEIGHT * row.total / top, 2.0) if row.total else 0.0
         y = CHART_HEIGHT - height
         bars.append(Bar(row.hour, row.hour * width, y, height, row.total, row.over_threshold))
     return bars, CHART_HEIGHT - CHART_HEIGHT * grid.threshold / top
