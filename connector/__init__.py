@@ -30,8 +30,8 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
     from connector.web import health, hooks, metrics
-    from connector.web.api import alerts, integrations, rejected_webhooks
-    from connector.web.params import DatabaseIdConverter
+    from connector.web.api import alerts, integrations, rejected_webhooks, tenants
+    from connector.web.params import DatabaseIdConverter, TenantConverter
     from connector.wiring import target_factory
 
     settings = load_settings(config_override)
@@ -44,11 +44,14 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
     app.url_map.converters["int"] = DatabaseIdConverter
+    # `<tenant:…>`: a tenant in a path, slashes and all.
+    app.url_map.converters["tenant"] = TenantConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(rejected_webhooks.bp)
     app.register_blueprint(integrations.bp)
+    app.register_blueprint(tenants.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
 
