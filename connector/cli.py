@@ -179,10 +179,11 @@ def run() -> None:
         if not settings[name]:
             settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
     sandbox_server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
-    if not settings["INTEGRATION"]:
+    sandbox_integration = not settings["INTEGRATION"]
+    if sandbox_integration:
         settings["INTEGRATION"] = _sandbox_integration(sandbox_server, settings["AUTOTASK_API"])
     web, services = _make_web_server(settings)
-    prepare_database(services)
+    prepare_database(services, refresh_connection=sandbox_integration)
     base = f"http://{settings['HOST']}:{web.server_port}"
     click.echo(_describe_sandbox(sandbox_server))
     click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
@@ -311,9 +312,14 @@ def db_upgrade() -> None:
     click.echo(f"database at {settings['DATABASE_URL']} is up to date")
 
 
-def prepare_database(services: Services) -> None:
-    """Migrate, then make the configured integration and preset tokens exist."""
+def prepare_database(services: Services, *, refresh_connection: bool = False) -> None:
+    """Migrate, then seed the configured integration (when missing) and the preset tokens.
+
+    `refresh_connection`: an existing configured integration takes the configured connection
+    (`run`'s sandbox integration, whose port and generated credentials change between starts).
+    """
     from connector.integrations.bootstrap import ensure_api_token, sync_configured_integration
+    from connector.integrations.editing import EditContext
     from connector.integrations.settings import load_settings
     from connector.integrations.sources import check_source_options
     from connector.persistence.db import upgrade
@@ -325,10 +331,9 @@ def prepare_database(services: Services) -> None:
             integration = sync_configured_integration(
                 session,
                 settings["INTEGRATION"],
-                services.secret_box(),
+                EditContext.of(services),
                 hook_token=settings["HOOK_TOKEN"],
-                sources=list(services.sources),
-                profiles=services.profiles,
+                refresh_connection=refresh_connection,
             )
             check_source_options(
                 load_settings(integration.settings).source_options, services.sources
