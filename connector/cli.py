@@ -13,40 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.config import load_settings
-from connector.errors import ConfigError
-from connector.logs import configure_logging
+from connector.cli_config import config
+from connector.cli_support import command_services as _command_services
+from connector.cli_support import settings_or_exit as _settings
 
 if TYPE_CHECKING:
     from adapters.sandbox import SandboxServer
     from adapters.sandbox.tenant import ApiTicketCategory
     from connector.services import Services
 
-#: Settings whose values are never printed.
-SECRET_SETTINGS = {
-    "SANDBOX_SECRET",
-    "SANDBOX_INTEGRATION_CODE",
-    "SECRET_KEYS",
-    "HOOK_TOKEN",
-    "API_TOKEN",
-    "METRICS_TOKEN",
-    "INTEGRATION",
-}
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Autotask Alert Connector: monitoring alerts in, Autotask tickets out."""
-
-
-def _settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The settings, with logging configured from them (LOG_FORMAT, LOG_LEVEL)."""
-    try:
-        settings = load_settings(override)
-    except ConfigError as e:
-        raise click.ClickException(f"configuration error: {e}") from e
-    configure_logging(settings)
-    return settings
 
 
 def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> SandboxServer:
@@ -357,16 +336,6 @@ def _make_web_server(settings: Mapping[str, Any]) -> tuple[Any, Services]:
     return server, app.extensions["connector"]
 
 
-@main.command("config")
-def show_config() -> None:
-    """Print the effective settings (secrets hidden)."""
-    settings = _settings()
-    for key in sorted(settings):
-        value = settings[key]
-        shown = "<secret>" if key in SECRET_SETTINGS and value else repr(value)
-        click.echo(f"{key} = {shown}")
-
-
 @main.command("send-test")
 @click.option(
     "--integration", "integration_id", type=int, default=None, help="Integration id [the first]."
@@ -390,16 +359,10 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     """
     import json
 
-    from connector import create_app
     from connector.errors import ConnectorError
     from connector.pipeline.testdelivery import send_test as send_test_ticket
 
-    settings = _settings()
-    key_file = Path("var") / "secret.key"
-    if not settings["SECRET_KEYS"] and key_file.exists():
-        # Beside `make run`, whose key lives in var/ unless SECRET_KEYS is set.
-        settings["SECRET_KEYS"] = [key_file.read_text().strip()]
-    services = create_app(settings).extensions["connector"]
+    services = _command_services()
     try:
         result = send_test_ticket(
             services,
@@ -415,3 +378,6 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     click.echo(json.dumps(body, indent=2))
     if not ok:
         sys.exit(1)
+
+
+main.add_command(config)
