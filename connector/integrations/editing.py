@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.errors import ConfigError, ConflictError, InvalidInput, NotFoundError, TargetError
@@ -233,7 +234,11 @@ def create_integration(
         updated_at=utcnow(),
     )
     session.add(integration)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as e:
+        # Another request took the name between the check above and this insert.
+        raise ConflictError(f"an integration named {data['name']!r} exists already") from e
     generate_for(session, integration, profile)
     return integration
 
@@ -305,7 +310,10 @@ def update_integration(
         generate_for(session, integration, profile)
     if changed or flavour_changed or regenerate:
         integration.updated_at = utcnow()
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as e:
+        raise ConflictError(f"an integration named {integration.name!r} exists already") from e
     return Updated(integration, tuple(changed), flavour_changed or regenerate)
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, validate, validates_schema
 from sqlalchemy import Select, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.errors import InvalidInput, NotFoundError
+from connector.errors import ConflictError, InvalidInput, NotFoundError
 from connector.integrations.strict import StrictBoolean, StrictInteger
 from connector.persistence.models import Alert, Integration, TenantMapping, utcnow
 
@@ -161,7 +162,11 @@ def set_tenant(session: Session, integration: Integration, entry: TenantEntry) -
         row.company_id = entry.company_id
         row.enabled = entry.enabled
         _touch(integration)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as e:
+        # Two requests mapped the same new tenant at once; the other one's mapping stands.
+        raise ConflictError(f"tenant {entry.tenant!r} was mapped at the same time; retry") from e
     return created
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE
+from connector.integrations import editing
 from connector.payloads.requests import generate_requests
 from connector.persistence.models import DeliveryRequest, Integration
 from tests.conftest import API_TOKEN, HOOK_TOKEN, default_integration_id, error_of
@@ -240,6 +241,24 @@ def test_a_body_that_is_no_object_is_a_400(client: FlaskClient, body: Any) -> No
 def test_a_name_in_use_is_a_409(
     client: FlaskClient, connector_app: Flask, sandbox_server: SandboxServer, api_user: ApiUser
 ) -> None:
+    before = stored(connector_app)
+    body = new_integration(sandbox_server, api_user, name="default")
+
+    error = error_of(api(client, "POST", "integrations", body), 409)
+
+    assert "'default' exists already" in error["message"]
+    assert stored(connector_app) == before
+
+
+def test_a_name_taken_by_a_concurrent_request_is_a_409_not_a_500(
+    client: FlaskClient,
+    connector_app: Flask,
+    sandbox_server: SandboxServer,
+    api_user: ApiUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if another request inserted "default" after this one checked the name.
+    monkeypatch.setattr(editing, "_name_free", lambda *args, **kwargs: None)
     before = stored(connector_app)
     body = new_integration(sandbox_server, api_user, name="default")
 
