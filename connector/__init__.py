@@ -37,8 +37,9 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
         integrations,
         rejected_webhooks,
         sources,
+        tenants,
     )
-    from connector.web.params import DatabaseIdConverter
+    from connector.web.params import DatabaseIdConverter, TenantConverter
     from connector.wiring import catalog_factory, target_factory
 
     settings = load_settings(config_override)
@@ -52,6 +53,8 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
     app.url_map.converters["int"] = DatabaseIdConverter
+    # `<tenant:…>`: a tenant in a path, slashes and all.
+    app.url_map.converters["tenant"] = TenantConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(alerts.bp)
@@ -60,6 +63,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(sources.bp)
     app.register_blueprint(activity.bp)
     app.register_blueprint(catalog.bp)
+    app.register_blueprint(tenants.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
     app.register_blueprint(admin.bp)

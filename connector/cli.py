@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from connector.config import SECRET_SETTINGS, load_settings
-from connector.errors import ConfigError
-from connector.logs import configure_logging
+from connector.cli_config import config
+from connector.cli_support import command_services as _command_services
+from connector.cli_support import settings_or_exit as _settings
 
 if TYPE_CHECKING:
     from adapters.sandbox import SandboxServer
@@ -26,16 +26,6 @@ if TYPE_CHECKING:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Autotask Alert Connector: monitoring alerts in, Autotask tickets out."""
-
-
-def _settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The settings, with logging configured from them (LOG_FORMAT, LOG_LEVEL)."""
-    try:
-        settings = load_settings(override)
-    except ConfigError as e:
-        raise click.ClickException(f"configuration error: {e}") from e
-    configure_logging(settings)
-    return settings
 
 
 def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> SandboxServer:
@@ -168,10 +158,11 @@ def run() -> None:
         if not settings[name]:
             settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
     sandbox_server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
-    if not settings["INTEGRATION"]:
+    sandbox_integration = not settings["INTEGRATION"]
+    if sandbox_integration:
         settings["INTEGRATION"] = _sandbox_integration(sandbox_server, settings["AUTOTASK_API"])
     web, services = _make_web_server(settings)
-    prepare_database(services)
+    prepare_database(services, refresh_connection=sandbox_integration)
     base = f"http://{settings['HOST']}:{web.server_port}"
     click.echo(_describe_sandbox(sandbox_server))
     click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
@@ -308,10 +299,16 @@ def db_upgrade() -> None:
     click.echo(f"database at {settings['DATABASE_URL']} is up to date")
 
 
-def prepare_database(services: Services) -> None:
-    """Migrate, then make the configured integration, preset tokens and first admin exist."""
+def prepare_database(services: Services, *, refresh_connection: bool = False) -> None:
+    """Migrate, then seed the configured integration (when missing), the preset tokens and the
+    first admin.
+
+    `refresh_connection`: an existing configured integration takes the configured connection
+    (`run`'s sandbox integration, whose port and generated credentials change between starts).
+    """
     from connector.admins.accounts import ensure_configured_admin
     from connector.integrations.bootstrap import ensure_api_token, sync_configured_integration
+    from connector.integrations.editing import EditContext
     from connector.integrations.settings import load_settings
     from connector.integrations.sources import check_source_options
     from connector.persistence.db import upgrade
@@ -323,10 +320,9 @@ def prepare_database(services: Services) -> None:
             integration = sync_configured_integration(
                 session,
                 settings["INTEGRATION"],
-                services.secret_box(),
+                EditContext.of(services),
                 hook_token=settings["HOOK_TOKEN"],
-                sources=list(services.sources),
-                profiles=services.profiles,
+                refresh_connection=refresh_connection,
             )
             check_source_options(
                 load_settings(integration.settings).source_options, services.sources
@@ -390,16 +386,6 @@ def create_admin(username: str | None, password_stdin: bool) -> None:
     click.echo(f"admin {name!r} created; sign in at /admin/login")
 
 
-@main.command("config")
-def show_config() -> None:
-    """Print the effective settings (secrets hidden)."""
-    settings = _settings()
-    for key in sorted(settings):
-        value = settings[key]
-        shown = "<secret>" if key in SECRET_SETTINGS and value else repr(value)
-        click.echo(f"{key} = {shown}")
-
-
 @main.command("send-test")
 @click.option(
     "--integration", "integration_id", type=int, default=None, help="Integration id [the first]."
@@ -423,16 +409,10 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     """
     import json
 
-    from connector import create_app
     from connector.errors import ConnectorError
     from connector.pipeline.testdelivery import send_test as send_test_ticket
 
-    settings = _settings()
-    key_file = Path("var") / "secret.key"
-    if not settings["SECRET_KEYS"] and key_file.exists():
-        # Beside `make run`, whose key lives in var/ unless SECRET_KEYS is set.
-        settings["SECRET_KEYS"] = [key_file.read_text().strip()]
-    services = create_app(settings).extensions["connector"]
+    services = _command_services()
     try:
         result = send_test_ticket(
             services,
@@ -448,3 +428,6 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
     click.echo(json.dumps(body, indent=2))
     if not ok:
         sys.exit(1)
+
+
+main.add_command(config)

@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "API_TOKEN": "",
     # GET /metrics needs `Authorization: Bearer <this>` when set; "" = open (internal network)
     "METRICS_TOKEN": "",
-    # The integration configured from settings (the admin form comes later); {} = none
+    # The integration seeded at start when none of its name exists (then edited live); {} = none
     "INTEGRATION": {},
     # Log lines on stderr: text (for people) or json (one object per line), and the least level
     "LOG_FORMAT": "text",

@@ -58,6 +58,22 @@ class NotFoundError(ConnectorError):
     status = 404
 
 
+class InvalidInput(ConnectorError):
+    """Input an edit refuses (an integration, a mapping, an imported file): a 400.
+
+    The message names every bad field by its path ("settings.priority_map.critical: …");
+    `details["fields"]` holds the same as nested messages.
+    """
+
+    status = 400
+
+
+class ConflictError(ConnectorError):
+    """The request does not fit the record's current state (a name in use, a change to confirm)."""
+
+    status = 409
+
+
 class UnavailableError(ConnectorError):
     """The service cannot take the request now (database down); senders should retry."""
 

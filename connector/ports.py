@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -54,6 +54,10 @@ class TargetProfile:
     endpoint_of: Callable[[OutboundRequest], str]
     #: What a failed call says was refused, read from the API's own words; None: nothing known.
     refusal_of: Callable[[TargetError], TargetRefusal | None]
+    #: Refuses (TargetRejected, saying why) a zone lookup URL credentials must not be sent to,
+    #: given an integration's allowed hosts (empty: the adapter's own); checked when an
+    #: integration is saved. None: the target checks addresses only when it calls.
+    check_zone_lookup_url: Callable[[str, Sequence[str]], None] | None = None
 
     def limits_for(self, action: RequestAction) -> Mapping[str, int]:
         """The field limits of what `action` writes: a note's, or a ticket's."""

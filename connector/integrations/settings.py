@@ -119,7 +119,16 @@ class IntegrationSettings:
         )
 
 
-_Id = fields.Integer(allow_none=True, load_default=None)
+class WholeNumber(fields.Integer):
+    """An integer (an id, a priority, minutes); a number with a fraction is refused, not cut.
+
+    marshmallow's Integer takes 4.5 as 4: an id typed wrong would silently name another record.
+    """
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 def _word(word: str) -> bool:
@@ -133,11 +142,11 @@ class MonitorOverrideSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    queue_id = fields.Integer(allow_none=True, load_default=None)
-    issue_type = fields.Integer(allow_none=True, load_default=None)
-    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
-    work_type = fields.Integer(allow_none=True, load_default=None)
-    priority = fields.Integer(allow_none=True, load_default=None)
+    queue_id = WholeNumber(allow_none=True, load_default=None)
+    issue_type = WholeNumber(allow_none=True, load_default=None)
+    sub_issue_type = WholeNumber(allow_none=True, load_default=None)
+    work_type = WholeNumber(allow_none=True, load_default=None)
+    priority = WholeNumber(allow_none=True, load_default=None)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> MonitorOverride:
@@ -150,7 +159,7 @@ class IntegrationSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    default_company_id = fields.Integer(allow_none=True, load_default=None)
+    default_company_id = WholeNumber(allow_none=True, load_default=None)
     unmapped = fields.String(load_default="default", validate=validate.OneOf(["default", "drop"]))
     unmapped_per_source = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1)),
@@ -158,14 +167,14 @@ class IntegrationSettingsSchema(Schema):
         load_default=dict,
     )
     tenant_mapping = fields.Boolean(load_default=True)
-    queue_id = fields.Integer(allow_none=True, load_default=None)
+    queue_id = WholeNumber(allow_none=True, load_default=None)
     due_days = fields.Float(load_default=1.0, validate=validate.Range(0, 365))
-    ticket_category = fields.Integer(allow_none=True, load_default=None)
-    ticket_type = fields.Integer(allow_none=True, load_default=None)
-    issue_type = fields.Integer(allow_none=True, load_default=None)
-    sub_issue_type = fields.Integer(allow_none=True, load_default=None)
-    work_type = fields.Integer(allow_none=True, load_default=None)
-    source = fields.Integer(allow_none=True, load_default=None)
+    ticket_category = WholeNumber(allow_none=True, load_default=None)
+    ticket_type = WholeNumber(allow_none=True, load_default=None)
+    issue_type = WholeNumber(allow_none=True, load_default=None)
+    sub_issue_type = WholeNumber(allow_none=True, load_default=None)
+    work_type = WholeNumber(allow_none=True, load_default=None)
+    source = WholeNumber(allow_none=True, load_default=None)
     severity_maps = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1)),
         values=fields.Dict(
@@ -188,7 +197,7 @@ class IntegrationSettingsSchema(Schema):
     )
     priority_map = fields.Dict(
         keys=fields.String(validate=validate.OneOf([s.value for s in Severity])),
-        values=fields.Integer(),
+        values=WholeNumber(),
         load_default=dict,
     )
     severity_changes = fields.String(
@@ -196,28 +205,28 @@ class IntegrationSettingsSchema(Schema):
         validate=validate.OneOf([s.value for s in SeverityChanges]),
     )
     priority_labels = fields.Dict(
-        keys=fields.Integer(),
+        keys=WholeNumber(),
         values=fields.String(validate=validate.Length(1, 64)),
         load_default=dict,
     )
     status_map = fields.Dict(
         keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
-        values=fields.Integer(),
+        values=WholeNumber(),
         load_default=dict,
     )
     complete_on_clear = fields.Boolean(load_default=True)
-    repeat_note_minutes = fields.Integer(
+    repeat_note_minutes = WholeNumber(
         allow_none=True, load_default=60, validate=validate.Range(min=0)
     )
-    reopen_window_minutes = fields.Integer(load_default=1440, validate=validate.Range(min=0))
+    reopen_window_minutes = WholeNumber(load_default=1440, validate=validate.Range(min=0))
     monitor_overrides = fields.Dict(
         keys=fields.String(), values=fields.Nested(MonitorOverrideSchema), load_default=dict
     )
     allowed_zone_hosts = fields.List(
         fields.String(validate=validate.Length(min=1)), load_default=list
     )
-    note_type = fields.Integer(load_default=1)
-    publish = fields.Integer(load_default=1)
+    note_type = WholeNumber(load_default=1)
+    publish = WholeNumber(load_default=1)
     deliver = fields.Dict(
         keys=fields.String(validate=validate.OneOf([s.value for s in AlertStatus])),
         values=fields.Boolean(),

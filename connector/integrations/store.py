@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, RequestAction
 from connector.integrations.settings import load_settings
-from connector.payloads.formats import Format
+from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import (
+    METHODS,
+    SLOTS,
     DeliveryOptions,
     RequestSpec,
     generate_requests,
@@ -20,6 +24,62 @@ from connector.payloads.requests import (
 )
 from connector.persistence.models import DeliveryRequest, Integration, utcnow
 from connector.ports import TargetProfile
+
+STATUSES = [status.value for status in AlertStatus]
+ACTIONS = [action.value for action in RequestAction]
+
+
+class RequestSchema(Schema):
+    """One delivery request as JSON gives it (the API's PUT, an imported file)."""
+
+    class Meta:
+        unknown = RAISE
+
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    method = fields.String(required=True, validate=validate.OneOf(METHODS))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    headers = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=200)),
+        values=fields.String(validate=validate.Length(max=2000)),
+        load_default=dict,
+    )
+    body = fields.String(required=True)
+    format = fields.String(validate=validate.OneOf(FORMATS), load_default=None)
+    id_path = fields.String(validate=validate.Length(max=500), load_default="")
+
+    @validates_schema
+    def create_only_id_path(self, data: dict[str, Any], **_: Any) -> None:
+        """An id path belongs to the create request only."""
+        if data.get("id_path") and data.get("action") != RequestAction.CREATE.value:
+            raise ValidationError("only the create request reads a ticket id", "id_path")
+
+
+def one_request_per_slot(items: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse (ValidationError under "requests") a second request for one slot."""
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        slot = (item["status"], item["action"])
+        if slot in seen:
+            raise ValidationError(
+                {str(index): [f"a second {slot[0]} {slot[1]} request"]}, "requests"
+            )
+        seen.add(slot)
+
+
+def spec_from_json(item: Mapping[str, Any], profile: TargetProfile) -> RequestSpec:
+    """A request loaded by RequestSchema; with no format named, the target's body format."""
+    fmt: Format = "xml" if (item["format"] or profile.body_format) == "xml" else "json"
+    return RequestSpec(
+        status=AlertStatus(item["status"]),
+        action=RequestAction(item["action"]),
+        method=item["method"],
+        url=item["url"],
+        headers=dict(item["headers"]),
+        body=item["body"],
+        format=fmt,
+        id_path=item["id_path"],
+    )
 
 
 def _spec(row: DeliveryRequest) -> RequestSpec:
@@ -102,3 +162,12 @@ def generate_for(
     """Generate delivery options: replace every request with its default for the flavour."""
     session.execute(delete(DeliveryRequest).where(DeliveryRequest.integration_id == integration.id))
     return replace_requests(session, integration, generate_requests(profile), profile)
+
+
+def customized_slots(
+    session: Session, integration: Integration, profile: TargetProfile
+) -> list[tuple[AlertStatus, RequestAction]]:
+    """The slots whose request differs from the default of `profile`'s flavour (an admin's)."""
+    stored = options_from(stored_requests(session, integration.id), profile).requests
+    defaults = {spec.slot: spec for spec in generate_requests(profile)}
+    return [slot for slot in SLOTS if stored[slot] != defaults[slot]]

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import request
 from werkzeug.exceptions import NotFound
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from connector.errors import ConnectorError
 from connector.web.hooks import services
@@ -43,6 +43,18 @@ class DatabaseIdConverter(IntegerConverter):
         if len(value.lstrip("0")) > len(str(MAX_ID)) or int(value) > MAX_ID:
             raise NotFound(f"no record has the id {_shown(value)}: ids run from 0 to {MAX_ID}")
         return int(value)
+
+
+class TenantConverter(PathConverter):
+    """`<tenant:…>`: the rest of the path, whatever it holds once percent-decoded.
+
+    werkzeug's `path` refuses a leading slash; a tenant is the sender's text, so "/", "a//b"
+    and "x/" are tenants too (the rule must set merge_slashes=False).
+    """
+
+    regex = ".+"
+    # werkzeug guesses from the regex (no "/" in it) that the value stays within one segment.
+    part_isolating = False
 
 
 class QueryError(ConnectorError):

@@ -183,13 +183,19 @@ def test_integrations_are_listed_without_their_secrets(
     listed = ok(call(client, "GET", "integrations"))
     one = ok(call(client, "GET", f"integrations/{integration_id(connector_app)}"))
 
+    shown = listed["integrations"][0]
     assert listed["integrations"] == [
         {
             "id": integration_id(connector_app),
             "name": "default",
             "api_flavour": "rest",
-            "zone_lookup_url": listed["integrations"][0]["zone_lookup_url"],
+            "zone_lookup_url": shown["zone_lookup_url"],
             "username": api_user.username,
+            "secret_set": True,
+            # Write-only: at most its last 4 characters.
+            "integration_code": "••••" + api_user.integration_code[-4:],
+            "created_at": shown["created_at"],
+            "updated_at": shown["updated_at"],
             "autotask_calls": {"state": "ok", "message": None, "until": None},
         }
     ]

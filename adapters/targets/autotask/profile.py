@@ -5,7 +5,7 @@ References are sections of ../shared/reference/autotask-api.md unless said other
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
 from connector.domain import AlertStatus, OutboundRequest, RequestAction
@@ -255,6 +255,15 @@ def refusal_of(error: TargetError) -> TargetRefusal | None:
     return None
 
 
+def check_zone_lookup_url(url: str, allowed_hosts: Sequence[str]) -> None:
+    """Refuse, when an integration is saved, a zone lookup URL the clients would refuse to call."""
+    # Deferred: http.py imports this module for its address constants.
+    from adapters.targets.autotask.http import check_outbound_url
+
+    hosts = [host.strip().lower() for host in allowed_hosts if host.strip()]
+    check_outbound_url(url, hosts or DEFAULT_ALLOWED_ZONE_HOSTS, what="zone lookup URL")
+
+
 # -- the flavours as the core sees them (connector.ports.TargetProfile) -------------------------
 
 REST_PROFILE = TargetProfile(
@@ -270,6 +279,7 @@ REST_PROFILE = TargetProfile(
     default_requests=REST_REQUESTS,
     endpoint_of=endpoint_of,
     refusal_of=refusal_of,
+    check_zone_lookup_url=check_zone_lookup_url,
 )
 
 # SOAP requests are POSTed XML envelopes to the one atws.asmx address (autotask-api.md §10).
@@ -286,4 +296,5 @@ SOAP_PROFILE = TargetProfile(
     default_requests=SOAP_REQUESTS,
     endpoint_of=endpoint_of,
     refusal_of=refusal_of,
+    check_zone_lookup_url=check_zone_lookup_url,
 )

@@ -9,7 +9,7 @@ from flask import Blueprint, request
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from connector.errors import ConnectorError
+from connector.errors import ConflictError as ConflictError  # re-exported: api modules use it
 from connector.web.auth import bearer_token, check_api_token
 from connector.web.hooks import services
 
@@ -27,12 +27,6 @@ def api_blueprint(name: str, import_name: str) -> Blueprint:
             check_api_token(session, token)
 
     return bp
-
-
-class ConflictError(ConnectorError):
-    """The request does not fit the record's current state."""
-
-    status = 409
 
 
 def equal_filters(

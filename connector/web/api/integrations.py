@@ -2,93 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify, url_for
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.domain import AlertStatus, RequestAction
-from connector.errors import ConnectorError, NotFoundError
+from connector.domain import AlertStatus
+from connector.errors import NotFoundError
 from connector.integrations.credentials import (
     SECRET_FIELD,
     CredentialSchema,
     credential_json,
     issue_credential,
 )
+from connector.integrations.editing import (
+    EditContext,
+    IntegrationChangesSchema,
+    IntegrationSchema,
+    create_integration,
+    integration_json,
+    update_integration,
+)
 from connector.integrations.settings import load_settings
-from connector.integrations.store import generate_for, load_options, replace_requests
-from connector.payloads.formats import FORMATS, Format
-from connector.payloads.requests import METHODS, SLOTS, RequestSpec
+from connector.integrations.store import (
+    STATUSES,
+    RequestSchema,
+    generate_for,
+    load_options,
+    one_request_per_slot,
+    replace_requests,
+    spec_from_json,
+)
+from connector.integrations.strict import StrictBoolean, StrictInteger, flatten
+from connector.payloads.requests import SLOTS
 from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
-from connector.ports import TargetProfile
 from connector.web.api import api_blueprint
+from connector.web.api.bodies import InvalidBody
+from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
 
 bp = api_blueprint("integrations", __name__)
 
-STATUSES = [status.value for status in AlertStatus]
-ACTIONS = [action.value for action in RequestAction]
-
-
-class InvalidBody(ConnectorError):
-    """A request body the API refuses; the message names every bad field."""
-
-    status = 400
-
 
 # -- bodies ----------------------------------------------------------------------------------------
-
-
-class StrictBoolean(fields.Boolean):
-    """true or false, nothing else ("yes", 1 and "true" are refused)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
-
-
-class StrictInteger(fields.Integer):
-    """A JSON number that is a whole number (not a string, not a boolean)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.make_error("invalid")
-        result: int = super()._deserialize(value, attr, data, **kwargs)
-        return result
-
-
-class RequestSchema(Schema):
-    """One delivery request as PUT sends it."""
-
-    class Meta:
-        unknown = RAISE
-
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    method = fields.String(required=True, validate=validate.OneOf(METHODS))
-    url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    headers = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=200)),
-        values=fields.String(validate=validate.Length(max=2000)),
-        load_default=dict,
-    )
-    body = fields.String(required=True)
-    format = fields.String(validate=validate.OneOf(FORMATS), load_default=None)
-    id_path = fields.String(validate=validate.Length(max=500), load_default="")
-
-    @validates_schema
-    def create_only_id_path(self, data: dict[str, Any], **_: Any) -> None:
-        """An id path belongs to the create request only."""
-        if data.get("id_path") and data.get("action") != RequestAction.CREATE.value:
-            raise ValidationError("only the create request reads a ticket id", "id_path")
 
 
 class RequestsSchema(Schema):
@@ -106,14 +68,7 @@ class RequestsSchema(Schema):
     @validates_schema
     def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
         """A slot appears at most once."""
-        seen: set[tuple[str, str]] = set()
-        for index, item in enumerate(data.get("requests") or []):
-            slot = (item["status"], item["action"])
-            if slot in seen:
-                raise ValidationError(
-                    {str(index): [f"a second {slot[0]} {slot[1]} request"]}, "requests"
-                )
-            seen.add(slot)
+        one_request_per_slot(data.get("requests") or [])
 
 
 class PreviewSchema(Schema):
@@ -144,52 +99,15 @@ class TestDeliverySchema(Schema):
     complete = StrictBoolean(load_default=False)
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
-    """marshmallow's nested messages as "field.sub: message" lines."""
-    if isinstance(messages, Mapping):
-        lines = []
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            lines.extend(_flatten(value, name))
-        return lines
-    if isinstance(messages, list | tuple):
-        lines = []
-        for item in messages:
-            lines.extend(_flatten(item, prefix))
-        return lines
-    return [f"{prefix}: {messages}" if prefix else str(messages)]
-
-
-def _body(schema: Schema, *, required: bool = True) -> dict[str, Any]:
-    """The JSON body loaded by `schema`; InvalidBody naming each bad field."""
-    raw = request.get_json(silent=True)
-    if raw is None and not required and not request.get_data():
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidBody("the body must be a JSON object (Content-Type: application/json)")
-    try:
-        loaded: dict[str, Any] = schema.load(raw)
-    except ValidationError as e:
-        lines = _flatten(e.messages)
-        raise InvalidBody(
-            "invalid body: " + "; ".join(lines), details={"fields": e.messages}
-        ) from e
-    return loaded
-
-
 # -- integrations ----------------------------------------------------------------------------------
 
 
 def _integration_json(session: Session, integration: Integration) -> dict[str, Any]:
-    """An integration without its secrets, and whether its calls to Autotask go now."""
+    """An integration (never its secret; its tracking identifier masked) and whether its calls
+    to Autotask go now."""
     status = calls_status(session, integration.id, utcnow())
     until = status["until"]
-    return {
-        "id": integration.id,
-        "name": integration.name,
-        "api_flavour": integration.api_flavour,
-        "zone_lookup_url": integration.zone_lookup_url,
-        "username": integration.username,
+    return integration_json(services().box, integration) | {
         "autotask_calls": status | {"until": until.isoformat() if until is not None else None},
     }
 
@@ -221,6 +139,34 @@ def get_integration(integration_id: int) -> Response:
     return jsonify(body)
 
 
+@bp.post("/integrations")
+def post_integration() -> tuple[Response, int, dict[str, str]]:
+    """Create an integration with its flavour's default delivery requests (201 + Location)."""
+    svc = services()
+    data = _body(IntegrationSchema())
+    with svc.transaction() as session:
+        integration = create_integration(session, EditContext.of(svc), data)
+        body = _integration_json(session, integration)
+        body["settings"] = integration.settings
+    location = url_for(".get_integration", integration_id=body["id"])
+    return jsonify(body), 201, {"Location": location}
+
+
+@bp.patch("/integrations/<int:integration_id>")
+def patch_integration(integration_id: int) -> Response:
+    """Change some fields; `settings` keys given replace theirs; takes effect at the next event."""
+    svc = services()
+    data = _body(IntegrationChangesSchema(), partial=True)
+    with svc.transaction() as session:
+        integration = _integration(session, integration_id)
+        updated = update_integration(session, EditContext.of(svc), integration, data)
+        body = _integration_json(session, integration)
+        body["settings"] = integration.settings
+        body["changed"] = list(updated.changed)
+        body["requests_regenerated"] = updated.requests_regenerated
+    return jsonify(body)
+
+
 # -- delivery requests -----------------------------------------------------------------------------
 
 
@@ -243,21 +189,6 @@ def get_requests(integration_id: int) -> Response:
     return jsonify(body)
 
 
-def _spec(item: Mapping[str, Any], profile: TargetProfile) -> RequestSpec:
-    """A request from the PUT body; with no format named, the target's body format."""
-    fmt: Format = "xml" if (item["format"] or profile.body_format) == "xml" else "json"
-    return RequestSpec(
-        status=AlertStatus(item["status"]),
-        action=RequestAction(item["action"]),
-        method=item["method"],
-        url=item["url"],
-        headers=dict(item["headers"]),
-        body=item["body"],
-        format=fmt,
-        id_path=item["id_path"],
-    )
-
-
 @bp.put("/integrations/<int:integration_id>/requests")
 def put_requests(integration_id: int) -> Response:
     """Replace some requests and switches; all or nothing (400 with the reason and line)."""
@@ -273,11 +204,11 @@ def put_requests(integration_id: int) -> Response:
             load_settings(settings)
         except ValidationError as e:
             raise InvalidBody(
-                "invalid settings: " + "; ".join(_flatten(e.messages)),
+                "invalid settings: " + "; ".join(flatten(e.messages)),
                 details={"fields": e.messages},
             ) from e
         profile = services().profile(integration.api_flavour)
-        specs = [_spec(item, profile) for item in data["requests"]]
+        specs = [spec_from_json(item, profile) for item in data["requests"]]
         # Refused (TemplateRejected) before anything is written; the transaction rolls back.
         replace_requests(session, integration, specs, profile)
         if settings != integration.settings:
