@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from adapters.sandbox import Sandbox
 from tests.e2e.browser import DESKTOP, PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
@@ -110,3 +111,53 @@ def test_the_pages_read_at_phone_width(
         screens.save(page, "api-activity-phone")
     finally:
         context.close()
+
+
+def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
+    service: Connector, sandbox: Sandbox, page: Page, screens: Screens
+) -> None:
+    """Check connection, map a tenant to a company and change the priority map, all picked by
+    name from Autotask's lists; the next alert of that tenant is ticketed so, no restart."""
+    tenant = 'Tailspin "Toys" C:\\ops 🚀'
+    sign_in(page, service)
+    page.get_by_role("link", name="Integrations").first.click()
+    expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
+    screens.save(page, "integrations")
+
+    page.get_by_role("button", name="Check connection").click()
+    expect(page.get_by_role("status")).to_contain_text("every check passed")
+    screens.save(page, "check-connection")
+
+    page.goto(f"{service.base}/admin/integrations")
+    page.get_by_role("link", name="Tenants").click()
+    page.get_by_label("Tenant", exact=True).fill(tenant)
+    page.get_by_label("Company", exact=True).select_option(label="Northwind Traders")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.get_by_role("status")).to_contain_text("mapped")
+    expect(page.get_by_role("row", name=tenant)).to_contain_text("Northwind Traders")
+    screens.save(page, "tenants")
+
+    page.goto(f"{service.base}/admin/integrations")
+    page.get_by_role("link", name="Mappings").click()
+    page.get_by_label("Critical", exact=True).select_option(label="Low")
+    page.get_by_role("button", name="Save mappings").click()
+    expect(page.get_by_role("status")).to_contain_text("Mappings saved")
+    expect(page.get_by_label("Critical", exact=True)).to_have_value("3")
+    screens.save(page, "mappings")
+
+    assert service.post(alert(7, "active", severity="critical", tenant=tenant)).status_code == 202
+    service.drain(90)
+    (ticket,) = [t for t in sandbox.tickets_with_notes() if t["title"] == "E2E alert 00007"]
+    assert ticket["companyID"] == 29683416  # Northwind Traders, as mapped a moment ago
+    assert ticket["priority"] == 3  # Low, as the priority map now says
+
+
+def test_a_refused_mapping_says_why_and_keeps_the_old_one(service: Connector, page: Page) -> None:
+    sign_in(page, service)
+    page.goto(f"{service.base}/admin/integrations")
+    page.get_by_role("link", name="Tenants").click()
+    rows_before = page.locator("table tbody tr").count()
+    page.get_by_label("Tenant", exact=True).fill("   ")  # blanks: no alert carries that
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.get_by_role("status")).to_contain_text("Not saved: tenant: must not be empty")
+    expect(page.locator("table tbody tr")).to_have_count(rows_before)

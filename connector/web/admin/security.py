@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from connector.errors import ConnectorError
 from connector.persistence.models import utcnow
 from connector.secrets import derived_key
 
@@ -122,8 +123,16 @@ def protect(app: Flask, *, gate: Callable[[], BaseResponse | None]) -> None:
 
 
 def _html_errors_under_admin(app: Flask) -> None:
-    """Answer HTTP errors under /admin/ with a page; elsewhere keep the JSON envelope."""
+    """Answer HTTP errors and the connector's own under /admin/ with a page; elsewhere keep
+    the JSON envelope."""
     json_answer = app.error_handler_spec[None][None][HTTPException]
+    json_connector_answer = app.error_handler_spec[None][None][ConnectorError]
+
+    @app.errorhandler(ConnectorError)
+    def connector_error(error: ConnectorError) -> Any:
+        if not is_admin_path(request.path):
+            return json_connector_answer(error)
+        return error_page(error.status, str(error))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
