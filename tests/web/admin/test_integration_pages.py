@@ -87,3 +87,23 @@ def test_an_unknown_integration_is_a_404_page(browser: FlaskClient) -> None:
     answer = browser.get("/admin/integrations/999/tenants")
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
+
+
+def test_an_id_no_database_holds_is_a_404_page_on_every_admin_route(
+    admin_app: Flask, browser: FlaskClient
+) -> None:
+    sign_in(browser)
+    csrf = csrf_of(browser.get("/admin/integrations").get_data(as_text=True))
+    referer = {"Referer": "http://localhost/admin/"}
+    checked = 0
+    for rule in admin_app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin/") or "<int:" not in rule.rule:
+            continue
+        path = re.sub(r"<int:\w+>", str(2**63), rule.rule)
+        method = "GET" if "GET" in (rule.methods or ()) else "POST"
+        data = {"csrf_token": csrf} if method == "POST" else None
+        answer = browser.open(path, method=method, data=data, headers=referer)
+        assert answer.status_code == 404, (rule.rule, answer.status_code)
+        assert answer.mimetype == "text/html"
+        checked += 1
+    assert checked >= 5  # tenants, mappings and their forms, check connection
