@@ -13,9 +13,21 @@ from typing import Any
 from flask import Response, render_template, url_for
 
 from connector.pipeline.activity_csv import calls_csv, grid_csv, totals_csv
-from connector.pipeline.activity_report import HourlyGrid, hour_calls, hourly_grid, report_days
+from connector.pipeline.activity_report import (
+    HourlyGrid,
+    ReportDay,
+    hour_calls,
+    hourly_grid,
+    report_days,
+)
 from connector.web.admin import bp
-from connector.web.api.activity import CALLS_QUERY, HOURLY_QUERY, csv_attachment, query_day
+from connector.web.api.activity import (
+    CALLS_QUERY,
+    HOURLY_QUERY,
+    csv_attachment,
+    query_day,
+    report_threshold,
+)
 from connector.web.hooks import services
 from connector.web.params import page_of, parse_query
 
@@ -48,8 +60,12 @@ def chart_bars(grid: HourlyGrid) -> tuple[list[Bar], float]:
     return bars, CHART_HEIGHT - CHART_HEIGHT * grid.threshold / top
 
 
-def _threshold() -> int:
-    return int(services().settings["API_HOURLY_THRESHOLD"])
+def _day_query(day: ReportDay) -> dict[str, Any]:
+    """The query parameters that name `day` (and its UTC offset, when not UTC)."""
+    query: dict[str, Any] = {"day": day.day.isoformat()}
+    if day.utc_offset:
+        query["utc_offset_minutes"] = str(int(day.utc_offset.total_seconds()) // 60)
+    return query
 
 
 @bp.get("/api-activity")
@@ -58,11 +74,9 @@ def api_activity() -> str:
     args = parse_query(HOURLY_QUERY)
     day = query_day(args)
     with services().transaction() as session:
-        grid = hourly_grid(session, day, _threshold())
+        grid = hourly_grid(session, day, report_threshold())
     bars, threshold_y = chart_bars(grid)
-    query: dict[str, Any] = {"day": day.day.isoformat()}
-    if day.utc_offset:
-        query["utc_offset_minutes"] = str(int(day.utc_offset.total_seconds()) // 60)
+    query = _day_query(day)
     return render_template(
         "admin/api_activity.html",
         grid=grid,
@@ -82,7 +96,7 @@ def api_activity_csv() -> Response:
     args = parse_query(HOURLY_QUERY)
     day = query_day(args)
     with services().transaction() as session:
-        grid = hourly_grid(session, day, _threshold())
+        grid = hourly_grid(session, day, report_threshold())
     table = args.get("table", "hours")
     text = totals_csv(grid) if table == "totals" else grid_csv(grid)
     return csv_attachment(text, f"api-activity-{day.day.isoformat()}-{table}.csv")
@@ -100,16 +114,14 @@ def api_activity_calls() -> str:
             session,
             day,
             hour,
-            _threshold(),
+            report_threshold(),
             integration_id=args.get("integration_id"),
             limit=limit,
             offset=offset,
         )
-    query: dict[str, Any] = {"day": day.day.isoformat(), "hour": str(hour)}
+    query = {**_day_query(day), "hour": str(hour)}
     if "integration_id" in args:
         query["integration_id"] = str(args["integration_id"])
-    if day.utc_offset:
-        query["utc_offset_minutes"] = str(int(day.utc_offset.total_seconds()) // 60)
     return render_template(
         "admin/api_activity_calls.html",
         day=day,
@@ -131,7 +143,7 @@ def api_activity_calls_csv() -> Response:
     day = query_day(args)
     with services().transaction() as session:
         page = hour_calls(
-            session, day, hour, _threshold(), integration_id=args.get("integration_id")
+            session, day, hour, report_threshold(), integration_id=args.get("integration_id")
         )
     text = calls_csv(page.calls, day.utc_offset, with_flag=True)
     return csv_attachment(text, f"api-activity-{day.day.isoformat()}-{hour:02d}h.csv")

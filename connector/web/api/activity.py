@@ -140,7 +140,8 @@ def query_day(args: dict[str, Any]) -> ReportDay:
         raise _refused("day", f"is out of range: {e}") from e
 
 
-def _threshold() -> int:
+def report_threshold() -> int:
+    """Autotask's calls per hour per database, as the report marks them (api_hourly_threshold)."""
     return int(services().settings["API_HOURLY_THRESHOLD"])
 
 
@@ -175,7 +176,7 @@ def hourly() -> Response:
     args = parse_query(HOURLY_QUERY)
     day = query_day(args)
     with services().transaction() as session:
-        grid = hourly_grid(session, day, _threshold())
+        grid = hourly_grid(session, day, report_threshold())
     if _wants_csv(args):
         table = args.get("table", "hours")
         text = totals_csv(grid) if table == "totals" else grid_csv(grid)
@@ -198,7 +199,7 @@ def calls_of_an_hour() -> Response:
             session,
             day,
             args["hour"],
-            _threshold(),
+            report_threshold(),
             integration_id=args.get("integration_id"),
             limit=limit,
             offset=offset,
@@ -214,7 +215,7 @@ def calls_of_an_hour() -> Response:
             "start": day.local(day.hour_start(args["hour"])).isoformat(),
             "end": day.local(day.hour_start(args["hour"] + 1)).isoformat(),
             "integration_id": args.get("integration_id"),
-            "threshold": _threshold(),
+            "threshold": report_threshold(),
             "calls": [call_json(call, day.utc_offset) for call in page.calls],
             "total": page.total,
             "limit": limit,
