@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -81,6 +82,9 @@ class Integration(Base):
     integration_code_encrypted: Mapped[str] = mapped_column(Text)
     #: Every other setting (defaults, maps, overrides, lifecycle policy), validated on load.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: An inactive integration keeps its events but delivers nothing (since `deactivated_at`).
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    deactivated_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -183,6 +187,9 @@ class RejectedWebhook(Base):
     #: replay produced: {"accepted": [...], "rejected": [...]} as the webhook would have answered.
     replayed_at: Mapped[datetime | None] = mapped_column(default=None)
     replay_result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: When an admin discarded the row instead of replaying it, and why.
+    discarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    discard_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ApiToken(Base):
@@ -341,6 +348,9 @@ class Delivery(Base):
     last_response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When an admin discarded this dead letter instead of replaying it, and why.
+    discarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    discard_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ApiCall(Base):
@@ -350,7 +360,9 @@ class ApiCall(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), index=True)
-    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id"), default=None)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("delivery.id"), default=None, index=True
+    )
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     method: Mapped[str] = mapped_column(String(10))
     entity: Mapped[str] = mapped_column(String(100))
@@ -359,6 +371,10 @@ class ApiCall(Base):
     execution_ms: Mapped[float] = mapped_column(Float)
     api_user: Mapped[str] = mapped_column(String(254), default="")
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    #: The call as sent and answered ({"url", "headers", "body"} / {"status", "headers", "body"}),
+    #: secrets redacted and bodies cut, for the integration log; None for calls before 0009.
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class GovernorState(Base):
