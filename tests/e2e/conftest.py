@@ -62,4 +62,5 @@ def connector(
 
 
 # The admin pages' browser tests: a headless chromium per test process, and their screenshots.
+from tests.e2e.admin import admin_service, page  # noqa: E402, F401
 from tests.e2e.browser import browser, screens  # noqa: E402, F401

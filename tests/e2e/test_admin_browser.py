@@ -8,67 +8,26 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.browser import DESKTOP, PHONE, Screens
+from tests.e2e.admin import PASSWORD, sign_in
+from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "ops-admin@example.net"
-#: Also a canary: it must appear in no page and no log.
-PASSWORD = "canary-browser-pw-7f3a9c"
-
-
-@pytest.fixture
-def service(connector_settings: dict[str, Any], tmp_path: Path) -> Iterator[Connector]:
-    """The connector with its first admin from the environment, as unattended starts make it."""
-    settings = {**connector_settings, "ADMIN_USERNAME": ADMIN, "ADMIN_PASSWORD": PASSWORD}
-    running = Connector(settings, tmp_path)
-    try:
-        running.start_web()
-        running.start_worker()
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (no cookies) at desktop size, downloads allowed."""
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
-    context.set_default_timeout(30_000)  # a loaded 2-core machine
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def sign_in(page: Page, service: Connector, screens: Screens | None = None) -> None:
-    """Sign in through the form, as an admin does."""
-    page.goto(f"{service.base}/admin/")
-    expect(page).to_have_url(f"{service.base}/admin/login?next=/admin/")
-    if screens:
-        screens.save(page, "login")
-    page.get_by_label("Username").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text(f"Signed in as {ADMIN}").first).to_be_visible()
-
 
 def test_an_hour_of_api_activity_opens_and_downloads_as_csv(
-    service: Connector, page: Page, screens: Screens
+    admin_service: Connector, page: Page, screens: Screens
 ) -> None:
-    service.post(alert(1, "active", title='Disk C:\\ full on "srv01" 💾'))
-    service.drain(90)
+    admin_service.post(alert(1, "active", title='Disk C:\\ full on "srv01" 💾'))
+    admin_service.drain(90)
 
-    sign_in(page, service, screens)
+    sign_in(page, admin_service, screens)
     screens.save(page, "home")
     page.get_by_role("link", name="API activity").first.click()
     expect(page.get_by_role("heading", name="API activity by hour")).to_be_visible()
@@ -97,13 +56,13 @@ def test_an_hour_of_api_activity_opens_and_downloads_as_csv(
 
 
 def test_the_pages_read_at_phone_width(
-    service: Connector, browser: Browser, screens: Screens
+    admin_service: Connector, browser: Browser, screens: Screens
 ) -> None:
     context = browser.new_context(viewport=PHONE)
     try:
         page = context.new_page()
-        sign_in(page, service)
-        page.goto(f"{service.base}/admin/api-activity")
+        sign_in(page, admin_service)
+        page.goto(f"{admin_service.base}/admin/api-activity")
         expect(page.get_by_role("heading", name="API activity by hour")).to_be_visible()
         # Nothing but the wide table scrolls sideways: the page itself fits the phone.
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -114,12 +73,12 @@ def test_the_pages_read_at_phone_width(
 
 
 def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
-    service: Connector, sandbox: Sandbox, page: Page, screens: Screens
+    admin_service: Connector, sandbox: Sandbox, page: Page, screens: Screens
 ) -> None:
     """Check connection, map a tenant to a company and change the priority map, all picked by
     name from Autotask's lists; the next alert of that tenant is ticketed so, no restart."""
     tenant = 'Tailspin "Toys" C:\\ops 🚀'
-    sign_in(page, service)
+    sign_in(page, admin_service)
     page.get_by_role("link", name="Integrations").first.click()
     expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
     screens.save(page, "integrations")
@@ -128,7 +87,7 @@ def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
     expect(page.get_by_role("status")).to_contain_text("every check passed")
     screens.save(page, "check-connection")
 
-    page.goto(f"{service.base}/admin/integrations")
+    page.goto(f"{admin_service.base}/admin/integrations")
     page.get_by_role("link", name="Tenants").click()
     page.get_by_label("Tenant", exact=True).fill(tenant)
     page.get_by_label("Company", exact=True).select_option(label="Northwind Traders")
@@ -137,7 +96,7 @@ def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
     expect(page.get_by_role("row", name=tenant)).to_contain_text("Northwind Traders")
     screens.save(page, "tenants")
 
-    page.goto(f"{service.base}/admin/integrations")
+    page.goto(f"{admin_service.base}/admin/integrations")
     page.get_by_role("link", name="Mappings").click()
     page.get_by_label("Critical", exact=True).select_option(label="Low")
     page.get_by_role("button", name="Save mappings").click()
@@ -145,16 +104,21 @@ def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
     expect(page.get_by_label("Critical", exact=True)).to_have_value("3")
     screens.save(page, "mappings")
 
-    assert service.post(alert(7, "active", severity="critical", tenant=tenant)).status_code == 202
-    service.drain(90)
+    assert (
+        admin_service.post(alert(7, "active", severity="critical", tenant=tenant)).status_code
+        == 202
+    )
+    admin_service.drain(90)
     (ticket,) = [t for t in sandbox.tickets_with_notes() if t["title"] == "E2E alert 00007"]
     assert ticket["companyID"] == 29683416  # Northwind Traders, as mapped a moment ago
     assert ticket["priority"] == 3  # Low, as the priority map now says
 
 
-def test_a_refused_mapping_says_why_and_keeps_the_old_one(service: Connector, page: Page) -> None:
-    sign_in(page, service)
-    page.goto(f"{service.base}/admin/integrations")
+def test_a_refused_mapping_says_why_and_keeps_the_old_one(
+    admin_service: Connector, page: Page
+) -> None:
+    sign_in(page, admin_service)
+    page.goto(f"{admin_service.base}/admin/integrations")
     page.get_by_role("link", name="Tenants").click()
     rows_before = page.locator("table tbody tr").count()
     page.get_by_label("Tenant", exact=True).fill("   ")  # blanks: no alert carries that

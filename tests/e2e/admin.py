@@ -1,0 +1,57 @@
+"""The admin form in the browser: the first admin, a running service with it, a page, sign-in.
+
+The fixtures are made available to every e2e module by tests/e2e/conftest.py: a browser test
+takes `admin_service` and `page` and signs in with `sign_in`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.browser import DESKTOP, Screens
+from tests.e2e.harness import Connector
+
+ADMIN = "ops-admin@example.net"
+#: Also a canary: it must appear in no page and no log.
+PASSWORD = "canary-browser-pw-7f3a9c"
+
+
+@pytest.fixture
+def admin_service(connector_settings: dict[str, Any], tmp_path: Path) -> Iterator[Connector]:
+    """The connector with its first admin from the environment, as unattended starts make it."""
+    settings = {**connector_settings, "ADMIN_USERNAME": ADMIN, "ADMIN_PASSWORD": PASSWORD}
+    running = Connector(settings, tmp_path)
+    try:
+        running.start_web()
+        running.start_worker()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) at desktop size, downloads allowed."""
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(30_000)  # a loaded 2-core machine
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, service: Connector, screens: Screens | None = None) -> None:
+    """Sign in through the form, as an admin does."""
+    page.goto(f"{service.base}/admin/")
+    expect(page).to_have_url(f"{service.base}/admin/login?next=/admin/")
+    if screens:
+        screens.save(page, "login")
+    page.get_by_label("Username").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {ADMIN}").first).to_be_visible()
