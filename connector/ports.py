@@ -58,6 +58,8 @@ class TargetProfile:
     #: given an integration's allowed hosts (empty: the adapter's own); checked when an
     #: integration is saved. None: the target checks addresses only when it calls.
     check_zone_lookup_url: Callable[[str, Sequence[str]], None] | None = None
+    #: Where the ticket system's own zone lookup is asked: the admin form's default.
+    default_zone_lookup_url: str = ""
 
     def limits_for(self, action: RequestAction) -> Mapping[str, int]:
         """The field limits of what `action` writes: a note's, or a ticket's."""

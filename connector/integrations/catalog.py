@@ -4,7 +4,8 @@ system's own lists (picklists, work types, companies) so that settings are picke
 Every call goes through the governor like the worker's (budget, thread slots, pause, breaker) and
 is stored as API activity; the lists are kept per process for `CATALOG_CACHE_SECONDS`, keyed by
 the integration and the time it was last saved, so editing the integration forgets them. The web
-pages and the JSON API call `check_connection`, `picklists` and `search_companies`.
+pages and the JSON API call `check_connection`, `picklists` and `search_companies`; the admin
+form checks values before saving them with `check_unsaved` (and reads the lists with them).
 """
 
 from __future__ import annotations
@@ -186,6 +187,54 @@ def search_companies(
     )
 
 
+# -- connection values not saved yet (the admin form's "Check connection" before saving) --------
+
+
+def check_unsaved(services: Services, integration: Integration) -> ConnectionReport:
+    """Check connection values before they are saved, as `check_connection` checks saved ones.
+
+    `integration` is transient, never added to a session: the values typed into the form (see
+    editing.unsaved_integration), with `id` the saved integration they would change, or None
+    for a new one. The calls of an edit are governed and stored as that integration's (its
+    budget, slots, pause and breaker hold them back), but what they meet does not pause it or
+    trip its breaker: those values are not its own yet. A new integration has no budget or
+    activity to count them against: its few calls go ungoverned and are not stored.
+    """
+    settings = load_settings(integration.settings)
+    report: ConnectionReport = _governed(
+        services, integration, settings, lambda catalog: catalog.check_connection(), judge=False
+    )
+    return report
+
+
+def unsaved_picklists(services: Services, integration: Integration) -> TicketPicklists:
+    """The ticket system's lists read with connection values not saved yet (never cached).
+
+    As `check_unsaved` for `integration` and the governor; raises CatalogUnavailable or
+    CatalogThrottled as `picklists` does.
+    """
+    settings = load_settings(integration.settings)
+    found: TicketPicklists = _governed(
+        services, integration, settings, lambda catalog: catalog.picklists(), judge=False
+    )
+    return found
+
+
+def unsaved_companies(
+    services: Services, integration: Integration, text: str = "", *, limit: int = 100
+) -> tuple[CompanyChoice, ...]:
+    """Companies whose name contains `text`, read with connection values not saved yet."""
+    limit = max(1, min(int(limit), MAX_COMPANY_LIMIT))
+    settings = load_settings(integration.settings)
+    return _governed(
+        services,
+        integration,
+        settings,
+        lambda catalog: tuple(catalog.search_companies(text.strip(), limit)),
+        judge=False,
+    )
+
+
 # -- plumbing -------------------------------------------------------------------------------------
 
 
@@ -225,13 +274,16 @@ def _governed(
     integration: Integration,
     settings: IntegrationSettings,
     use: Callable[[TicketSystemCatalog], T],
+    *,
+    judge: bool = True,
 ) -> T:
     """`use` the integration's catalog, each call admitted by the governor and stored at once.
 
     As for the worker and the test delivery (pipeline.dispatch.governed_target): the hourly
     budget is counted from the stored calls, so each is stored as it ends. A call the ticket
     system refused becomes CatalogUnavailable in the catalog's words; one the governor held
-    back, CatalogThrottled.
+    back, CatalogThrottled. Not `judge`: values not saved yet (check_unsaved); an integration
+    without an id has nothing to govern or store the calls under.
     """
     integration_id = integration.id
     calls = CallLog()
@@ -243,7 +295,13 @@ def _governed(
 
     @contextmanager
     def gate(endpoint: str, *, limited: bool = True) -> Iterator[object]:
-        with governor.call(integration_id, endpoint, holder, slot=limited, store=store) as permit:
+        if integration_id is None:
+            yield None
+            calls.records.clear()
+            return
+        with governor.call(
+            integration_id, endpoint, holder, slot=limited, store=store, judge=judge
+        ) as permit:
             yield permit
 
     catalog = services.catalogs()(integration, settings, calls, gate)
@@ -256,6 +314,6 @@ def _governed(
     finally:
         # Each call is stored as the gate releases it; whatever a call outside the gate
         # recorded (none is expected) is stored too, so the budget counts it.
-        if calls.records:
+        if calls.records and integration_id is not None:
             with services.transaction() as session:
                 calls.store_in(session, integration_id)

@@ -317,6 +317,64 @@ def update_integration(
     return Updated(integration, tuple(changed), flavour_changed or regenerate)
 
 
+#: What a connection check needs of an integration; the rest of it does not matter there.
+CONNECTION_FIELDS = ("api_flavour", "zone_lookup_url", "username", "secret", "integration_code")
+
+
+def unsaved_integration(
+    ctx: EditContext,
+    data: Mapping[str, Any],
+    base: Integration | None = None,
+    *,
+    what: str = "invalid connection",
+) -> Integration:
+    """A transient Integration (added to no session) with `data`'s values over `base`'s: the
+    admin form's values checked before they are saved (catalog.check_unsaved).
+
+    `data` is loaded by IntegrationChangesSchema with partial=True; a field it leaves out keeps
+    `base`'s value (a secret left blank keeps the stored one). The values are checked as
+    create_integration and update_integration check them (flavour, zone lookup URL and its
+    allowed hosts, settings); a connection value neither gives is refused naming it. The name
+    is not checked: nothing is stored.
+
+    Raises:
+        InvalidInput: naming every bad or missing field; `what` starts the message.
+    """
+    problems: dict[str, Any] = {}
+    missing = [key for key in CONNECTION_FIELDS if key not in data and base is None]
+    for key in missing:
+        problems[key] = ["Missing data for required field."]
+    stored = dict(base.settings or {}) if base is not None else {}
+    raw_settings = stored | dict(data.get("settings") or {})
+    settings = _settings(raw_settings, ctx, problems)
+    flavour = data.get("api_flavour", base.api_flavour if base is not None else "")
+    profile = _flavour(ctx, flavour, problems) if "api_flavour" not in missing else None
+    url = data.get("zone_lookup_url", base.zone_lookup_url if base is not None else "")
+    if profile is not None and settings is not None and url:
+        _zone_lookup_url(url, profile, settings.allowed_zone_hosts, problems)
+    if problems or profile is None:
+        raise invalid(problems, what)
+
+    def sealed(key: str) -> str:
+        if key in data or base is None:  # without a base, a missing field was refused above
+            return ctx.box.encrypt(data[key])
+        encrypted: str = getattr(base, f"{key}_encrypted")
+        return encrypted
+
+    return Integration(
+        id=base.id if base is not None else None,
+        name=data.get("name", base.name if base is not None else ""),
+        api_flavour=flavour,
+        zone_lookup_url=url,
+        username=data.get("username", base.username if base is not None else ""),
+        secret_encrypted=sealed("secret"),
+        integration_code_encrypted=sealed("integration_code"),
+        settings=raw_settings,
+        active=base.active if base is not None else True,
+        updated_at=base.updated_at if base is not None else utcnow(),
+    )
+
+
 def _refuse_losing_customized_requests(
     session: Session, ctx: EditContext, integration: Integration, flavour: str
 ) -> None:
@@ -374,6 +432,10 @@ def integration_json(box: SecretBox | None, integration: Integration) -> dict[st
         "username": integration.username,
         "secret_set": bool(integration.secret_encrypted),
         "integration_code": masked(box, integration.integration_code_encrypted),
+        "active": integration.active is not False,
+        "deactivated_at": (
+            integration.deactivated_at.isoformat() if integration.deactivated_at else None
+        ),
         "created_at": integration.created_at.isoformat(),
         "updated_at": integration.updated_at.isoformat(),
     }

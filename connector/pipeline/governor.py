@@ -280,12 +280,16 @@ class Governor:
         permit: Permit,
         error: BaseException | None,
         store: Callable[[Session], None] | None = None,
+        *,
+        judge: bool = True,
     ) -> None:
         """Free the slot, store the call's records (`store`), and update pause and breaker.
 
         `error` is what the call raised (None: it succeeded). A 429 pauses the integration; a
         retryable failure counts towards the breaker; any answer that proves Autotask is
-        serving (a success or a rejection) resets and closes it.
+        serving (a success or a rejection) resets and closes it. Not `judge`: the call was made
+        with connection values not saved (a check before saving), so what it met says nothing
+        of the integration's own: pause and breaker stay as they are.
         """
         now = self.clock()
         with self.services.transaction() as session:
@@ -303,6 +307,8 @@ class Governor:
             if permit.probe and state.probe_holder == permit.holder:
                 state.probe_holder = None
                 state.probe_expires_at = None
+            if not judge:
+                return
             if isinstance(error, TargetRateLimited):
                 wait = error.retry_after if error.retry_after else DEFAULT_PAUSE_SECONDS
                 self._pause(state, now, wait, f"Autotask asked to pause calls: {error}")
@@ -374,15 +380,16 @@ class Governor:
         cost: int = 1,
         slot: bool = True,
         store: Callable[[Session], None] | None = None,
+        judge: bool = True,
     ) -> Iterator[Permit]:
-        """Admit, run the block (the call), then release with what it raised."""
+        """Admit, run the block (the call), then release with what it raised (see release)."""
         permit = self.admit(integration_id, endpoint, holder, creates=creates, cost=cost, slot=slot)
         try:
             yield permit
         except BaseException as e:
-            self.release(permit, e, store)
+            self.release(permit, e, store, judge=judge)
             raise
-        self.release(permit, None, store)
+        self.release(permit, None, store, judge=judge)
 
 
 def _credentials_changed_since_refused(

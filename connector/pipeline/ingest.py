@@ -16,13 +16,18 @@ from connector.domain import AlertStatus, IncomingAlert
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.text import truncate
 from connector.persistence.db import insert_for
-from connector.persistence.models import Alert, AlertEvent, TenantMapping
+from connector.persistence.models import Alert, AlertEvent, Integration, TenantMapping
 from connector.pipeline.outbox import enqueue
 from connector.pipeline.routing import TenantRoute, map_severity, route_company
 
 QUEUED = "queued"
 DUPLICATE = "duplicate"
 STALE = "stale"
+#: The integration is inactive: the event is kept and its delivery held, not sent.
+HELD = (
+    "held: the integration is inactive; its delivery is kept and sent only if the integration"
+    " is activated with the held deliveries within 48 hours"
+)
 #: AlertEvent.disposition is String(300); a drop reason quotes sender text (tenant, property).
 DISPOSITION_LIMIT = 300
 
@@ -94,7 +99,11 @@ def ingest(
     An event older, by the sender's clock, than the newest event already applied to its alert is
     stale: recorded with the reason, it changes neither the alert nor the ticket (a clear that
     overtook its alert's active, a late acknowledgement of a cleared alert).
+
+    An inactive integration's events are recorded as usual, but their deliveries are held
+    (disposition "held: …"): no worker sends them until the integration is activated.
     """
+    held = not is_active(session, integration_id)
     routes = tenant_routes(session, integration_id)
     accepted = []
     for received in alerts:
@@ -120,12 +129,29 @@ def ingest(
             event.disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
         elif route.dropped:
             event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
-        elif enqueue(session, integration_id, row.alert_id, event.id, key, now, max_delivery_age):
-            event.disposition = QUEUED
+        elif enqueue(
+            session, integration_id, row.alert_id, event.id, key, now, max_delivery_age, held=held
+        ):
+            event.disposition = HELD if held else QUEUED
         else:
             event.disposition = DUPLICATE
         accepted.append(Accepted(event.id, row.alert_id, event.disposition, warnings))
     return accepted
+
+
+def is_active(session: Session, integration_id: int) -> bool:
+    """Whether the integration delivers now, read under a share lock (PostgreSQL).
+
+    The lock holds until the caller commits, so switching the integration on or off (an UPDATE
+    of its row) waits for this ingest and then sees its deliveries, held or pending: none is
+    left held by an activation it raced with. SQLite serializes writers anyway.
+    """
+    active = session.scalar(
+        select(Integration.active)
+        .where(Integration.id == integration_id)
+        .with_for_update(read=True)
+    )
+    return active is not False
 
 
 def _stale_reason(alert: IncomingAlert, row: _Upserted) -> str:

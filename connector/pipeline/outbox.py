@@ -1,7 +1,9 @@
 """The outbox: deliveries enqueued at ingest, claimed in per-alert order, leased, retried, dead.
 
 A delivery moves pending → in_progress (claimed, leased to one worker) → done or dead, or back
-to pending to be tried again. Delivery.state stores the strings of DeliveryState.
+to pending to be tried again. A delivery of an inactive integration is held instead of pending:
+no worker claims it, and activating the integration sends it on or finishes it as skipped
+(integrations/activation.py). Delivery.state stores the strings of DeliveryState.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
 from connector.persistence.db import insert_for
-from connector.persistence.models import Delivery
+from connector.persistence.models import Delivery, Integration
 from connector.pipeline.governor import THROTTLED_PREFIX
 from connector.services import Services
 
@@ -40,6 +42,8 @@ class DeliveryState(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
     DEAD = "dead"
+    #: Kept while its integration is inactive; never claimed (activation decides what follows).
+    HELD = "held"
 
 
 UNFINISHED = (DeliveryState.PENDING, DeliveryState.IN_PROGRESS)
@@ -85,14 +89,19 @@ def enqueue(
     key: str,
     now: datetime,
     max_age: timedelta,
+    *,
+    held: bool = False,
 ) -> bool:
-    """Insert the delivery unless one exists for the same event; return whether it was new."""
+    """Insert the delivery unless one exists for the same event; return whether it was new.
+
+    `held`: the integration is inactive, so the delivery is kept as held, not sent.
+    """
     values = {
         "alert_id": alert_id,
         "event_id": event_id,
         "integration_id": integration_id,
         "dedupe_key": key,
-        "state": DeliveryState.PENDING,
+        "state": DeliveryState.HELD if held else DeliveryState.PENDING,
         "attempts": 0,
         "progress": 0,
         "next_attempt_at": now,
@@ -123,7 +132,12 @@ class Outbox:
     rng: random.Random
 
     def claim(self) -> list[int]:
-        """Lease up to `batch` due deliveries, oldest first, never two of one alert at once."""
+        """Lease up to `batch` due deliveries, oldest first, never two of one alert at once.
+
+        Only deliveries of active integrations: one pending while its integration is inactive
+        (a retry of a delivery that was in flight when it was switched off, a replayed dead
+        letter) waits for the activation; held ones are never claimed.
+        """
         now = self.clock()
         earlier = aliased(Delivery)
         blocked = exists().where(
@@ -135,11 +149,14 @@ class Outbox:
             and_(Delivery.state == DeliveryState.PENDING, Delivery.next_attempt_at <= now),
             and_(Delivery.state == DeliveryState.IN_PROGRESS, Delivery.lease_expires_at < now),
         )
+        active = Delivery.integration_id.in_(
+            select(Integration.id).where(Integration.active.is_(True))
+        )
         with self.services.transaction() as session:
             ids = list(
                 session.scalars(
                     select(Delivery.id)
-                    .where(due, ~blocked)
+                    .where(due, ~blocked, active)
                     .order_by(Delivery.id)
                     .limit(self.batch)
                     # PostgreSQL: workers on any host share the queue without waiting on each

@@ -50,8 +50,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Every delivery state; each is exposed, 0 when no delivery is in it.
 DELIVERY_STATES = tuple(state.value for state in DeliveryState)
 #: What became of each alert of an accepted webhook (AlertEvent.disposition, "dropped: …" cut;
-#: "rejected": the alert could not be read and was kept as a rejected webhook).
-DISPOSITIONS = ("queued", "duplicate", "stale", "dropped", "rejected")
+#: "rejected": the alert could not be read and was kept as a rejected webhook; "held: …": its
+#: integration is inactive, the delivery is kept, not sent).
+DISPOSITIONS = ("queued", "duplicate", "stale", "dropped", "rejected", "held")
 #: Classes of Autotask's HTTP status always exposed per integration; "error" = no answer at all.
 API_STATUS_CLASSES = ("2xx", "4xx", "5xx", "error")
 #: Label of webhooks to a source the connector does not know (any path: keeps the labels few).
@@ -135,8 +136,8 @@ def _count(response: Response) -> None:
 
 
 def _disposition(value: Any) -> str:
-    """queued, duplicate, stale, dropped ("dropped: <why>" loses its reason) or rejected; else
-    other."""
+    """queued, duplicate, stale, dropped ("dropped: <why>" loses its reason), rejected or held;
+    else other."""
     word = str(value or "").partition(":")[0].strip()
     return word if word in DISPOSITIONS else "other"
 

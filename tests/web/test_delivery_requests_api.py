@@ -194,6 +194,8 @@ def test_integrations_are_listed_without_their_secrets(
             "secret_set": True,
             # Write-only: at most its last 4 characters.
             "integration_code": "••••" + api_user.integration_code[-4:],
+            "active": True,
+            "deactivated_at": None,
             "created_at": shown["created_at"],
             "updated_at": shown["updated_at"],
             "autotask_calls": {"state": "ok", "message": None, "until": None},

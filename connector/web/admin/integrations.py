@@ -53,6 +53,8 @@ class IntegrationRow:
     flavour: str
     last_call_at: datetime | None
     calls_30_days: int
+    #: Inactive: alerts are kept, nothing is delivered.
+    active: bool = True
 
 
 @bp.get("/integrations")
@@ -80,6 +82,7 @@ def integrations() -> str:
                 flavour=integration.api_flavour,
                 last_call_at=calls.get(integration.id, (None, 0))[0],
                 calls_30_days=int(calls.get(integration.id, (None, 0))[1] or 0),
+                active=integration.active is not False,
             )
             for integration in session.scalars(select(Integration).order_by(Integration.name))
         ]

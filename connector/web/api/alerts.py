@@ -11,6 +11,7 @@ from connector.domain import AlertStatus
 from connector.errors import (
     NotFoundError,
 )
+from connector.integrations.activation import SKIPPED
 from connector.persistence.models import (
     Alert,
     AlertEvent,
@@ -35,8 +36,18 @@ bp = api_blueprint("alerts", __name__)
 
 ALERT_STATUSES = tuple(status.value for status in AlertStatus)
 DELIVERY_STATES = tuple(state.value for state in DeliveryState)
-#: A delivery's stored outcome: the planner's outcomes once done, "failed" once dead-lettered.
-DELIVERY_OUTCOMES = ("created", "noted", "updated", "completed", "reopened", "ignored", FAILED)
+#: A delivery's stored outcome: the planner's outcomes once done, "failed" once dead-lettered,
+#: "skipped" for one held while its integration was inactive and not sent when it was activated.
+DELIVERY_OUTCOMES = (
+    "created",
+    "noted",
+    "updated",
+    "completed",
+    "reopened",
+    "ignored",
+    FAILED,
+    SKIPPED,
+)
 
 #: GET /alerts: its filters and paging. The ticket filters match any ticket the alert has had
 #: (given both, they must hold for one and the same ticket).

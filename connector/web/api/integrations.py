@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus
 from connector.errors import NotFoundError
+from connector.integrations.activation import activate, backfill_of, deactivate
 from connector.integrations.credentials import (
     SECRET_FIELD,
     CredentialSchema,
@@ -69,6 +70,13 @@ class RequestsSchema(Schema):
     def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
         """A slot appears at most once."""
         one_request_per_slot(data.get("requests") or [])
+
+
+class EmptySchema(Schema):
+    """A call that takes no fields (an empty body or {})."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class PreviewSchema(Schema):
@@ -309,3 +317,70 @@ def test_delivery() -> tuple[Response, int]:
         complete=data["complete"],
     )
     return jsonify(result.body), result.http_status
+
+
+# -- active or inactive ------------------------------------------------------------------------
+
+
+class ActivateSchema(Schema):
+    """POST /integrations/<id>/activate."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: Deliver what was held during the last 48 hours (true), or finish it as skipped (false).
+    backfill = StrictBoolean(required=True)
+
+
+def _activation_json(session: Session, integration: Integration) -> dict[str, Any]:
+    """Whether the integration delivers, and what activating it would deliver."""
+    now = utcnow()
+    return {
+        "integration_id": integration.id,
+        "active": integration.active,
+        "deactivated_at": (
+            integration.deactivated_at.isoformat() if integration.deactivated_at else None
+        ),
+        **backfill_of(session, integration.id, now).to_json(),
+    }
+
+
+@bp.post("/integrations/<int:integration_id>/deactivate")
+def deactivate_integration(integration_id: int) -> Response:
+    """Switch the integration off: its events are kept, its deliveries held, nothing is sent."""
+    _body(EmptySchema(), required=False)
+    with services().transaction() as session:
+        integration = _integration(session, integration_id)
+        held = deactivate(session, integration, utcnow())
+        body = _activation_json(session, integration) | {"held_now": held}
+    return jsonify(body)
+
+
+@bp.get("/integrations/<int:integration_id>/activation")
+def get_activation(integration_id: int) -> Response:
+    """What activating would deliver: held deliveries of the last 48 hours, tickets to create."""
+    parse_query({})
+    with services().transaction() as session:
+        body = _activation_json(session, _integration(session, integration_id))
+    return jsonify(body)
+
+
+@bp.post("/integrations/<int:integration_id>/activate")
+def activate_integration(integration_id: int) -> Response:
+    """Switch the integration on, delivering what it held in the last 48 hours or not."""
+    svc = services()
+    data = _body(ActivateSchema())
+    with svc.transaction() as session:
+        integration = _integration(session, integration_id)
+        done = activate(
+            session,
+            integration,
+            utcnow(),
+            backfill=data["backfill"],
+            max_delivery_age=svc.max_delivery_age,
+        )
+        body = _activation_json(session, integration) | {
+            "delivered": done.delivered,
+            "skipped": done.skipped,
+        }
+    return jsonify(body)
