@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError
 from werkzeug.wrappers import Response as BaseResponse
 
 from connector.domain import Choice, CompanyChoice, ConnectionReport, TicketPicklists
@@ -380,6 +381,7 @@ def post_edit_integration(integration_id: int) -> BaseResponse:
     action = request.form.get("action", "save")
     with svc.transaction() as session:
         integration = find_integration(session, integration_id)
+    data["settings"] = _changed_settings(integration, data["settings"])
     if action == "save" and not state.errors:
         try:
             loaded = load_input(
@@ -396,6 +398,23 @@ def post_edit_integration(integration_id: int) -> BaseResponse:
             return redirect(url_for("admin.edit_integration", integration_id=integration_id))
     _check_or_list(state, data, integration, check=action == "check")
     return _page(state, integration, status=400 if action == "save" else 200)
+
+
+def _changed_settings(integration: Integration, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the form changes: those whose value differs from what is in effect, so a
+    form saved as it was shown changes nothing (and forgets no cached list)."""
+    try:
+        current = load_settings(integration.settings)
+    except ValidationError:  # settings no longer valid: every key given is a change
+        return dict(given)
+    changed = {}
+    for key, value in given.items():
+        now = getattr(current, key, None)
+        if isinstance(now, tuple):
+            now = list(now)
+        if now != value:
+            changed[key] = value
+    return changed
 
 
 def _check_or_list(
