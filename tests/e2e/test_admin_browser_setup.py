@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from tests.e2e.admin import PASSWORD, sign_in
-from tests.e2e.browser import Screens
+from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert, wait_until
 
 # The failures are checked in Autotask's words, so the sandbox always gives them.
@@ -189,3 +189,20 @@ def test_an_inactive_integration_keeps_an_alert_and_activating_delivers_it(
     admin_service.drain(60)
     assert admin_service.deliveries_by_state() == {"done": 1}
     screens.save(page, "activated")
+
+
+def test_the_setup_form_reads_at_phone_width(
+    admin_service: Connector, browser: Browser, screens: Screens
+) -> None:
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        sign_in(page, admin_service)
+        page.goto(f"{admin_service.base}/admin/integrations")
+        page.get_by_role("link", name="Edit").first.click()
+        expect(page.get_by_label("Queue", exact=True)).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], width
+        screens.save(page, "setup-edit-phone")
+    finally:
+        context.close()

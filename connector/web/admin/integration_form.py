@@ -155,7 +155,7 @@ def _read_form(box: SecretBox, *, new: bool) -> tuple[dict[str, Any], FormState]
     for key in WRITE_ONLY:
         typed = form.get(key, "")
         if typed.strip():
-            data[key] = typed.strip()
+            data[key] = typed  # as typed: the API stores a secret exactly as given
         else:
             kept = unseal(box, form.get(f"{key}_sealed", ""))
             if kept:

@@ -408,3 +408,17 @@ def test_the_forms_need_their_csrf_token(admin_app: Flask, browser: FlaskClient)
         answer = browser.post(path, data={"action": "save", "backfill": "yes"}, headers=REFERER)
         assert answer.status_code == 400, path
     assert integrations(admin_app)["default"].active is True
+
+
+def test_a_saved_value_autotask_does_not_list_stays_chosen(
+    admin_app: Flask, browser: FlaskClient
+) -> None:
+    """Saving the form as shown never swaps a value Autotask no longer lists for another."""
+    integration_id = default_id(admin_app)
+    with admin_app.extensions["connector"].transaction() as session:
+        integration = session.get(Integration, integration_id)
+        assert integration is not None
+        integration.settings = {**integration.settings, "queue_id": 4711}
+    sign_in(browser)
+    page = browser.get(f"/admin/integrations/{integration_id}/edit").get_data(as_text=True)
+    assert re.search(r'<option value="4711" selected>#4711 \(not in Autotask', page)
