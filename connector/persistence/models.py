@@ -271,7 +271,8 @@ class AlertEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered),
     #: "stale: <why>" (older than an event already applied: recorded, not delivered) or
-    #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …).
+    #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …) or "held: <why>"
+    #: (the integration is inactive: the delivery is kept, not sent).
     disposition: Mapped[str] = mapped_column(String(300), default="queued")
     #: What the admin should know about how the event was handled (an `autotask.accountid` that
     #: is not a company id, …); None when nothing.
@@ -328,7 +329,8 @@ class Delivery(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id"))
     integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
     dedupe_key: Mapped[str] = mapped_column(String(100))
-    #: pending → in_progress → done | dead (pending again after a retryable failure).
+    #: pending → in_progress → done | dead (pending again after a retryable failure); held
+    #: while its integration is inactive (never claimed; activation decides what follows).
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
