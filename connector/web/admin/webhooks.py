@@ -113,11 +113,13 @@ def _filled(snippet: SenderSnippet, issued: IssuedSecret | None) -> SenderSnippe
     """`snippet` with the issued credential where it leaves room for a webhook token."""
     if issued is None or issued.authorization is None:
         return snippet  # hmac: the sender signs each request; no fixed header to paste
-    bearer = f"Bearer {WEBHOOK_TOKEN_PLACEHOLDER}"
-    token = issued.secret if issued.authorization.startswith("Bearer ") else None
+    header = issued.authorization
+    placeholder_header = f"Bearer {WEBHOOK_TOKEN_PLACEHOLDER}"
+    # A bearer token is all a sender needs; a basic password goes only into its header.
+    token = issued.secret if header.startswith("Bearer ") else None
 
     def fill(text: str) -> str:
-        text = text.replace(bearer, issued.authorization or bearer)
+        text = text.replace(placeholder_header, header)
         return text.replace(WEBHOOK_TOKEN_PLACEHOLDER, token) if token else text
 
     return replace(snippet, where=fill(snippet.where), text=fill(snippet.text))

@@ -30,7 +30,7 @@ SOURCE_NAMES = (
     "Datto RMM",
     "Office Protect",
     "Prometheus Alertmanager",
-    "Generic",
+    "Generic JSON",
 )
 
 
@@ -185,6 +185,10 @@ def test_basic_and_hmac_credentials_as_shown_authenticate_webhooks(
     header = shown(basic, "authorization").removeprefix("Authorization: ")
     password = shown(basic, "secret")
     assert base64.b64decode(header.removeprefix("Basic ")).decode() == f"rmm:{password}"
+    # Every source's snippet now carries that header where it had the bearer placeholder.
+    filled = html.unescape(basic.get_data(as_text=True))
+    assert filled.count(f"Authorization: {header}") >= 5
+    assert WEBHOOK_TOKEN_PLACEHOLDER not in filled
     assert post_alert(signed_in, "datto_rmm", {"Authorization": header}) != 401
 
     signed = issue(signed_in, integration_id, scheme="hmac", source="generic", label="hmac")
