@@ -54,4 +54,5 @@ from connector.web.admin import (  # noqa: E402, F401
     integrations,
     mapping_tools,
     security,
+    webhooks,
 )

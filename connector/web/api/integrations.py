@@ -16,6 +16,8 @@ from connector.integrations.credentials import (
     CredentialSchema,
     credential_json,
     issue_credential,
+    list_credentials,
+    revoke_credential,
 )
 from connector.integrations.editing import (
     EditContext,
@@ -37,7 +39,7 @@ from connector.integrations.store import (
 )
 from connector.integrations.strict import StrictBoolean, StrictInteger, flatten
 from connector.payloads.requests import SLOTS
-from connector.persistence.models import HookCredential, Integration, utcnow
+from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
@@ -236,12 +238,7 @@ def list_hook_credentials(integration_id: int) -> Response:
     parse_query({})
     with services().transaction() as session:
         _integration(session, integration_id)
-        rows = session.scalars(
-            select(HookCredential)
-            .where(HookCredential.integration_id == integration_id)
-            .order_by(HookCredential.id)
-        )
-        body = [credential_json(row) for row in rows]
+        body = [credential_json(row) for row in list_credentials(session, integration_id)]
     return jsonify({"hook_credentials": body})
 
 
@@ -272,14 +269,7 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
     """Revoke a credential: from now on it is refused (revoking twice keeps the first time)."""
     with services().transaction() as session:
         _integration(session, integration_id)
-        row = session.get(HookCredential, credential_id)
-        if row is None or row.integration_id != integration_id:
-            raise NotFoundError(
-                f"no webhook credential {credential_id} in integration {integration_id}"
-            )
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-        body = credential_json(row)
+        body = credential_json(revoke_credential(session, integration_id, credential_id))
     return jsonify(body)
 
 
