@@ -29,9 +29,9 @@ from connector.integrations.settings import load_settings
 from connector.integrations.store import (
     STATUSES,
     RequestSchema,
-    generate_for,
     load_options,
     one_request_per_slot,
+    regenerate_requests,
     replace_requests,
     spec_from_json,
 )
@@ -71,11 +71,24 @@ class RequestsSchema(Schema):
         one_request_per_slot(data.get("requests") or [])
 
 
+class GenerateSchema(Schema):
+    """POST /integrations/<id>/requests/generate."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: Replace requests an admin changed too; without it such a generate is a 409 with diffs.
+    replace_customized = StrictBoolean(load_default=False)
+
+
 class PreviewSchema(Schema):
     """POST /integrations/<id>/preview."""
 
     class Meta:
         unknown = RAISE
+
+    #: Unsaved requests to render instead of the stored ones of their slots.
+    requests = fields.List(fields.Nested(RequestSchema), load_default=list)
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
     alert_id = StrictInteger(
@@ -84,6 +97,11 @@ class PreviewSchema(Schema):
     ticket_id = StrictInteger(
         validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
+
+    @validates_schema
+    def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
+        """A slot appears at most once."""
+        one_request_per_slot(data.get("requests") or [])
 
 
 class TestDeliverySchema(Schema):
@@ -219,10 +237,17 @@ def put_requests(integration_id: int) -> Response:
 
 @bp.post("/integrations/<int:integration_id>/requests/generate")
 def generate_requests(integration_id: int) -> Response:
-    """ "Generate delivery options": every request back to its default for the API flavour."""
+    """ "Generate delivery options": every request back to its default for the API flavour;
+    409 with each customized request's diff unless `replace_customized` is true."""
+    data = _body(GenerateSchema(), required=False)
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        generate_for(session, integration, services().profile(integration.api_flavour))
+        regenerate_requests(
+            session,
+            integration,
+            services().profile(integration.api_flavour),
+            replace_customized=data["replace_customized"],
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
@@ -290,10 +315,13 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
 def preview_requests(integration_id: int) -> Response:
     """The requests a status would send, rendered without sending any (secrets redacted)."""
     data = _body(PreviewSchema(), required=False)
+    with services().transaction() as session:
+        profile = services().profile(_integration(session, integration_id).api_flavour)
     query = PreviewQuery(
         status=AlertStatus(data["status"]) if data["status"] else None,
         alert_id=data["alert_id"],
         ticket_id=data["ticket_id"],
+        requests=tuple(spec_from_json(item, profile) for item in data["requests"]),
     )
     return jsonify(preview(services(), integration_id, query))
 
