@@ -12,8 +12,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, RequestAction
-from connector.errors import ConflictError
+from connector.errors import ConflictError, InvalidInput
 from connector.integrations.settings import load_settings
+from connector.integrations.strict import flatten
 from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import (
     METHODS,
@@ -159,6 +160,38 @@ def replace_requests(
     return specs
 
 
+def save_requests(
+    session: Session,
+    integration: Integration,
+    specs: Iterable[RequestSpec],
+    profile: TargetProfile,
+    *,
+    same_for_every_status: bool | None = None,
+    deliver: Mapping[str, bool] | None = None,
+) -> None:
+    """Replace some requests and switches, all or nothing (the API's PUT and the admin form).
+
+    InvalidInput for switches the settings refuse; TemplateRejected (reason and line) for the
+    first request that cannot work. The caller's transaction rolls back on either.
+    """
+    settings = dict(integration.settings or {})
+    if same_for_every_status is not None:
+        settings["same_request_for_every_status"] = same_for_every_status
+    if deliver is not None:
+        settings["deliver"] = {**(settings.get("deliver") or {}), **deliver}
+    try:
+        load_settings(settings)
+    except ValidationError as e:
+        raise InvalidInput(
+            "invalid settings: " + "; ".join(flatten(e.messages)),
+            details={"fields": e.messages},
+        ) from e
+    replace_requests(session, integration, specs, profile)
+    if settings != integration.settings:
+        integration.settings = settings  # a new dict: JSON columns do not track changes
+        integration.updated_at = utcnow()
+
+
 def generate_for(
     session: Session, integration: Integration, profile: TargetProfile
 ) -> list[RequestSpec]:
@@ -230,7 +263,7 @@ def regenerate_requests(
     *,
     replace_customized: bool,
 ) -> list[RequestSpec]:
-    """"Generate delivery options", never silently over an admin's changes.
+    """ "Generate delivery options", never silently over an admin's changes.
 
     ConflictError (409) with each customized request's diff unless `replace_customized`.
     """
@@ -239,7 +272,7 @@ def regenerate_requests(
         names = ", ".join(f"{c.status.value} {c.action.value}" for c in customized)
         raise ConflictError(
             f"{len(customized)} delivery request(s) differ from what would be generated"
-            f" ({names}); send {{\"replace_customized\": true}} to replace them",
+            f' ({names}); send {{"replace_customized": true}} to replace them',
             details={"customized": [c.to_json() for c in customized]},
         )
     return generate_for(session, integration, profile)

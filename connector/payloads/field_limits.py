@@ -8,6 +8,7 @@ visible marker, counting UTF-16 units as the target does.
 from __future__ import annotations
 
 import json
+import json.decoder
 import json.scanner
 import logging
 import re
@@ -63,6 +64,10 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: The pure-Python scanner (the C one calls no overridable parse_object).
+_PY_SCANNER: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 (not in the stubs)
+
+
 class _ObjectSpans(json.JSONDecoder):
     """The pure-Python decoder, noting where each object starts and ends (to place an error)."""
 
@@ -70,7 +75,7 @@ class _ObjectSpans(json.JSONDecoder):
         super().__init__(object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
         self.spans: list[tuple[int, int]] = []
         self.failed_at: int | None = None
-        parse = self.parse_object
+        parse: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 (not in the stubs)
 
         def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
             start = s_and_end[1] - 1
@@ -83,7 +88,7 @@ class _ObjectSpans(json.JSONDecoder):
             return value, end
 
         self.parse_object = parse_object
-        self.scan_once = json.scanner.py_make_scanner(self)
+        self.scan_once = _PY_SCANNER(self)
 
 
 def _duplicate_key_offset(payload: str, key: str) -> int | None:
@@ -180,7 +185,9 @@ def parse_and_cut(payload: str, fmt: Format, limits: Mapping[str, int]) -> str:
     try:
         root = parse_xml(payload.encode("utf-8"))
     except DoctypeRefused as e:
-        raise InvalidPayload(f"the payload is not valid XML: {e}", _found(payload, "<!DOCTYPE")) from e
+        raise InvalidPayload(
+            f"the payload is not valid XML: {e}", _found(payload, "<!DOCTYPE")
+        ) from e
     except XmlRefused as e:
         offset = _offset(payload, *e.position) if e.position is not None else None
         raise InvalidPayload(f"the payload is not valid XML: {e}", offset) from e

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, url_for
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,17 +32,16 @@ from connector.integrations.store import (
     load_options,
     one_request_per_slot,
     regenerate_requests,
-    replace_requests,
+    save_requests,
     spec_from_json,
 )
-from connector.integrations.strict import StrictBoolean, StrictInteger, flatten
+from connector.integrations.strict import StrictBoolean, StrictInteger
 from connector.payloads.requests import SLOTS
 from connector.persistence.models import HookCredential, Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
 from connector.web.api import api_blueprint
-from connector.web.api.bodies import InvalidBody
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
@@ -213,24 +212,17 @@ def put_requests(integration_id: int) -> Response:
     data = _body(RequestsSchema())
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        settings = dict(integration.settings or {})
-        if "same_for_every_status" in data:
-            settings["same_request_for_every_status"] = data["same_for_every_status"]
-        if "deliver" in data:
-            settings["deliver"] = {**(settings.get("deliver") or {}), **data["deliver"]}
-        try:
-            load_settings(settings)
-        except ValidationError as e:
-            raise InvalidBody(
-                "invalid settings: " + "; ".join(flatten(e.messages)),
-                details={"fields": e.messages},
-            ) from e
         profile = services().profile(integration.api_flavour)
-        specs = [spec_from_json(item, profile) for item in data["requests"]]
-        # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs, profile)
-        if settings != integration.settings:
-            integration.settings = settings  # a new dict: JSON columns do not track changes
+        # Refused (InvalidInput, TemplateRejected) before anything is written; the
+        # transaction rolls back.
+        save_requests(
+            session,
+            integration,
+            [spec_from_json(item, profile) for item in data["requests"]],
+            profile,
+            same_for_every_status=data.get("same_for_every_status"),
+            deliver=data.get("deliver"),
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
