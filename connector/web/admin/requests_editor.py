@@ -8,6 +8,7 @@ preview is the API's (connector.pipeline.preview) rendering the unsaved form, se
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,8 +278,20 @@ def _preview(
         )
     except ConnectorError as e:
         return None, Problem.of(e, form.body)
-    served = [r for r in shown["requests"] if r["action"] == slot[1].value]
+    served = [
+        request_shown | {"body": _readable(request_shown["body"])}
+        for request_shown in shown["requests"]
+        if request_shown["action"] == slot[1].value
+    ]
     return shown | {"requests": served}, None
+
+
+def _readable(body: str) -> str:
+    """A rendered JSON body indented for reading (XML is shown as rendered)."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
 
 
 def _edit_page(
