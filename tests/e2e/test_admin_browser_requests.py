@@ -48,7 +48,10 @@ def test_a_payload_with_an_error_is_refused_with_the_line_then_corrected_and_del
     title_line = original.splitlines().index("  " + TITLE) + 1
 
     body.fill(original.replace(TITLE, BROKEN))
-    page.get_by_role("button", name="Preview the unsaved request").click()
+    # With script the preview comes from the preview endpoint, the page staying as it is.
+    with page.expect_response(re.compile(r"/requests/active/create/preview$")) as answered:
+        page.get_by_role("button", name="Preview the unsaved request").click()
+    assert answered.value.status == 422
     preview = page.locator("#preview")
     expect(preview).to_contain_text(f"line {title_line + 1}:")
     expect(preview.locator("pre.offending")).to_contain_text('"description": "##DESCRIPTION##",')
@@ -62,7 +65,9 @@ def test_a_payload_with_an_error_is_refused_with_the_line_then_corrected_and_del
     screens.save(page, "delivery-request-refused")
 
     body.fill(original.replace(TITLE, PREFIXED))
-    page.get_by_role("button", name="Preview the unsaved request").click()
+    with page.expect_response(re.compile(r"/requests/active/create/preview$")) as answered:
+        page.get_by_role("button", name="Preview the unsaved request").click()
+    assert answered.value.status == 200
     expect(preview).to_contain_text('"title": "[NOC] CPU busy above 90 % on srv01"')
     expect(preview).to_contain_text("nothing was sent")
     screens.save(page, "delivery-request-preview")
