@@ -153,6 +153,16 @@ def _alert_id(text: str) -> int | None:
     return int(text)
 
 
+def _served_by_active(same_for_every_status: bool, slot: tuple[AlertStatus, RequestAction]) -> bool:
+    """Whether Active's request is sent instead of this slot's ("same request for every status")."""
+    status, action = slot
+    return (
+        same_for_every_status
+        and status is not AlertStatus.ACTIVE
+        and action is not RequestAction.CREATE
+    )
+
+
 # -- the list ------------------------------------------------------------------------------------
 
 
@@ -174,9 +184,7 @@ def delivery_requests(integration_id: int) -> str:
             url=options.requests[(status, action)].url,
             delivered=settings.deliver[status],
             customized=(status, action) in customized,
-            served_by_active=options.same_for_every_status
-            and status is not AlertStatus.ACTIVE
-            and action is not RequestAction.CREATE,
+            served_by_active=_served_by_active(options.same_for_every_status, (status, action)),
         )
         for status, action in SLOTS
     ]
@@ -321,9 +329,7 @@ def _edit_page(
         problem=problem,
         preview=preview,
         preview_problem=preview_problem,
-        served_by_active=same
-        and slot[0] is not AlertStatus.ACTIVE
-        and slot[1] is not RequestAction.CREATE,
+        served_by_active=_served_by_active(same, slot),
     )
     return Response(page, status=status)
 
