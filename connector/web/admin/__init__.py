@@ -53,6 +53,7 @@ from connector.web.admin import (  # noqa: E402, F401
     home,
     integrations,
     mapping_tools,
+    requests_editor,
     security,
     webhooks,
 )

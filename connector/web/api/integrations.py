@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, url_for
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,20 +31,19 @@ from connector.integrations.settings import load_settings
 from connector.integrations.store import (
     STATUSES,
     RequestSchema,
-    generate_for,
     load_options,
     one_request_per_slot,
-    replace_requests,
+    regenerate_requests,
+    save_requests,
     spec_from_json,
 )
-from connector.integrations.strict import StrictBoolean, StrictInteger, flatten
+from connector.integrations.strict import StrictBoolean, StrictInteger
 from connector.payloads.requests import SLOTS
 from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import send_test
 from connector.web.api import api_blueprint
-from connector.web.api.bodies import InvalidBody
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
@@ -73,11 +72,24 @@ class RequestsSchema(Schema):
         one_request_per_slot(data.get("requests") or [])
 
 
+class GenerateSchema(Schema):
+    """POST /integrations/<id>/requests/generate."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: Replace requests an admin changed too; without it such a generate is a 409 with diffs.
+    replace_customized = StrictBoolean(load_default=False)
+
+
 class PreviewSchema(Schema):
     """POST /integrations/<id>/preview."""
 
     class Meta:
         unknown = RAISE
+
+    #: Unsaved requests to render instead of the stored ones of their slots.
+    requests = fields.List(fields.Nested(RequestSchema), load_default=list)
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
     alert_id = StrictInteger(
@@ -86,6 +98,11 @@ class PreviewSchema(Schema):
     ticket_id = StrictInteger(
         validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
+
+    @validates_schema
+    def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
+        """A slot appears at most once."""
+        one_request_per_slot(data.get("requests") or [])
 
 
 class TestDeliverySchema(Schema):
@@ -197,34 +214,34 @@ def put_requests(integration_id: int) -> Response:
     data = _body(RequestsSchema())
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        settings = dict(integration.settings or {})
-        if "same_for_every_status" in data:
-            settings["same_request_for_every_status"] = data["same_for_every_status"]
-        if "deliver" in data:
-            settings["deliver"] = {**(settings.get("deliver") or {}), **data["deliver"]}
-        try:
-            load_settings(settings)
-        except ValidationError as e:
-            raise InvalidBody(
-                "invalid settings: " + "; ".join(flatten(e.messages)),
-                details={"fields": e.messages},
-            ) from e
         profile = services().profile(integration.api_flavour)
-        specs = [spec_from_json(item, profile) for item in data["requests"]]
-        # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs, profile)
-        if settings != integration.settings:
-            integration.settings = settings  # a new dict: JSON columns do not track changes
+        # Refused (InvalidInput, TemplateRejected) before anything is written; the
+        # transaction rolls back.
+        save_requests(
+            session,
+            integration,
+            [spec_from_json(item, profile) for item in data["requests"]],
+            profile,
+            same_for_every_status=data.get("same_for_every_status"),
+            deliver=data.get("deliver"),
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
 
 @bp.post("/integrations/<int:integration_id>/requests/generate")
 def generate_requests(integration_id: int) -> Response:
-    """ "Generate delivery options": every request back to its default for the API flavour."""
+    """ "Generate delivery options": every request back to its default for the API flavour;
+    409 with each customized request's diff unless `replace_customized` is true."""
+    data = _body(GenerateSchema(), required=False)
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        generate_for(session, integration, services().profile(integration.api_flavour))
+        regenerate_requests(
+            session,
+            integration,
+            services().profile(integration.api_flavour),
+            replace_customized=data["replace_customized"],
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
@@ -280,10 +297,13 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
 def preview_requests(integration_id: int) -> Response:
     """The requests a status would send, rendered without sending any (secrets redacted)."""
     data = _body(PreviewSchema(), required=False)
+    with services().transaction() as session:
+        profile = services().profile(_integration(session, integration_id).api_flavour)
     query = PreviewQuery(
         status=AlertStatus(data["status"]) if data["status"] else None,
         alert_id=data["alert_id"],
         ticket_id=data["ticket_id"],
+        requests=tuple(spec_from_json(item, profile) for item in data["requests"]),
     )
     return jsonify(preview(services(), integration_id, query))
 

@@ -79,8 +79,8 @@ def _populate(app: Flask, client: FlaskClient) -> dict[str, str]:
     return {"credential": str(credential_secret)}
 
 
-def _ids(app: Flask) -> dict[str, int]:
-    """A row that exists for every kind of id an admin path can carry."""
+def _ids(app: Flask) -> dict[str, int | str]:
+    """A row that exists for every kind of id an admin path can carry (and a request's slot)."""
     with app.extensions["connector"].transaction() as session:
 
         def first(column: Any) -> int:
@@ -95,10 +95,13 @@ def _ids(app: Flask) -> dict[str, int]:
             "rejected_id": first(RejectedWebhook.id),
             "credential_id": first(HookCredential.id),
             "call_id": first(ApiCall.id),
+            # A delivery request's slot (the request editor's pages).
+            "status": "active",
+            "action": "create",
         }
 
 
-def _pages(app: Flask, ids: dict[str, int]) -> list[str]:
+def _pages(app: Flask, ids: dict[str, int | str]) -> list[str]:
     """Every GET path under /admin/, its ids filled in with existing rows."""
     paths = []
     for rule in app.url_map.iter_rules():
