@@ -187,7 +187,7 @@ def recent_calls(
     session: Session, filters: CallFilter, *, before_id: int | None = None, limit: int = 50
 ) -> list[LoggedCall]:
     """The calls that pass `filters`, newest (highest id) first, from below `before_id`."""
-    query = _narrowed(calls_select(Delivery.attempts), filters)
+    query = _narrowed(calls_select(Delivery.attempts.expression), filters)
     if before_id is not None:
         query = query.where(ApiCall.id < before_id)
     query = query.order_by(ApiCall.id.desc()).limit(limit)

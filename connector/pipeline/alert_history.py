@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -59,7 +60,7 @@ class AlertHistory:
         return list(self.events[-1].warnings or []) if self.events else []
 
 
-def _filtered(query: Select[tuple[Alert]], filters: AlertFilter) -> Select[tuple[Alert]]:
+def _filtered(query: Select[Any], filters: AlertFilter) -> Select[Any]:
     for column, value in (
         (Alert.status, filters.status),
         (Alert.source, filters.source),

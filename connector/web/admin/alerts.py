@@ -58,7 +58,9 @@ def alerts() -> BaseResponse | str:
     with services().transaction() as session:
         listed = list_alerts(session, alert_filter(args), limit=limit + 1, offset=offset)
         integrations = integration_names(session)
-    query = {name: str(args[name]) for name in ALERT_QUERY if name in args and name != "offset"}
+    query: dict[str, Any] = {
+        name: str(args[name]) for name in ALERT_QUERY if name in args and name != "offset"
+    }
     more = len(listed) > limit
     return render_template(
         "admin/alerts.html",

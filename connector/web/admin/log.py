@@ -123,7 +123,9 @@ def integration_log() -> BaseResponse | str:
     chosen = args.get("status")
     if chosen is not None and str(chosen) not in {value for value, _ in statuses}:
         statuses.append((str(chosen), f"HTTP {chosen}"))
-    query = {name: str(args[name]) for name in LOG_PAGE_QUERY if name in args and name != "before"}
+    query: dict[str, Any] = {
+        name: str(args[name]) for name in LOG_PAGE_QUERY if name in args and name != "before"
+    }
     older = None
     if len(calls) > limit:
         calls = calls[:limit]
