@@ -25,7 +25,7 @@ def test_an_alerts_page_shows_its_ticket_and_its_calls_open_to_the_request(
     (ticket,) = [t for t in sandbox.tickets_with_notes() if t["title"] == "Disk full on srv03"]
 
     sign_in(page, admin_service)
-    page.get_by_role("link", name="Alerts", exact=True).click()
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Alerts").click()
     expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     screens.save(page, "alerts")
     page.get_by_role("link", name="Disk full on srv03").click()
