@@ -270,6 +270,10 @@ class ApiCallRecord:
     execution_ms: float
     records: int | None = None
     error: str | None = None
+    #: The call as sent, {"url", "headers", "body"}, and as answered, {"status", "headers",
+    #: "body"}: secrets redacted and bodies cut by the adapter; None when not known (no answer).
+    request: Mapping[str, Any] | None = None
+    response: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connector.domain import AlertStatus
 from connector.errors import (
@@ -18,6 +18,8 @@ from connector.persistence.models import (
     TicketLink,
     utcnow,
 )
+from connector.pipeline.alert_history import AlertFilter, alert_history
+from connector.pipeline.alert_history import list_alerts as alert_list
 from connector.pipeline.outbox import FAILED, DeliveryState
 from connector.web.api import ConflictError, api_blueprint, equal_filters, iso
 from connector.web.hooks import services
@@ -47,6 +49,7 @@ ALERT_QUERY = {
     "integration_id": database_id,
     "ticket_id": database_id,
     "ticket_number": text,
+    "search": text,
     **PAGE,
 }
 #: GET /deliveries: its filters and paging.
@@ -110,22 +113,17 @@ def _alert(alert: Alert, link: TicketLink | None) -> dict[str, Any]:
     }
 
 
-def _latest_links(session: Any, alert_ids: list[int]) -> dict[int, TicketLink]:
-    if not alert_ids:
-        return {}
-    latest = (
-        select(TicketLink.alert_id, func.max(TicketLink.episode).label("episode"))
-        .where(TicketLink.alert_id.in_(alert_ids))
-        .group_by(TicketLink.alert_id)
-        .subquery()
+def alert_filter(args: dict[str, Any]) -> AlertFilter:
+    """The alerts list's filters from a parsed ALERT_QUERY."""
+    return AlertFilter(
+        status=args.get("status"),
+        source=args.get("source"),
+        fingerprint=args.get("fingerprint"),
+        integration_id=args.get("integration_id"),
+        ticket_id=args.get("ticket_id"),
+        ticket_number=args.get("ticket_number"),
+        search=args.get("search"),
     )
-    rows = session.scalars(
-        select(TicketLink).join(
-            latest,
-            (TicketLink.alert_id == latest.c.alert_id) & (TicketLink.episode == latest.c.episode),
-        )
-    )
-    return {link.alert_id: link for link in rows}
 
 
 @bp.get("/alerts")
@@ -133,69 +131,38 @@ def list_alerts() -> Response:
     """Alerts, newest activity first, each with its current ticket; filtered and paged."""
     args = parse_query(ALERT_QUERY)
     limit, offset = page_of(args)
-    query = equal_filters(
-        select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc()),
-        args,
-        {
-            "status": Alert.status,
-            "source": Alert.source,
-            "fingerprint": Alert.fingerprint,
-            "integration_id": Alert.integration_id,
-        },
-    )
-    ticket_filters = equal_filters(
-        select(TicketLink.id).where(TicketLink.alert_id == Alert.id),
-        args,
-        {"ticket_id": TicketLink.ticket_id, "ticket_number": TicketLink.ticket_number},
-    )
-    if "ticket_id" in args or "ticket_number" in args:
-        query = query.where(ticket_filters.exists())
     with services().transaction() as session:
-        alerts = list(session.scalars(query.limit(limit).offset(offset)))
-        links = _latest_links(session, [a.id for a in alerts])
-        body = [_alert(alert, links.get(alert.id)) for alert in alerts]
+        listed = alert_list(session, alert_filter(args), limit=limit, offset=offset)
+        body = [_alert(item.alert, item.ticket) for item in listed]
     return jsonify({"alerts": body, "limit": limit, "offset": offset})
+
+
+def _event(event: AlertEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "status": event.status,
+        "severity": event.severity,
+        "occurred_at": iso(event.occurred_at),
+        "received_at": iso(event.received_at),
+        "disposition": event.disposition,
+        "warnings": event.warnings or [],
+    }
 
 
 @bp.get("/alerts/<int:alert_id>")
 def get_alert(alert_id: int) -> Response:
     """One alert: state, ticket id and number, every event and every delivery."""
     with services().transaction() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None:
-            raise NotFoundError(f"no alert {alert_id}")
-        links = list(
-            session.scalars(
-                select(TicketLink)
-                .where(TicketLink.alert_id == alert_id)
-                .order_by(TicketLink.episode)
-            )
-        )
-        events = session.scalars(
-            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
-        )
-        deliveries = session.scalars(
-            select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)
-        )
-        body = _alert(alert, links[-1] if links else None)
-        body["message"] = alert.message
-        body["properties"] = alert.properties
-        body["tickets"] = [_ticket(link) for link in links]
-        body["events"] = [
-            {
-                "id": event.id,
-                "status": event.status,
-                "severity": event.severity,
-                "occurred_at": iso(event.occurred_at),
-                "received_at": iso(event.received_at),
-                "disposition": event.disposition,
-                "warnings": event.warnings or [],
-            }
-            for event in events
-        ]
-        # What the admin should know now: the newest event's warnings.
-        body["warnings"] = body["events"][-1]["warnings"] if body["events"] else []
-        body["deliveries"] = [_delivery(d) for d in deliveries]
+        history = alert_history(session, alert_id)
+    if history is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    body = _alert(history.alert, history.ticket)
+    body["message"] = history.alert.message
+    body["properties"] = history.alert.properties
+    body["tickets"] = [_ticket(link) for link in history.tickets]
+    body["events"] = [_event(event) for event in history.events]
+    body["warnings"] = history.warnings
+    body["deliveries"] = [_delivery(d) for d in history.deliveries]
     return jsonify(body)
 
 
