@@ -47,4 +47,12 @@ def protect(app: Flask) -> None:
 
 
 # The views register themselves on `bp`; imported last, as they import `bp` from here.
-from connector.web.admin import activity, auth, home, integrations, security  # noqa: E402, F401
+from connector.web.admin import (  # noqa: E402, F401
+    activity,
+    auth,
+    contact,
+    home,
+    integrations,
+    security,
+    test_ticket,
+)
