@@ -37,7 +37,7 @@ from connector.payloads.context import RenderContext
 from connector.payloads.requests import RequestSpec
 from connector.persistence.models import utcnow
 from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
-from connector.pipeline.governor import Governor, Limits, Throttled
+from connector.pipeline.governor import THROTTLED_PREFIX, Governor, Limits, Throttled
 from connector.pipeline.routing import build_draft
 from connector.pipeline.trials import (
     Loaded,
@@ -133,6 +133,12 @@ def explain(
     if not isinstance(error, TargetError):
         return f"Autotask refused the request: {error}"
     text = str(error)
+    if isinstance(error, Throttled):
+        # Held back by the connector itself (paused, over budget, breaker open): nothing was sent.
+        return (
+            "the connector holds this integration's calls to Autotask back now, nothing was"
+            f" sent: {text.removeprefix(THROTTLED_PREFIX)}"
+        )
     refusal = profile.refusal_of(error)
     if refusal is TargetRefusal.CREDENTIALS:
         return (
@@ -294,6 +300,8 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
     """Create the test ticket (and complete it, if asked); _Failed on the first failure."""
     try:
         run.zone_url = run.dispatch.target.endpoint_url()
+    except Throttled as e:
+        raise run.fail(e, run.explain(e), 503) from e
     except TargetError as e:
         raise run.fail(e, f"the zone lookup failed: {run.explain(e)}", 502) from e
     steps = open_ticket_steps(run.alert, run.loaded.settings, run.now)
