@@ -76,9 +76,7 @@ def assert_no_credentials(page: str, user: ApiUser) -> None:
         assert canary not in page
 
 
-def test_the_overview_links_to_the_test_ticket_page(
-    admin_app: Flask, browser: FlaskClient
-) -> None:
+def test_the_overview_links_to_the_test_ticket_page(admin_app: Flask, browser: FlaskClient) -> None:
     integration_id = integration_id_of(admin_app)
     sign_in(browser)
     page = browser.get("/admin/integrations").get_data(as_text=True)
@@ -136,7 +134,7 @@ def test_a_test_ticket_is_sent_and_shown_with_its_id_number_and_exchange(
     assert "<b>" not in page
     # The request as sent: method and URL, headers with the credentials redacted, the body.
     assert re.search(r"<code>POST http://127\.0\.0\.1:\d+/", page)
-    assert "<th scope=\"col\">Header</th>" in page
+    assert '<th scope="col">Header</th>' in page
     assert REDACTED.replace("<", "&lt;").replace(">", "&gt;") in page
     assert "HTTP status <strong>200</strong>" in page
     assert_no_credentials(page, api_user)
@@ -265,9 +263,7 @@ def test_an_admin_sends_one_test_ticket_at_a_time(
     integration_id = integration_id_of(admin_app)
     sign_in(browser)
     with admin_app.extensions["connector"].transaction() as session:
-        admin_id = session.scalars(
-            select(AdminUser.id).where(AdminUser.username == USERNAME)
-        ).one()
+        admin_id = session.scalars(select(AdminUser.id).where(AdminUser.username == USERNAME)).one()
 
     with SENDING.slot(admin_id) as free:  # as if a first test ticket were on its way
         assert free
