@@ -20,7 +20,7 @@ from tests.smtp_inbox import Inbox, smtp_inbox
 
 pytestmark = pytest.mark.e2e
 
-TITLE = 'Browser test ticket: "probe" <ok> 🚀'
+TITLE = 'Browser test ticket: "probe" <ok> – Überprüfung'
 CONTACT = "night-shift@example.net"
 
 
