@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -65,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PASSWORD": "",
     "ADMIN_COOKIE_SECURE": False,
     "ADMIN_SESSION_HOURS": 12.0,
+    # The address senders and browsers reach this service at (https://alerts.example.net), when
+    # it differs from what requests say (a proxy in front): the sender snippets name it, and on
+    # https the admin cookie is Secure. Empty: taken from each request.
+    "PUBLIC_URL": "",
     # How long the ticket system's lists read for the admin's setup are cached (0: not at all)
     "CATALOG_CACHE_SECONDS": 900.0,
     # Mail (the integrations' emergency contacts) through an SMTP server; no host: no mail
@@ -341,6 +346,16 @@ def _level(value: str) -> None:
         raise ValidationError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
+def _public_url(value: str) -> None:
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("must be an http or https URL, e.g. https://alerts.example.net")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationError("must have no query, fragment or user information")
+
+
 def _admin_password(value: str) -> None:
     problem = password_problem(value) if value else None
     if problem:
@@ -411,6 +426,7 @@ class SettingsSchema(Schema):
     ADMIN_SESSION_HOURS = _Number(
         validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
     )
+    PUBLIC_URL = _text(validate=_public_url)
     CATALOG_CACHE_SECONDS = _Number(
         validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
     )

@@ -280,6 +280,11 @@ class ParsedAlert:
     alert: IncomingAlert
 
 
+#: Where a SenderSnippet's `where` or `text` leaves room for the sender's webhook token; the
+#: admin form puts a newly issued token there.
+WEBHOOK_TOKEN_PLACEHOLDER = "<webhook token>"  # noqa: S105 (a placeholder, not a secret)
+
+
 @dataclass(frozen=True)
 class SenderSnippet:
     """What to paste on the sending side: where it goes, and the text, filled for this service."""

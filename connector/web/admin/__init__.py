@@ -53,6 +53,9 @@ from connector.web.admin import (  # noqa: E402, F401
     contact,
     home,
     integrations,
+    mapping_tools,
+    requests_editor,
     security,
     test_ticket,
+    webhooks,
 )

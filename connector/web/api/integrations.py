@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, url_for
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,8 @@ from connector.integrations.credentials import (
     CredentialSchema,
     credential_json,
     issue_credential,
+    list_credentials,
+    revoke_credential,
 )
 from connector.integrations.editing import (
     EditContext,
@@ -30,27 +32,25 @@ from connector.integrations.settings import load_settings
 from connector.integrations.store import (
     STATUSES,
     RequestSchema,
-    generate_for,
     load_options,
     one_request_per_slot,
-    replace_requests,
+    regenerate_requests,
+    save_requests,
     spec_from_json,
 )
 from connector.integrations.strict import (
     StrictBoolean,
     StrictInteger,
-    flatten,
     no_control_characters,
     no_control_except_lines,
     not_blank,
 )
 from connector.payloads.requests import SLOTS
-from connector.persistence.models import HookCredential, Integration, utcnow
+from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import TEST_TEXT_MAX, TEST_TITLE_MAX, send_test
 from connector.web.api import api_blueprint
-from connector.web.api.bodies import InvalidBody
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
@@ -79,11 +79,24 @@ class RequestsSchema(Schema):
         one_request_per_slot(data.get("requests") or [])
 
 
+class GenerateSchema(Schema):
+    """POST /integrations/<id>/requests/generate."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: Replace requests an admin changed too; without it such a generate is a 409 with diffs.
+    replace_customized = StrictBoolean(load_default=False)
+
+
 class PreviewSchema(Schema):
     """POST /integrations/<id>/preview."""
 
     class Meta:
         unknown = RAISE
+
+    #: Unsaved requests to render instead of the stored ones of their slots.
+    requests = fields.List(fields.Nested(RequestSchema), load_default=list)
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
     alert_id = StrictInteger(
@@ -92,6 +105,11 @@ class PreviewSchema(Schema):
     ticket_id = StrictInteger(
         validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
+
+    @validates_schema
+    def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
+        """A slot appears at most once."""
+        one_request_per_slot(data.get("requests") or [])
 
 
 class EmptySchema(Schema):
@@ -222,34 +240,34 @@ def put_requests(integration_id: int) -> Response:
     data = _body(RequestsSchema())
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        settings = dict(integration.settings or {})
-        if "same_for_every_status" in data:
-            settings["same_request_for_every_status"] = data["same_for_every_status"]
-        if "deliver" in data:
-            settings["deliver"] = {**(settings.get("deliver") or {}), **data["deliver"]}
-        try:
-            load_settings(settings)
-        except ValidationError as e:
-            raise InvalidBody(
-                "invalid settings: " + "; ".join(flatten(e.messages)),
-                details={"fields": e.messages},
-            ) from e
         profile = services().profile(integration.api_flavour)
-        specs = [spec_from_json(item, profile) for item in data["requests"]]
-        # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs, profile)
-        if settings != integration.settings:
-            integration.settings = settings  # a new dict: JSON columns do not track changes
+        # Refused (InvalidInput, TemplateRejected) before anything is written; the
+        # transaction rolls back.
+        save_requests(
+            session,
+            integration,
+            [spec_from_json(item, profile) for item in data["requests"]],
+            profile,
+            same_for_every_status=data.get("same_for_every_status"),
+            deliver=data.get("deliver"),
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
 
 @bp.post("/integrations/<int:integration_id>/requests/generate")
 def generate_requests(integration_id: int) -> Response:
-    """ "Generate delivery options": every request back to its default for the API flavour."""
+    """ "Generate delivery options": every request back to its default for the API flavour;
+    409 with each customized request's diff unless `replace_customized` is true."""
+    data = _body(GenerateSchema(), required=False)
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        generate_for(session, integration, services().profile(integration.api_flavour))
+        regenerate_requests(
+            session,
+            integration,
+            services().profile(integration.api_flavour),
+            replace_customized=data["replace_customized"],
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
@@ -263,12 +281,7 @@ def list_hook_credentials(integration_id: int) -> Response:
     parse_query({})
     with services().transaction() as session:
         _integration(session, integration_id)
-        rows = session.scalars(
-            select(HookCredential)
-            .where(HookCredential.integration_id == integration_id)
-            .order_by(HookCredential.id)
-        )
-        body = [credential_json(row) for row in rows]
+        body = [credential_json(row) for row in list_credentials(session, integration_id)]
     return jsonify({"hook_credentials": body})
 
 
@@ -299,14 +312,7 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
     """Revoke a credential: from now on it is refused (revoking twice keeps the first time)."""
     with services().transaction() as session:
         _integration(session, integration_id)
-        row = session.get(HookCredential, credential_id)
-        if row is None or row.integration_id != integration_id:
-            raise NotFoundError(
-                f"no webhook credential {credential_id} in integration {integration_id}"
-            )
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-        body = credential_json(row)
+        body = credential_json(revoke_credential(session, integration_id, credential_id))
     return jsonify(body)
 
 
@@ -317,10 +323,13 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
 def preview_requests(integration_id: int) -> Response:
     """The requests a status would send, rendered without sending any (secrets redacted)."""
     data = _body(PreviewSchema(), required=False)
+    with services().transaction() as session:
+        profile = services().profile(_integration(session, integration_id).api_flavour)
     query = PreviewQuery(
         status=AlertStatus(data["status"]) if data["status"] else None,
         alert_id=data["alert_id"],
         ticket_id=data["ticket_id"],
+        requests=tuple(spec_from_json(item, profile) for item in data["requests"]),
     )
     return jsonify(preview(services(), integration_id, query))
 
