@@ -8,6 +8,8 @@ MailSender, so an admin knows mail arrives before it matters.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session
 
 from connector.errors import ConflictError
@@ -20,6 +22,8 @@ from connector.integrations.editing import (
 from connector.integrations.settings import load_settings
 from connector.ports import MailMessage
 from connector.services import Services
+
+logger = logging.getLogger(__name__)
 
 #: The settings key that holds the address.
 CONTACT_SETTING = "emergency_contact"
@@ -71,4 +75,5 @@ def send_test_mail(services: Services, integration_id: int) -> str:
     if not address:
         raise ConflictError(f"integration {name!r} has no emergency contact: save an address first")
     services.mail().send(check_mail(name, address))
+    logger.info("contact.test_mail_sent", extra={"integration_id": integration_id, "to": address})
     return address

@@ -93,7 +93,7 @@ class _Failed(Exception):
         self.extra: dict[str, Any] = {}
 
 
-def test_message(integration_name: str) -> str:
+def standard_text(integration_name: str) -> str:
     """The test ticket's description when the sender gives none."""
     return (
         "This is a test ticket sent by the Autotask Alert Connector to check its integration"
@@ -114,7 +114,7 @@ def make_test_alert(
         status=AlertStatus.ACTIVE,
         severity=Severity.INFO,
         title=title or TEST_TITLE,
-        message=text or test_message(integration_name),
+        message=text or standard_text(integration_name),
         started_at=now,
         occurred_at=now,
     )

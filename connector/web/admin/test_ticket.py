@@ -24,7 +24,7 @@ from connector.integrations import catalog
 from connector.integrations.editing import find_integration
 from connector.integrations.settings import load_settings
 from connector.integrations.strict import flatten
-from connector.pipeline.testdelivery import TEST_TITLE, send_test, test_message
+from connector.pipeline.testdelivery import TEST_TITLE, send_test, standard_text
 from connector.web.admin import bp
 from connector.web.admin.auth import current_admin
 from connector.web.admin.security import error_page
@@ -122,7 +122,7 @@ def _form_page(
         form=form or {},
         error=error,
         default_title=TEST_TITLE,
-        default_text=test_message(name),
+        default_text=standard_text(name),
     )
     return Response(page, status=status)
 
