@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from adapters.mail.smtp import SmtpMailSender
 from connector.errors import MailError
 from connector.ports import MailMessage
 from tests.e2e.harness import free_port
-from tests.smtp_inbox import smtp_inbox
+from tests.smtp_inbox import self_signed_certificate, smtp_inbox
 
 LOGIN = ("mailer", "canary-smtp-pw-5e1c")
 MESSAGE = MailMessage(
@@ -73,3 +74,24 @@ def test_the_sender_shows_no_password_in_its_repr() -> None:
     shown = repr(sender(25, username="u", password="canary-repr-pw"))
     assert "canary-repr-pw" not in shown
     assert "127.0.0.1" in shown
+
+
+def test_starttls_checks_the_servers_certificate(tmp_path: Path) -> None:
+    with smtp_inbox(starttls_with=self_signed_certificate(tmp_path)) as inbox:
+        with pytest.raises(
+            MailError,
+            match=f"TLS with the mail server 127.0.0.1:{inbox.port} failed: .*certificate verify",
+        ):
+            sender(inbox.port, starttls=True).send(MESSAGE)
+        assert inbox.mails == []
+
+
+def test_starttls_with_a_trusted_certificate_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # trusted as the machine's CAs are
+    with smtp_inbox(login=LOGIN, starttls_with=(certificate, key)) as inbox:
+        sender(inbox.port, starttls=True, username=LOGIN[0], password=LOGIN[1]).send(MESSAGE)
+        (mail,) = inbox.wait_for(1)
+    assert mail.rcpt_tos == ["oncall@example.net"]
