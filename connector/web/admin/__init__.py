@@ -52,11 +52,13 @@ from connector.web.admin import (  # noqa: E402, F401
     activity,
     alerts,
     auth,
+    contact,
     home,
     integrations,
     log,
     mapping_tools,
     requests_editor,
     security,
+    test_ticket,
     webhooks,
 )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus
 from connector.errors import NotFoundError
+from connector.integrations.contact import send_test_mail
 from connector.integrations.credentials import (
     SECRET_FIELD,
     CredentialSchema,
@@ -37,12 +38,18 @@ from connector.integrations.store import (
     save_requests,
     spec_from_json,
 )
-from connector.integrations.strict import StrictBoolean, StrictInteger
+from connector.integrations.strict import (
+    StrictBoolean,
+    StrictInteger,
+    no_control_characters,
+    no_control_except_lines,
+    not_blank,
+)
 from connector.payloads.requests import SLOTS
 from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
-from connector.pipeline.testdelivery import send_test
+from connector.pipeline.testdelivery import TEST_TEXT_MAX, TEST_TITLE_MAX, send_test
 from connector.web.api import api_blueprint
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
@@ -105,8 +112,15 @@ class PreviewSchema(Schema):
         one_request_per_slot(data.get("requests") or [])
 
 
+class EmptySchema(Schema):
+    """A body that must be empty ({}) or absent."""
+
+    class Meta:
+        unknown = RAISE
+
+
 class TestDeliverySchema(Schema):
-    """POST /test-delivery."""
+    """POST /test-delivery, and the admin form's test ticket (the same checks)."""
 
     class Meta:
         unknown = RAISE
@@ -116,6 +130,18 @@ class TestDeliverySchema(Schema):
     )
     company_id = StrictInteger(validate=validate.Range(min=0), allow_none=True, load_default=None)
     complete = StrictBoolean(load_default=False)
+    #: The ticket's title and description instead of the standard ones (longer ones are cut to
+    #: the ticket system's limits, as an alert's are).
+    title = fields.String(
+        validate=[validate.Length(1, TEST_TITLE_MAX), not_blank, no_control_characters],
+        allow_none=True,
+        load_default=None,
+    )
+    text = fields.String(
+        validate=[validate.Length(1, TEST_TEXT_MAX), not_blank, no_control_except_lines],
+        allow_none=True,
+        load_default=None,
+    )
 
 
 # -- integrations ----------------------------------------------------------------------------------
@@ -317,5 +343,15 @@ def test_delivery() -> tuple[Response, int]:
         integration_id=data["integration_id"],
         company_id=data["company_id"],
         complete=data["complete"],
+        title=data["title"],
+        text=data["text"],
     )
     return jsonify(result.body), result.http_status
+
+
+@bp.post("/integrations/<int:integration_id>/test-mail")
+def post_test_mail(integration_id: int) -> Response:
+    """Mail the integration's emergency contact a test mail; 409/502 with words when not."""
+    _body(EmptySchema(), required=False)
+    address = send_test_mail(services(), integration_id)
+    return jsonify({"ok": True, "integration_id": integration_id, "sent_to": address})
