@@ -11,6 +11,7 @@ from connector.domain import AlertStatus
 from connector.errors import (
     NotFoundError,
 )
+from connector.integrations.editing import find_integration
 from connector.persistence.models import (
     Alert,
     AlertEvent,
@@ -20,8 +21,15 @@ from connector.persistence.models import (
 )
 from connector.pipeline.alert_history import AlertFilter, alert_history
 from connector.pipeline.alert_history import list_alerts as alert_list
-from connector.pipeline.outbox import FAILED, DeliveryState
-from connector.web.api import ConflictError, api_blueprint, equal_filters, iso
+from connector.pipeline.outbox import (
+    FAILED,
+    DeliveryState,
+    discard_dead_letter,
+    replay_dead_letter,
+    replay_dead_letters,
+)
+from connector.web.api import api_blueprint, equal_filters, iso
+from connector.web.api.bodies import DiscardSchema, ReplayAllSchema, json_body
 from connector.web.hooks import services
 from connector.web.params import (
     PAGE,
@@ -92,6 +100,8 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
         "last_response": delivery.last_response,
         "created_at": iso(delivery.created_at),
         "finished_at": iso(delivery.finished_at),
+        "discarded_at": iso(delivery.discarded_at),
+        "discard_reason": delivery.discard_reason,
     }
 
 
@@ -168,7 +178,7 @@ def get_alert(alert_id: int) -> Response:
 
 @bp.get("/deliveries")
 def list_deliveries() -> Response:
-    """Deliveries, newest first; `?state=dead` lists the dead letters."""
+    """Deliveries, newest first; `?state=dead` lists the dead letters, `discarded` the given up."""
     args = parse_query(DELIVERY_QUERY)
     limit, offset = page_of(args)
     query = equal_filters(
@@ -184,17 +194,38 @@ def list_deliveries() -> Response:
 @bp.post("/deliveries/<int:delivery_id>/replay")
 def replay(delivery_id: int) -> Response:
     """Put a dead letter back in the queue, with a fresh deadline; it keeps its place in order."""
-    now = utcnow()
     svc = services()
     with svc.transaction() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise NotFoundError(f"no delivery {delivery_id}")
-        if delivery.state != DeliveryState.DEAD:
-            raise ConflictError(f"delivery {delivery_id} is {delivery.state}, not dead")
-        delivery.state = DeliveryState.PENDING
-        delivery.next_attempt_at = now
-        delivery.deadline_at = now + svc.max_delivery_age
-        delivery.finished_at = None
+        delivery = replay_dead_letter(
+            session, delivery_id, now=utcnow(), max_age=svc.max_delivery_age
+        )
+        body = _delivery(delivery)
+    return jsonify(body)
+
+
+@bp.post("/deliveries/replay-dead")
+def replay_dead() -> Response:
+    """Replay every dead letter (optional `{"integration_id"}`), each as one replay does.
+
+    `{"replayed": <how many>, "integration_id"}`; discarded ones are left alone.
+    """
+    data = json_body(ReplayAllSchema(), required=False)
+    integration_id = data.get("integration_id")
+    svc = services()
+    with svc.transaction() as session:
+        if integration_id is not None:
+            find_integration(session, integration_id)
+        count = replay_dead_letters(
+            session, now=utcnow(), max_age=svc.max_delivery_age, integration_id=integration_id
+        )
+    return jsonify({"replayed": count, "integration_id": integration_id})
+
+
+@bp.post("/deliveries/<int:delivery_id>/discard")
+def discard(delivery_id: int) -> Response:
+    """Give a dead letter up: `{"reason"}` (required); state `discarded`, never replayed."""
+    data = json_body(DiscardSchema())
+    with services().transaction() as session:
+        delivery = discard_dead_letter(session, delivery_id, data["reason"], now=utcnow())
         body = _delivery(delivery)
     return jsonify(body)
