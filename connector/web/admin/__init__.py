@@ -53,6 +53,7 @@ from connector.web.admin import (  # noqa: E402, F401
     alerts,
     auth,
     contact,
+    dead_letters,
     home,
     integrations,
     log,
