@@ -72,6 +72,10 @@ def test_a_discarded_dead_letter_keeps_its_reason_and_is_never_replayed(
         "/api/v1/deliveries?state=discarded", headers={"Authorization": f"Bearer {API_TOKEN}"}
     ).get_json()["deliveries"]
     assert [d["id"] for d in listed] == [first]
+    # The alarm counts only what still waits: the discarded one is no dead letter any more.
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "connector_dead_letters 1.0" in metrics.splitlines()
+    assert 'connector_deliveries{state="discarded"} 1.0' in metrics.splitlines()
 
     replayed = api(client, "deliveries/replay-dead")
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import Select, func, select
@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from connector.errors import ConflictError, InvalidInput
 from connector.integrations.editing import find_integration
+from connector.integrations.strict import flatten
 from connector.persistence.models import (
     Alert,
     AlertEvent,
@@ -46,7 +47,7 @@ from connector.web.admin import bp
 from connector.web.hooks import services
 from connector.web.params import MAX_ID
 
-_Query = TypeVar("_Query", bound=Select[Unpack[tuple[Any, ...]]])
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 #: The filter's choices: what each shows.
 SHOW = {
@@ -127,6 +128,8 @@ class KeptWebhook:
     status: int
     alert_index: int | None
     message: str
+    #: The error's details as "field: why" lines.
+    details: list[str]
     content_type: str
     body_size: int | None
     body_excerpt: str | None
@@ -170,9 +173,11 @@ def _planned(delivery: Delivery, event_status: str) -> str:
 
 
 def _http_status(delivery: Delivery) -> int | None:
-    """The HTTP status of the last answer, if there was one."""
+    """The HTTP status of the last answer, unless the reason names it already."""
     status = (delivery.last_response or {}).get("status")
-    return status if isinstance(status, int) else None
+    if not isinstance(status, int) or f"HTTP {status}" in (delivery.last_error or ""):
+        return None
+    return status
 
 
 def dead_letters_of(filters: Filters) -> tuple[list[DeadLetter], int]:
@@ -252,6 +257,7 @@ def kept_webhooks_of(filters: Filters) -> tuple[list[KeptWebhook], int]:
                     status=row.status,
                     alert_index=row.alert_index,
                     message=row.message,
+                    details=flatten(row.details) if row.details else [],
                     content_type=row.content_type,
                     body_size=row.body_size,
                     body_excerpt=row.body_excerpt,

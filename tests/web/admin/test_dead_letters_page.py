@@ -126,7 +126,7 @@ def test_a_dead_letter_shows_its_reason_and_a_replay_after_the_fix_makes_the_tic
     assert "tenant <strong>broken</strong>" in page
     assert "create a ticket" in page
     assert "companyID" in page and "does not exist or is invalid" in page  # Autotask's words
-    assert "HTTP 500" in page
+    assert "HTTP 500" in page  # in the reason's words, not repeated beside them
     assert "Replay all dead letters (1)" in page
 
     map_tenant(admin_app, "broken", NORTHWIND)  # the fix
@@ -235,7 +235,8 @@ def test_rejected_webhooks_are_replayed_once_readable_and_discarded_with_a_reaso
     page = page_of(browser)
     assert f'id="webhook-{first}"' in page and f'id="webhook-{second}"' in page
     assert "generic · answered 400" in page
-    assert "raised" in page  # in the message and the body excerpt
+    assert "raised" in page  # in the body excerpt
+    assert "<small>status: Must be one of" in page  # the refusal's details, field by field
     assert re.search(r"Show the body \(\d+ bytes, application/json\)", page)
 
     replay = f"/admin/dead-letters/webhooks/{first}/replay"
