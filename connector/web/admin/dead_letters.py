@@ -307,7 +307,7 @@ def dead_letters() -> str:
         waiting_letters=waiting_letters,
         waiting_webhooks=waiting_webhooks,
         reason_chars=DISCARD_REASON_CHARS,
-        alert_url=lambda alert_id: f"{request.script_root}/admin/alerts/{alert_id}",
+        alert_url=lambda alert_id: url_for("admin.alert", alert_id=alert_id),
     )
 
 

@@ -67,10 +67,12 @@ def without_blank_filters() -> BaseResponse | None:
 
 
 @bp.app_template_global()
-def pretty_body(body: str | None) -> str:
+def pretty_body(body: Any) -> str:
     """A body as shown: JSON indented, anything else (XML, text, a cut body) as it is."""
     if not body:
         return ""
+    if not isinstance(body, str):  # a refusal's answer is kept parsed (Autotask's errors)
+        return json.dumps(body, indent=2, ensure_ascii=False)
     try:
         return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:

@@ -123,6 +123,7 @@ def test_a_dead_letter_shows_its_reason_and_a_replay_after_the_fix_makes_the_tic
 
     assert "Disk &lt;full&gt; on &#34;srv01&#34;" in page
     assert f'href="/admin/alerts/{alert_id}"' in page
+    assert browser.get(f"/admin/alerts/{alert_id}").status_code == 200  # the alert's page
     assert "tenant <strong>broken</strong>" in page
     assert "create a ticket" in page
     assert "companyID" in page and "does not exist or is invalid" in page  # Autotask's words
