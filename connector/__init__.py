@@ -40,7 +40,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
         tenants,
     )
     from connector.web.params import DatabaseIdConverter, TenantConverter
-    from connector.wiring import catalog_factory, target_factory
+    from connector.wiring import catalog_factory, mail_sender, target_factory
 
     settings = load_settings(config_override)
     stamp_request_ids()
@@ -49,6 +49,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     services = build_services(settings, load_sources(), load_target_profiles())
     services.target_factory = target_factory(services)
     services.catalog_factory = catalog_factory(services)
+    services.mail_sender = mail_sender(settings)
     app.extensions["connector"] = services
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).

@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -65,8 +66,21 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PASSWORD": "",
     "ADMIN_COOKIE_SECURE": False,
     "ADMIN_SESSION_HOURS": 12.0,
+    # The address senders and browsers reach this service at (https://alerts.example.net), when
+    # it differs from what requests say (a proxy in front): the sender snippets name it, and on
+    # https the admin cookie is Secure. Empty: taken from each request.
+    "PUBLIC_URL": "",
     # How long the ticket system's lists read for the admin's setup are cached (0: not at all)
     "CATALOG_CACHE_SECONDS": 900.0,
+    # Mail (the integrations' emergency contacts) through an SMTP server; no host: no mail
+    "SMTP_HOST": "",
+    "SMTP_PORT": 587,
+    "SMTP_FROM": "",
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": True,
+    "SMTP_SSL": False,
+    "SMTP_TIMEOUT_SECONDS": 10.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -96,6 +110,7 @@ SECRET_SETTINGS = frozenset(
         "METRICS_TOKEN",
         "INTEGRATION",
         "ADMIN_PASSWORD",
+        "SMTP_PASSWORD",
     }
 )
 
@@ -175,6 +190,23 @@ def _validate(settings: Mapping[str, Any]) -> None:
         raise ConfigError(
             "ADMIN_USERNAME and ADMIN_PASSWORD go together: set both (the first admin, made"
             " at start while no admin exists) or neither"
+        )
+    _validate_smtp(settings)
+
+
+def _validate_smtp(settings: Mapping[str, Any]) -> None:
+    """The smtp settings fit together: a sender with a host, a password with a username."""
+    if settings["SMTP_STARTTLS"] and settings["SMTP_SSL"]:
+        raise ConfigError(
+            "SMTP_STARTTLS and SMTP_SSL exclude each other: STARTTLS upgrades a plain connection"
+            " (port 587), SMTP_SSL starts with TLS (port 465); set one"
+        )
+    if settings["SMTP_HOST"] and not settings["SMTP_FROM"]:
+        raise ConfigError("SMTP_FROM is needed with SMTP_HOST: the address mails are sent from")
+    if bool(settings["SMTP_USERNAME"]) != bool(settings["SMTP_PASSWORD"]):
+        raise ConfigError(
+            "SMTP_USERNAME and SMTP_PASSWORD go together: set both (the mail server's login)"
+            " or neither"
         )
 
 
@@ -314,10 +346,30 @@ def _level(value: str) -> None:
         raise ValidationError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
 
+def _public_url(value: str) -> None:
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("must be an http or https URL, e.g. https://alerts.example.net")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationError("must have no query, fragment or user information")
+
+
 def _admin_password(value: str) -> None:
     problem = password_problem(value) if value else None
     if problem:
         raise ValidationError(problem.removeprefix("the password "))
+
+
+def _no_whitespace(value: str) -> None:
+    if any(c.isspace() for c in value):
+        raise ValidationError("must not contain whitespace")
+
+
+def _mail_address(value: str) -> None:
+    if value:
+        validate.Email(error="must be an e-mail address")(value)
 
 
 def _text(**kwargs: Any) -> fields.String:
@@ -374,9 +426,18 @@ class SettingsSchema(Schema):
     ADMIN_SESSION_HOURS = _Number(
         validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
     )
+    PUBLIC_URL = _text(validate=_public_url)
     CATALOG_CACHE_SECONDS = _Number(
         validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
     )
+    SMTP_HOST = _text(validate=_no_whitespace)
+    SMTP_PORT = _Whole(validate=validate.Range(min=1, max=65535, error="must be a port number"))
+    SMTP_FROM = _text(validate=_mail_address)
+    SMTP_USERNAME = _text()
+    SMTP_PASSWORD = _text()
+    SMTP_STARTTLS = _Switch()
+    SMTP_SSL = _Switch()
+    SMTP_TIMEOUT_SECONDS = _Number(validate=_positive_seconds())
     SANDBOX_HOST = _text()
     SANDBOX_PORT = _Whole(validate=_PORT)
     SANDBOX_USERNAME = _text()

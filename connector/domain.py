@@ -270,6 +270,10 @@ class ApiCallRecord:
     execution_ms: float
     records: int | None = None
     error: str | None = None
+    #: The call as sent, {"url", "headers", "body"}, and as answered, {"status", "headers",
+    #: "body"}: secrets redacted and bodies cut by the adapter; None when not known (no answer).
+    request: Mapping[str, Any] | None = None
+    response: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,11 @@ class ParsedAlert:
 
     index: int
     alert: IncomingAlert
+
+
+#: Where a SenderSnippet's `where` or `text` leaves room for the sender's webhook token; the
+#: admin form puts a newly issued token there.
+WEBHOOK_TOKEN_PLACEHOLDER = "<webhook token>"  # noqa: S105 (a placeholder, not a secret)
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,18 @@ class ExtractionError(TargetError):
     retryable = False
 
 
+class MailError(ConnectorError):
+    """A mail could not be sent (server unreachable, login or address refused); said in words."""
+
+    status = 502
+
+
+class MailNotConfigured(MailError):
+    """No mail server is configured (the smtp settings), so no mail can be sent."""
+
+    status = 409
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every error with `{"error": {"status", "message", "request_id"}}`."""
     from flask import jsonify

@@ -66,6 +66,28 @@ class TargetProfile:
         return self.note_limits if action is RequestAction.NOTE else self.ticket_limits
 
 
+@dataclass(frozen=True)
+class MailMessage:
+    """One plain-text mail: its recipients, subject and body."""
+
+    to: tuple[str, ...]
+    subject: str
+    body: str
+
+
+class MailSender(Protocol):
+    """Sends mail for the connector (the emergency contact's mails), e.g. through SMTP."""
+
+    def send(self, message: MailMessage) -> None:
+        """Send `message` now.
+
+        Raises:
+            MailError: it could not be sent; the message says why in words (no connection,
+                login refused, recipient refused …), never with the server's password.
+        """
+        ...
+
+
 class TicketTarget(Protocol):
     """A ticket system (Autotask REST or SOAP) as the worker drives it.
 

@@ -13,9 +13,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.domain import ParsedWebhook, SenderSnippet
-from connector.errors import ConfigError, UnavailableError
+from connector.errors import ConfigError, MailNotConfigured, UnavailableError
 from connector.persistence.db import make_engine, make_session_factory
-from connector.ports import TargetProfile
+from connector.ports import MailSender, TargetProfile
 from connector.secrets import SecretBox
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ class Services:
     catalog_factory: CatalogFactory | None = None
     #: The ticket systems' lists read for admins, kept for this process (integrations.catalog).
     catalog_cache: CatalogCache | None = None
+    #: How mail leaves (the smtp settings), set by the composition root; None: not configured.
+    mail_sender: MailSender | None = None
 
     @property
     def max_delivery_age(self) -> timedelta:
@@ -129,6 +131,15 @@ class Services:
         if self.catalog_factory is None:
             raise ConfigError("no catalog factory is wired: build the app with create_app")
         return self.catalog_factory
+
+    def mail(self) -> MailSender:
+        """The mail sender; MailNotConfigured, saying which settings to set, when there is none."""
+        if self.mail_sender is None:
+            raise MailNotConfigured(
+                "no mail server is configured: set smtp host and smtp from"
+                ' (CONNECTOR_SMTP_HOST, CONNECTOR_SMTP_FROM; README "Mail")'
+            )
+        return self.mail_sender
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -1,19 +1,20 @@
-"""The ticket targets' side of the composition root: each integration's target from its adapter.
+"""The adapters' side of the composition root: each integration's target, and the mail sender.
 
-create_app puts the factories on Services once; the worker, the web layer and the CLI reach them
-there. Like create_app, this is where the core meets the adapters; nothing else in connector/
-imports one.
+create_app puts the factories and the mail sender on Services once; the worker, the web layer
+and the CLI reach them there. Like create_app, this is where the core meets the adapters;
+nothing else in connector/ imports one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from connector.errors import ConfigError
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import Integration
 from connector.pipeline.worker import Worker
-from connector.ports import CallGate, CallRecorder, TicketSystemCatalog, TicketTarget
+from connector.ports import CallGate, CallRecorder, MailSender, TicketSystemCatalog, TicketTarget
 from connector.services import CatalogFactory, Services, TargetFactory
 
 
@@ -84,6 +85,24 @@ def catalog_factory(services: Services) -> CatalogFactory:
         return catalog
 
     return build
+
+
+def mail_sender(settings: Mapping[str, Any]) -> MailSender | None:
+    """The SMTP sender the smtp settings describe; None when no smtp host is set."""
+    from adapters.mail.smtp import SmtpMailSender
+
+    if not settings["SMTP_HOST"]:
+        return None
+    return SmtpMailSender(
+        settings["SMTP_HOST"],
+        int(settings["SMTP_PORT"]),
+        settings["SMTP_FROM"],
+        username=settings["SMTP_USERNAME"],
+        password=settings["SMTP_PASSWORD"],
+        starttls=bool(settings["SMTP_STARTTLS"]),
+        use_ssl=bool(settings["SMTP_SSL"]),
+        timeout=float(settings["SMTP_TIMEOUT_SECONDS"]),
+    )
 
 
 def make_worker(services: Services, *, worker_id: str | None = None) -> Worker:

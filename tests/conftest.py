@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -139,11 +141,53 @@ def postgres_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the newest schema, once per test process, to copy."""
+    from connector.persistence.db import upgrade
+
+    template = tmp_path_factory.mktemp("template") / "connector.sqlite"
+    upgrade(f"sqlite:///{template}")
+    return template
+
+
+@functools.cache
+def newest_schema_ddl(url: str) -> str:
+    """The newest schema as PostgreSQL DDL, stamped with the head revision.
+
+    Built from the models, which tests/integration/test_migrations.py proves the migrations
+    build exactly; one statement batch instead of Alembic's run of every migration.
+    """
+    import sqlalchemy as sa
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from connector.persistence.db import head_revision
+    from connector.persistence.models import Base
+
+    dialect = sa.create_engine(url).dialect
+    statements = []
+    for table in Base.metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+    statements.append(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,"
+        " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    head = head_revision()  # our own migrations' revision, not input
+    statements.append(f"INSERT INTO alembic_version (version_num) VALUES ('{head}')")  # noqa: S608
+    return ";\n".join(statements)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a throwaway schema in the PostgreSQL test database."""
+    """A database at the newest schema with no rows: a SQLite file, or a throwaway schema in the
+    PostgreSQL test database. A test marked `empty_database` gets one with no tables at all."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/connector.sqlite"
+        database = tmp_path / "connector.sqlite"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
+        yield f"sqlite:///{database}"
         return
     import uuid
 
@@ -154,6 +198,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin = sa.create_engine(base_url)
     with admin.begin() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        if not empty:
+            connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+            connection.exec_driver_sql(newest_schema_ddl(base_url))
     url = sa.engine.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
     with admin.begin() as connection:

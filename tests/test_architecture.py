@@ -29,7 +29,7 @@ CORE_FOR_ADAPTERS = {
 }
 
 #: Adapter families that stay apart from one another.
-FAMILIES = ("adapters.sources", "adapters.targets", "adapters.sandbox")
+FAMILIES = ("adapters.sources", "adapters.targets", "adapters.sandbox", "adapters.mail")
 
 #: Autotask URLs, namespaces, paths and API field names (camelCase ids, the id paths).
 AUTOTASK_LITERAL = re.compile(

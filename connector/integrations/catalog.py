@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from connector.domain import CompanyChoice, ConnectionReport, TicketPicklists
 from connector.errors import ConnectorError, NotFoundError, TargetError
 from connector.integrations.settings import IntegrationSettings, load_settings
+from connector.integrations.tenants import NameMatch, identical_name_matches, unmapped_tenants
 from connector.persistence.models import Integration, utcnow
 from connector.pipeline.dispatch import CallLog
 from connector.pipeline.governor import Governor, Limits, Throttled
@@ -185,6 +186,25 @@ def search_companies(
         refresh,
         lambda catalog: tuple(catalog.search_companies(text, limit)),
     )
+
+
+#: "Map by identical name" looks up at most this many unmapped tenants at once (one search each).
+IDENTICAL_NAME_BATCH = 50
+
+
+def identical_name_proposals(services: Services, integration_id: int) -> list[NameMatch]:
+    """The unmapped tenants seen in alerts (most recent first, at most IDENTICAL_NAME_BATCH),
+    each with the one company of the same name, or why there is none.
+
+    Raises NotFoundError, CatalogUnavailable (why, in words) or CatalogThrottled.
+    """
+    with services.transaction() as session:
+        unmapped, _ = unmapped_tenants(session, integration_id, limit=IDENTICAL_NAME_BATCH)
+
+    def companies_named(name: str) -> tuple[CompanyChoice, ...]:
+        return search_companies(services, integration_id, name, limit=MAX_COMPANY_LIMIT).value
+
+    return identical_name_matches([seen.tenant for seen in unmapped], companies_named)
 
 
 # -- connection values not saved yet (the admin form's "Check connection" before saving) --------

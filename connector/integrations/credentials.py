@@ -28,8 +28,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.errors import ConfigError
-from connector.persistence.models import HookCredential
+from connector.errors import ConfigError, NotFoundError
+from connector.persistence.models import HookCredential, utcnow
 from connector.secrets import SecretBox, new_token, same_hash, token_hash
 
 SCHEMES = ("bearer", "basic", "hmac")
@@ -152,6 +152,35 @@ def issue_credential(
     session.add(row)
     session.flush()
     return row, secret
+
+
+def list_credentials(session: Session, integration_id: int) -> list[HookCredential]:
+    """The integration's credentials, revoked ones too, oldest first."""
+    return list(
+        session.scalars(
+            select(HookCredential)
+            .where(HookCredential.integration_id == integration_id)
+            .order_by(HookCredential.id)
+        )
+    )
+
+
+def find_credential(session: Session, integration_id: int, credential_id: int) -> HookCredential:
+    """The integration's credential with this id; NotFoundError if it has none."""
+    row = session.get(HookCredential, credential_id)
+    if row is None or row.integration_id != integration_id:
+        raise NotFoundError(
+            f"no webhook credential {credential_id} in integration {integration_id}"
+        )
+    return row
+
+
+def revoke_credential(session: Session, integration_id: int, credential_id: int) -> HookCredential:
+    """Revoke a credential: refused from now on (revoking twice keeps the first time)."""
+    row = find_credential(session, integration_id, credential_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
 
 
 def credential_json(row: HookCredential) -> dict[str, Any]:

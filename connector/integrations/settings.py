@@ -97,6 +97,8 @@ class IntegrationSettings:
     #: "Use the same URL and data for every alert activity": Active's update and note requests
     #: serve every status.
     same_request_for_every_status: bool = False
+    #: Who is mailed when the integration needs a person (integrations/contact.py); None: nobody.
+    emergency_contact: str | None = None
 
     def policy(self) -> LifecyclePolicy:
         """The lifecycle policy the planner applies."""
@@ -233,6 +235,12 @@ class IntegrationSettingsSchema(Schema):
         load_default=dict,
     )
     same_request_for_every_status = fields.Boolean(load_default=False)
+    emergency_contact = fields.Email(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=254),
+        error_messages={"invalid": "must be an e-mail address"},
+    )
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> IntegrationSettings:

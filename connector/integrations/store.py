@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -10,7 +12,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, RequestAction
+from connector.errors import ConflictError, InvalidInput
 from connector.integrations.settings import load_settings
+from connector.integrations.strict import flatten
 from connector.payloads.formats import FORMATS, Format
 from connector.payloads.requests import (
     METHODS,
@@ -156,6 +160,38 @@ def replace_requests(
     return specs
 
 
+def save_requests(
+    session: Session,
+    integration: Integration,
+    specs: Iterable[RequestSpec],
+    profile: TargetProfile,
+    *,
+    same_for_every_status: bool | None = None,
+    deliver: Mapping[str, bool] | None = None,
+) -> None:
+    """Replace some requests and switches, all or nothing (the API's PUT and the admin form).
+
+    InvalidInput for switches the settings refuse; TemplateRejected (reason and line) for the
+    first request that cannot work. The caller's transaction rolls back on either.
+    """
+    settings = dict(integration.settings or {})
+    if same_for_every_status is not None:
+        settings["same_request_for_every_status"] = same_for_every_status
+    if deliver is not None:
+        settings["deliver"] = {**(settings.get("deliver") or {}), **deliver}
+    try:
+        load_settings(settings)
+    except ValidationError as e:
+        raise InvalidInput(
+            "invalid settings: " + "; ".join(flatten(e.messages)),
+            details={"fields": e.messages},
+        ) from e
+    replace_requests(session, integration, specs, profile)
+    if settings != integration.settings:
+        integration.settings = settings  # a new dict: JSON columns do not track changes
+        integration.updated_at = utcnow()
+
+
 def generate_for(
     session: Session, integration: Integration, profile: TargetProfile
 ) -> list[RequestSpec]:
@@ -164,10 +200,79 @@ def generate_for(
     return replace_requests(session, integration, generate_requests(profile), profile)
 
 
+@dataclass(frozen=True)
+class CustomizedRequest:
+    """A stored request that differs from what "Generate delivery options" would make."""
+
+    status: AlertStatus
+    action: RequestAction
+    #: A unified diff from the stored request ("yours") to the generated one.
+    diff: str
+
+    def to_json(self) -> dict[str, str]:
+        """As the API shows it."""
+        return {"status": self.status.value, "action": self.action.value, "diff": self.diff}
+
+
+def _readable(spec: RequestSpec) -> list[str]:
+    """A request as lines of text, to compare two of them."""
+    head = [
+        f"method: {spec.method}",
+        f"url: {spec.url}",
+        *(f"header {name}: {value}" for name, value in sorted(spec.headers.items())),
+        f"format: {spec.format}",
+    ]
+    if spec.action is RequestAction.CREATE:
+        head.append(f"id path: {spec.id_path}")
+    return [line + "\n" for line in head] + ["body:\n"] + spec.body.splitlines(keepends=True)
+
+
+def customized_requests(
+    session: Session, integration: Integration, profile: TargetProfile
+) -> list[CustomizedRequest]:
+    """The requests that differ from the defaults of `profile`'s flavour (an admin's), with how."""
+    stored = options_from(stored_requests(session, integration.id), profile).requests
+    defaults = {spec.slot: spec for spec in generate_requests(profile)}
+    found = []
+    for slot in SLOTS:
+        if stored[slot] == defaults[slot]:
+            continue
+        where = f"{slot[0].value} {slot[1].value}"
+        lines = difflib.unified_diff(
+            _readable(stored[slot]),
+            _readable(defaults[slot]),
+            fromfile=f"your {where} request",
+            tofile=f"generated {where} request",
+        )
+        diff = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        found.append(CustomizedRequest(slot[0], slot[1], diff))
+    return found
+
+
 def customized_slots(
     session: Session, integration: Integration, profile: TargetProfile
 ) -> list[tuple[AlertStatus, RequestAction]]:
     """The slots whose request differs from the default of `profile`'s flavour (an admin's)."""
-    stored = options_from(stored_requests(session, integration.id), profile).requests
-    defaults = {spec.slot: spec for spec in generate_requests(profile)}
-    return [slot for slot in SLOTS if stored[slot] != defaults[slot]]
+    return [(c.status, c.action) for c in customized_requests(session, integration, profile)]
+
+
+def regenerate_requests(
+    session: Session,
+    integration: Integration,
+    profile: TargetProfile,
+    *,
+    replace_customized: bool,
+) -> list[RequestSpec]:
+    """ "Generate delivery options", never silently over an admin's changes.
+
+    ConflictError (409) with each customized request's diff unless `replace_customized`.
+    """
+    customized = customized_requests(session, integration, profile)
+    if customized and not replace_customized:
+        names = ", ".join(f"{c.status.value} {c.action.value}" for c in customized)
+        raise ConflictError(
+            f"{len(customized)} delivery request(s) differ from what would be generated"
+            f' ({names}); send {{"replace_customized": true}} to replace them',
+            details={"customized": [c.to_json() for c in customized]},
+        )
+    return generate_for(session, integration, profile)

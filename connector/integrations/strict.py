@@ -10,6 +10,8 @@ from marshmallow import ValidationError, fields
 
 #: C0 controls and DEL: never in a name, username or tenant (they would corrupt logs and pages).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The same, but for text of several lines: tab, line feed and carriage return are allowed.
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class StrictBoolean(fields.Boolean):
@@ -35,6 +37,13 @@ def no_control_characters(value: str) -> bool:
     """Refuse text holding a control character (NUL, newline, escape …)."""
     if _CONTROL.search(value):
         raise ValidationError("must not contain control characters")
+    return True
+
+
+def no_control_except_lines(value: str) -> bool:
+    """Refuse text holding a control character other than tab and line breaks."""
+    if _CONTROL_BUT_LINES.search(value):
+        raise ValidationError("must not contain control characters (line breaks are fine)")
     return True
 
 

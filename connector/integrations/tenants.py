@@ -6,7 +6,7 @@ the map afresh anyway, so the next alert of a tenant goes to the company it is m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.domain import CompanyChoice
 from connector.errors import ConflictError, InvalidInput, NotFoundError
 from connector.integrations.strict import StrictBoolean, StrictInteger
 from connector.persistence.models import Alert, Integration, TenantMapping, utcnow
@@ -242,3 +243,49 @@ def unmapped_tenants(
         .offset(offset)
     )
     return [UnmappedTenant(row.tenant, int(row.alerts), row.last_seen_at) for row in rows], total
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """An unmapped tenant and the one company of the same name, or why there is none."""
+
+    tenant: str
+    company: CompanyChoice | None
+    #: Why `company` is None: no company has the name, or several do.
+    problem: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The match as the API shows it."""
+        company = None
+        if self.company is not None:
+            company = {"id": self.company.id, "name": self.company.name}
+        return {"tenant": self.tenant, "company": company, "problem": self.problem or None}
+
+
+def _same_name(text: str) -> str:
+    """A name as "identical" compares it: any case, spaces around and doubled ignored."""
+    return " ".join(text.split()).casefold()
+
+
+def identical_name_matches(
+    tenants: Iterable[str], find: Callable[[str], Iterable[CompanyChoice]]
+) -> list[NameMatch]:
+    """Each tenant with the company whose name is the tenant's (`find(name)`: candidates).
+
+    Only one company of that name is a match; several are reported, never guessed between.
+    """
+    matches = []
+    for tenant in tenants:
+        wanted = _same_name(tenant)
+        same = [
+            company
+            for company in find(" ".join(tenant.split()))
+            if _same_name(company.name) == wanted
+        ]
+        if len(same) == 1:
+            matches.append(NameMatch(tenant, same[0]))
+        elif not same:
+            matches.append(NameMatch(tenant, None, "no company has this name"))
+        else:
+            matches.append(NameMatch(tenant, None, f"{len(same)} companies have this name"))
+    return matches

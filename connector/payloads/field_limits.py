@@ -8,7 +8,10 @@ visible marker, counting UTF-16 units as the target does.
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.scanner
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -18,7 +21,7 @@ from connector.errors import RenderError
 from connector.payloads.escaping import replace_lone_surrogates
 from connector.payloads.formats import Format
 from connector.payloads.text import truncate, utf16_units
-from connector.safe_xml import XmlRefused, parse_untrusted
+from connector.safe_xml import DoctypeRefused, XmlRefused, parse_untrusted
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +45,81 @@ def parse_xml(data: bytes) -> etree._Element:
     return parse_untrusted(data, keep_processing_instructions=True)
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice")
+        self.key = key
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise ValueError(f"the key {key!r} appears twice")
+            raise _DuplicateKey(key)
         seen[key] = value
     return seen
 
 
 def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: The pure-Python scanner (the C one calls no overridable parse_object).
+_PY_SCANNER: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 (not in the stubs)
+
+
+class _ObjectSpans(json.JSONDecoder):
+    """The pure-Python decoder, noting where each object starts and ends (to place an error)."""
+
+    def __init__(self) -> None:
+        super().__init__(object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
+        self.spans: list[tuple[int, int]] = []
+        self.failed_at: int | None = None
+        parse: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 (not in the stubs)
+
+        def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            start = s_and_end[1] - 1
+            try:
+                value, end = parse(s_and_end, *args)
+            except _DuplicateKey:
+                self.failed_at = start if self.failed_at is None else self.failed_at
+                raise
+            self.spans.append((start, end))
+            return value, end
+
+        self.parse_object = parse_object
+        self.scan_once = _PY_SCANNER(self)
+
+
+def _duplicate_key_offset(payload: str, key: str) -> int | None:
+    """Where `key` is written the second time in the first object that has it twice."""
+    decoder = _ObjectSpans()
+    try:
+        decoder.decode(payload)
+    except _DuplicateKey:
+        pass
+    start = decoder.failed_at
+    if start is None:
+        return None
+    inner = [span for span in decoder.spans if span[0] > start]
+    member = re.compile(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:")
+    found = [
+        m.start()
+        for m in member.finditer(payload, start)
+        if not any(a <= m.start() < b for a, b in inner)
+    ]
+    return found[1] if len(found) > 1 else None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_CONSTANT = re.compile(r"-?Infinity|NaN")
+
+
+def _constant_offset(payload: str) -> int | None:
+    """Where the first NaN or Infinity outside a string is."""
+    outside_strings = _JSON_STRING.sub(lambda m: " " * len(m.group()), payload)
+    found = _JSON_CONSTANT.search(outside_strings)
+    return found.start() if found else None
 
 
 def _cut(name: str, text: str, limit: int) -> str:
@@ -106,19 +173,29 @@ def parse_and_cut(payload: str, fmt: Format, limits: Mapping[str, int]) -> str:
                 f" (payload line {e.lineno}, column {e.colno})",
                 e.pos,
             ) from e
+        except _DuplicateKey as e:
+            offset = _duplicate_key_offset(payload, e.key)
+            raise InvalidPayload(f"the payload is not valid JSON: {e}", offset) from e
         except ValueError as e:
-            raise InvalidPayload(f"the payload is not valid JSON: {e}") from e
+            offset = _constant_offset(payload)
+            raise InvalidPayload(f"the payload is not valid JSON: {e}", offset) from e
         # A "\ud800" written into the template's own text parses to a lone surrogate.
         text = json.dumps(_truncate_json(data, limits), ensure_ascii=False)
         return replace_lone_surrogates(text)
     try:
         root = parse_xml(payload.encode("utf-8"))
+    except DoctypeRefused as e:
+        raise InvalidPayload(
+            f"the payload is not valid XML: {e}", _found(payload, "<!DOCTYPE")
+        ) from e
     except XmlRefused as e:
         offset = _offset(payload, *e.position) if e.position is not None else None
         raise InvalidPayload(f"the payload is not valid XML: {e}", offset) from e
     encoding = root.getroottree().docinfo.encoding or "utf-8"
     if encoding.lower() not in ("utf-8", "utf8"):
-        raise InvalidPayload(f"the payload declares encoding {encoding!r}; use utf-8")
+        raise InvalidPayload(
+            f"the payload declares encoding {encoding!r}; use utf-8", _found(payload, "<?xml")
+        )
     for element in root.iter():
         if not isinstance(element.tag, str) or len(element):
             continue
@@ -135,3 +212,9 @@ def _offset(text: str, line: int, column: int) -> int:
     lines = text.splitlines(keepends=True)
     start = sum(len(part) for part in lines[: max(line - 1, 0)])
     return start + max(column - 1, 0)
+
+
+def _found(text: str, needle: str) -> int | None:
+    """The offset of `needle` in `text`, if it is there."""
+    offset = text.find(needle)
+    return offset if offset >= 0 else None

@@ -28,7 +28,7 @@ from connector.payloads.context import RenderContext
 from connector.payloads.extraction import validate_id_path
 from connector.payloads.formats import FORMATS, Format
 from connector.payloads.samples import SAMPLE_CONTEXT, VALIDATION_SAMPLES, validate_template
-from connector.payloads.templates import CompiledTemplate, compile_template
+from connector.payloads.templates import CompiledTemplate, compile_template, source_line
 from connector.payloads.tokens import TOKEN_PATTERN, UnknownToken, builtin_token
 from connector.ports import TargetProfile
 
@@ -227,8 +227,17 @@ def validate_request(spec: RequestSpec, profile: TargetProfile) -> None:
         raise TemplateRejected(
             f"{where}: {e}",
             line=e.line,
-            details={**(e.details or {}), "status": spec.status.value, "action": spec.action.value},
+            details={**(e.details or {}), **slot_details(spec, e.line)},
         ) from e
+
+
+def slot_details(spec: RequestSpec, line: int | None) -> dict[str, object]:
+    """An error's details naming the request and, when the body's line is known, its text."""
+    details: dict[str, object] = {"status": spec.status.value, "action": spec.action.value}
+    text = source_line(spec.body, line)
+    if text is not None:
+        details["line_text"] = text
+    return details
 
 
 def _validate(spec: RequestSpec, profile: TargetProfile) -> None:

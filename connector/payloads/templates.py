@@ -146,6 +146,12 @@ def with_line(message: str, line: int | None) -> str:
     return f"line {line}: {message}" if line else message
 
 
+def source_line(source: str, line: int | None) -> str | None:
+    """The text of a template's 1-based `line` (to show beside an error), if it has one."""
+    lines = source.splitlines()
+    return lines[line - 1] if line and 0 < line <= len(lines) else None
+
+
 def _template_line(tb: TracebackType | None) -> int | None:
     """The template line of the innermost template frame in a traceback."""
     line = None

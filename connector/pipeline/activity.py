@@ -32,5 +32,7 @@ def store_api_calls(
                 execution_ms=record.execution_ms,
                 api_user=api_user,
                 error=record.error,
+                request=dict(record.request) if record.request is not None else None,
+                response=dict(record.response) if record.response is not None else None,
             )
         )

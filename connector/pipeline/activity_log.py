@@ -3,8 +3,9 @@ the hourly report.
 
 Each call is an ApiCall row (pipeline/activity.py): when, method, entity, HTTP status, records,
 execution time, the API user and the error the target adapter recorded (secrets redacted there),
-and the delivery it was made for. Request and response bodies are not kept per call: a delivery
-keeps its last exchange (GET /api/v1/deliveries).
+and the delivery it was made for, and the request as sent and the answer (headers and bodies,
+redacted and cut by the adapter; none for calls stored before they were kept). The admin's
+integration log pages through them by id (`recent_calls`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, and_, not_, select
 from sqlalchemy.orm import Session
 
 from connector.persistence.models import ApiCall, Delivery, Integration, TicketLink
@@ -97,6 +98,8 @@ def call_json(row: CallRow, utc_offset: timedelta = timedelta(0)) -> dict[str, A
 #: A `status` filter: an HTTP status class, or "error" for calls that got no answer at all.
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 NO_ANSWER = "error"
+#: `status` filters by outcome: answered 2xx without an error, and everything else.
+OK, FAILED = "ok", "failed"
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,11 @@ class CallFilter:
     #: Calls made for the deliveries of the alert that has (or had) this ticket: a call names no
     #: ticket, so an alert's calls for each of its tickets are found by any of them.
     ticket_id: int | None = None
-    #: An HTTP status (404), a class of them ("4xx", see STATUS_CLASSES) or "error" (no answer:
-    #: timeout, connection failure).
+    #: An HTTP status (404), a class of them ("4xx", see STATUS_CLASSES), "error" (no answer:
+    #: timeout, connection failure), "ok" (a 2xx and no error) or "failed" (any other call).
     status: int | str | None = None
+    #: Calls made for the deliveries of the alert that has (or had) the ticket of this number.
+    ticket_number: str | None = None
     #: From this time on (inclusive) and before this one.
     since: datetime | None = None
     until: datetime | None = None
@@ -120,6 +125,11 @@ class CallFilter:
 def _status_clause(status: int | str) -> ColumnElement[bool]:
     if isinstance(status, int):
         return ApiCall.http_status == status
+    answered_ok = and_(ApiCall.http_status.between(200, 299), ApiCall.error.is_(None))
+    if status == OK:
+        return answered_ok
+    if status == FAILED:
+        return not_(answered_ok)
     if status == NO_ANSWER:
         return ApiCall.http_status.is_(None)
     if status not in STATUS_CLASSES:
@@ -128,11 +138,8 @@ def _status_clause(status: int | str) -> ColumnElement[bool]:
     return ApiCall.http_status.between(low, low + 99)
 
 
-def call_log(
-    session: Session, filters: CallFilter, *, limit: int = 100, offset: int = 0
-) -> list[CallRow]:
-    """The calls that pass `filters`, newest first (by time, then by id), one page."""
-    query = calls_select()
+def _narrowed(query: Select[Any], filters: CallFilter) -> Select[Any]:
+    """`query` (of `calls_select`) narrowed by every filter given."""
     if filters.integration_id is not None:
         query = query.where(ApiCall.integration_id == filters.integration_id)
     if filters.alert_id is not None:
@@ -140,11 +147,56 @@ def call_log(
     if filters.ticket_id is not None:
         with_ticket = select(TicketLink.alert_id).where(TicketLink.ticket_id == filters.ticket_id)
         query = query.where(Delivery.alert_id.in_(with_ticket))
+    if filters.ticket_number is not None:
+        numbered = select(TicketLink.alert_id).where(
+            TicketLink.ticket_number == filters.ticket_number
+        )
+        query = query.where(Delivery.alert_id.in_(numbered))
     if filters.status is not None:
         query = query.where(_status_clause(filters.status))
     if filters.since is not None:
         query = query.where(ApiCall.at >= filters.since)
     if filters.until is not None:
         query = query.where(ApiCall.at < filters.until)
+    return query
+
+
+def call_log(
+    session: Session, filters: CallFilter, *, limit: int = 100, offset: int = 0
+) -> list[CallRow]:
+    """The calls that pass `filters`, newest first (by time, then by id), one page."""
+    query = _narrowed(calls_select(), filters)
     query = query.order_by(ApiCall.at.desc(), ApiCall.id.desc()).limit(limit).offset(offset)
     return [call_row(row) for row in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    """A call of the integration log: its row, the request and answer, its delivery's attempts."""
+
+    row: CallRow
+    #: {"url", "headers", "body"} as sent and {"status", "headers", "body"} as answered; None
+    #: when not known (no answer, or a call stored before they were kept).
+    request: dict[str, Any] | None
+    response: dict[str, Any] | None
+    #: How many times the delivery it was made for was tried so far (None: no delivery).
+    delivery_attempts: int | None
+
+
+def recent_calls(
+    session: Session, filters: CallFilter, *, before_id: int | None = None, limit: int = 50
+) -> list[LoggedCall]:
+    """The calls that pass `filters`, newest (highest id) first, from below `before_id`."""
+    query = _narrowed(calls_select(Delivery.attempts.expression), filters)
+    if before_id is not None:
+        query = query.where(ApiCall.id < before_id)
+    query = query.order_by(ApiCall.id.desc()).limit(limit)
+    return [
+        LoggedCall(
+            row=call_row(values),
+            request=values[0].request,
+            response=values[0].response,
+            delivery_attempts=values[4],
+        )
+        for values in session.execute(query)
+    ]

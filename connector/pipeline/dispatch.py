@@ -26,7 +26,7 @@ from connector.errors import RenderError, TargetError, TemplateRejected
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
-from connector.payloads.requests import RequestSpec, render_request, request_json
+from connector.payloads.requests import RequestSpec, render_request, request_json, slot_details
 from connector.persistence.models import Integration
 from connector.pipeline.activity import store_api_calls
 from connector.pipeline.governor import ZONE_RECHECK_SECONDS, Governor
@@ -156,7 +156,7 @@ def render(
         raise RenderError(
             f"{where}: {e}",
             line=e.line,
-            details={"status": status.value, "action": spec.action.value},
+            details={**slot_details(spec, e.line), "status": status.value},
         ) from e
 
 

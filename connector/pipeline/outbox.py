@@ -1,9 +1,16 @@
 """The outbox: deliveries enqueued at ingest, claimed in per-alert order, leased, retried, dead.
 
 A delivery moves pending → in_progress (claimed, leased to one worker) → done or dead, or back
-to pending to be tried again. A delivery of an inactive integration is held instead of pending:
-no worker claims it, and activating the integration sends it on or finishes it as skipped
-(integrations/activation.py). Delivery.state stores the strings of DeliveryState.
+to pending to be tried again. Delivery.state stores the strings of DeliveryState.
+
+A delivery of an inactive integration is held instead of pending: no worker claims it, and
+activating the integration sends it on or finishes it as skipped (integrations/activation.py).
+
+A dead letter waits for an admin: replayed (pending again, in its old place in its alert's
+order, with a fresh deadline) or discarded with a reason (state discarded, for good; it stays
+listed). Neither dead nor discarded is unfinished, so neither holds back a later delivery of its
+alert: the worker never claims them, and a replayed one waits only behind its alert's earlier
+unfinished deliveries, as any other. `connector_dead_letters` counts only the dead ones.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, aliased
 
+from connector.errors import ConflictError, InvalidInput, NotFoundError
 from connector.persistence.db import insert_for
 from connector.persistence.models import Delivery, Integration
 from connector.pipeline.governor import THROTTLED_PREFIX
@@ -44,12 +52,16 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
     #: Kept while its integration is inactive; never claimed (activation decides what follows).
     HELD = "held"
+    #: A dead letter an admin gave up on (discarded_at, discard_reason): never tried again.
+    DISCARDED = "discarded"
 
 
 UNFINISHED = (DeliveryState.PENDING, DeliveryState.IN_PROGRESS)
 
 #: Delivery.outcome of a dead-lettered delivery (it did not do what its plan said).
 FAILED = "failed"
+#: The longest reason an admin may give for a discard, in characters.
+DISCARD_REASON_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -311,3 +323,90 @@ class LeaseKeeper:
                         return
             except Exception:  # a database hiccup: try again at the next interval
                 logger.warning("delivery.lease_renewal_failed", exc_info=True)
+
+
+# -- dead letters: replay and discard (the API and the admin form) ----------------------------
+
+
+def reason_problem(reason: object) -> str | None:
+    """What is wrong with a discard's reason (required, at most DISCARD_REASON_CHARS); None."""
+    if not isinstance(reason, str):
+        return "must be text"
+    text = reason.strip()
+    if not text:
+        return "must not be blank: say why it is discarded"
+    if len(text) > DISCARD_REASON_CHARS:
+        return f"at most {DISCARD_REASON_CHARS} characters, got {len(text)}"
+    return None
+
+
+def checked_reason(reason: object) -> str:
+    """A discard's reason, stripped; InvalidInput naming the field when it is refused."""
+    problem = reason_problem(reason)
+    if problem is not None or not isinstance(reason, str):
+        raise InvalidInput(f"reason: {problem}")
+    return reason.strip()
+
+
+def _replayed(now: datetime, max_age: timedelta) -> dict[str, Any]:
+    """What a replay sets on a dead letter: due now, a fresh deadline, unfinished."""
+    return {
+        "state": DeliveryState.PENDING,
+        "next_attempt_at": now,
+        "deadline_at": now + max_age,
+        "finished_at": None,
+    }
+
+
+def _changed_dead_letter(session: Session, delivery_id: int, values: dict[str, Any]) -> Delivery:
+    """Set `values` on the delivery if it is (still) dead; NotFound or Conflict otherwise.
+
+    A conditional UPDATE: of a replay and a discard at once, one wins and the other is told.
+    """
+    changed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == DeliveryState.DEAD)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    if changed.rowcount != 1:
+        raise ConflictError(f"delivery {delivery_id} is {delivery.state}, not dead")
+    return delivery
+
+
+def replay_dead_letter(
+    session: Session, delivery_id: int, *, now: datetime, max_age: timedelta
+) -> Delivery:
+    """Queue a dead letter again with a fresh deadline; it keeps its place in its alert's order.
+
+    Attempts, last error and last exchange stay as they were until the next attempt.
+    """
+    return _changed_dead_letter(session, delivery_id, _replayed(now, max_age))
+
+
+def replay_dead_letters(
+    session: Session, *, now: datetime, max_age: timedelta, integration_id: int | None = None
+) -> int:
+    """Replay every dead letter (of one integration, if given) as one replay does; how many."""
+    statement = update(Delivery).where(Delivery.state == DeliveryState.DEAD)
+    if integration_id is not None:
+        statement = statement.where(Delivery.integration_id == integration_id)
+    replayed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        statement.values(**_replayed(now, max_age)).execution_options(synchronize_session=False)
+    )
+    return int(replayed.rowcount or 0)
+
+
+def discard_dead_letter(
+    session: Session, delivery_id: int, reason: object, *, now: datetime
+) -> Delivery:
+    """Give a dead letter up with a reason (required): discarded, never replayed, still listed."""
+    text = checked_reason(reason)
+    return _changed_dead_letter(
+        session,
+        delivery_id,
+        {"state": DeliveryState.DISCARDED, "discarded_at": now, "discard_reason": text},
+    )

@@ -25,7 +25,12 @@ from connector.errors import (
     TargetError,
 )
 from connector.payloads.context import RenderContext
-from connector.payloads.requests import request_json
+from connector.payloads.requests import (
+    DeliveryOptions,
+    RequestSpec,
+    request_json,
+    with_default_id_path,
+)
 from connector.payloads.samples import SAMPLE_ALERT, SAMPLE_CONTEXT
 from connector.persistence.models import Alert, AlertEvent, TicketLink, utcnow
 from connector.pipeline.dispatch import CallLog, render
@@ -56,6 +61,8 @@ class PreviewQuery:
     status: AlertStatus | None = None
     alert_id: int | None = None
     ticket_id: int | None = None
+    #: Unsaved requests (an editor's), rendered instead of the stored ones of their slots.
+    requests: tuple[RequestSpec, ...] = ()
 
 
 def _zone_url(target: TicketTarget, warnings: list[str], secrets: Sequence[str]) -> str:
@@ -122,9 +129,10 @@ def preview(services: Services, integration_id: int, query: PreviewQuery) -> dic
     finally:
         store_calls(services, calls, loaded.integration)
     steps = open_ticket_steps(alert, settings, now)
+    options = _with_unsaved(loaded.options, query.requests)
     rendered = []
     for action in STATUS_ACTIONS[status]:
-        spec = loaded.options.request_for(status, action)
+        spec = options.request_for(status, action)
         ticket = None if action is RequestAction.CREATE else TicketRef(ticket_id, ticket_number)
         context = RenderContext.build(
             alert,
@@ -136,7 +144,7 @@ def preview(services: Services, integration_id: int, query: PreviewQuery) -> dic
             integration_code=loaded.integration_code,
             zone_url=zone_url,
         )
-        request = render(spec, context, status, loaded.options.profile)
+        request = render(spec, context, status, options.profile)
         rendered.append(request_json(request, loaded.secrets))
     return {
         "status": status.value,
@@ -144,6 +152,14 @@ def preview(services: Services, integration_id: int, query: PreviewQuery) -> dic
         "requests": rendered,
         "warnings": warnings,
     }
+
+
+def _with_unsaved(options: DeliveryOptions, unsaved: Sequence[RequestSpec]) -> DeliveryOptions:
+    """`options` with the unsaved requests in their slots."""
+    if not unsaved:
+        return options
+    changed = {spec.slot: with_default_id_path(spec, options.profile) for spec in unsaved}
+    return replace(options, requests={**options.requests, **changed})
 
 
 def _stored_alert(

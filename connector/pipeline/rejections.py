@@ -8,6 +8,9 @@ alert of an accepted batch that could not be read is kept the same way, as its o
 202, `alert_index`), its body that alert alone. At most `keep` rows per integration are kept; the
 oldest go first. Refusals of unknown senders (401, unknown source) are never stored: an anonymous
 sender must not be able to fill the database; the web layer only logs them.
+
+A kept row is dealt with once: replayed (pipeline/rejection_replay.py) or discarded with a
+reason; either way it stays listed, with when and how.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from connector.errors import ConflictError, NotFoundError
 from connector.persistence.models import RejectedWebhook
+from connector.pipeline.outbox import checked_reason
 
 #: How much of a refused body is kept, in bytes.
 EXCERPT_BYTES = 4096
@@ -135,6 +140,8 @@ def rejection_json(row: RejectedWebhook, *, with_body: bool = False) -> dict[str
         "received_at": row.received_at.isoformat(),
         "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
         "replay_result": row.replay_result,
+        "discarded_at": row.discarded_at.isoformat() if row.discarded_at else None,
+        "discard_reason": row.discard_reason,
     }
     if with_body:
         answer["body_excerpt"] = row.body_excerpt
@@ -144,3 +151,38 @@ def rejection_json(row: RejectedWebhook, *, with_body: bool = False) -> dict[str
             None if row.body is None else base64.b64encode(row.body).decode("ascii")
         )
     return answer
+
+
+def discard_rejection(
+    session: Session, rejected_id: int, reason: object, *, now: datetime
+) -> RejectedWebhook:
+    """Give a kept webhook up with a reason (required): never replayed, still listed.
+
+    A conditional UPDATE: of a discard and a replay at once, one wins and the other is told.
+    """
+    text = checked_reason(reason)
+    changed = session.execute(
+        update(RejectedWebhook)
+        .where(
+            RejectedWebhook.id == rejected_id,
+            RejectedWebhook.replayed_at.is_(None),
+            RejectedWebhook.discarded_at.is_(None),
+        )
+        .values(discarded_at=now, discard_reason=text)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.get(RejectedWebhook, rejected_id, populate_existing=True)
+    if row is None:
+        raise NotFoundError(f"no rejected webhook {rejected_id}")
+    if not getattr(changed, "rowcount", 0):
+        raise ConflictError(f"rejected webhook {rejected_id} was {settled(row)}")
+    return row
+
+
+def settled(row: RejectedWebhook) -> str:
+    """How a kept webhook was dealt with, in words ("replayed at …", "discarded at …")."""
+    if row.replayed_at is not None:
+        return f"replayed at {row.replayed_at.isoformat()}"
+    if row.discarded_at is not None:
+        return f"discarded at {row.discarded_at.isoformat()}"
+    return "neither replayed nor discarded"

@@ -37,7 +37,7 @@ from connector.payloads.context import RenderContext
 from connector.payloads.requests import RequestSpec
 from connector.persistence.models import utcnow
 from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
-from connector.pipeline.governor import Governor, Limits, Throttled
+from connector.pipeline.governor import THROTTLED_PREFIX, Governor, Limits, Throttled
 from connector.pipeline.routing import build_draft
 from connector.pipeline.trials import (
     Loaded,
@@ -50,6 +50,10 @@ from connector.services import Services
 
 TEST_TITLE = "Test ticket from Autotask Alert Connector"
 TEST_SOURCE = "connector"
+#: The longest title and text a test ticket may be given (the ticket system's limits cut them
+#: further, as an alert's).
+TEST_TITLE_MAX = 255
+TEST_TEXT_MAX = 8000
 
 
 @dataclass
@@ -89,18 +93,28 @@ class _Failed(Exception):
         self.extra: dict[str, Any] = {}
 
 
-def make_test_alert(now: datetime, integration_name: str) -> IncomingAlert:
-    """The clearly labelled alert a test ticket is made from (a fresh fingerprint each time)."""
+def standard_text(integration_name: str) -> str:
+    """The test ticket's description when the sender gives none."""
+    return (
+        "This is a test ticket sent by the Autotask Alert Connector to check its integration"
+        f" {integration_name!r}. No alert fired; this ticket may be deleted."
+    )
+
+
+def make_test_alert(
+    now: datetime, integration_name: str, *, title: str | None = None, text: str | None = None
+) -> IncomingAlert:
+    """The clearly labelled alert a test ticket is made from (a fresh fingerprint each time).
+
+    `title` and `text` replace the standard title and description when given.
+    """
     return IncomingAlert(
         source=TEST_SOURCE,
         fingerprint=f"test-{uuid.uuid4()}",
         status=AlertStatus.ACTIVE,
         severity=Severity.INFO,
-        title=TEST_TITLE,
-        message=(
-            "This is a test ticket sent by the Autotask Alert Connector to check its integration"
-            f" {integration_name!r}. No alert fired; this ticket may be deleted."
-        ),
+        title=title or TEST_TITLE,
+        message=text or standard_text(integration_name),
         started_at=now,
         occurred_at=now,
     )
@@ -119,6 +133,12 @@ def explain(
     if not isinstance(error, TargetError):
         return f"Autotask refused the request: {error}"
     text = str(error)
+    if isinstance(error, Throttled):
+        # Held back by the connector itself (paused, over budget, breaker open): nothing was sent.
+        return (
+            "the connector holds this integration's calls to Autotask back now, nothing was"
+            f" sent: {text.removeprefix(THROTTLED_PREFIX)}"
+        )
     refusal = profile.refusal_of(error)
     if refusal is TargetRefusal.CREDENTIALS:
         return (
@@ -219,11 +239,15 @@ def send_test(
     integration_id: int | None = None,
     company_id: int | None = None,
     complete: bool = False,
+    title: str | None = None,
+    text: str | None = None,
 ) -> TestDeliveryResult:
     """Send a test ticket through the integration's Active create request; maybe complete it.
 
-    Every Autotask call is recorded as API activity. Raises NotFoundError when there is no such
-    integration; every other failure is a result with `ok` false and plain words.
+    `title` and `text` replace the standard title and description (the API and the admin page
+    check them with TestDeliverySchema). Every Autotask call is recorded as API activity.
+    Raises NotFoundError when there is no such integration; every other failure is a result
+    with `ok` false and plain words.
     """
     now = utcnow()
     with services.transaction() as session:
@@ -256,7 +280,7 @@ def send_test(
         run = _Run(
             loaded=loaded,
             dispatch=Dispatcher(target, loaded.secrets, loaded.options.profile),
-            alert=make_test_alert(now, integration.name),
+            alert=make_test_alert(now, integration.name, title=title, text=text),
             company_id=company,
             marker=f"test-{uuid.uuid4().hex[:20]}",
             now=now,
@@ -276,6 +300,8 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
     """Create the test ticket (and complete it, if asked); _Failed on the first failure."""
     try:
         run.zone_url = run.dispatch.target.endpoint_url()
+    except Throttled as e:
+        raise run.fail(e, run.explain(e), 503) from e
     except TargetError as e:
         raise run.fail(e, f"the zone lookup failed: {run.explain(e)}", 502) from e
     steps = open_ticket_steps(run.alert, run.loaded.settings, run.now)
@@ -285,6 +311,8 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
         ticket = run.dispatch.create(create_spec, context, run.alert.status)
     except (RenderError, TemplateRejected, TargetError) as e:
         raise run.fail(e, run.explain(e), _failure_status(e, run.loaded.options.profile)) from e
+    if ticket.ticket_number is None:
+        ticket = _read_back(run, ticket)
     body: dict[str, Any] = {
         "ok": True,
         "integration_id": run.loaded.integration.id,
@@ -294,10 +322,20 @@ def _deliver(run: _Run, create_spec: RequestSpec, complete: bool) -> dict[str, A
         "response": run.dispatch.last_response,
         "ticket_id": ticket.ticket_id,
         "ticket_number": ticket.ticket_number,
+        "title": run.alert.title,
     }
     if complete:
         body["completed"] = _complete(run, ticket)
     return body
+
+
+def _read_back(run: _Run, ticket: TicketRef) -> TicketRef:
+    """The ticket as the target reads it back (for its number); as it was if that fails."""
+    try:
+        found = run.dispatch.target.get_ticket(ticket.ticket_id)
+    except TargetError:
+        return ticket
+    return found if found is not None else ticket
 
 
 def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
@@ -330,6 +368,9 @@ def _complete(run: _Run, ticket: TicketRef) -> dict[str, Any]:
     except TargetError:
         after = None
     done["ticket_status"] = after.status if after is not None else None
+    # Completed: Autotask now reports the ticket in the status a cleared alert's ticket gets.
+    complete_status = run.loaded.settings.status_map[AlertStatus.CLEARED]
+    done["done"] = after is not None and after.status == complete_status
     return done
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -9,6 +10,9 @@ from alembic.script import ScriptDirectory
 
 from connector.persistence.db import alembic_config, make_engine, upgrade
 from connector.persistence.models import Base
+
+#: Migrations start from nothing.
+pytestmark = pytest.mark.empty_database
 
 
 def test_upgrade_builds_the_models_schema_with_no_drift(database_url: str) -> None:

@@ -121,6 +121,7 @@ KNOWN: dict[str, list[str]] = {
         "integration_id",
         "ticket_id",
         "ticket_number",
+        "search",
         *PAGE,
     ],
     "deliveries": ["state", "alert_id", "outcome", *PAGE],

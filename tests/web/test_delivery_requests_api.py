@@ -324,6 +324,7 @@ def test_a_bad_json_template_is_refused_with_its_line_and_nothing_is_stored(
     assert "JSON" in error["message"]
     # The comma is missing after line 3; JSON finds out at line 4.
     assert error["details"]["line"] == 4
+    assert error["details"]["line_text"] == '  "publish": ##PUBLISH##,'
     assert (error["details"]["status"], error["details"]["action"]) == ("cleared", "note")
     assert stored_rows(connector_app) == rows
     assert stored_settings(connector_app) == settings
@@ -462,11 +463,52 @@ def test_generate_restores_every_default(client: FlaskClient, connector_app: Fla
         )
     )
 
-    regenerated = ok(call(client, "POST", f"integrations/{iid}/requests/generate"))
+    edited = stored_rows(connector_app)
+
+    refused = error_of(call(client, "POST", f"integrations/{iid}/requests/generate"), 409)
+
+    assert "replace_customized" in refused["message"]
+    (customized,) = refused["details"]["customized"]
+    assert (customized["status"], customized["action"]) == ("cleared", "note")
+    assert customized["diff"].startswith("--- your cleared note request\n")
+    assert "\n-" in customized["diff"] and "edited" in customized["diff"]
+    assert "\n+" in customized["diff"] and "##NOTETEXT##" in customized["diff"]
+    assert stored_rows(connector_app) == edited
+
+    regenerated = ok(
+        call(
+            client,
+            "POST",
+            f"integrations/{iid}/requests/generate",
+            {"replace_customized": True},
+        )
+    )
 
     assert regenerated["requests"] == defaults["requests"]
     assert len(stored_rows(connector_app)) == len(SLOTS)
     assert all("edited" not in row[2] for row in stored_rows(connector_app))
+
+
+@sqlite_only
+def test_generate_over_requests_nobody_customized_needs_no_confirmation(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    iid = integration_id(connector_app)
+    defaults = ok(call(client, "GET", f"integrations/{iid}/requests"))
+
+    regenerated = ok(call(client, "POST", f"integrations/{iid}/requests/generate", {}))
+
+    assert regenerated["requests"] == defaults["requests"]
+    error = error_of(
+        call(
+            client,
+            "POST",
+            f"integrations/{iid}/requests/generate",
+            {"replace_customized": "yes"},
+        ),
+        400,
+    )
+    assert "replace_customized" in error["message"]
 
 
 # -- preview -------------------------------------------------------------------------------------
@@ -615,6 +657,41 @@ def test_preview_of_an_alert_the_template_cannot_carry_is_422_with_the_line(
     assert error["message"].startswith("acknowledged note request: ")
     assert error["details"]["line"] == 6
     assert (error["details"]["status"], error["details"]["action"]) == ("acknowledged", "note")
+    no_writes(sandbox)
+
+
+@sqlite_only
+def test_preview_renders_unsaved_requests_and_stores_nothing(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox
+) -> None:
+    iid = integration_id(connector_app)
+    state = ok(call(client, "GET", f"integrations/{iid}/requests"))
+    note = request_of(state, "cleared", "note")
+    unsaved = dict(note, body=note["body"].replace("##NOTETEXT##", "Unsaved: ##NOTETEXT##"))
+    rows = stored_rows(connector_app)
+
+    shown = ok(
+        call(
+            client,
+            "POST",
+            f"integrations/{iid}/preview",
+            {"status": "cleared", "requests": [unsaved]},
+        )
+    )
+    broken = error_of(
+        call(
+            client,
+            "POST",
+            f"integrations/{iid}/preview",
+            {"status": "cleared", "requests": [dict(note, body=BAD_JSON_NOTE)]},
+        ),
+        422,
+    )
+
+    assert json.loads(shown["requests"][1]["body"])["description"].startswith("Unsaved: ")
+    assert broken["details"]["line"] == 4
+    assert broken["details"]["line_text"] == '  "publish": ##PUBLISH##,'
+    assert stored_rows(connector_app) == rows
     no_writes(sandbox)
 
 

@@ -284,6 +284,7 @@ def test_a_database_error_during_the_scrape_is_database_up_0(
 
 
 @sqlite_only
+@pytest.mark.empty_database
 def test_an_unmigrated_database_is_database_up_0(connector_settings: dict[str, Any]) -> None:
     app = create_app(connector_settings)
     try:

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from adapters import SOURCES
@@ -71,3 +72,31 @@ def test_an_unknown_source_is_a_404_and_the_api_needs_its_token(client: FlaskCli
     assert missing.status_code == 404
     assert "nagios" in missing.json["error"]["message"]
     assert client.get("/api/v1/sources").status_code == 401
+
+
+def test_behind_a_proxy_the_public_url_is_named_not_the_address_asked(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    settings = connector_app.extensions["connector"].settings
+    settings["PUBLIC_URL"] = "https://alerts.example.net/at/"
+    answer = client.get("/api/v1/sources/generic/sender-setup", headers=API)
+    assert answer.json["hook_url"] == "https://alerts.example.net/at/hooks/generic"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("alerts.example.net", "must be an http or https URL"),
+        ("ftp://alerts.example.net", "must be an http or https URL"),
+        ("https://alerts.example.net/?x=1", "must have no query"),
+        ("https://user:pw@alerts.example.net", "must have no query, fragment or user information"),
+    ],
+)
+def test_a_public_url_that_is_no_url_is_refused_naming_the_setting(
+    value: str, problem: str
+) -> None:
+    from connector.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="PUBLIC_URL") as refused:
+        load_settings({"PUBLIC_URL": value})
+    assert problem in str(refused.value)

@@ -23,6 +23,7 @@ from connector.errors import (
 )
 from connector.integrations.settings import IntegrationSettings
 from connector.persistence.models import ApiCall, Integration
+from connector.pipeline.governor import Throttled
 from connector.pipeline.testdelivery import TEST_TITLE, explain
 from connector.ports import CallRecorder, TicketTarget
 from tests.conftest import API_TOKEN
@@ -123,8 +124,27 @@ def test_complete_leaves_the_test_ticket_completed_with_a_note(
     assert ticket["notes"][0]["description"].startswith("Alert cleared.")
     completed = body["completed"]
     assert completed["ticket_status"] == 5
+    assert completed["done"] is True
     assert completed["note"]["response"]["status"] == 200
     assert completed["update"]["response"]["status"] == 200
+    no_secrets(body, api_user)
+
+
+@BOTH_APIS
+@sqlite_only
+def test_a_title_and_text_of_its_own_go_into_the_ticket(
+    client: FlaskClient, sandbox: Sandbox, api_user: ApiUser
+) -> None:
+    title = 'Probe "quoted" <b>title</b> & more 🚀'
+    text = "First line\nSecond line\twith a tab"
+
+    body = answer(post_test_delivery(client, {"title": title, "text": text}), 200)
+
+    ticket = sandbox_ticket(sandbox, body["ticket_id"])
+    assert ticket["title"] == title
+    assert "Second line\twith a tab" in ticket["description"]
+    assert body["title"] == title
+    assert body["ticket_number"] == ticket["ticketNumber"]
     no_secrets(body, api_user)
 
 
@@ -255,6 +275,13 @@ def test_an_unreachable_autotask_is_explained(client: FlaskClient, connector_app
         pytest.param({"company_id": True}, "company_id", id="company-bool"),
         pytest.param({"complete": "yes"}, "complete", id="complete-text"),
         pytest.param({"colour": "red"}, "colour", id="unknown-field"),
+        pytest.param({"title": ""}, "title", id="title-empty"),
+        pytest.param({"title": "   "}, "title: must not be blank", id="title-blank"),
+        pytest.param({"title": "x" * 256}, "title", id="title-too-long"),
+        pytest.param({"title": "a\nb"}, "title: must not contain control", id="title-newline"),
+        pytest.param({"text": 5}, "text", id="text-number"),
+        pytest.param({"text": "x\x00"}, "text: must not contain control", id="text-nul"),
+        pytest.param({"text": "x" * 8001}, "text", id="text-too-long"),
     ],
 )
 def test_invalid_bodies_are_400_naming_the_field(
@@ -376,6 +403,11 @@ def test_the_target_gets_the_rendered_requests_in_order(
             "not allowed",
         ),
         (ConfigError("SECRET_KEYS is empty"), "not configured correctly"),
+        (
+            Throttled("the integration's calls are paused", retry_after=5),
+            "holds this integration's calls to Autotask back now, nothing was sent: the"
+            " integration's calls are paused",
+        ),
         (TargetRejected("Some other refusal."), "Autotask refused the request: Some other"),
     ],
 )

@@ -48,6 +48,14 @@ RESPONSE_KEEP_BYTES = 64 * 1024
 #: Request headers whose values are credentials: a kept request shows REDACTED instead.
 SECRET_HEADERS = frozenset({"secret", "apiintegrationcode", "authorization"})
 
+#: Headers the integration log never shows the value of: the credentials, the user name that
+#: goes with them, and cookies either way.
+LOGGED_SECRET_HEADERS = SECRET_HEADERS | {"username", "cookie", "set-cookie"}
+
+#: How much of a call's request and answer body the integration log keeps (api_call.request and
+#: .response); the rest is cut, with a marker saying how much.
+LOG_BODY_KEEP_CHARS = 16 * 1024
+
 #: Headers the HTTP transport owns; an admin's extra headers never set them (the delivery
 #: request editor refuses them too, connector.payloads.requests.RESERVED_HEADERS).
 TRANSPORT_HEADERS = frozenset(
@@ -59,10 +67,13 @@ _HOST_CHARS = re.compile(r"[a-z0-9.:\-]+")
 
 @dataclass
 class CallNote:
-    """What a call learnt for its record: the HTTP status and how many records it carried."""
+    """What a call learnt for its record: the HTTP status, how many records it carried, and the
+    request and answer as the integration log keeps them (redacted, bodies cut)."""
 
     status: int | None = None
     records: int | None = None
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
 
 
 class AutotaskHttpClient:
@@ -211,10 +222,23 @@ class AutotaskHttpClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         data: bytes | None = None,
+        note: CallNote | None = None,
     ) -> requests.Response:
-        """Send one request with the timeouts and no redirects; a transport failure is typed."""
+        """Send one request with the timeouts and no redirects; a transport failure is typed.
+
+        With a `note`, the request and its answer are kept on it for the integration log.
+        """
         try:
-            return self.session.request(
+            if note is not None:
+                sent = requests.Request(
+                    method, url, headers=dict(headers), params=params, json=json, data=data
+                ).prepare()
+                note.request = {
+                    "url": self._redact(sent.url or url),
+                    "headers": self._logged_headers(sent.headers),
+                    "body": self._logged_body(_text(sent.body)),
+                }
+            response = self.session.request(
                 method,
                 url,
                 params=params,
@@ -226,6 +250,13 @@ class AutotaskHttpClient:
             )
         except requests.RequestException as e:
             raise transport_error(what, e, self._redact) from e
+        if note is not None:
+            note.response = {
+                "status": response.status_code,
+                "headers": self._logged_headers(response.headers),
+                "body": self._logged_body(_text(response.content)),
+            }
+        return response
 
     @contextmanager
     def _recorded(self, method: str, entity: str) -> Iterator[CallNote]:
@@ -251,6 +282,8 @@ class AutotaskHttpClient:
                 execution_ms=round((time.monotonic() - started) * 1000, 3),
                 records=note.records,
                 error=error,
+                request=note.request,
+                response=note.response,
             )
             logger.debug(
                 f"{self.LOG_NAME}.call",
@@ -273,6 +306,50 @@ class AutotaskHttpClient:
     def _redact(self, text: str) -> str:
         """Never let a secret (the secret, the tracking identifier …) into a message or record."""
         return redact_text(text, self._secret_forms)
+
+    def _redact_body(self, text: str) -> str:
+        """`_redact` for a request's or answer's body (SOAP keeps its XML well-formed)."""
+        return self._redact(text)
+
+    def _logged_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers for the integration log: credentials' values hidden, the rest redacted."""
+        return {
+            name: REDACTED if name.lower() in LOGGED_SECRET_HEADERS else self._redact(value)
+            for name, value in headers.items()
+        }
+
+    def _logged_body(self, text: str) -> str:
+        """A body for the integration log: redacted, cut at LOG_BODY_KEEP_CHARS with a marker.
+
+        The cut comes first and never splits a secret: a cut that would leave the start of one
+        (of any of its forms) drops that start too, so no part of a secret is kept.
+        """
+        if len(text) <= LOG_BODY_KEEP_CHARS:
+            return self._redact_body(text)
+        head = text[:LOG_BODY_KEEP_CHARS]
+        shortened = True
+        while shortened:
+            shortened = False
+            for form in self._secret_forms:
+                for size in range(min(len(form), len(head)) - 1, 0, -1):
+                    if head.endswith(form[:size]):
+                        head, shortened = head[:-size], True
+                        break
+        return self._redact_body(head) + cut_marker(len(text) - len(head))
+
+
+def cut_marker(dropped: int) -> str:
+    """What ends a body the integration log cut: how many characters are not kept."""
+    return f"\n… [cut: {dropped} more characters not kept]"
+
+
+def _text(body: str | bytes | None) -> str:
+    """A request's or answer's body as text (UTF-8, whatever it declares; see response_text)."""
+    if body is None:
+        return ""
+    if isinstance(body, bytes):
+        return body.decode("utf-8", errors="replace")
+    return body
 
 
 def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> None:

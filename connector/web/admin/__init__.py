@@ -37,6 +37,7 @@ NAV: list[NavItem] = [
     NavItem("Integrations", "admin.integrations"),
     NavItem("Alerts", "admin.alerts"),
     NavItem("Dead letters", "admin.dead_letters"),
+    NavItem("Integration log", "admin.integration_log"),
     NavItem("API activity", "admin.api_activity"),
 ]
 
@@ -49,9 +50,17 @@ def protect(app: Flask) -> None:
 # The views register themselves on `bp`; imported last, as they import `bp` from here.
 from connector.web.admin import (  # noqa: E402, F401
     activity,
+    alerts,
     auth,
+    contact,
+    dead_letters,
     home,
     integration_form,
     integrations,
+    log,
+    mapping_tools,
+    requests_editor,
     security,
+    test_ticket,
+    webhooks,
 )

@@ -37,7 +37,6 @@ from connector.integrations.editing import (
     update_integration,
 )
 from connector.integrations.settings import load_settings
-from connector.integrations.store import generate_for
 from connector.integrations.strict import flatten
 from connector.persistence.models import Integration, utcnow
 from connector.secrets import SecretBox
@@ -447,17 +446,6 @@ def _check_or_list(
         # kept (sealed) from a check before.
         if state.report is not None or state.sealed.keys() >= set(WRITE_ONLY):
             _unsaved_lists(candidate, state, search)
-
-
-@bp.post("/integrations/<int:integration_id>/requests/generate")
-def generate_delivery_options(integration_id: int) -> BaseResponse:
-    """ "Generate delivery options": every request back to its default for the API flavour."""
-    with services().transaction() as session:
-        integration = find_integration(session, integration_id)
-        generate_for(session, integration, services().profile(integration.api_flavour))
-        flavour = integration.api_flavour.upper()
-    flash(f"Delivery options generated: every request is back to its {flavour} default.")
-    return redirect(url_for("admin.edit_integration", integration_id=integration_id))
 
 
 # -- active or inactive ---------------------------------------------------------------------------

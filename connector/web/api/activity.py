@@ -13,7 +13,9 @@ from flask import Response, jsonify, request
 
 from connector.pipeline.activity_csv import calls_csv, grid_csv, totals_csv
 from connector.pipeline.activity_log import (
+    FAILED,
     NO_ANSWER,
+    OK,
     STATUS_CLASSES,
     CallFilter,
     call_json,
@@ -40,6 +42,7 @@ from connector.web.params import (
     one_of,
     page_of,
     parse_query,
+    text,
     whole_number,
 )
 
@@ -86,15 +89,16 @@ def moment(value: str) -> datetime:
 
 
 def call_status(value: str) -> int | str:
-    """An HTTP status (100–599), a class of them (2xx … 5xx) or `error` (no answer)."""
-    if value in (*STATUS_CLASSES, NO_ANSWER):
+    """An HTTP status (100–599), a class of them (2xx … 5xx), `error` (no answer), `ok` (a 2xx
+    without error) or `failed` (any other call)."""
+    if value in (*STATUS_CLASSES, NO_ANSWER, OK, FAILED):
         return value
     try:
         return whole_number(100, 599)(value)
     except Refused:
         raise Refused(
-            f"must be an HTTP status from 100 to 599, one of {', '.join(STATUS_CLASSES)} or "
-            f"{NO_ANSWER} (no answer), got {value[:40]!r}"
+            f"must be an HTTP status from 100 to 599, one of {', '.join(STATUS_CLASSES)},"
+            f" {NO_ANSWER} (no answer), {OK} or {FAILED}, got {value[:40]!r}"
         ) from None
 
 
@@ -115,6 +119,7 @@ LOG_QUERY = {
     "integration_id": database_id,
     "alert_id": database_id,
     "ticket_id": database_id,
+    "ticket_number": text,
     "status": call_status,
     "since": moment,
     "until": moment,
@@ -235,6 +240,7 @@ def api_calls() -> Response:
         integration_id=args.get("integration_id"),
         alert_id=args.get("alert_id"),
         ticket_id=args.get("ticket_id"),
+        ticket_number=args.get("ticket_number"),
         status=args.get("status"),
         since=args.get("since"),
         until=args.get("until"),

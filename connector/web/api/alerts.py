@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connector.domain import AlertStatus
 from connector.errors import (
     NotFoundError,
 )
 from connector.integrations.activation import SKIPPED
+from connector.integrations.editing import find_integration
 from connector.persistence.models import (
     Alert,
     AlertEvent,
@@ -19,8 +20,17 @@ from connector.persistence.models import (
     TicketLink,
     utcnow,
 )
-from connector.pipeline.outbox import FAILED, DeliveryState
-from connector.web.api import ConflictError, api_blueprint, equal_filters, iso
+from connector.pipeline.alert_history import AlertFilter, alert_history
+from connector.pipeline.alert_history import list_alerts as alert_list
+from connector.pipeline.outbox import (
+    FAILED,
+    DeliveryState,
+    discard_dead_letter,
+    replay_dead_letter,
+    replay_dead_letters,
+)
+from connector.web.api import api_blueprint, equal_filters, iso
+from connector.web.api.bodies import DiscardSchema, ReplayAllSchema, json_body
 from connector.web.hooks import services
 from connector.web.params import (
     PAGE,
@@ -58,6 +68,7 @@ ALERT_QUERY = {
     "integration_id": database_id,
     "ticket_id": database_id,
     "ticket_number": text,
+    "search": text,
     **PAGE,
 }
 #: GET /deliveries: its filters and paging.
@@ -100,6 +111,8 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
         "last_response": delivery.last_response,
         "created_at": iso(delivery.created_at),
         "finished_at": iso(delivery.finished_at),
+        "discarded_at": iso(delivery.discarded_at),
+        "discard_reason": delivery.discard_reason,
     }
 
 
@@ -121,22 +134,17 @@ def _alert(alert: Alert, link: TicketLink | None) -> dict[str, Any]:
     }
 
 
-def _latest_links(session: Any, alert_ids: list[int]) -> dict[int, TicketLink]:
-    if not alert_ids:
-        return {}
-    latest = (
-        select(TicketLink.alert_id, func.max(TicketLink.episode).label("episode"))
-        .where(TicketLink.alert_id.in_(alert_ids))
-        .group_by(TicketLink.alert_id)
-        .subquery()
+def alert_filter(args: dict[str, Any]) -> AlertFilter:
+    """The alerts list's filters from a parsed ALERT_QUERY."""
+    return AlertFilter(
+        status=args.get("status"),
+        source=args.get("source"),
+        fingerprint=args.get("fingerprint"),
+        integration_id=args.get("integration_id"),
+        ticket_id=args.get("ticket_id"),
+        ticket_number=args.get("ticket_number"),
+        search=args.get("search"),
     )
-    rows = session.scalars(
-        select(TicketLink).join(
-            latest,
-            (TicketLink.alert_id == latest.c.alert_id) & (TicketLink.episode == latest.c.episode),
-        )
-    )
-    return {link.alert_id: link for link in rows}
 
 
 @bp.get("/alerts")
@@ -144,75 +152,44 @@ def list_alerts() -> Response:
     """Alerts, newest activity first, each with its current ticket; filtered and paged."""
     args = parse_query(ALERT_QUERY)
     limit, offset = page_of(args)
-    query = equal_filters(
-        select(Alert).order_by(Alert.last_event_at.desc(), Alert.id.desc()),
-        args,
-        {
-            "status": Alert.status,
-            "source": Alert.source,
-            "fingerprint": Alert.fingerprint,
-            "integration_id": Alert.integration_id,
-        },
-    )
-    ticket_filters = equal_filters(
-        select(TicketLink.id).where(TicketLink.alert_id == Alert.id),
-        args,
-        {"ticket_id": TicketLink.ticket_id, "ticket_number": TicketLink.ticket_number},
-    )
-    if "ticket_id" in args or "ticket_number" in args:
-        query = query.where(ticket_filters.exists())
     with services().transaction() as session:
-        alerts = list(session.scalars(query.limit(limit).offset(offset)))
-        links = _latest_links(session, [a.id for a in alerts])
-        body = [_alert(alert, links.get(alert.id)) for alert in alerts]
+        listed = alert_list(session, alert_filter(args), limit=limit, offset=offset)
+        body = [_alert(item.alert, item.ticket) for item in listed]
     return jsonify({"alerts": body, "limit": limit, "offset": offset})
+
+
+def _event(event: AlertEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "status": event.status,
+        "severity": event.severity,
+        "occurred_at": iso(event.occurred_at),
+        "received_at": iso(event.received_at),
+        "disposition": event.disposition,
+        "warnings": event.warnings or [],
+    }
 
 
 @bp.get("/alerts/<int:alert_id>")
 def get_alert(alert_id: int) -> Response:
     """One alert: state, ticket id and number, every event and every delivery."""
     with services().transaction() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None:
-            raise NotFoundError(f"no alert {alert_id}")
-        links = list(
-            session.scalars(
-                select(TicketLink)
-                .where(TicketLink.alert_id == alert_id)
-                .order_by(TicketLink.episode)
-            )
-        )
-        events = session.scalars(
-            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
-        )
-        deliveries = session.scalars(
-            select(Delivery).where(Delivery.alert_id == alert_id).order_by(Delivery.id)
-        )
-        body = _alert(alert, links[-1] if links else None)
-        body["message"] = alert.message
-        body["properties"] = alert.properties
-        body["tickets"] = [_ticket(link) for link in links]
-        body["events"] = [
-            {
-                "id": event.id,
-                "status": event.status,
-                "severity": event.severity,
-                "occurred_at": iso(event.occurred_at),
-                "received_at": iso(event.received_at),
-                "disposition": event.disposition,
-                "warnings": event.warnings or [],
-            }
-            for event in events
-        ]
-        # What the admin should know now: the newest event's warnings.
-        body["warnings"] = body["events"][-1]["warnings"] if body["events"] else []
-        body["deliveries"] = [_delivery(d) for d in deliveries]
+        history = alert_history(session, alert_id)
+    if history is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    body = _alert(history.alert, history.ticket)
+    body["message"] = history.alert.message
+    body["properties"] = history.alert.properties
+    body["tickets"] = [_ticket(link) for link in history.tickets]
+    body["events"] = [_event(event) for event in history.events]
+    body["warnings"] = history.warnings
+    body["deliveries"] = [_delivery(d) for d in history.deliveries]
     return jsonify(body)
 
 
 @bp.get("/deliveries")
 def list_deliveries() -> Response:
-    """Deliveries, newest first; `?state=dead` lists the dead letters."""
+    """Deliveries, newest first; `?state=dead` lists the dead letters, `discarded` the given up."""
     args = parse_query(DELIVERY_QUERY)
     limit, offset = page_of(args)
     query = equal_filters(
@@ -228,17 +205,38 @@ def list_deliveries() -> Response:
 @bp.post("/deliveries/<int:delivery_id>/replay")
 def replay(delivery_id: int) -> Response:
     """Put a dead letter back in the queue, with a fresh deadline; it keeps its place in order."""
-    now = utcnow()
     svc = services()
     with svc.transaction() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise NotFoundError(f"no delivery {delivery_id}")
-        if delivery.state != DeliveryState.DEAD:
-            raise ConflictError(f"delivery {delivery_id} is {delivery.state}, not dead")
-        delivery.state = DeliveryState.PENDING
-        delivery.next_attempt_at = now
-        delivery.deadline_at = now + svc.max_delivery_age
-        delivery.finished_at = None
+        delivery = replay_dead_letter(
+            session, delivery_id, now=utcnow(), max_age=svc.max_delivery_age
+        )
+        body = _delivery(delivery)
+    return jsonify(body)
+
+
+@bp.post("/deliveries/replay-dead")
+def replay_dead() -> Response:
+    """Replay every dead letter (optional `{"integration_id"}`), each as one replay does.
+
+    `{"replayed": <how many>, "integration_id"}`; discarded ones are left alone.
+    """
+    data = json_body(ReplayAllSchema(), required=False)
+    integration_id = data.get("integration_id")
+    svc = services()
+    with svc.transaction() as session:
+        if integration_id is not None:
+            find_integration(session, integration_id)
+        count = replay_dead_letters(
+            session, now=utcnow(), max_age=svc.max_delivery_age, integration_id=integration_id
+        )
+    return jsonify({"replayed": count, "integration_id": integration_id})
+
+
+@bp.post("/deliveries/<int:delivery_id>/discard")
+def discard(delivery_id: int) -> Response:
+    """Give a dead letter up: `{"reason"}` (required); state `discarded`, never replayed."""
+    data = json_body(DiscardSchema())
+    with services().transaction() as session:
+        delivery = discard_dead_letter(session, delivery_id, data["reason"], now=utcnow())
         body = _delivery(delivery)
     return jsonify(body)

@@ -20,6 +20,7 @@ from connector.integrations.catalog import (
     PICKLIST_SETTINGS,
     CatalogThrottled,
     check_connection,
+    identical_name_proposals,
     picklists,
     search_companies,
 )
@@ -117,6 +118,19 @@ def get_companies(integration_id: int) -> Response:
         "companies": [company.to_json() for company in answer.value],
     }
     return jsonify(body)
+
+
+@bp.get("/integrations/<int:integration_id>/tenants/identical-names")
+def get_identical_names(integration_id: int) -> Response:
+    """Unmapped tenants seen in alerts, each with the one company of the same name or why not
+    ("map by identical name"; mapping them is a PUT of each tenant)."""
+    try:
+        matches = identical_name_proposals(services(), integration_id)
+    except CatalogThrottled as e:
+        raise _throttled(e) from None
+    return jsonify(
+        {"integration_id": integration_id, "matches": [match.to_json() for match in matches]}
+    )
 
 
 def _search_text(value: str) -> str:

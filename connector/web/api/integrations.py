@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, jsonify, url_for
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus
 from connector.errors import NotFoundError
 from connector.integrations.activation import activate, backfill_of, deactivate
+from connector.integrations.contact import send_test_mail
 from connector.integrations.credentials import (
     SECRET_FIELD,
     CredentialSchema,
     credential_json,
     issue_credential,
+    list_credentials,
+    revoke_credential,
 )
 from connector.integrations.editing import (
     EditContext,
@@ -30,20 +33,25 @@ from connector.integrations.settings import load_settings
 from connector.integrations.store import (
     STATUSES,
     RequestSchema,
-    generate_for,
     load_options,
     one_request_per_slot,
-    replace_requests,
+    regenerate_requests,
+    save_requests,
     spec_from_json,
 )
-from connector.integrations.strict import StrictBoolean, StrictInteger, flatten
+from connector.integrations.strict import (
+    StrictBoolean,
+    StrictInteger,
+    no_control_characters,
+    no_control_except_lines,
+    not_blank,
+)
 from connector.payloads.requests import SLOTS
-from connector.persistence.models import HookCredential, Integration, utcnow
+from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import calls_status
 from connector.pipeline.preview import PreviewQuery, preview
-from connector.pipeline.testdelivery import send_test
+from connector.pipeline.testdelivery import TEST_TEXT_MAX, TEST_TITLE_MAX, send_test
 from connector.web.api import api_blueprint
-from connector.web.api.bodies import InvalidBody
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
 from connector.web.params import MAX_ID, parse_query
@@ -72,11 +80,14 @@ class RequestsSchema(Schema):
         one_request_per_slot(data.get("requests") or [])
 
 
-class EmptySchema(Schema):
-    """A call that takes no fields (an empty body or {})."""
+class GenerateSchema(Schema):
+    """POST /integrations/<id>/requests/generate."""
 
     class Meta:
         unknown = RAISE
+
+    #: Replace requests an admin changed too; without it such a generate is a 409 with diffs.
+    replace_customized = StrictBoolean(load_default=False)
 
 
 class PreviewSchema(Schema):
@@ -84,6 +95,9 @@ class PreviewSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+    #: Unsaved requests to render instead of the stored ones of their slots.
+    requests = fields.List(fields.Nested(RequestSchema), load_default=list)
 
     status = fields.String(validate=validate.OneOf(STATUSES), load_default=None)
     alert_id = StrictInteger(
@@ -93,9 +107,21 @@ class PreviewSchema(Schema):
         validate=validate.Range(min=1, max=MAX_ID), allow_none=True, load_default=None
     )
 
+    @validates_schema
+    def one_per_slot(self, data: dict[str, Any], **_: Any) -> None:
+        """A slot appears at most once."""
+        one_request_per_slot(data.get("requests") or [])
+
+
+class EmptySchema(Schema):
+    """A body that must be empty ({}) or absent."""
+
+    class Meta:
+        unknown = RAISE
+
 
 class TestDeliverySchema(Schema):
-    """POST /test-delivery."""
+    """POST /test-delivery, and the admin form's test ticket (the same checks)."""
 
     class Meta:
         unknown = RAISE
@@ -105,6 +131,18 @@ class TestDeliverySchema(Schema):
     )
     company_id = StrictInteger(validate=validate.Range(min=0), allow_none=True, load_default=None)
     complete = StrictBoolean(load_default=False)
+    #: The ticket's title and description instead of the standard ones (longer ones are cut to
+    #: the ticket system's limits, as an alert's are).
+    title = fields.String(
+        validate=[validate.Length(1, TEST_TITLE_MAX), not_blank, no_control_characters],
+        allow_none=True,
+        load_default=None,
+    )
+    text = fields.String(
+        validate=[validate.Length(1, TEST_TEXT_MAX), not_blank, no_control_except_lines],
+        allow_none=True,
+        load_default=None,
+    )
 
 
 # -- integrations ----------------------------------------------------------------------------------
@@ -203,34 +241,34 @@ def put_requests(integration_id: int) -> Response:
     data = _body(RequestsSchema())
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        settings = dict(integration.settings or {})
-        if "same_for_every_status" in data:
-            settings["same_request_for_every_status"] = data["same_for_every_status"]
-        if "deliver" in data:
-            settings["deliver"] = {**(settings.get("deliver") or {}), **data["deliver"]}
-        try:
-            load_settings(settings)
-        except ValidationError as e:
-            raise InvalidBody(
-                "invalid settings: " + "; ".join(flatten(e.messages)),
-                details={"fields": e.messages},
-            ) from e
         profile = services().profile(integration.api_flavour)
-        specs = [spec_from_json(item, profile) for item in data["requests"]]
-        # Refused (TemplateRejected) before anything is written; the transaction rolls back.
-        replace_requests(session, integration, specs, profile)
-        if settings != integration.settings:
-            integration.settings = settings  # a new dict: JSON columns do not track changes
+        # Refused (InvalidInput, TemplateRejected) before anything is written; the
+        # transaction rolls back.
+        save_requests(
+            session,
+            integration,
+            [spec_from_json(item, profile) for item in data["requests"]],
+            profile,
+            same_for_every_status=data.get("same_for_every_status"),
+            deliver=data.get("deliver"),
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
 
 @bp.post("/integrations/<int:integration_id>/requests/generate")
 def generate_requests(integration_id: int) -> Response:
-    """ "Generate delivery options": every request back to its default for the API flavour."""
+    """ "Generate delivery options": every request back to its default for the API flavour;
+    409 with each customized request's diff unless `replace_customized` is true."""
+    data = _body(GenerateSchema(), required=False)
     with services().transaction() as session:
         integration = _integration(session, integration_id)
-        generate_for(session, integration, services().profile(integration.api_flavour))
+        regenerate_requests(
+            session,
+            integration,
+            services().profile(integration.api_flavour),
+            replace_customized=data["replace_customized"],
+        )
         body = _requests_state(session, integration)
     return jsonify(body)
 
@@ -244,12 +282,7 @@ def list_hook_credentials(integration_id: int) -> Response:
     parse_query({})
     with services().transaction() as session:
         _integration(session, integration_id)
-        rows = session.scalars(
-            select(HookCredential)
-            .where(HookCredential.integration_id == integration_id)
-            .order_by(HookCredential.id)
-        )
-        body = [credential_json(row) for row in rows]
+        body = [credential_json(row) for row in list_credentials(session, integration_id)]
     return jsonify({"hook_credentials": body})
 
 
@@ -280,14 +313,7 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
     """Revoke a credential: from now on it is refused (revoking twice keeps the first time)."""
     with services().transaction() as session:
         _integration(session, integration_id)
-        row = session.get(HookCredential, credential_id)
-        if row is None or row.integration_id != integration_id:
-            raise NotFoundError(
-                f"no webhook credential {credential_id} in integration {integration_id}"
-            )
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-        body = credential_json(row)
+        body = credential_json(revoke_credential(session, integration_id, credential_id))
     return jsonify(body)
 
 
@@ -298,10 +324,13 @@ def revoke_hook_credential(integration_id: int, credential_id: int) -> Response:
 def preview_requests(integration_id: int) -> Response:
     """The requests a status would send, rendered without sending any (secrets redacted)."""
     data = _body(PreviewSchema(), required=False)
+    with services().transaction() as session:
+        profile = services().profile(_integration(session, integration_id).api_flavour)
     query = PreviewQuery(
         status=AlertStatus(data["status"]) if data["status"] else None,
         alert_id=data["alert_id"],
         ticket_id=data["ticket_id"],
+        requests=tuple(spec_from_json(item, profile) for item in data["requests"]),
     )
     return jsonify(preview(services(), integration_id, query))
 
@@ -315,8 +344,18 @@ def test_delivery() -> tuple[Response, int]:
         integration_id=data["integration_id"],
         company_id=data["company_id"],
         complete=data["complete"],
+        title=data["title"],
+        text=data["text"],
     )
     return jsonify(result.body), result.http_status
+
+
+@bp.post("/integrations/<int:integration_id>/test-mail")
+def post_test_mail(integration_id: int) -> Response:
+    """Mail the integration's emergency contact a test mail; 409/502 with words when not."""
+    _body(EmptySchema(), required=False)
+    address = send_test_mail(services(), integration_id)
+    return jsonify({"ok": True, "integration_id": integration_id, "sent_to": address})
 
 
 # -- active or inactive ------------------------------------------------------------------------

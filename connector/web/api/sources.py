@@ -14,8 +14,9 @@ bp = api_blueprint("api_sources", __name__)
 
 
 def hook_url(slug: str) -> str:
-    """Where a sender posts to `slug` on this service, as the caller reached it."""
-    return f"{request.url_root.rstrip('/')}/hooks/{slug}"
+    """Where a sender posts to `slug` here: at PUBLIC_URL, or as the caller reached this service."""
+    root = services().settings["PUBLIC_URL"] or request.url_root
+    return f"{root.rstrip('/')}/hooks/{slug}"
 
 
 @bp.get("/sources")

@@ -23,7 +23,19 @@
       form.appendChild(pressed);
     }
     form.setAttribute("aria-busy", "true");
+    button.setAttribute("data-label", button.textContent);
     button.disabled = true;
     button.textContent = text;
+  });
+  // Back from the answer page (the browser's page cache), the form is usable again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[aria-busy=true]").forEach(function (form) {
+      form.removeAttribute("aria-busy");
+      form.querySelectorAll("button[data-label]").forEach(function (button) {
+        button.textContent = button.getAttribute("data-label");
+        button.removeAttribute("data-label");
+        button.disabled = false;
+      });
+    });
   });
 })();

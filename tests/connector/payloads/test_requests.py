@@ -212,6 +212,8 @@ def test_a_bad_template_is_refused_with_its_line() -> None:
         validate_request(spec, PROFILES["rest"])
     assert refused.value.line == 3
     assert "line 3" in str(refused.value)
+    assert refused.value.details is not None
+    assert refused.value.details["line_text"] == "  x"
 
 
 def test_soap_requests_must_be_posted_xml() -> None:

@@ -28,7 +28,15 @@ REFUSED = [
     ("missing comma", "json", '{\n  "a": 1\n  "b": 2\n}', 3, "not valid JSON"),
     ("trailing comma", "json", '{\n  "a": 1,\n}', 3, "not valid JSON"),
     ("text token outside quotes", "json", '{\n  "title": ##TITLE##\n}', 2, "not valid JSON"),
-    ("duplicate key", "json", '{"a": 1, "A": 2, "a": 3}', None, "appears twice"),
+    ("duplicate key", "json", '{"a": 1, "A": 2, "a": 3}', 1, "appears twice"),
+    (
+        "duplicate key after a nested one",
+        "json",
+        '{\n  "x": {"a": 1},\n  "a": 2,\n  "y": {"b": 1,\n    "b": 2}\n}',
+        5,
+        "'b' appears twice",
+    ),
+    ("not a number written", "json", '{\n  "a": "NaN",\n  "b": NaN\n}', 3, "NaN"),
     ("not a number", "json", '{"a": {{ (1e308 * 10)|tojson }}}', 1, "ValueError"),
     (
         "unset optional value outside a guard",
@@ -44,15 +52,15 @@ REFUSED = [
     (
         "xml doctype",
         "xml",
-        '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<a>&x;</a>',
-        None,
+        '<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<a>&x;</a>',
+        2,
         "DOCTYPE",
     ),
     (
         "xml latin-1 declaration",
         "xml",
         '<?xml version="1.0" encoding="iso-8859-1"?><a/>',
-        None,
+        1,
         "utf-8",
     ),
 ]

@@ -331,25 +331,23 @@ def test_checking_new_values_of_a_saved_integration_leaves_its_own_alone(
     assert box.decrypt(stored.secret_encrypted) == api_user.secret
 
 
-def test_generate_delivery_options_puts_the_requests_back(
+def test_generate_delivery_options_is_offered_after_creating(
     admin_app: Flask, browser: FlaskClient
 ) -> None:
     integration_id = default_id(admin_app)
     sign_in(browser)
     page = browser.get(f"/admin/integrations/{integration_id}/edit").get_data(as_text=True)
+    action = f"/admin/integrations/{integration_id}/requests/generate"
+    assert f'action="{action}"' in page
     with admin_app.extensions["connector"].transaction() as session:
         session.query(DeliveryRequest).filter_by(integration_id=integration_id).delete()
-    answer = browser.post(
-        f"/admin/integrations/{integration_id}/requests/generate",
-        data={"csrf_token": csrf_of(page)},
-        headers=REFERER,
-    )
+    answer = browser.post(action, data={"csrf_token": csrf_of(page)}, headers=REFERER)
     assert answer.status_code == 302
     with admin_app.extensions["connector"].transaction() as session:
         assert session.query(DeliveryRequest).filter_by(integration_id=integration_id).count()
-    assert "back to its REST default" in browser.get(answer.headers["Location"]).get_data(
-        as_text=True
-    )
+    assert "Delivery options generated from the REST templates" in browser.get(
+        answer.headers["Location"]
+    ).get_data(as_text=True)
 
 
 # -- active or inactive ------------------------------------------------------------------------

@@ -343,6 +343,7 @@ class AutotaskRestClient(AutotaskHttpClient):
                 params=params,
                 json=body,
                 data=data,
+                note=call,
             )
             call.status = response.status_code
             if not 200 <= call.status < 300:

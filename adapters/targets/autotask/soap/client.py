@@ -410,7 +410,7 @@ class AutotaskSoapClient(AutotaskHttpClient):
         # "Ticket.create" (the activity log's method column holds 10 characters).
         logged = (f"{entity}.{operation_name}" if entity else operation_name)[:100]
         with self._recorded("POST", logged) as call:
-            response = self._http("POST", url, what=what, headers=headers, data=data)
+            response = self._http("POST", url, what=what, headers=headers, data=data, note=call)
             call.status = response.status_code
             try:
                 content: etree._Element | None = body_content(response.content)
@@ -484,6 +484,10 @@ class AutotaskSoapClient(AutotaskHttpClient):
             "status": response.status_code,
             "body": self._redact(response.text[:BODY_KEEP_CHARS]),
         }
+
+    def _redact_body(self, text: str) -> str:
+        """Bodies are XML: the marker is escaped (`_redact_xml`)."""
+        return self._redact_xml(text)
 
     def _redact_xml(self, text: str) -> str:
         """`_redact` for XML text: the marker is escaped, so a redacted envelope stays XML."""

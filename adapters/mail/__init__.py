@@ -1,0 +1,1 @@
+"""Mail adapters: how the connector's mails leave (connector.ports.MailSender)."""

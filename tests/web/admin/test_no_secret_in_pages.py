@@ -1,0 +1,147 @@
+"""No secret leaves through the admin form: every page, with real rows behind it, and every log.
+
+The crawl takes every GET route under /admin/ from the app's URL map (so a page added later is
+covered without touching this test) and fills each id in the path with a row that exists: an
+integration with its saved Autotask credentials, an alert delivered to the sandbox, a dead
+letter, a refused webhook, an issued webhook credential. The secrets are canaries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from adapters.sandbox import ApiUser
+from connector.persistence.models import (
+    Alert,
+    ApiCall,
+    Delivery,
+    HookCredential,
+    Integration,
+    RejectedWebhook,
+)
+from connector.wiring import make_worker
+from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
+from tests.web.admin.conftest import PASSWORD, sign_in
+
+
+@pytest.fixture
+def admin_settings(connector_settings: dict[str, Any]) -> dict[str, Any]:
+    """The admin app with the sandbox's integration, the preset hook and API tokens."""
+    return connector_settings
+
+
+def _deliver_everything(app: Flask) -> None:
+    """Run a real worker (real REST target, the sandbox) until nothing is due."""
+    worker = make_worker(app.extensions["connector"], worker_id="sweep")
+    for _ in range(20):  # a bound: each round delivers what is due
+        if not worker.run_once():
+            return
+    pytest.fail("the worker still had work after 20 rounds")
+
+
+def _populate(app: Flask, client: FlaskClient) -> dict[str, str]:
+    """An alert ticketed, a refused webhook, an issued credential, a dead letter; the secrets
+    that appeared on the way (the issued credential's)."""
+    hook = {"Authorization": f"Bearer {HOOK_TOKEN}"}
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    assert client.post("/hooks/generic", json=GENERIC_ALERT, headers=hook).status_code == 202
+    refused = client.post(
+        "/hooks/generic",
+        data=b'{"id": "C:\\Temp',
+        headers={**hook, "Content-Type": "application/json"},
+    )
+    assert refused.status_code == 400
+    with app.extensions["connector"].transaction() as session:
+        integration_id = session.scalars(select(Integration.id)).one()
+    issued = client.post(
+        f"/api/v1/integrations/{integration_id}/hook-credentials",
+        json={"scheme": "bearer", "source": "generic", "label": "sweep"},
+        headers=api,
+    )
+    assert issued.status_code == 201, issued.get_json()
+    credential_secret = next(
+        value for key, value in issued.get_json().items() if key in ("token", "secret", "password")
+    )
+    _deliver_everything(app)
+    # A dead letter: the next alert's delivery, failed for good (as a refused create leaves it).
+    later = {**GENERIC_ALERT, "id": "dead-letter", "title": 'Quotes " and C:\\Temp\\x 🚨'}
+    assert client.post("/hooks/generic", json=later, headers=hook).status_code == 202
+    with app.extensions["connector"].transaction() as session:
+        dead = session.scalars(select(Delivery).where(Delivery.state == "pending")).one()
+        dead.state, dead.outcome = "dead", "failed"
+        dead.last_error = "Autotask refused the ticket: companyID 999 does not exist"
+    return {"credential": str(credential_secret)}
+
+
+def _ids(app: Flask) -> dict[str, int | str]:
+    """A row that exists for every kind of id an admin path can carry (and a request's slot)."""
+    with app.extensions["connector"].transaction() as session:
+
+        def first(column: Any) -> int:
+            found = session.scalars(select(column).order_by(column)).first()
+            assert found is not None, column
+            return int(found)
+
+        return {
+            "integration_id": first(Integration.id),
+            "alert_id": first(Alert.id),
+            "delivery_id": first(Delivery.id),
+            "rejected_id": first(RejectedWebhook.id),
+            "credential_id": first(HookCredential.id),
+            "call_id": first(ApiCall.id),
+            # A delivery request's slot (the request editor's pages).
+            "status": "active",
+            "action": "create",
+        }
+
+
+def _pages(app: Flask, ids: dict[str, int | str]) -> list[str]:
+    """Every GET path under /admin/, its ids filled in with existing rows."""
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin") or "GET" not in rule.methods:
+            continue
+        if rule.endpoint in ("admin.static", "admin.login"):
+            continue
+        unknown = set(rule.arguments) - set(ids)
+        assert not unknown, f"{rule.rule}: teach this test an existing row for {unknown}"
+        paths.append(rule.build({name: ids[name] for name in rule.arguments})[1])
+    return paths
+
+
+def test_no_secret_is_in_any_admin_page_or_log_after_it_is_saved(
+    admin_app: Flask, browser: FlaskClient, api_user: ApiUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets = {
+        "Autotask secret": api_user.secret,
+        "tracking identifier": api_user.integration_code,
+        "preset webhook token": HOOK_TOKEN,
+        "API token": API_TOKEN,
+        "admin password": PASSWORD,
+        **_populate(admin_app, admin_app.test_client()),
+    }
+    sign_in(browser)
+    paths = _pages(admin_app, _ids(admin_app))
+    assert len(paths) >= 8
+    looked_at = 0
+    for path in paths:
+        # Plainly, then with filters a page may know (or refuse in words: a 400 page).
+        for query, allowed in (("", (200, 302, 303)), ("?q=a&status=error", (200, 302, 303, 400))):
+            response = browser.get(path + query)
+            assert response.status_code in allowed, (path, query, response.status_code)
+            page = response.get_data(as_text=True)
+            for name, secret in secrets.items():
+                assert secret not in page, f"the {name} is in {path}{query}"
+            looked_at += 1
+    assert looked_at >= 16
+    for record in caplog.records:
+        text = f"{record.getMessage()} {vars(record)}"
+        for name, secret in secrets.items():
+            assert secret not in text, f"the {name} is in the log event {record.getMessage()!r}"
