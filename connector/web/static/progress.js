@@ -20,6 +20,7 @@
       pressed.type = "hidden";
       pressed.name = button.name;
       pressed.value = button.value;
+      pressed.setAttribute("data-pressed", "");
       form.appendChild(pressed);
     }
     form.setAttribute("aria-busy", "true");
@@ -31,6 +32,9 @@
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form[aria-busy=true]").forEach(function (form) {
       form.removeAttribute("aria-busy");
+      form.querySelectorAll("input[data-pressed]").forEach(function (input) {
+        input.remove();
+      });
       form.querySelectorAll("button[data-label]").forEach(function (button) {
         button.textContent = button.getAttribute("data-label");
         button.removeAttribute("data-label");
