@@ -243,7 +243,9 @@ def test_an_alert_shows_its_events_with_the_reasons_its_ticket_deliveries_and_ca
     assert f"#{delivery_id}" in page and "created" in page
     assert "&#34;steps&#34;" in page  # the plan
     assert "Disk full on srv01" in page
-    assert 'discarded <small class="disposition-other">(sent by hand in Autotask)' in page  # a dead letter's discard, and why
+    assert (
+        'discarded <small class="disposition-other">(sent by hand in Autotask)' in page
+    )  # a dead letter's discard, and why
     assert "Autotask POST Tickets: HTTP 500" in page
     assert "&#34;companyID&#34;: 7" in page  # the call's request body, indented JSON
     assert "Secret: &lt;redacted&gt;" in page
