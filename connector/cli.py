@@ -430,4 +430,34 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
         sys.exit(1)
 
 
+@main.command("replay-dead")
+@click.option(
+    "--integration", "integration_id", type=int, default=None, help="Only this integration's."
+)
+def replay_dead(integration_id: int | None) -> None:
+    """Replay every dead letter (after fixing their cause): each is delivered again by the
+    worker, in its alert's order; discarded ones are left alone."""
+    from connector.errors import ConnectorError
+    from connector.integrations.editing import find_integration
+    from connector.persistence.models import utcnow
+    from connector.pipeline.outbox import replay_dead_letters
+
+    services = _command_services()
+    try:
+        with services.transaction() as session:
+            if integration_id is not None:
+                find_integration(session, integration_id)
+            count = replay_dead_letters(
+                session,
+                now=utcnow(),
+                max_age=services.max_delivery_age,
+                integration_id=integration_id,
+            )
+    except ConnectorError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        services.dispose()
+    click.echo(f"{count} dead letter{'s' if count != 1 else ''} replayed")
+
+
 main.add_command(config)

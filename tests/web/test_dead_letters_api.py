@@ -99,6 +99,35 @@ def test_replay_dead_keeps_to_one_integration_when_asked(
     error_of(api(client, "deliveries/replay-dead", {"integration_id": 424242}), 404)
 
 
+def test_the_replay_dead_command_replays_them_and_says_how_many(
+    client: FlaskClient,
+    connector_app: Flask,
+    connector_settings: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    ids = dead_letters(client, connector_app, 2)
+    with connector_app.extensions["connector"].transaction() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == ids[1])
+            .values(state="discarded", discard_reason="done by hand")
+        )
+    monkeypatch.setenv("CONNECTOR_DATABASE_URL", str(connector_settings["DATABASE_URL"]))
+    monkeypatch.setenv("CONNECTOR_SECRET_KEYS", json.dumps(connector_settings["SECRET_KEYS"]))
+
+    result = CliRunner().invoke(main, ["replay-dead"])
+    assert result.exit_code == 0, result.output
+    assert "1 dead letter replayed" in result.output
+    assert delivery_states(connector_app) == ["pending", "discarded"]
+    unknown = CliRunner().invoke(main, ["replay-dead", "--integration", "424242"])
+    assert unknown.exit_code == 1
+    assert "no integration 424242" in unknown.output
+
+
 @sqlite_only
 @pytest.mark.parametrize(
     ("body", "words"),
