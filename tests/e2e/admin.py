@@ -55,3 +55,12 @@ def sign_in(page: Page, service: Connector, screens: Screens | None = None) -> N
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {ADMIN}").first).to_be_visible()
+
+
+def open_integration_tab(page: Page, tab: str) -> None:
+    """From the integrations overview, open the (first) integration's page `tab`, as an admin
+    does: its Mappings, then the tab among the integration's tabs."""
+    page.get_by_role("link", name="Mappings", exact=True).first.click()
+    tabs = page.get_by_role("navigation", name="This integration")
+    tabs.get_by_role("link", name=tab, exact=True).click()
+    expect(tabs.get_by_role("link", name=tab, exact=True)).to_have_attribute("aria-current", "page")

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import PASSWORD, sign_in
+from tests.e2e.admin import PASSWORD, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
@@ -88,7 +88,7 @@ def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
     screens.save(page, "check-connection")
 
     page.goto(f"{admin_service.base}/admin/integrations")
-    page.get_by_role("link", name="Tenants").click()
+    open_integration_tab(page, "Tenants")
     page.get_by_label("Tenant", exact=True).fill(tenant)
     page.get_by_label("Company", exact=True).select_option(label="Northwind Traders")
     page.get_by_role("button", name="Save mapping").click()
@@ -97,7 +97,7 @@ def test_a_tenant_mapped_and_a_priority_changed_apply_to_the_next_alert(
     screens.save(page, "tenants")
 
     page.goto(f"{admin_service.base}/admin/integrations")
-    page.get_by_role("link", name="Mappings").click()
+    page.get_by_role("link", name="Mappings", exact=True).first.click()
     page.get_by_label("Critical", exact=True).select_option(label="Low")
     page.get_by_role("button", name="Save mappings").click()
     expect(page.get_by_role("status")).to_contain_text("Mappings saved")
@@ -119,8 +119,11 @@ def test_a_refused_mapping_says_why_and_keeps_the_old_one(
 ) -> None:
     sign_in(page, admin_service)
     page.goto(f"{admin_service.base}/admin/integrations")
-    page.get_by_role("link", name="Tenants").click()
+    open_integration_tab(page, "Tenants")
+    # The map's table, once the tenants page is there (count() does not wait for it).
+    expect(page.get_by_role("heading", name="The map (3)")).to_be_visible()
     rows_before = page.locator("table tbody tr").count()
+    assert rows_before == 3
     page.get_by_label("Tenant", exact=True).fill("   ")  # blanks: no alert carries that
     page.get_by_role("button", name="Save mapping").click()
     expect(page.get_by_role("status")).to_contain_text("Not saved: tenant: must not be empty")

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Dialog, Page, expect
 
 from adapters.sandbox import Sandbox
 from connector.persistence.models import TenantMapping
-from tests.e2e.admin import sign_in
+from tests.e2e.admin import open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert, wait_until
 
@@ -57,7 +57,7 @@ def test_a_dead_letter_is_replayed_after_the_tenant_is_mapped_right(
 
     # The fix: the tenant's company, picked by name on the tenants page.
     page.get_by_role("link", name="Integrations").first.click()
-    page.get_by_role("link", name="Tenants").click()
+    open_integration_tab(page, "Tenants")
     page.get_by_label("Tenant", exact=True).fill("Contoso Ltd")
     page.get_by_label("Company", exact=True).select_option(label="Northwind Traders")
     page.get_by_role("button", name="Save mapping").click()

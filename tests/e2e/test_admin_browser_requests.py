@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import sign_in
+from tests.e2e.admin import open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
@@ -35,7 +35,7 @@ def test_a_payload_with_an_error_is_refused_with_the_line_then_corrected_and_del
 ) -> None:
     sign_in(page, admin_service)
     page.get_by_role("link", name="Integrations").first.click()
-    page.get_by_role("link", name="Delivery requests").click()
+    open_integration_tab(page, "Delivery requests")
     expect(page.get_by_role("heading", name="Delivery requests of default")).to_be_visible()
     screens.save(page, "delivery-requests")
 
@@ -101,7 +101,7 @@ def test_the_request_editor_reads_at_phone_width(
         page = context.new_page()
         sign_in(page, admin_service)
         page.goto(f"{admin_service.base}/admin/integrations")
-        page.get_by_role("link", name="Delivery requests").click()
+        open_integration_tab(page, "Delivery requests")
         page.get_by_role("link", name="Edit the acknowledged note request").click()
         expect(page.get_by_label("Payload template (body)")).to_be_visible()
         expect(page.get_by_role("heading", name="Tokens")).to_be_visible()

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import ApiUser, Sandbox
-from tests.e2e.admin import PASSWORD, sign_in
+from tests.e2e.admin import PASSWORD, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector
 from tests.smtp_inbox import Inbox, smtp_inbox
@@ -100,7 +100,7 @@ def test_the_emergency_contact_gets_a_test_mail(
 ) -> None:
     sign_in(page, admin_service)
     page.get_by_role("link", name="Integrations").first.click()
-    page.get_by_role("link", name="Emergency contact").click()
+    open_integration_tab(page, "Emergency contact")
     expect(page.get_by_role("heading", name="Emergency contact: default")).to_be_visible()
     expect(page.get_by_text("No address is saved yet")).to_be_visible()
 

@@ -14,7 +14,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import sign_in
+from tests.e2e.admin import open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
@@ -38,7 +38,7 @@ def test_a_token_issued_in_the_browser_tickets_alerts_until_it_is_revoked(
 ) -> None:
     sign_in(page, admin_service)
     page.get_by_role("link", name="Integrations").first.click()
-    page.get_by_role("link", name="Webhooks").click()
+    open_integration_tab(page, "Webhooks")
     expect(page.get_by_role("heading", name="Webhooks of default")).to_be_visible()
     # The sending side's snippets name this installation.
     expect(page.locator("#url-generic")).to_have_text(f"{admin_service.base}/hooks/generic")

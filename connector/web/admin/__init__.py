@@ -5,7 +5,8 @@ static files at /admin/static/). `security.protect` (called by create_app) puts 
 the whole app: every path under /admin/ but the sign-in page and static files needs a signed-in
 admin, every form a CSRF token, and every answer the security headers. A new page: a view on
 `bp` (or a blueprint under /admin/), a template extending admin/base.html, and, to be reached
-from the navigation, a `NavItem` in `NAV` naming its endpoint.
+from the navigation, a `NavItem` in `NAV` naming its endpoint (a page of one integration, taking
+`integration_id`: in `INTEGRATION_NAV`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ NAV: list[NavItem] = [
     NavItem("Dead letters", "admin.dead_letters"),
     NavItem("Integration log", "admin.integration_log"),
     NavItem("API activity", "admin.api_activity"),
+]
+
+
+#: The pages of one integration, in setup order: shown as tabs on each of them (and on their
+#: sub-pages: a page whose path starts with a tab's path is that tab's).
+INTEGRATION_NAV: list[NavItem] = [
+    NavItem("Connection", "admin.edit_integration"),
+    NavItem("Mappings", "admin.mappings"),
+    NavItem("Tenants", "admin.tenants"),
+    NavItem("Monitor overrides", "admin.overrides"),
+    NavItem("Delivery requests", "admin.delivery_requests"),
+    NavItem("Webhooks", "admin.webhooks"),
+    NavItem("Test ticket", "admin.test_ticket"),
+    NavItem("Emergency contact", "admin.contact"),
+    NavItem("On or off", "admin.activation"),
 ]
 
 

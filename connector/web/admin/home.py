@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app, render_template, request, url_for
 
-from connector.web.admin import NAV, bp
+from connector.web.admin import INTEGRATION_NAV, NAV, bp
 from connector.web.admin.auth import current_admin
 
 
@@ -29,10 +29,25 @@ def nav_links() -> list[NavLink]:
     return links
 
 
+def integration_links() -> list[NavLink]:
+    """On a page of one integration, INTEGRATION_NAV as links to that integration's pages."""
+    integration_id = (request.view_args or {}).get("integration_id")
+    if integration_id is None or request.blueprint != bp.name:
+        return []
+    links = []
+    for item in INTEGRATION_NAV:
+        url = url_for(item.endpoint, integration_id=integration_id)
+        links.append(
+            NavLink(item.label, url, request.path == url or request.path.startswith(url + "/"))
+        )
+    return links
+
+
 @bp.app_context_processor
 def navigation() -> dict[str, object]:
-    """Give every template `nav_links` (a function: pages without a signed-in admin skip it)."""
-    return {"nav_links": nav_links}
+    """Give every template `nav_links` and `integration_links` (functions: pages without a
+    signed-in admin skip them)."""
+    return {"nav_links": nav_links, "integration_links": integration_links}
 
 
 @bp.get("/")

@@ -102,18 +102,18 @@ def edit_form(
 
 
 @sqlite_only
-def test_the_list_shows_every_request_and_is_linked_from_the_overview_and_the_mappings(
+def test_the_list_shows_every_request_and_is_linked_from_the_integrations_tabs_and_the_mappings(
     admin_app: Flask, browser: FlaskClient
 ) -> None:
     iid = integration_id(admin_app)
     sign_in(browser)
 
-    overview = browser.get("/admin/integrations").get_data(as_text=True)
+    tenants = browser.get(f"/admin/integrations/{iid}/tenants").get_data(as_text=True)
     mappings = browser.get(f"/admin/integrations/{iid}/mappings").get_data(as_text=True)
     page = browser.get(f"/admin/integrations/{iid}/requests").get_data(as_text=True)
 
     link = f'href="/admin/integrations/{iid}/requests">Delivery requests</a>'
-    assert link in overview
+    assert link in tenants  # the integration's tabs
     assert link in mappings
     for status, action in SLOTS:
         assert f'href="/admin/integrations/{iid}/requests/{status.value}/{action.value}"' in page

@@ -81,7 +81,10 @@ def test_the_overview_links_to_the_test_ticket_page(admin_app: Flask, browser: F
     sign_in(browser)
     page = browser.get("/admin/integrations").get_data(as_text=True)
     assert f'href="/admin/integrations/{integration_id}/test-ticket"' in page
-    assert f'href="/admin/integrations/{integration_id}/contact"' in page
+    tabs = browser.get(f"/admin/integrations/{integration_id}/test-ticket").get_data(as_text=True)
+    assert f'href="/admin/integrations/{integration_id}/contact">Emergency contact</a>' in tabs
+    current = f'href="/admin/integrations/{integration_id}/test-ticket" aria-current="page"'
+    assert current in tabs
 
 
 @sqlite_only

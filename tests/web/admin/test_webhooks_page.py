@@ -320,10 +320,11 @@ def test_another_integrations_credential_is_a_404_page(
     assert "no webhook credential 999" in answer.get_data(as_text=True)
 
 
-def test_the_integrations_and_mappings_pages_link_here(
+def test_the_integrations_tabs_and_mappings_page_link_here(
     signed_in: FlaskClient, integration_id: int
 ) -> None:
     link = f'href="/admin/integrations/{integration_id}/webhooks">Webhooks</a>'
-    assert link in signed_in.get("/admin/integrations").get_data(as_text=True)
+    tabs = signed_in.get(f"/admin/integrations/{integration_id}/test-ticket")
+    assert link in tabs.get_data(as_text=True)
     mappings = signed_in.get(f"/admin/integrations/{integration_id}/mappings")
     assert link in mappings.get_data(as_text=True)
