@@ -62,7 +62,7 @@ def test_a_test_ticket_sent_from_the_page_is_in_the_sandbox(
           form.addEventListener('submit', () => setTimeout(() => {
             const button = form.querySelector('button');
             sessionStorage.setItem('progress', JSON.stringify(
-              [button.textContent, button.disabled, button.getAttribute('aria-busy')]));
+              [button.textContent, button.disabled, form.getAttribute('aria-busy')]));
           }, 0));
         }"""
     )

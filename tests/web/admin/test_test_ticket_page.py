@@ -97,7 +97,7 @@ def test_companies_are_picked_by_name_with_search(admin_app: Flask, browser: Fla
     assert '<option value="29683416">Northwind Traders</option>' in page
     assert '<option value="29683415">Fabrikam Inc</option>' in page
     assert "The default company: Contoso Ltd" in page  # the integration's default, by name
-    assert 'data-progress="Sending…"' in page and "test_ticket.js" in page
+    assert 'data-progress="Sending…"' in page and "progress.js" in page
 
     narrowed = form_page(browser, integration_id, "?company_search=north")
     assert "Northwind Traders" in narrowed
