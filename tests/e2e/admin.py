@@ -1,5 +1,10 @@
 """The admin form in the browser: the first admin, a running service with it, a page, sign-in.
 
+A browser test is slow (a service, a worker and a browser each time), so each browser module runs
+on ONE database, SQLite or PostgreSQL alternating between modules (`ON_SQLITE`, `ON_POSTGRESQL`
+in its `pytestmark`): both databases are driven through the browser, and every page's own tests
+(tests/web/admin/) run on both.
+
 The fixtures are made available to every e2e module by tests/e2e/conftest.py: a browser test
 takes `admin_service` and `page` and signs in with `sign_in`.
 """
@@ -15,6 +20,12 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import DESKTOP, Screens
 from tests.e2e.harness import Connector
+
+#: A browser module's database (see the module docstring).
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 
 ADMIN = "ops-admin@example.net"
 #: Also a canary: it must appear in no page and no log.

@@ -14,11 +14,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import PASSWORD, open_integration_tab, sign_in
+from tests.e2e.admin import ON_POSTGRESQL, PASSWORD, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 
 def test_an_hour_of_api_activity_opens_and_downloads_as_csv(

@@ -13,12 +13,12 @@ from playwright.sync_api import Browser, Dialog, Page, expect
 
 from adapters.sandbox import Sandbox
 from connector.persistence.models import TenantMapping
-from tests.e2e.admin import open_integration_tab, sign_in
+from tests.e2e.admin import ON_SQLITE, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert, wait_until
 
 # The dead letter's reason is Autotask's own words: the sandbox gives them, never opaque errors.
-pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words]
+pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words, ON_SQLITE]
 
 UNKNOWN_COMPANY = 999
 NORTHWIND = 29683416

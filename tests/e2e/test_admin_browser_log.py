@@ -8,11 +8,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import PASSWORD, sign_in
+from tests.e2e.admin import ON_POSTGRESQL, PASSWORD, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 SECRET = "canary-secret-7f3a9c"
 

@@ -9,11 +9,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import open_integration_tab, sign_in
+from tests.e2e.admin import ON_POSTGRESQL, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 TITLE = '"title": "##TITLE##",'
 #: The edit: a prefix on every ticket title.

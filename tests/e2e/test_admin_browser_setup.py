@@ -16,12 +16,12 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
-from tests.e2e.admin import PASSWORD, sign_in
+from tests.e2e.admin import ON_SQLITE, PASSWORD, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert, wait_until
 
 # The failures are checked in Autotask's words, so the sandbox always gives them.
-pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words]
+pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words, ON_SQLITE]
 
 WRONG_SECRET = "wrong-secret-browser-8812"
 WRONG_CODE = "WRONGTRACKINGBROWSER000000Q"

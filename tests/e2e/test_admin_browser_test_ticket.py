@@ -13,12 +13,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import ApiUser, Sandbox
-from tests.e2e.admin import PASSWORD, open_integration_tab, sign_in
+from tests.e2e.admin import ON_POSTGRESQL, PASSWORD, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector
 from tests.smtp_inbox import Inbox, smtp_inbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
 TITLE = 'Browser test ticket: "probe" <ok> – Überprüfung'
 CONTACT = "night-shift@example.net"

@@ -14,11 +14,11 @@ import requests
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import Sandbox
-from tests.e2e.admin import open_integration_tab, sign_in
+from tests.e2e.admin import ON_SQLITE, open_integration_tab, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ON_SQLITE]
 
 LABEL = "Browser canary"
 
