@@ -1,4 +1,5 @@
-"""No secret leaves through the admin form: every page, with real rows behind it, and every log.
+"""No secret leaves through the admin form: every page, with real rows behind it, and every log;
+and every such page is usable: a label for every field, no inline script or style (the CSP).
 
 The crawl takes every GET route under /admin/ from the app's URL map (so a page added later is
 covered without touching this test) and fills each id in the path with a row that exists: an
@@ -145,3 +146,54 @@ def test_no_secret_is_in_any_admin_page_or_log_after_it_is_saved(
         text = f"{record.getMessage()} {vars(record)}"
         for name, secret in secrets.items():
             assert secret not in text, f"the {name} is in the log event {record.getMessage()!r}"
+
+
+#: Fields that need no label of their own.
+UNLABELLED_TYPES = {"hidden", "submit", "button", "reset", "image"}
+
+
+def _unlabelled_fields(page: str) -> list[str]:
+    """The fields of `page` no label names (by `for`, by wrapping, or by aria-label(ledby))."""
+    import lxml.html
+
+    document = lxml.html.fromstring(page)
+    labelled = {label.get("for") for label in document.iter("label") if label.get("for")}
+    missing = []
+    for field in document.iter("input", "select", "textarea"):
+        if (field.get("type") or "text").lower() in UNLABELLED_TYPES:
+            continue
+        named = (
+            field.get("id") in labelled
+            or field.get("aria-label")
+            or field.get("aria-labelledby")
+            or any(parent.tag == "label" for parent in field.iterancestors())
+        )
+        if not named:
+            missing.append(lxml.html.tostring(field, encoding="unicode")[:120])
+    return missing
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the HTML is the same
+def test_every_admin_page_labels_its_fields_and_has_no_inline_script_or_style(
+    admin_app: Flask, browser: FlaskClient
+) -> None:
+    assert _unlabelled_fields('<form><input name="q"><select id="s"></select></form>') != []
+    assert (
+        _unlabelled_fields(
+            '<label for="q">Q</label><input id="q"><label>S <select></select></label>'
+        )
+        == []
+    )
+    _populate(admin_app, admin_app.test_client())
+    sign_in(browser)
+    checked = 0
+    for path in _pages(admin_app, _ids(admin_app)):
+        response = browser.get(path)
+        if response.status_code != 200:
+            continue
+        page = response.get_data(as_text=True)
+        assert not _unlabelled_fields(page), (path, _unlabelled_fields(page))
+        assert "<script>" not in page and "<script " not in page.replace("<script src=", ""), path
+        assert " style=" not in page, path
+        checked += 1
+    assert checked >= 10
