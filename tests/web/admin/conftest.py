@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from connector.admins import passwords
 from connector.admins.accounts import create_admin
 from connector.config import DEFAULTS
+from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 USERNAME = "jane@example.net"
 #: Also the canary the log checks look for.
@@ -64,9 +65,23 @@ def no_admin_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def admin_settings(database_url: str, secret_key: str) -> dict[str, object]:
-    """Settings of a connector with no integration, on the test database."""
-    return {"DATABASE_URL": database_url, "SECRET_KEYS": [secret_key], "WORKER_ENABLED": False}
+def admin_settings(
+    request: pytest.FixtureRequest, database_url: str, secret_key: str
+) -> dict[str, object]:
+    """Settings of a connector on the test database: with no integration, or, in a module
+    marked `with_integration`, with the sandbox's seeded and the preset hook and API tokens."""
+    settings: dict[str, object] = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEYS": [secret_key],
+        "WORKER_ENABLED": False,
+    }
+    if request.node.get_closest_marker("with_integration"):
+        settings |= {
+            "HOOK_TOKEN": HOOK_TOKEN,
+            "API_TOKEN": API_TOKEN,
+            "INTEGRATION": request.getfixturevalue("integration_config"),
+        }
+    return settings
 
 
 def make_app(settings: dict[str, object]) -> Flask:

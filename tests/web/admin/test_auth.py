@@ -221,7 +221,8 @@ def test_admin_pages_carry_the_security_headers_and_others_do_not(
 
 def test_pages_have_no_inline_script_and_a_label_for_every_field(browser: FlaskClient) -> None:
     page = browser.get("/admin/login").get_data(as_text=True)
-    assert "<script" not in page and "style=" not in page
+    assert "<script>" not in page and "style=" not in page  # scripts only from files
+    assert '<script src="/admin/static/progress.js" defer></script>' in page
     assert '<label for="username">' in page and '<label for="password">' in page
     with browser.get("/admin/static/admin.css") as css:
         assert css.status_code == 200 and b"font" in css.get_data()

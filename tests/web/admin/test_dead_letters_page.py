@@ -24,22 +24,18 @@ from connector.wiring import make_worker
 from tests.conftest import HOOK_TOKEN, default_integration_id
 from tests.web.admin.conftest import csrf_of, sign_in
 
+pytestmark = pytest.mark.with_integration
+
 UNKNOWN_COMPANY = 999
 NORTHWIND = 29683416
 REFERER = {"Referer": "http://localhost/admin/"}
 
 
 @pytest.fixture
-def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
-) -> dict[str, object]:
-    """The admin app's settings with the sandbox's integration seeded and the hook token."""
+def admin_settings(admin_settings: dict[str, object]) -> dict[str, object]:
+    """The admin app's settings (with the sandbox's integration), and:"""
     return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
+        **admin_settings,
         "RETRY_DELAYS": [0.05],
     }
 

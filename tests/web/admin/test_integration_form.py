@@ -27,21 +27,10 @@ WRONG_SECRET = "wrong-secret-canary-5521"
 WRONG_CODE = "WRONGTRACKINGCANARY0000000Z"
 
 #: The refusals and checks are the same on either database: the page tests run on SQLite.
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
-) -> dict[str, object]:
-    """The admin app's settings with the sandbox's integration seeded ("default")."""
-    return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
-    }
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.with_integration,
+]
 
 
 def new_form(server: SandboxServer, user: ApiUser, **changes: str) -> dict[str, str]:

@@ -10,22 +10,9 @@ from flask.testing import FlaskClient
 
 from adapters.sandbox import ApiUser
 from connector.persistence.models import Integration, TenantMapping
-from tests.conftest import HOOK_TOKEN
 from tests.web.admin.conftest import csrf_of, sign_in
 
-
-@pytest.fixture
-def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
-) -> dict[str, object]:
-    """The admin app's settings with the sandbox's integration seeded."""
-    return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
-    }
+pytestmark = pytest.mark.with_integration
 
 
 def _integration_id(app: Flask) -> int:

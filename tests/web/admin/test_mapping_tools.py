@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -15,11 +13,7 @@ from connector.persistence.models import Integration, TenantMapping
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 from tests.web.admin.conftest import csrf_of, sign_in
 
-
-@pytest.fixture
-def admin_settings(connector_settings: dict[str, Any]) -> dict[str, Any]:
-    """The admin app with the sandbox's integration and the preset tokens."""
-    return connector_settings
+pytestmark = pytest.mark.with_integration
 
 
 def _integration(app: Flask) -> Integration:

@@ -30,11 +30,7 @@ from connector.wiring import make_worker
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 from tests.web.admin.conftest import PASSWORD, sign_in
 
-
-@pytest.fixture
-def admin_settings(connector_settings: dict[str, Any]) -> dict[str, Any]:
-    """The admin app with the sandbox's integration, the preset hook and API tokens."""
-    return connector_settings
+pytestmark = pytest.mark.with_integration
 
 
 def _deliver_everything(app: Flask) -> None:

@@ -18,6 +18,18 @@ from connector.persistence.models import DeliveryRequest, Integration
 from tests.conftest import HOOK_TOKEN
 from tests.web.admin.conftest import csrf_of, sign_in
 
+pytestmark = pytest.mark.with_integration
+
+
+@pytest.fixture
+def admin_settings(
+    admin_settings: dict[str, object], integration_config: dict[str, object]
+) -> dict[str, object]:
+    """The marked module's settings; naming the integration lets a test parametrize
+    `api_flavour`."""
+    return admin_settings
+
+
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 REFERER = {"Referer": "http://localhost/admin/"}
 
@@ -29,20 +41,6 @@ BAD_NOTE = """{
   "ticketID": ##EXTERNALTICKETID##
 }
 """
-
-
-@pytest.fixture
-def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
-) -> dict[str, object]:
-    """The admin app's settings with the sandbox's (REST) integration seeded."""
-    return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
-    }
 
 
 def integration_id(app: Flask) -> int:

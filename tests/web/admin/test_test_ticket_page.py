@@ -15,8 +15,9 @@ from connector.domain import REDACTED
 from connector.persistence.models import AdminUser, Integration
 from connector.pipeline.testdelivery import TEST_TITLE
 from connector.web.admin.test_ticket import SENDING
-from tests.conftest import HOOK_TOKEN
 from tests.web.admin.conftest import USERNAME, csrf_of, sign_in
+
+pytestmark = pytest.mark.with_integration
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 BOTH_APIS = pytest.mark.parametrize("api_flavour", ["rest", "soap"])
@@ -25,15 +26,12 @@ REFERER = {"Referer": "http://localhost/admin/"}
 
 @pytest.fixture
 def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
+    admin_settings: dict[str, object], integration_config: dict[str, object]
 ) -> dict[str, object]:
-    """The admin app's settings with the sandbox's integration seeded."""
+    """The admin app's settings (with the sandbox's integration: named, so that tests can
+    parametrize `api_flavour`), and:"""
     return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
+        **admin_settings,
         "CATALOG_CACHE_SECONDS": 0.0,
     }
 

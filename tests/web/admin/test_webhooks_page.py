@@ -23,6 +23,8 @@ from connector.persistence.models import HookCredential, Integration
 from tests.conftest import GENERIC_ALERT, HOOK_TOKEN
 from tests.web.admin.conftest import csrf_of, sign_in
 
+pytestmark = pytest.mark.with_integration
+
 REFERER = {"Referer": "http://localhost/admin/"}
 #: Every source the connector ships, as the page names them.
 SOURCE_NAMES = (
@@ -32,20 +34,6 @@ SOURCE_NAMES = (
     "Prometheus Alertmanager",
     "Generic JSON",
 )
-
-
-@pytest.fixture
-def admin_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
-) -> dict[str, object]:
-    """The admin app's settings with the sandbox's integration seeded (and its hook token)."""
-    return {
-        "DATABASE_URL": database_url,
-        "SECRET_KEYS": [secret_key],
-        "WORKER_ENABLED": False,
-        "HOOK_TOKEN": HOOK_TOKEN,
-        "INTEGRATION": integration_config,
-    }
 
 
 @pytest.fixture
