@@ -465,7 +465,7 @@ def test_a_body_refused_by_an_older_reader_is_replayed_after_the_upgrade(
 
 
 FAST = settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
