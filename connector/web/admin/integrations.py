@@ -140,6 +140,12 @@ def tenants(integration_id: int) -> str:
     with services().transaction() as session:
         integration = find_integration(session, integration_id)
         entries, total = list_tenants(session, integration_id, search=search, limit=200)
+        prefill = request.args.get("tenant", "")[:255]
+        # "Change": the form starts from the tenant's mapping as it is.
+        same, _ = (
+            list_tenants(session, integration_id, search=prefill, limit=50) if prefill else ([], 0)
+        )
+        current = next((entry for entry in same if entry.tenant == prefill), None)
         unmapped, _ = unmapped_tenants(session, integration_id, limit=50)
         name = integration.name
     companies, companies_error = _companies(integration_id, "")
@@ -154,7 +160,8 @@ def tenants(integration_id: int) -> str:
         companies=companies,
         company_names={c.id: c.name for c in companies},
         companies_error=companies_error,
-        prefill=request.args.get("tenant", ""),
+        prefill=prefill,
+        current=current,
     )
 
 

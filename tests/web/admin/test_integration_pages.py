@@ -94,3 +94,17 @@ def test_an_id_no_database_holds_is_a_404_page_on_every_admin_route(
         assert answer.mimetype == "text/html"
         checked += 1
     assert checked >= 5  # tenants, mappings and their forms, check connection
+
+
+def test_change_starts_from_the_tenants_mapping_as_it_is(
+    admin_app: Flask, browser: FlaskClient
+) -> None:
+    integration_id = _integration_id(admin_app)
+    sign_in(browser)
+    path = f"/admin/integrations/{integration_id}/tenants"
+    page = browser.get(path, query_string={"tenant": "switched-off"}).get_data(as_text=True)
+    assert 'value="switched-off"' in page
+    assert '<input type="checkbox" id="enabled" name="enabled">' in page  # off, as it is
+    page = browser.get(path, query_string={"tenant": "fabrikam"}).get_data(as_text=True)
+    assert '<option value="29683415" selected>Fabrikam Inc' in page
+    assert 'id="enabled" name="enabled" checked' in page
