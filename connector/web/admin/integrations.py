@@ -103,7 +103,7 @@ def check_connection(integration_id: int) -> str:
 # -- Autotask's own lists ------------------------------------------------------------------------
 
 
-def _lists(integration_id: int) -> tuple[TicketPicklists | None, str | None]:
+def ticket_lists(integration_id: int) -> tuple[TicketPicklists | None, str | None]:
     """The ticket system's lists, or None and why they cannot be read now."""
     try:
         return catalog.picklists(services(), integration_id).value, None
@@ -111,7 +111,9 @@ def _lists(integration_id: int) -> tuple[TicketPicklists | None, str | None]:
         return None, str(e)
 
 
-def _companies(integration_id: int, search: str) -> tuple[tuple[CompanyChoice, ...], str | None]:
+def company_choices(
+    integration_id: int, search: str
+) -> tuple[tuple[CompanyChoice, ...], str | None]:
     """Companies whose name contains `search`, or none and why they cannot be read now."""
     try:
         found = catalog.search_companies(services(), integration_id, search, limit=100)
@@ -120,7 +122,7 @@ def _companies(integration_id: int, search: str) -> tuple[tuple[CompanyChoice, .
         return (), str(e)
 
 
-def _whole(raw: str | None, what: str) -> int | None:
+def whole_number_field(raw: str | None, what: str) -> int | None:
     """A form's id field: blank is none; anything but digits is a refusal naming the field."""
     text = (raw or "").strip()
     if not text:
@@ -148,7 +150,7 @@ def tenants(integration_id: int) -> str:
         current = next((entry for entry in same if entry.tenant == prefill), None)
         unmapped, _ = unmapped_tenants(session, integration_id, limit=50)
         name = integration.name
-    companies, companies_error = _companies(integration_id, "")
+    companies, companies_error = company_choices(integration_id, "")
     return render_template(
         "admin/tenants.html",
         integration_id=integration_id,
@@ -172,7 +174,7 @@ def save_tenant(integration_id: int) -> BaseResponse:
     try:
         entry = TenantEntry(
             tenant,
-            _whole(request.form.get("company_id"), "company"),
+            whole_number_field(request.form.get("company_id"), "company"),
             enabled=request.form.get("enabled") == "on",
         )
         with services().transaction() as session:
@@ -208,8 +210,8 @@ def _mappings_page(integration_id: int, error: str | None = None, status: int = 
         integration = find_integration(session, integration_id)
         settings = load_settings(integration.settings)
         name = integration.name
-    lists, lists_error = _lists(integration_id)
-    companies, companies_error = _companies(integration_id, "")
+    lists, lists_error = ticket_lists(integration_id)
+    companies, companies_error = company_choices(integration_id, "")
     page = render_template(
         "admin/mappings.html",
         integration_id=integration_id,
@@ -232,15 +234,21 @@ def save_mappings(integration_id: int) -> BaseResponse:
     form = request.form
     try:
         changes: Mapping[str, Any] = {
-            "default_company_id": _whole(form.get("default_company_id"), "default company"),
-            "queue_id": _whole(form.get("queue_id"), "queue"),
+            "default_company_id": whole_number_field(
+                form.get("default_company_id"), "default company"
+            ),
+            "queue_id": whole_number_field(form.get("queue_id"), "queue"),
             "priority_map": {
-                s.value: _whole(form.get(f"priority_{s.value}"), f"priority of {s.value}")
+                s.value: whole_number_field(
+                    form.get(f"priority_{s.value}"), f"priority of {s.value}"
+                )
                 for s in Severity
                 if form.get(f"priority_{s.value}")
             },
             "status_map": {
-                s.value: _whole(form.get(f"status_{s.value}"), f"ticket status of {s.value}")
+                s.value: whole_number_field(
+                    form.get(f"status_{s.value}"), f"ticket status of {s.value}"
+                )
                 for s in AlertStatus
                 if form.get(f"status_{s.value}")
             },

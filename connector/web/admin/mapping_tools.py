@@ -19,7 +19,7 @@ from connector.integrations.settings import MonitorOverride, load_settings
 from connector.integrations.tenants import NameMatch, TenantEntry, set_tenant
 from connector.persistence.models import Alert
 from connector.web.admin import bp
-from connector.web.admin.integrations import _lists, _whole
+from connector.web.admin.integrations import ticket_lists, whole_number_field
 from connector.web.hooks import services
 
 #: An override's fields, in the form's order, with their labels and the list each picks from.
@@ -69,7 +69,7 @@ def map_identical_names(integration_id: int) -> BaseResponse:
             integration = find_integration(session, integration_id)
             for index in form.getlist("map"):
                 tenant = form.get(f"tenant_{index}", "")
-                company = _whole(form.get(f"company_{index}"), f"company of {tenant!r}")
+                company = whole_number_field(form.get(f"company_{index}"), f"company of {tenant!r}")
                 set_tenant(session, integration, TenantEntry(tenant, company, enabled=True))
                 mapped.append(tenant)
     except (InvalidInput, ConflictError) as e:
@@ -104,7 +104,7 @@ def _overrides_page(integration_id: int, error: str | None = None, status: int =
             .limit(MONITORS_OFFERED)
         ).all()
         name = integration.name
-    lists, lists_error = _lists(integration_id)
+    lists, lists_error = ticket_lists(integration_id)
     monitor = request.values.get("monitor", "").strip()[:255]  # the one asked for or typed
     labels = (
         {
@@ -139,7 +139,8 @@ def save_override(integration_id: int) -> BaseResponse:
         if not monitor:
             raise InvalidInput("monitor: name the monitor (check, datasource) the override is for")
         override = {
-            field: _whole(request.form.get(field), label) for field, label, _ in OVERRIDE_FIELDS
+            field: whole_number_field(request.form.get(field), label)
+            for field, label, _ in OVERRIDE_FIELDS
         }
         _change_overrides(integration_id, lambda current: {**current, monitor: override})
     except (InvalidInput, ConflictError) as e:
