@@ -85,6 +85,10 @@ class Integration(Base):
     #: An inactive integration keeps its events but delivers nothing (since `deactivated_at`).
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     deactivated_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The zone's API address as the zone lookup last answered, and when: kept across restarts
+    #: so that a start does not spend a lookup per process (None: not looked up yet).
+    zone_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    zone_checked_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -416,6 +420,18 @@ class ApiSlot(Base):
     slot: Mapped[int] = mapped_column(default=0)
     holder: Mapped[str | None] = mapped_column(String(100), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkerHeartbeat(Base):
+    """A running delivery worker: it beats while it runs, so /readyz can tell one is alive."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: How many deliveries it works on at once (its threads).
+    threads: Mapped[int] = mapped_column(default=1)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class AdminUser(Base):
