@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     # Web service
     "HOST": "127.0.0.1",
     "PORT": 8080,
+    # Web processes (gunicorn workers) of `connector run` and `connector serve`
+    "WEB_CONCURRENCY": 2,
     "MAX_CONTENT_LENGTH": 1_048_576,
     # Authenticated webhooks refused with a 4xx, kept per integration (the oldest go first)
     "REJECTED_WEBHOOKS_KEPT": 1000,
@@ -41,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_POLL_SECONDS": 0.5,
     "WORKER_LEASE_SECONDS": 60,
     "WORKER_BATCH": 20,
+    # Deliveries a worker carries out at once (Autotask allows 3 concurrent calls per endpoint)
+    "WORKER_THREADS": 3,
+    # A running worker records that it is alive this often (GET /readyz reads it)
+    "WORKER_HEARTBEAT_SECONDS": 5.0,
     "RETRY_DELAYS": [5, 30, 120, 300, 900, 1800],
     "RETRY_JITTER": 0.2,
     "DELIVERY_MAX_AGE_HOURS": 72.0,
@@ -122,9 +128,11 @@ def load_settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if config_file:
         settings.update(_read_toml(Path(config_file)))
     settings.update(_read_env(os.environ))
-    # DATABASE_URL is the conventional name; CONNECTOR_DATABASE_URL wins when both are set.
-    if os.environ.get("DATABASE_URL") and not os.environ.get("CONNECTOR_DATABASE_URL"):
-        settings["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    # DATABASE_URL and WEB_CONCURRENCY are the conventional names (the latter gunicorn's and
+    # every PaaS's); the CONNECTOR_ names win when both are set.
+    for name in ("DATABASE_URL", "WEB_CONCURRENCY"):
+        if os.environ.get(name) and not os.environ.get(f"CONNECTOR_{name}"):
+            settings[name] = os.environ[name]
     if override:
         settings.update(override)
     _validate(settings)
@@ -382,6 +390,7 @@ class SettingsSchema(Schema):
 
     HOST = _text()
     PORT = _Whole(validate=_PORT)
+    WEB_CONCURRENCY = _Whole(validate=_at_least_one())
     MAX_CONTENT_LENGTH = _Whole(validate=_at_least_one())
     REJECTED_WEBHOOKS_KEPT = _Whole(validate=_at_least_one())
     DATABASE_URL = _text()
@@ -401,6 +410,8 @@ class SettingsSchema(Schema):
     WORKER_POLL_SECONDS = _Number(validate=_positive_seconds())
     WORKER_LEASE_SECONDS = _Whole(validate=_at_least_one())
     WORKER_BATCH = _Whole(validate=_at_least_one())
+    WORKER_THREADS = _Whole(validate=_at_least_one())
+    WORKER_HEARTBEAT_SECONDS = _Number(validate=_positive_seconds())
     RETRY_DELAYS = _Json(list, validate=_retry_delays)
     RETRY_JITTER = _Number()
     DELIVERY_MAX_AGE_HOURS = _Number()
