@@ -20,6 +20,7 @@ from connector.secrets import SecretBox
 
 if TYPE_CHECKING:
     from connector.integrations.catalog import CatalogCache
+    from connector.integrations.hook_cache import HookCache
     from connector.integrations.settings import IntegrationSettings
     from connector.persistence.models import Integration
     from connector.ports import CallGate, CallRecorder, TicketSystemCatalog, TicketTarget
@@ -100,6 +101,8 @@ class Services:
     catalog_cache: CatalogCache | None = None
     #: How mail leaves (the smtp settings), set by the composition root; None: not configured.
     mail_sender: MailSender | None = None
+    #: Webhook callers and integrations' ingest settings this process has read (web/hooks.py).
+    hook_cache: HookCache = field(default_factory=lambda: _new_hook_cache())
 
     @property
     def max_delivery_age(self) -> timedelta:
@@ -154,6 +157,13 @@ class Services:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _new_hook_cache() -> HookCache:
+    """An empty HookCache (imported late: it reads the persistence models)."""
+    from connector.integrations.hook_cache import HookCache
+
+    return HookCache()
 
 
 def build_services(

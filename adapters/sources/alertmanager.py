@@ -167,6 +167,12 @@ class AlertmanagerGroupSchema(SourceSchema):
     externalURL = Text(load_default="")
 
 
+#: Built once: a marshmallow schema is reusable, and building one per webhook cost more than
+#: loading the alert with it.
+_GROUP_SCHEMA = AlertmanagerGroupSchema()
+_ALERT_SCHEMA = AlertmanagerAlertSchema()
+
+
 class AlertmanagerSource(BatchSource):
     """Parses Alertmanager webhooks (version 4) into one IncomingAlert per alert."""
 
@@ -214,7 +220,7 @@ class AlertmanagerSource(BatchSource):
         group = {k: v for k, v in payload.items() if k != "alerts"}
         errors: dict[str, list[str]] = {}
         try:
-            common = AlertmanagerGroupSchema().load(group)
+            common = _GROUP_SCHEMA.load(group)
         except ValidationError as e:
             # The group's fields apply to every alert of it: none can be read without them.
             errors.update(flatten(e.messages))
@@ -224,7 +230,7 @@ class AlertmanagerSource(BatchSource):
         if errors:
             raise PayloadError.naming(errors)
         items, prefix = items_of({"alerts": payload["alerts"]}, "alerts", "")
-        schema = AlertmanagerAlertSchema()
+        schema = _ALERT_SCHEMA
 
         def read(item: Any, where: str) -> IncomingAlert:
             data = load_one(schema, item, where)

@@ -217,6 +217,11 @@ class DattoRmmAlertSchema(SourceSchema):
     properties = properties_field(blank=UNSUBSTITUTED)
 
 
+#: Built once: a marshmallow schema is reusable, and building one per webhook cost more than
+#: loading the alert with it.
+_ALERT_SCHEMA = DattoRmmAlertSchema()
+
+
 class DattoRmmSource(BatchSource):
     """Parses Datto RMM alert webhooks into IncomingAlerts."""
 
@@ -257,7 +262,7 @@ class DattoRmmSource(BatchSource):
         items, prefix = items_of(payload, "alerts", "the Datto RMM body (see the docs)")
         if all(is_test_webhook(item) for item in items):
             return ParsedWebhook()
-        read = loading(DattoRmmAlertSchema(), self._normalize)
+        read = loading(_ALERT_SCHEMA, self._normalize)
         return judge_each(items, prefix, read, without_marker)
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:

@@ -87,6 +87,11 @@ class GenericAlertSchema(SourceSchema):
     acknowledged_by = Text(load_default="", validate=validate.Length(max=255))
 
 
+#: Built once: a marshmallow schema is reusable, and building one per webhook cost more than
+#: loading the alert with it.
+_ALERT_SCHEMA = GenericAlertSchema()
+
+
 class GenericSource(BatchSource):
     """Parses generic JSON webhooks into IncomingAlerts."""
 
@@ -116,7 +121,7 @@ class GenericSource(BatchSource):
         """Judge one alert (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", 'one alert or {"alerts": [...]}')
         # Top-level field names only ("properties", not "properties.k.value"), as always.
-        read = loading(GenericAlertSchema(), self._normalize, nested=False)
+        read = loading(_ALERT_SCHEMA, self._normalize, nested=False)
         return judge_each(items, prefix, read)
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:

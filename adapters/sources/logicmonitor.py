@@ -303,6 +303,11 @@ class LogicMonitorAlertSchema(SourceSchema):
     properties = properties_field(blank=UNSUBSTITUTED)
 
 
+#: Built once: a marshmallow schema is reusable, and building one per webhook cost more than
+#: loading the alert with it.
+_ALERT_SCHEMA = LogicMonitorAlertSchema()
+
+
 class LogicMonitorSource(BatchSource):
     """Parses LogicMonitor custom HTTP deliveries into IncomingAlerts."""
 
@@ -345,7 +350,7 @@ class LogicMonitorSource(BatchSource):
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one delivery (or {"alerts": [...]}) alert by alert; bad fields are named."""
         items, prefix = items_of(payload, "alerts", "the LogicMonitor body (see the docs)")
-        read = loading(LogicMonitorAlertSchema(), self._normalize)
+        read = loading(_ALERT_SCHEMA, self._normalize)
         return judge_each(items, prefix, read, without_marker)
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:

@@ -114,6 +114,11 @@ class OfficeProtectEventSchema(SourceSchema):
     properties = properties_field()
 
 
+#: Built once: a marshmallow schema is reusable, and building one per webhook cost more than
+#: loading the alert with it.
+_ALERT_SCHEMA = OfficeProtectEventSchema()
+
+
 class OfficeProtectSource(BatchSource):
     """Parses Office Protect-style security events into IncomingAlerts."""
 
@@ -147,7 +152,7 @@ class OfficeProtectSource(BatchSource):
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge one event (or {"events": [...]}) event by event; bad fields are named."""
         items, prefix = items_of(payload, "events", 'one security event or {"events": [...]}')
-        return judge_each(items, prefix, loading(OfficeProtectEventSchema(), self._normalize))
+        return judge_each(items, prefix, loading(_ALERT_SCHEMA, self._normalize))
 
     def _normalize(self, data: dict[str, Any]) -> IncomingAlert:
         event_type = data["event_type"].strip()

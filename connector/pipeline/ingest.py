@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from connector.domain import AlertStatus, IncomingAlert
@@ -86,6 +86,8 @@ def ingest(
     *,
     now: datetime,
     max_delivery_age: timedelta,
+    held: bool | None = None,
+    routes: Mapping[str, TenantRoute] | None = None,
 ) -> list[Accepted]:
     """Record every alert and enqueue its delivery; the caller owns (and commits) the transaction.
 
@@ -102,41 +104,63 @@ def ingest(
 
     An inactive integration's events are recorded as usual, but their deliveries are held
     (disposition "held: …"): no worker sends them until the integration is activated.
+
+    `held` and `routes`, when the caller already read them in this transaction (the webhook's
+    path: `is_active` and a cached tenant map), are not read again.
+
+    The writes are Core statements on the session's connection (no ORM unit of work): three
+    statements per alert, the path every webhook takes.
     """
-    held = not is_active(session, integration_id)
-    routes = tenant_routes(session, integration_id)
+    if held is None:
+        held = not is_active(session, integration_id)
+    if routes is None:
+        routes = tenant_routes(session, integration_id)
+    connection = session.connection()
+    dialect = connection.dialect.name
     accepted = []
     for received in alerts:
         alert = map_severity(received, settings)
-        row = _upsert_alert(session, integration_id, alert, now)
+        row = _upsert_alert(connection, dialect, integration_id, alert, now)
         key = dedupe_key(alert, row.cycle)
         route = route_company(alert, settings, routes)
         warnings = (route.warning,) if route.warning else ()
-        event = AlertEvent(
-            alert_id=row.alert_id,
-            status=alert.status.value,
-            severity=alert.severity.value,
-            dedupe_key=key,
-            occurred_at=alert.occurred_at,
-            received_at=now,
-            payload=alert_to_json(alert),
-            warnings=list(warnings) or None,
-        )
-        session.add(event)
-        session.flush()
         stale = _stale_reason(alert, row)
         if stale:
-            event.disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
+            disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
         elif route.dropped:
-            event.disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
-        elif enqueue(
-            session, integration_id, row.alert_id, event.id, key, now, max_delivery_age, held=held
-        ):
-            event.disposition = HELD if held else QUEUED
+            disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
         else:
-            event.disposition = DUPLICATE
-        accepted.append(Accepted(event.id, row.alert_id, event.disposition, warnings))
+            disposition = HELD if held else QUEUED
+        event_id = connection.execute(
+            _EVENT_INSERT,
+            {
+                "alert_id": row.alert_id,
+                "status": alert.status.value,
+                "severity": alert.severity.value,
+                "dedupe_key": key,
+                "occurred_at": alert.occurred_at,
+                "received_at": now,
+                "disposition": disposition,
+                "payload": alert_to_json(alert),
+                "warnings": list(warnings) or None,
+            },
+        ).scalar_one()
+        if disposition in (HELD, QUEUED) and not enqueue(
+            session, integration_id, row.alert_id, event_id, key, now, max_delivery_age, held=held
+        ):
+            # A repeat: its delivery exists already (rare, so the event is corrected afterwards
+            # rather than every event waiting for the delivery's insert).
+            disposition = DUPLICATE
+            connection.execute(
+                update(_EVENTS).where(_EVENTS.c.id == event_id).values(disposition=DUPLICATE)
+            )
+        accepted.append(Accepted(event_id, row.alert_id, disposition, warnings))
     return accepted
+
+
+#: The event table, written with Core statements (see `ingest`).
+_EVENTS = cast(Table, AlertEvent.__table__)
+_EVENT_INSERT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 
 def is_active(session: Session, integration_id: int) -> bool:
@@ -185,11 +209,14 @@ def dedupe_key(alert: IncomingAlert, cycle: int) -> str:
     return f"{alert.status.value}:{digest}"
 
 
+_ALERTS = cast(Table, Alert.__table__)
+
+
 @functools.cache
 def _upsert_statement(dialect: str) -> Any:
     """The alert upsert, built once per dialect: a webhook of 500 alerts runs it 500 times, and
     building it (not running it) was most of the time."""
-    statement = insert_for(dialect, Alert)
+    statement = insert_for(dialect, _ALERTS)
     excluded = statement.excluded
     # In ON CONFLICT … DO UPDATE, Alert.<column> is the stored row and `excluded` the new event.
     # The event's time as order_time() has it: its own, else (an active event for a cleared
@@ -238,11 +265,13 @@ def _upsert_statement(dialect: str) -> Any:
             ),
             "last_event_at": excluded.last_event_at,
         },
-    ).returning(Alert.id, Alert.cycle, Alert.last_occurred_at, Alert.status)
+    ).returning(
+        *(Alert.__table__.c[name] for name in ("id", "cycle", "last_occurred_at", "status"))
+    )
 
 
 def _upsert_alert(
-    session: Session, integration_id: int, alert: IncomingAlert, now: datetime
+    connection: Connection, dialect: str, integration_id: int, alert: IncomingAlert, now: datetime
 ) -> _Upserted:
     """Insert or update the alert (a stale event changes nothing of it); return the row's facts."""
     values = {
@@ -263,8 +292,8 @@ def _upsert_alert(
         "last_event_at": now,
         "created_at": now,
     }
-    statement = _upsert_statement(session.get_bind().dialect.name)
-    alert_id, cycle, newest, status = session.execute(statement, values).one()
+    statement = _upsert_statement(dialect)
+    alert_id, cycle, newest, status = connection.execute(statement, values).one()
     # A clear closes the cycle it counted; every other status belongs to the current one.
     if alert.status is AlertStatus.CLEARED:
         cycle -= 1

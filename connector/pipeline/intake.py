@@ -16,6 +16,7 @@ hook would have:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from connector.errors import PayloadError, UnsupportedContentTypeError
 from connector.integrations.settings import IntegrationSettings
 from connector.pipeline.ingest import ingest
 from connector.pipeline.rejections import Refusal, add_rejection, excerpt
+from connector.pipeline.routing import TenantRoute
 from connector.services import RawBodySource, SourceAdapter
 
 #: What a source takes when it does not decode bodies itself.
@@ -101,12 +103,19 @@ class Intake:
     request_id: str
 
 
-def take_in(session: Session, intake: Intake, parsed: ParsedWebhook) -> dict[str, Any]:
+def take_in(
+    session: Session,
+    intake: Intake,
+    parsed: ParsedWebhook,
+    *,
+    held: bool | None = None,
+    routes: Mapping[str, TenantRoute] | None = None,
+) -> dict[str, Any]:
     """Ingest the readable alerts and keep each refused one; the answer, alert by alert.
 
     Runs in the caller's transaction: the events, deliveries and refused alerts commit together.
     The refused alerts are added, not pruned (the caller prunes once the transaction's other
-    writes are done).
+    writes are done). `held` and `routes`: as `ingest` takes them, when the caller read them.
     """
     accepted = ingest(
         session,
@@ -115,6 +124,8 @@ def take_in(session: Session, intake: Intake, parsed: ParsedWebhook) -> dict[str
         [item.alert for item in parsed.alerts],
         now=intake.now,
         max_delivery_age=intake.max_delivery_age,
+        held=held,
+        routes=routes,
     )
     answer: dict[str, Any] = {
         "accepted": [

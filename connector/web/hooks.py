@@ -8,21 +8,20 @@ whole webhook (4xx) is kept whole for the admin once its credentials were accept
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from marshmallow import ValidationError
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from connector.errors import ConfigError, UnknownSourceError
-from connector.integrations.settings import IntegrationSettings, load_settings
+from connector.errors import AuthError, UnknownSourceError
 from connector.integrations.sources import configured_source
-from connector.integrations.verification import DuplicateMessage, remember_signature
+from connector.integrations.verification import DuplicateMessage, HookCaller, remember_signature
 from connector.logs import request_id
-from connector.persistence.models import Integration, utcnow
+from connector.persistence.models import utcnow
 from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
 from connector.pipeline.rejections import Refusal, excerpt, prune, record_rejection
+from connector.secrets import token_hash
 from connector.services import Services
 from connector.web.auth import hook_caller, signed
 
@@ -155,26 +154,42 @@ def _raw_body() -> bytes:
     return raw
 
 
-def integration_settings(session: Session, integration_id: int) -> IntegrationSettings:
-    """The integration's validated settings (checked at start, so a failure here is a bug)."""
-    integration = session.get(Integration, integration_id)
-    if integration is None:
-        raise ConfigError(f"integration {integration_id} has vanished")
-    try:
-        return load_settings(integration.settings)
-    except ValidationError as e:
-        raise ConfigError(f"integration {integration.name} has invalid settings") from e
-
-
 def _already_accepted() -> tuple[Response, int]:
     """200 for a Standard Webhooks retry of a message accepted before: stored once already."""
     note = "this webhook-id was accepted before; nothing was stored again"
     return jsonify({"accepted": [], "duplicate": True, "message": note}), 200
 
 
+def _caller(svc: Services, source: str, now: datetime, signed_body: bytes) -> HookCaller:
+    """Who sent the webhook: a plain credential from this process's memory when it was seen
+    before (the webhook's transaction then checks it is still live), else from the database."""
+    if signed(request):
+        # An HMAC signature differs on every request (and may be a replay): always checked.
+        with svc.transaction() as session:
+            return hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
+    key = _credential_key(source)
+    caller = svc.hook_cache.caller(key)
+    if caller is None:
+        with svc.transaction() as session:
+            caller = hook_caller(session, request, source, now=now)
+        svc.hook_cache.remember(key, caller)
+    return caller
+
+
+def _credential_key(source: str) -> tuple[str, str]:
+    """The cache key of a plain credential: the source and a digest of what was presented."""
+    return source, token_hash(request.headers.get("Authorization", ""))
+
+
 @bp.post("/hooks/<source>")
 def receive(source: str) -> tuple[Response, int]:
-    """Accept a webhook alert by alert; 202 with what became of each, once committed."""
+    """Accept a webhook alert by alert; 202 with what became of each, once committed.
+
+    One transaction does it all (a signed request, or a credential this process has not seen,
+    adds a short one to check it): the credential still live, the integration's state, the
+    alerts, their events and deliveries. The body is read before it begins, so a slow sender
+    holds no lock.
+    """
     svc = services()
     adapter = svc.sources.get(source)
     if adapter is None:
@@ -184,9 +199,7 @@ def receive(source: str) -> tuple[Response, int]:
     now = utcnow()
     # An HMAC signs the raw body, so a signed request's body is read (not parsed) first.
     signed_body = _raw_body() if signed(request) else b""
-    with svc.transaction() as session:
-        caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
-        settings = integration_settings(session, caller.integration_id)
+    caller = _caller(svc, source, now, signed_body)
     # From here on a refusal is the integration's: keep_refusal stores it for the admin.
     g.hook_integration_id = caller.integration_id
     if caller.duplicate:
@@ -194,21 +207,29 @@ def receive(source: str) -> tuple[Response, int]:
     content_type = request.headers.get("Content-Type", "")
     check_content_type(adapter, content_type)  # before the body is read: 415, not 413
     raw = _raw_body()
-    configured = configured_source(adapter, settings.source_options.get(source, {}))
-    parsed = read_webhook(configured, raw, content_type)
-    intake = Intake(
-        integration_id=caller.integration_id,
-        source=source,
-        settings=settings,
-        now=utcnow(),
-        max_delivery_age=svc.max_delivery_age,
-        request_id=request_id(),
-    )
     try:
         with svc.transaction() as session:
+            try:
+                state = svc.hook_cache.state(session, caller)
+            except AuthError:
+                svc.hook_cache.forget(_credential_key(source))
+                raise
+            settings = state.config.settings
+            configured = configured_source(adapter, settings.source_options.get(source, {}))
+            parsed = read_webhook(configured, raw, content_type)
+            intake = Intake(
+                integration_id=caller.integration_id,
+                source=source,
+                settings=settings,
+                now=utcnow(),
+                max_delivery_age=svc.max_delivery_age,
+                request_id=request_id(),
+            )
             # With the events: a failed commit (503) lets the sender retry it.
             remember_signature(session, caller, intake.now)
-            answer = take_in(session, intake, parsed)
+            answer = take_in(
+                session, intake, parsed, held=not state.active, routes=state.config.routes
+            )
             if answer["rejected"]:
                 prune(session, caller.integration_id, int(svc.settings["REJECTED_WEBHOOKS_KEPT"]))
     except DuplicateMessage:  # the same message, sent twice at once: the other copy stored it

@@ -217,7 +217,7 @@ def test_a_refused_alert_replays_alone_once_the_adapter_reads_it(
         status = fields.String(required=True, validate=validate.OneOf(sorted(words)))
 
     monkeypatch.setattr(generic_module, "STATUS_WORDS", words)
-    monkeypatch.setattr(generic_module, "GenericAlertSchema", UpgradedSchema)
+    monkeypatch.setattr(generic_module, "_ALERT_SCHEMA", UpgradedSchema())
 
     response = api(client, "POST", f"{path}/replay")
 

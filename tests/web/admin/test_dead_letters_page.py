@@ -201,7 +201,7 @@ def upgraded_generic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 
     def upgrade() -> None:
         monkeypatch.setattr(generic, "STATUS_WORDS", words)
-        monkeypatch.setattr(generic, "GenericAlertSchema", UpgradedSchema)
+        monkeypatch.setattr(generic, "_ALERT_SCHEMA", UpgradedSchema())
 
     return upgrade
 
