@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        factory = _writer_locked(database) if database and database != ":memory:" else None
+        connect_args: dict[str, Any] = {"timeout": 30}
+        if factory is not None:
+            connect_args["factory"] = factory
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,12 +44,97 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            # IMMEDIATE takes the write lock at the start, so concurrent writers queue on
-            # busy_timeout instead of failing with "database is locked" on upgrade.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # IMMEDIATE takes the write lock at the start, so concurrent writers queue instead
+            # of failing with "database is locked" on upgrade. They queue on the writer lock
+            # first (see _writer_locked), then, for anything else, on busy_timeout.
+            raw = connection.connection.dbapi_connection
+            if isinstance(raw, _WriterLocked):
+                raw.take_writer_lock()
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if isinstance(raw, _WriterLocked):
+                    raw.give_writer_lock()
+                raise
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class _WriterLocked(sqlite3.Connection):
+    """A SQLite connection that takes a lock file's exclusive lock for each transaction.
+
+    Why: SQLite's busy handler, with which a writer waits for another (process or thread),
+    sleeps 1, 2, 5, 10, … 100 ms between tries; with several web processes and a worker writing
+    small transactions, most of a webhook's time went to those sleeps. A waiter here tries
+    again within at most `WRITER_LOCK_POLL_MAX` of the holder's commit. flock locks belong to
+    an open file, so each connection (thread or process) opens the file for itself.
+    """
+
+    lock_path: str = ""
+    _lock_file: int | None = None
+    _locked: bool = False
+
+    def take_writer_lock(self) -> None:
+        """Wait (up to the busy timeout) for the writer lock; SQLite's "locked" error after."""
+        if self._locked:
+            return
+        if self._lock_file is None:
+            self._lock_file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + WRITER_LOCK_TIMEOUT
+        pause = WRITER_LOCK_POLL_MIN
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(pause)
+                pause = min(pause * 2, WRITER_LOCK_POLL_MAX)
+                continue
+            self._locked = True
+            return
+
+    def give_writer_lock(self) -> None:
+        """Let the next writer in (a no-op when not held)."""
+        if self._locked and self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._locked = False
+
+    def commit(self) -> None:
+        """Commit, then let the next writer in."""
+        try:
+            super().commit()
+        finally:
+            self.give_writer_lock()
+
+    def rollback(self) -> None:
+        """Roll back, then let the next writer in."""
+        try:
+            super().rollback()
+        finally:
+            self.give_writer_lock()
+
+    def close(self) -> None:
+        """Close the database and the lock file."""
+        try:
+            super().close()
+        finally:
+            self.give_writer_lock()
+            if self._lock_file is not None:
+                os.close(self._lock_file)
+                self._lock_file = None
+
+
+#: How long a writer waits for the writer lock: SQLite's busy timeout, set on every connection.
+WRITER_LOCK_TIMEOUT = 30.0
+WRITER_LOCK_POLL_MIN = 0.00005
+WRITER_LOCK_POLL_MAX = 0.001
+
+
+def _writer_locked(database: str) -> type[_WriterLocked]:
+    """The connection class for the database file `database`: its lock file is beside it."""
+    return type("WriterLocked", (_WriterLocked,), {"lock_path": f"{database}.writer-lock"})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -15,11 +15,12 @@ hook would have:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -37,10 +38,23 @@ JSON_ONLY = ("application/json",)
 REJECTED = "rejected"
 
 
+@functools.cache
+def _decodes_bodies(kind: type) -> bool:
+    """Whether adapters of this class decode bodies themselves (RawBodySource), asked once per
+    class: an isinstance check against a runtime-checkable protocol inspects it every time."""
+    return callable(getattr(kind, "decode_body", None))
+
+
+def _raw_body_source(adapter: SourceAdapter) -> RawBodySource | None:
+    """`adapter` as a RawBodySource, or None when it takes JSON only."""
+    return cast(RawBodySource, adapter) if _decodes_bodies(type(adapter)) else None
+
+
 def content_types(adapter: SourceAdapter) -> tuple[str, ...]:
     """The media types `adapter` reads: its own list, or JSON only."""
-    if isinstance(adapter, RawBodySource):
-        return tuple(adapter.content_types)
+    decoding = _raw_body_source(adapter)
+    if decoding is not None:
+        return tuple(decoding.content_types)
     return JSON_ONLY
 
 
@@ -80,8 +94,9 @@ def read_webhook(adapter: SourceAdapter, raw: bytes, content_type: str) -> Parse
     were judged alert by alert); a body with no alert and no refusal (Datto RMM's test webhook)
     is read as such.
     """
-    if isinstance(adapter, RawBodySource):
-        payload = adapter.decode_body(raw, content_type)
+    decoding = _raw_body_source(adapter)
+    if decoding is not None:
+        payload = decoding.decode_body(raw, content_type)
     else:
         payload = decode_json(raw)
     parsed = adapter.parse_items(payload)
