@@ -17,7 +17,7 @@ from connector.integrations.settings import IntegrationSettings
 from connector.payloads.text import truncate
 from connector.persistence.db import insert_for
 from connector.persistence.models import Alert, AlertEvent, Integration, TenantMapping
-from connector.pipeline.outbox import enqueue
+from connector.pipeline.outbox import NewDelivery, enqueue
 from connector.pipeline.routing import TenantRoute, map_severity, route_company
 
 QUEUED = "queued"
@@ -108,8 +108,9 @@ def ingest(
     `held` and `routes`, when the caller already read them in this transaction (the webhook's
     path: `is_active` and a cached tenant map), are not read again.
 
-    The writes are Core statements on the session's connection (no ORM unit of work): three
-    statements per alert, the path every webhook takes.
+    The writes are Core statements on the session's connection (no ORM unit of work): the
+    path every webhook takes. One upsert per alert, then one insert of all the events and one
+    of all the deliveries.
     """
     if held is None:
         held = not is_active(session, integration_id)
@@ -117,13 +118,15 @@ def ingest(
         routes = tenant_routes(session, integration_id)
     connection = session.connection()
     dialect = connection.dialect.name
-    accepted = []
+    events: list[dict[str, Any]] = []
+    warned: list[tuple[str, ...]] = []
+    # Each alert's upsert in turn (a later alert of the webhook may be the same alert, and its
+    # cycle and staleness depend on the one before); the events and deliveries then in one
+    # statement each.
     for received in alerts:
         alert = map_severity(received, settings)
         row = _upsert_alert(connection, dialect, integration_id, alert, now)
-        key = dedupe_key(alert, row.cycle)
         route = route_company(alert, settings, routes)
-        warnings = (route.warning,) if route.warning else ()
         stale = _stale_reason(alert, row)
         if stale:
             disposition = truncate(f"{STALE}: {stale}", DISPOSITION_LIMIT)
@@ -131,36 +134,52 @@ def ingest(
             disposition = truncate(f"dropped: {route.dropped}", DISPOSITION_LIMIT)
         else:
             disposition = HELD if held else QUEUED
-        event_id = connection.execute(
-            _EVENT_INSERT,
+        warnings = (route.warning,) if route.warning else ()
+        warned.append(warnings)
+        events.append(
             {
                 "alert_id": row.alert_id,
                 "status": alert.status.value,
                 "severity": alert.severity.value,
-                "dedupe_key": key,
+                "dedupe_key": dedupe_key(alert, row.cycle),
                 "occurred_at": alert.occurred_at,
                 "received_at": now,
                 "disposition": disposition,
                 "payload": alert_to_json(alert),
                 "warnings": list(warnings) or None,
-            },
-        ).scalar_one()
-        if disposition in (HELD, QUEUED) and not enqueue(
-            session, integration_id, row.alert_id, event_id, key, now, max_delivery_age, held=held
-        ):
-            # A repeat: its delivery exists already (rare, so the event is corrected afterwards
-            # rather than every event waiting for the delivery's insert).
-            disposition = DUPLICATE
-            connection.execute(
-                update(_EVENTS).where(_EVENTS.c.id == event_id).values(disposition=DUPLICATE)
-            )
-        accepted.append(Accepted(event_id, row.alert_id, disposition, warnings))
-    return accepted
+            }
+        )
+    if not events:
+        return []
+    event_ids = list(connection.execute(_EVENT_INSERT, events).scalars())
+    wanted = [
+        NewDelivery(event["alert_id"], event_id, event["dedupe_key"])
+        for event, event_id in zip(events, event_ids, strict=True)
+        if event["disposition"] in (HELD, QUEUED)
+    ]
+    new = enqueue(session, integration_id, wanted, now, max_delivery_age, held=held)
+    # Repeats: their delivery existed already (rare, so their events are corrected afterwards
+    # rather than every event waiting for the deliveries' insert).
+    repeats = {delivery.event_id for delivery in wanted if delivery.event_id not in new}
+    if repeats:
+        connection.execute(
+            update(_EVENTS).where(_EVENTS.c.id.in_(repeats)).values(disposition=DUPLICATE)
+        )
+    return [
+        Accepted(
+            event_id,
+            event["alert_id"],
+            DUPLICATE if event_id in repeats else event["disposition"],
+            warnings,
+        )
+        for event, event_id, warnings in zip(events, event_ids, warned, strict=True)
+    ]
 
 
 #: The event table, written with Core statements (see `ingest`).
 _EVENTS = cast(Table, AlertEvent.__table__)
-_EVENT_INSERT = insert(_EVENTS).returning(_EVENTS.c.id)
+#: Many rows in one statement, their ids returned in the order the rows were given.
+_EVENT_INSERT = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 def is_active(session: Session, integration_id: int) -> bool:

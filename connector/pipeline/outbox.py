@@ -90,41 +90,55 @@ def _enqueue_statement(dialect: str) -> Any:
     statement = insert_for(dialect, Delivery.__table__)
     return statement.on_conflict_do_nothing(
         index_elements=[Delivery.alert_id, Delivery.dedupe_key]
-    ).returning(Delivery.__table__.c.id)
+    ).returning(Delivery.__table__.c.event_id)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """What a delivery is enqueued for: an alert's event and its dedupe key."""
+
+    alert_id: int
+    event_id: int
+    dedupe_key: str
 
 
 def enqueue(
     session: Session,
     integration_id: int,
-    alert_id: int,
-    event_id: int,
-    key: str,
+    deliveries: Sequence[NewDelivery],
     now: datetime,
     max_age: timedelta,
     *,
     held: bool = False,
-) -> bool:
-    """Insert the delivery unless one exists for the same event; return whether it was new.
+) -> set[int]:
+    """Insert each delivery unless one exists for the same event (alert and dedupe key, also
+    earlier in `deliveries`); return the event ids whose delivery is new.
 
-    `held`: the integration is inactive, so the delivery is kept as held, not sent.
+    `held`: the integration is inactive, so the deliveries are kept as held, not sent. One
+    statement for them all (a Core insert of many rows on the session's connection): a webhook
+    of 500 alerts made 500 round trips here.
     """
-    values = {
-        "alert_id": alert_id,
-        "event_id": event_id,
-        "integration_id": integration_id,
-        "dedupe_key": key,
-        "state": DeliveryState.HELD if held else DeliveryState.PENDING,
-        "attempts": 0,
-        "progress": 0,
-        "next_attempt_at": now,
-        "deadline_at": now + max_age,
-        "created_at": now,
-    }
-    # A Core statement on the session's connection: every webhook's alert takes this path, and
-    # the ORM's bulk-insert machinery cost more than the insert.
+    if not deliveries:
+        return set()
+    state = DeliveryState.HELD if held else DeliveryState.PENDING
+    rows = [
+        {
+            "alert_id": delivery.alert_id,
+            "event_id": delivery.event_id,
+            "integration_id": integration_id,
+            "dedupe_key": delivery.dedupe_key,
+            "state": state,
+            "attempts": 0,
+            "progress": 0,
+            "next_attempt_at": now,
+            "deadline_at": now + max_age,
+            "created_at": now,
+        }
+        for delivery in deliveries
+    ]
     connection = session.connection()
     statement = _enqueue_statement(connection.dialect.name)
-    return connection.execute(statement, values).scalar_one_or_none() is not None
+    return set(connection.execute(statement, rows).scalars())
 
 
 # -- one worker's view of the queue --------------------------------------------------------------
