@@ -111,13 +111,14 @@ def stop_all() -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP end the run like Ctrl-C does, so `finally` cleans up."""
+    """SIGINT (even when a shell started us ignoring it), SIGTERM and SIGHUP end the run as
+    Ctrl-C does, so `finally` cleans up."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
 
 
 def wait_http(

@@ -217,9 +217,13 @@ def storm(connector: Connector, alerts: int, timeout: float, run_id: str) -> dic
             alert_ids[key] = answer.json()["accepted"][0]["alert_id"]
 
     start = time.time()
-    with ThreadPoolExecutor(8) as pool:
+    pool = ThreadPoolExecutor(8)
+    try:
         for status in ("active", "acknowledged", "cleared"):
             list(pool.map(post, keys, [status] * alerts))
+    finally:
+        # On Ctrl-C, do not post the rest of the queue first.
+        pool.shutdown(wait=True, cancel_futures=True)
     posted_s = time.time() - start
     drained = connector.drain(timeout=max(1.0, timeout - posted_s), poll=0.5)
     wall = time.time() - start
