@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+#: The README lines between these two hold the latest table (`--update-readme`).
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 NAMES = {
     "noop": "no-op Flask endpoint, gunicorn -w 2 (the framework's ceiling)",
@@ -214,3 +218,13 @@ def table(results: dict[str, Any]) -> str:
 def raw(results: dict[str, Any]) -> str:
     """Every figure as indented JSON (the table left out)."""
     return json.dumps({k: v for k, v in results.items() if k != "table"}, indent=2)
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace what stands between the bench markers of `path` with `table`."""
+    text = path.read_text(encoding="utf-8")
+    head, start, rest = text.partition(START)
+    _, end, tail = rest.partition(END)
+    if not start or not end:
+        raise ValueError(f"{path} has no {START} … {END} markers")
+    path.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")

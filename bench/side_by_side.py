@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="put the table into README.md and bench/README.md (between the bench markers)",
+    )
     args = parser.parse_args(argv)
     args.sections = _choice(parser, "--only", args.only, SECTIONS)
     args.system_list = _choice(parser, "--systems", args.systems, SYSTEMS)
@@ -448,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {
             key: value
             for key, value in vars(args).items()
-            if key not in ("workdir", "logs", "output", "sections", "system_list")
+            if key not in ("workdir", "logs", "output", "sections", "system_list", "update_readme")
         },
         "notes": [],
         "systems": {},
@@ -483,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     say(f"\nwritten to {args.output}")
+    if args.update_readme and status == 0:
+        for readme in (ROOT / "README.md", BENCH / "README.md"):
+            report.update_readme(readme, table)
+            say(f"table put into {readme}")
     return status
 
 
