@@ -279,17 +279,17 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[index]
 
 
-def git_commit() -> str:
-    """The checkout's commit (with + when the tree has changes), or '?'."""
+def git_commit(root: Path = ROOT) -> str:
+    """The checkout's commit (with + when connector/ or adapters/ have changes), or '?'."""
     try:
         commit = subprocess.run(  # noqa: S603
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],  # noqa: S607
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],  # noqa: S607
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(  # noqa: S603
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "connector", "adapters"],  # noqa: S607
+            ["git", "-C", str(root), "status", "--porcelain", "--", "connector", "adapters"],  # noqa: S607
             capture_output=True,
             text=True,
             check=True,

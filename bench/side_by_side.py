@@ -67,6 +67,8 @@ SYSTEMS = ("noop", "alerta", "sqlite", "postgresql")
 ALERTA_REQUIREMENTS = ("alerta-server[postgres]==9.1.0", "gunicorn>=23")
 HOOK_TOKEN = "bench-hook-token-0123456789abcdef"  # noqa: S105 (a local bench's token)
 API_TOKEN = "bench-api-token-0123456789abcdef"  # noqa: S105
+#: The checkout whose connector runs (--code).
+CODE = [ROOT]
 #: The setting the storm uses for the sandbox's base latency, once the connector has it.
 LATENCY_SETTING = "SANDBOX_LATENCY_SECONDS"
 
@@ -88,12 +90,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storm-alerts", type=int, default=500)
     parser.add_argument("--storm-latency-ms", type=float, default=250.0)
     parser.add_argument(
+        "--latency-setting",
+        default=LATENCY_SETTING,
+        help="the connector's setting for the sandbox's base latency in seconds, used when"
+        " `connector config` lists it [%(default)s]; otherwise the sandbox's fault plan",
+    )
+    parser.add_argument(
         "--storm-timeout", type=float, default=300.0, help="seconds the storm may take [300]"
     )
     parser.add_argument(
         "--postgres",
         default="postgresql://postgres@127.0.0.1:5432",
         help="PostgreSQL server (trust auth); the bench makes its own databases there",
+    )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="run the connector from this checkout (first on PYTHONPATH) [this one]",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "latest.json")
@@ -106,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sections = _choice(parser, "--only", args.only, SECTIONS)
     args.system_list = _choice(parser, "--systems", args.systems, SYSTEMS)
     args.workdir = args.workdir.resolve()
+    args.code = args.code.resolve()
+    CODE[0] = args.code
     args.logs = args.workdir / "logs"
     args.run_id = uuid.uuid4().hex[:8]
     return args
@@ -229,7 +245,7 @@ def connector_env(extra: dict[str, str]) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("CONNECTOR_") and key not in ("DATABASE_URL", "PORT", "SANDBOX_PORT")
     }
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CODE[0]), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 
@@ -401,19 +417,20 @@ def latency_section(args: argparse.Namespace, results: dict[str, Any]) -> None:
     seconds = args.storm_latency_ms / 1000
     # Usage-based latency tiers off: the only added latency is the base one asked for.
     env = {"CONNECTOR_SANDBOX_LATENCY_TIERS": "[]"}
-    if LATENCY_SETTING in connector_settings(args):
-        env[f"CONNECTOR_{LATENCY_SETTING}"] = str(seconds)
-        how = f"CONNECTOR_{LATENCY_SETTING}={seconds}"
+    setting = args.latency_setting
+    if setting in connector_settings(args):
+        env[f"CONNECTOR_{setting}"] = str(seconds)
+        how = f"CONNECTOR_{setting}={seconds}"
     else:
         how = (
             f"POST /_sandbox/faults latency_ms={args.storm_latency_ms:.0f}: this connector has no"
-            f" {LATENCY_SETTING} setting"
+            f" {setting} setting"
         )
     say(f"  sandbox latency by {how}")
     results["latency"]["how"] = how
     connector = Connector("latency", args, env)
     try:
-        if f"CONNECTOR_{LATENCY_SETTING}" not in env:
+        if f"CONNECTOR_{setting}" not in env:
             answer = requests.post(
                 f"{connector.sandbox}/_sandbox/faults",
                 json={"latency_ms": args.storm_latency_ms},
@@ -448,12 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
+        "commit": git_commit(args.code),
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
         "options": {
             key: value
             for key, value in vars(args).items()
-            if key not in ("workdir", "logs", "output", "sections", "system_list", "update_readme")
+            if key
+            not in ("workdir", "logs", "output", "sections", "system_list", "update_readme", "code")
         },
         "notes": [],
         "systems": {},
