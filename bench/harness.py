@@ -183,10 +183,13 @@ def ensure_wrk() -> str | None:
         return None
     say("  installing wrk (apt-get -y install wrk)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with contextlib.suppress(subprocess.CalledProcessError):
+    # Without package lists (a fresh container) the install fails: update them once and retry.
+    for argv in (["install", "-y", "wrk"], ["update"], ["install", "-y", "wrk"]):
+        if shutil.which("wrk"):
+            break
         subprocess.run(  # noqa: S603
-            ["apt-get", "-y", "install", "wrk"],  # noqa: S607
-            check=True,
+            ["apt-get", *argv],  # noqa: S607
+            check=False,
             env=env,
             stdout=subprocess.DEVNULL,
         )

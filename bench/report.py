@@ -184,7 +184,8 @@ def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
         concurrency = storm["concurrency"]
         rows.append(
             [
-                "average concurrent Autotask calls during the storm",
+                "average concurrent Autotask calls during the storm (sandbox call log:"
+                " each call's start and duration)",
                 f"{concurrency['average']:.2f} (max {concurrency['max']}; busy"
                 f" {concurrency['busy_s']:.0f} s over {concurrency['span_s']:.0f} s)",
                 "bound: 3 threads",
@@ -204,11 +205,17 @@ def table(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     machine = results["machine"]
     lines.append("")
+    options = results["options"]
+    wrk = (
+        f"; wrk {options['threads']} threads, {options['connections']} connections,"
+        f" {options['duration']} s, a new alert per request"
+        if any("wrk" in figures for figures in results["systems"].values())
+        else ""
+    )
     lines.append(
         f"{results['started_at']}, commit {results['commit']}, {machine['cpus']} CPUs, load"
-        f" {machine['load_before'][0]:.1f} before / {machine.get('load_after', [0])[0]:.1f} after;"
-        f" wrk {results['options']['threads']} threads, {results['options']['connections']}"
-        f" connections, {results['options']['duration']} s, a new alert per request."
+        f" {machine['load_before'][0]:.1f} before / {machine.get('load_after', [0])[0]:.1f}"
+        f" after{wrk}."
     )
     if max(machine["load_before"][0], machine.get("load_after", [0])[0]) > machine["cpus"]:
         lines.append("A busy machine (load above its CPUs): the figures are noisy.")

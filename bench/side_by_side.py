@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -490,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         say(f"\nFAILED: {e}")
         results["notes"].append(f"failed: {str(e).splitlines()[0]}")
+        status = 1
+    except (requests.RequestException, OSError, ValueError, KeyError) as e:
+        traceback.print_exc()
+        say(f"\nFAILED: {e!r}")
+        results["notes"].append(f"failed: {e!r}")
         status = 1
     except KeyboardInterrupt:
         say("\ninterrupted: stopping everything this run started")
