@@ -145,7 +145,8 @@ def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
         )
         rows.append(
             [
-                "webhook latency p50 / p99 at idle: connector, `make run` (SQLite)",
+                "webhook latency p50 / p99 at idle: "
+                + NAMES[results["options"].get("storm_database", "sqlite")],
                 f"{ms(idle['webhook_p50_ms'])} / {ms(idle['webhook_p99_ms'])} ms",
                 "",
                 "",

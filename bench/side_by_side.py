@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lifecycles", type=int, default=20, help="for calls [20]")
     parser.add_argument("--idle-alerts", type=int, default=50)
     parser.add_argument("--storm-alerts", type=int, default=500)
+    parser.add_argument(
+        "--storm-database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the database of the idle and storm runs [sqlite, as `make run`]",
+    )
     parser.add_argument("--storm-latency-ms", type=float, default=250.0)
     parser.add_argument(
         "--latency-setting",
@@ -329,6 +335,13 @@ def start_alerta(args: argparse.Namespace) -> tuple[Process, str]:
 # -- sections ---------------------------------------------------------------------------------
 
 
+def postgres_env(args: argparse.Namespace) -> dict[str, str]:
+    """The connector on a fresh PostgreSQL database of the bench's own, bench_connector."""
+    fresh_database(f"{args.postgres}/postgres", "bench_connector")
+    url = args.postgres.replace("postgresql://", "postgresql+psycopg://", 1) + "/bench_connector"
+    return {"CONNECTOR_DATABASE_URL": url}
+
+
 def rate_and_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Sections rate and ingest, system by system (one fresh instance each)."""
     wrk = ensure_wrk() if "rate" in args.sections else None
@@ -352,13 +365,7 @@ def rate_and_ingest(args: argparse.Namespace, results: dict[str, Any]) -> None:
             hook, alertmanager, kind = "/alert", "/webhooks/prometheus", "alerta"
             headers = []
         else:
-            env = {}
-            if system == "postgresql":
-                fresh_database(f"{args.postgres}/postgres", "bench_connector")
-                env["CONNECTOR_DATABASE_URL"] = (
-                    args.postgres.replace("postgresql://", "postgresql+psycopg://", 1)
-                    + "/bench_connector"
-                )
+            env = postgres_env(args) if system == "postgresql" else {}
             connector = Connector(f"rate-{system}", args, env)
             process, base = connector.process, connector.url
             hook, alertmanager, kind = "/hooks/generic", "/hooks/alertmanager", "generic"
@@ -414,10 +421,15 @@ def calls_section(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
 def latency_section(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Idle and storm alert -> ticket latency with the sandbox slowed to --storm-latency-ms."""
-    say(f"\n== alert -> ticket latency, {args.storm_latency_ms:.0f} ms per Autotask call")
+    say(
+        f"\n== alert -> ticket latency, {args.storm_latency_ms:.0f} ms per Autotask call,"
+        f" {args.storm_database}"
+    )
     seconds = args.storm_latency_ms / 1000
     # Usage-based latency tiers off: the only added latency is the base one asked for.
     env = {"CONNECTOR_SANDBOX_LATENCY_TIERS": "[]"}
+    if args.storm_database == "postgresql":
+        env |= postgres_env(args)
     setting = args.latency_setting
     if setting in connector_settings(args):
         env[f"CONNECTOR_{setting}"] = str(seconds)
