@@ -115,12 +115,13 @@ def _calls_rows(results: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 f"Autotask calls per fire → ack → clear lifecycle, {flavour.upper()}",
-                f"{counted['per_lifecycle']:.2f} ({counted['per_lifecycle_without_zone']:.2f}"
-                f" without the {counted['zone_lookups']} zone lookups of"
-                f" {counted['lifecycles']} lifecycles): {breakdown}",
+                f"{counted['per_lifecycle_without_zone']:.2f} ({breakdown}), plus"
+                f" {counted['zone_lookups']} zone lookup(s) in {counted['lifecycles']} lifecycles"
+                f" ({counted['per_lifecycle']:.2f} with them)",
                 "issue 13 found 6 + a zone lookup" if flavour == "rest" else "",
                 "",
-                f"≤ 4: {_verdict(counted['per_lifecycle'] <= 4)};"
+                f"≤ 4 (zone lookups apart: cached): "
+                f"{_verdict(counted['per_lifecycle_without_zone'] <= 4)};"
                 f" {counted['tickets_completed']}/{counted['lifecycles']} completed",
             ]
         )
