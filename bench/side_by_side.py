@@ -524,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     say(f"\nwritten to {args.output}")
-    if args.update_readme and status == 0:
+    whole = args.sections == list(SECTIONS) and args.system_list == list(SYSTEMS)
+    if args.update_readme and not (status == 0 and whole):
+        say("READMEs not updated: only a whole run without failure goes there")
+    elif args.update_readme:
         for readme in (ROOT / "README.md", BENCH / "README.md"):
             report.update_readme(readme, table)
             say(f"table put into {readme}")
