@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-deps lint typecheck pytest sandbox clean
+.PHONY: run test test-deps lint typecheck pytest sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed") if sys.version_info < (3, 11) else None'
@@ -40,6 +40,14 @@ pytest: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/connector sandbox
+
+## make bench: issue 13's figures side by side in one run, as a Markdown table (also written to
+## bench/results/latest.json): a no-op Flask app, Alerta 9.1.0 (own venv in var/bench) and the
+## connector (`connector run`, SQLite and PostgreSQL) under wrk; calls per lifecycle; alert →
+## ticket latency at idle and in a storm. Installs wrk (Debian) when missing; about 10 minutes.
+## A subset: make bench BENCH_ARGS="--only ingest" (sections rate, ingest, calls, latency; --help)
+bench: $(STAMP)
+	$(BIN)/python bench/side_by_side.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov
