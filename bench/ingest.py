@@ -66,6 +66,7 @@ def main() -> None:
             "WORKER_ENABLED": False,
             "INTEGRATION": {
                 "zone_lookup_url": "http://127.0.0.1:9/",
+                "allowed_zone_hosts": ["127.0.0.1"],
                 "username": "bench@example.net",
                 "secret": "bench-secret-0123456789",
                 "integration_code": "BENCHCODE0123456",
