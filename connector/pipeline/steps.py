@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ from datetime import datetime, timedelta
 from connector.domain import RequestAction, Step, StepKind, TicketRef
 from connector.errors import ConfigError
 from connector.payloads.context import RenderContext
-from connector.payloads.requests import DeliveryOptions
 from connector.pipeline.attempts import Job
+from connector.pipeline.request_uses import needs_ticket_number
 from connector.pipeline.routing import NoCompany, routed_draft
 from connector.pipeline.ticketlinks import wait_out_a_create_in_flight
 
@@ -32,26 +31,6 @@ STEP_ACTIONS = {
     StepKind.COMPLETE: RequestAction.UPDATE,
     StepKind.REOPEN: RequestAction.UPDATE,
 }
-
-#: Where a request may use the ticket number: the token (`##TICKETNUMBER##`, any case; also
-#: `tokens.TICKETNUMBER`) or `number` inside a Jinja expression or statement (`ticket.number`,
-#: `ticket["number"]`). Deliberately broad: a false match costs one read-back call, a miss an
-#: empty number in a request.
-_TICKET_NUMBER_USE = re.compile(r"TICKETNUMBER|\{[{%][^}]*\bnumber\b", re.IGNORECASE)
-
-
-def needs_ticket_number(options: DeliveryOptions) -> bool:
-    """Whether any of the integration's requests renders the ticket number.
-
-    REST's create answers only the new ticket's id (autotask-api.md §4): its number costs a
-    read-back call, made only when a request needs it (the default requests do not).
-    """
-    return any(
-        _TICKET_NUMBER_USE.search(text)
-        for spec in options.requests.values()
-        for text in (spec.url, spec.body, *spec.headers.values())
-    )
-
 
 #: Test-only crash point: CONNECTOR_FAULTPOINT=after_create:<probability> kills the process with
 #: SIGKILL after Autotask answered a create and before the answer is committed.

@@ -166,6 +166,15 @@ def test_the_completion_carries_the_clear_message_as_its_resolution() -> None:
     assert complete.title == "Disk full on srv01 — cleared"
 
 
+def test_a_completion_that_does_not_carry_the_clear_notes_it_first() -> None:
+    policy = LifecyclePolicy(status_map=POLICY.status_map, note_on_clear=True)
+    decided = plan(event(A.CLEARED, message="/var back to 40%"), open_ticket(), policy, NOW)
+    note, complete = decided.steps
+    assert (note.kind, complete.kind) == (StepKind.NOTE, StepKind.COMPLETE)
+    assert "/var back to 40%" in note.text
+    assert complete.text == note.text
+
+
 SWITCHED_OFF = [
     # (id, statuses delivered, event status, ticket, outcome, step kinds, reason)
     ("acknowledged off: an ack changes nothing", {A.ACTIVE, A.ESCALATED, A.CLEARED},
