@@ -9,6 +9,7 @@ kept on the integration's row, and a kept zone that is wrong is looked up again.
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters.sandbox import Sandbox, SandboxServer
+from adapters.targets.autotask.profile import REST_PROFILE
 from connector import create_app
+from connector.domain import AlertStatus, RequestAction
+from connector.integrations.store import load_options, replace_requests
 from connector.integrations.zones import ZONE_KEPT_FOR
-from connector.persistence.models import Integration, utcnow
+from connector.persistence.models import Integration, TicketLink, utcnow
 from connector.services import Services
 from connector.wiring import make_worker
 from tests.conftest import HOOK_TOKEN
@@ -87,9 +91,7 @@ def described(flavour: str, call: Any) -> str:
     if flavour == "soap":
         return f"{call.endpoint.removeprefix('soap:')}.{call.operation}"
     path = call.path.split("?")[0].lower().split("/v1.0/", 1)[1]
-    parts = path.split("/")
-    if len(parts) == 3 and parts[1].isdigit():
-        path = f"{parts[0]}/{{id}}/{parts[2]}"
+    path = "/".join("{id}" if part.isdigit() else part for part in path.split("/"))
     return f"{call.method} {path}"
 
 
@@ -142,6 +144,12 @@ def test_fire_acknowledge_clear_costs_the_calls_of_the_table(
     (ack,) = ticket["notes"]  # the clear's text is the resolution, not a second note
     assert ack["description"].splitlines() == ["Alert was acknowledged.", "By: jane", "Note: on it"]
     assert ack["title"] == "Disk full on srv01 — acknowledged"
+    with connector_app.extensions["connector"].transaction() as session:
+        link = session.scalars(select(TicketLink)).one()
+        # SOAP's create answers with the ticket's number; REST's only with its id, and no
+        # default request needs the number, so it is not read back (it stays unknown).
+        known = ticket["ticketNumber"] if api_flavour == "soap" else None
+        assert (link.ticket_id, link.ticket_number) == (ticket["id"], known)
 
 
 def kept_zone(services: Services) -> tuple[str | None, Any]:
@@ -246,3 +254,24 @@ def test_a_kept_zone_older_than_a_day_or_than_the_last_save_is_looked_up(
         assert zone_lookups(sandbox) == 2
     finally:
         restarted.extensions["connector"].dispose()
+
+
+def test_a_request_that_uses_the_ticket_number_has_it_read_back_once(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox
+) -> None:
+    services: Services = connector_app.extensions["connector"]
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        options = load_options(session, integration, REST_PROFILE)
+        note = options.requests[(AlertStatus.ACKNOWLEDGED, RequestAction.NOTE)]
+        body = note.body.replace('"##NOTETEXT##"', '"##TICKETNUMBER##: ##NOTETEXT##"')
+        replace_requests(session, integration, [replace(note, body=body)], REST_PROFILE)
+    post(client, "active")
+    post(client, "acknowledged", acknowledged_by="jane")
+    work(connector_app)
+
+    calls = lifecycle_calls(sandbox, "rest")
+    assert calls == ["post tickets", "get tickets/{id}", "patch tickets", "post tickets/{id}/notes"]
+    ticket = the_ticket(sandbox)
+    (ack,) = ticket["notes"]
+    assert ack["description"].startswith(f"{ticket['ticketNumber']}: Alert was acknowledged.")
