@@ -66,8 +66,9 @@ def plan(
             complete = Step(
                 StepKind.COMPLETE, status=policy.complete_status, title=note.title, text=note.text
             )
-            steps = (note, complete) if policy.note_on_clear else (complete,)
-            return Plan(Outcome.COMPLETED, steps)
+            return Plan(
+                Outcome.COMPLETED, (note, complete) if policy.note_on_clear else (complete,)
+            )
         return Plan(Outcome.NOTED, (note,), reason="complete on clear is off")
     change = severity_change(event, ticket, policy)
     if status is AlertStatus.ACTIVE:
