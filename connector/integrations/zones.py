@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, inspect, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import UnavailableError
@@ -35,11 +35,30 @@ ZONE_KEPT_FOR = timedelta(days=1)
 
 @dataclass(frozen=True)
 class KeptZone:
-    """A zone address as a lookup answered it, for one integration and API flavour."""
+    """A zone address as a lookup answered it, and when."""
 
-    flavour: str
     url: str
     checked_at: datetime
+
+
+#: What a zone belongs to: the integration, and what its lookup asks with (flavour, lookup
+#: address, username); a zone kept for other values is not theirs.
+ZoneKey = tuple[int, str, str, str]
+
+
+def _key(integration: Integration) -> ZoneKey:
+    return (
+        integration.id,
+        integration.api_flavour,
+        integration.zone_lookup_url,
+        integration.username.lower(),
+    )
+
+
+def _saved(integration: Integration) -> bool:
+    """Whether `integration` is a stored row (not values typed into the form, unsaved)."""
+    state = inspect(integration, raiseerr=False)
+    return state is not None and (state.persistent or state.detached)
 
 
 class ZoneMemory:
@@ -49,23 +68,27 @@ class ZoneMemory:
         self.services = services
         self.clock = clock
         self._lock = threading.Lock()
-        self._zones: dict[int, KeptZone] = {}
+        self._zones: dict[ZoneKey, KeptZone] = {}
 
     def known(self, integration: Integration) -> str | None:
-        """The integration's kept zone, if it may be used without a lookup; else None."""
+        """The integration's kept zone, if it may be used without a lookup; else None.
+
+        Values not saved yet (the form's "Check connection") get none: they are looked up.
+        """
+        if not _saved(integration):
+            return None
         kept = [
-            KeptZone(integration.api_flavour, integration.zone_url, integration.zone_checked_at)
+            KeptZone(integration.zone_url, integration.zone_checked_at)
             if integration.zone_url and integration.zone_checked_at is not None
             else None
         ]
         with self._lock:
-            kept.append(self._zones.get(integration.id))
+            kept.append(self._zones.get(_key(integration)))
         now = self.clock()
         usable = [
             zone
             for zone in kept
             if zone is not None
-            and zone.flavour == integration.api_flavour
             and zone.checked_at >= integration.updated_at
             and now - zone.checked_at < ZONE_KEPT_FOR
         ]
@@ -74,24 +97,36 @@ class ZoneMemory:
         return max(usable, key=lambda zone: zone.checked_at).url
 
     def listener(self, integration: Integration) -> ZoneListener:
-        """What keeps the zones a target of `integration` looks up (here and on its row)."""
-        integration_id, flavour = integration.id, integration.api_flavour
+        """What keeps the zones a target of `integration` looks up (here and on its row).
+
+        The zone of values not saved yet is not kept: it is not the integration's.
+        """
+        if not _saved(integration):
+            return _forget
+        key = _key(integration)
 
         def remember(url: str) -> None:
-            self.remember(integration_id, flavour, url)
+            self.remember(key, url)
 
         return remember
 
-    def remember(self, integration_id: int, flavour: str, url: str) -> None:
+    def remember(self, key: ZoneKey, url: str) -> None:
         """Keep a zone lookup's answer; a failure to store it costs only a later lookup."""
         now = self.clock()
         with self._lock:
-            self._zones[integration_id] = KeptZone(flavour, url, now)
+            self._zones[key] = KeptZone(url, now)
+        integration_id, flavour, lookup_url, username = key
         try:
             with self.services.transaction() as session:
                 session.execute(
                     update(Integration)
-                    .where(Integration.id == integration_id, Integration.api_flavour == flavour)
+                    # Only while the row still asks with the values the zone was looked up for.
+                    .where(
+                        Integration.id == integration_id,
+                        Integration.api_flavour == flavour,
+                        Integration.zone_lookup_url == lookup_url,
+                        func.lower(Integration.username) == username,
+                    )
                     # Not a change of the integration: updated_at (which forgets cached
                     # settings, and marks a kept zone as older than the last save) stays.
                     .values(zone_url=url, zone_checked_at=now, updated_at=Integration.updated_at)
@@ -101,3 +136,7 @@ class ZoneMemory:
                 "integration.zone_not_stored",
                 extra={"integration_id": integration_id, "error": str(e)},
             )
+
+
+def _forget(url: str) -> None:
+    """The listener of values not saved: their zone is not kept."""

@@ -22,6 +22,7 @@ from adapters.sandbox import Sandbox, SandboxServer
 from adapters.targets.autotask.profile import REST_PROFILE
 from connector import create_app
 from connector.domain import AlertStatus, RequestAction
+from connector.integrations.catalog import check_unsaved
 from connector.integrations.store import load_options, replace_requests
 from connector.integrations.zones import ZONE_KEPT_FOR
 from connector.persistence.models import Integration, TicketLink, utcnow
@@ -275,3 +276,30 @@ def test_a_request_that_uses_the_ticket_number_has_it_read_back_once(
     ticket = the_ticket(sandbox)
     (ack,) = ticket["notes"]
     assert ack["description"].startswith(f"{ticket['ticketNumber']}: Alert was acknowledged.")
+
+
+def test_checking_unsaved_values_keeps_no_zone_and_uses_none(
+    connector_app: Flask, sandbox: Sandbox, sandbox_server: SandboxServer
+) -> None:
+    services: Services = connector_app.extensions["connector"]
+    with services.transaction() as session:
+        saved = session.scalars(select(Integration)).one()
+        saved.zone_url = f"{sandbox_server.rest_url}v1.0/"
+        saved.zone_checked_at = utcnow() + timedelta(seconds=1)
+        # The form's values, not saved: another lookup address (the same sandbox, another case).
+        unsaved = Integration(
+            id=saved.id,
+            name=saved.name,
+            api_flavour=saved.api_flavour,
+            zone_lookup_url=sandbox_server.rest_url.replace("atservicesrest", "ATServicesRest"),
+            username=saved.username,
+            secret_encrypted=saved.secret_encrypted,
+            integration_code_encrypted=saved.integration_code_encrypted,
+            settings=dict(saved.settings),
+            updated_at=saved.updated_at,
+        )
+        kept_before = (saved.zone_url, saved.zone_checked_at)
+    report = check_unsaved(services, unsaved)
+    assert report.checks[0].ok, report
+    assert zone_lookups(sandbox) == 1  # the unsaved values are looked up, not given the kept zone
+    assert kept_zone(services) == kept_before  # and their zone is not kept as the saved one's
