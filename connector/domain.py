@@ -114,6 +114,9 @@ class LifecyclePolicy:
     status_map: Mapping[AlertStatus, int]
     complete_status: int = 5
     complete_on_clear: bool = True
+    #: A clear also adds its text as a note: the update that completes the ticket does not
+    #: carry it as the resolution (its request was edited so). Off: one update says it all.
+    note_on_clear: bool = False
     #: Note a repeat of an active alert at most this often; None: never.
     repeat_note_interval: timedelta | None = timedelta(hours=1)
     #: A completed ticket is reopened when its alert fires again within this time after completion.

@@ -23,6 +23,10 @@ from connector.errors import TargetError, TargetRefusal
 #: Receives every call a target makes, successful or not.
 CallRecorder = Callable[[ApiCallRecord], None]
 
+#: Receives every zone address a target's own zone lookup answers, to keep it beyond the
+#: process (a target built later starts from it and skips the lookup). Must not raise.
+ZoneListener = Callable[[str], None]
+
 
 @dataclass(frozen=True)
 class TargetProfile:

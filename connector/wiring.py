@@ -12,6 +12,7 @@ from typing import Any
 
 from connector.errors import ConfigError
 from connector.integrations.settings import IntegrationSettings
+from connector.integrations.zones import ZoneMemory
 from connector.persistence.models import Integration
 from connector.pipeline.worker import Worker
 from connector.ports import CallGate, CallRecorder, MailSender, TicketSystemCatalog, TicketTarget
@@ -19,8 +20,14 @@ from connector.services import CatalogFactory, Services, TargetFactory
 
 
 def _client_builder(services: Services, clients: dict[str, Any]) -> Any:
-    """Builds an integration's API client of its flavour, decrypting its secrets on the way."""
+    """Builds an integration's API client of its flavour, decrypting its secrets on the way.
+
+    Each client starts from the integration's kept zone, if any, and keeps every zone it looks
+    up (connector.integrations.zones): a new client, here or in another process, then makes no
+    zone lookup of its own.
+    """
     settings = services.settings
+    zones = ZoneMemory(services)
 
     def client(
         integration: Integration, options: IntegrationSettings, recorder: CallRecorder
@@ -42,6 +49,8 @@ def _client_builder(services: Services, clients: dict[str, Any]) -> Any:
             connect_timeout=float(settings["AUTOTASK_CONNECT_TIMEOUT"]),
             read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
             recorder=recorder,
+            known_zone=zones.known(integration),
+            on_zone=zones.listener(integration),
         )
 
     return client

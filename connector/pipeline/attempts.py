@@ -170,7 +170,10 @@ class Attempt:
                 raise ConfigError("the delivery's integration or event no longer exists")
             settings = load_settings(integration.settings)
             alert = alert_from_json(event.payload)
-            fresh_marker = ensure_plan(session, delivery, alert, settings, attempts.clock())
+            options, integration_code = attempts.options(session, integration)
+            fresh_marker = ensure_plan(
+                session, delivery, alert, settings, attempts.clock(), options
+            )
             stored = delivery.plan or {"steps": []}
             link = session.scalar(
                 select(TicketLink).where(
@@ -179,7 +182,6 @@ class Attempt:
                 )
             )
             steps = steps_from_json(stored)
-            options, integration_code = attempts.options(session, integration)
             target = attempts.target(integration, settings)
             job = self.job = Job(
                 delivery_id=self.delivery_id,

@@ -205,9 +205,13 @@ class Dispatcher:
         status: AlertStatus,
         *,
         before_send: Callable[[], None] | None = None,
+        read_back: bool = False,
     ) -> TicketRef:
         """Send a create; the ticket id is read where the create request says.
 
+        The ticket number comes with the answer where the API gives the whole ticket (SOAP);
+        otherwise (REST answers only `{"itemId"}`, autotask-api.md §4) it is read back with one
+        more call only when `read_back` says a later request needs it.
         Raises ExtractionError when the answer has no ticket id there.
         """
         response = self.send(spec, context, status, before_send=before_send)
@@ -216,6 +220,8 @@ class Dispatcher:
         )
         if response.ticket is not None and response.ticket.ticket_id == ticket_id:
             return response.ticket
+        if not read_back:
+            return TicketRef(ticket_id)
         # The ticket exists now: failing here would make the worker retry a committed create,
         # so a failed read-back only costs the ticket number.
         try:

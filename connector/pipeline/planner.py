@@ -59,9 +59,15 @@ def plan(
     if status is AlertStatus.CLEARED:
         note = _note(event, "Alert cleared.", resolution=True)
         if policy.complete_on_clear:
+            # One call: the clear's text is the resolution of the update that completes the
+            # ticket (REST PATCH, SOAP update; Resolution holds 32000 characters, as many as a
+            # note's description: autotask-api.md §3, §5). A separate note would say it twice,
+            # unless the completing request does not carry it (note_on_clear).
+            complete = Step(
+                StepKind.COMPLETE, status=policy.complete_status, title=note.title, text=note.text
+            )
             return Plan(
-                Outcome.COMPLETED,
-                (note, Step(StepKind.COMPLETE, status=policy.complete_status, text=note.text)),
+                Outcome.COMPLETED, (note, complete) if policy.note_on_clear else (complete,)
             )
         return Plan(Outcome.NOTED, (note,), reason="complete on clear is off")
     change = severity_change(event, ticket, policy)

@@ -18,6 +18,7 @@ from connector.domain import RequestAction, Step, StepKind, TicketRef
 from connector.errors import ConfigError
 from connector.payloads.context import RenderContext
 from connector.pipeline.attempts import Job
+from connector.pipeline.request_uses import needs_ticket_number
 from connector.pipeline.routing import NoCompany, routed_draft
 from connector.pipeline.ticketlinks import wait_out_a_create_in_flight
 
@@ -113,6 +114,12 @@ class StepSender:
         if not creates:
             job.dispatch.send(spec, context, job.alert.status)
             return None
-        ref = job.dispatch.create(spec, context, job.alert.status, before_send=before_create)
+        ref = job.dispatch.create(
+            spec,
+            context,
+            job.alert.status,
+            before_send=before_create,
+            read_back=needs_ticket_number(job.options),
+        )
         self.faultpoint.hit("after_create", self.rng)
         return ref

@@ -7,6 +7,7 @@ finished step on the episode's TicketLink; these are those records.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,8 +26,10 @@ from connector.domain import (
     TicketState,
 )
 from connector.integrations.settings import IntegrationSettings
+from connector.payloads.requests import DeliveryOptions
 from connector.persistence.models import Delivery, TicketLink
 from connector.pipeline import planner
+from connector.pipeline.request_uses import completion_carries_the_clear
 
 
 class CreateInFlight(Exception):
@@ -131,16 +134,21 @@ def ensure_plan(
     alert: IncomingAlert,
     settings: IntegrationSettings,
     now: datetime,
+    options: DeliveryOptions | None = None,
 ) -> bool:
     """Plan at the first attempt; a create gets a pending link (with its marker) first.
 
-    Returns whether the pending link was made just now (then no create can have been sent yet,
-    and the marker lookup is skipped).
+    With the integration's requests (`options`), a clear whose completing request does not
+    carry its text gets a note too. Returns whether the pending link was made just now (then
+    no create can have been sent yet, and the marker lookup is skipped).
     """
     if delivery.plan is not None:
         return False
     link = latest_link(session, delivery.alert_id)
-    decided = planner.plan(alert, snapshot(link), settings.policy(), now)
+    policy = settings.policy()
+    if options is not None and not completion_carries_the_clear(options):
+        policy = replace(policy, note_on_clear=True)
+    decided = planner.plan(alert, snapshot(link), policy, now)
     episode = link.episode if link is not None else 1
     fresh = False
     creates = any(step.kind is StepKind.CREATE for step in decided.steps)

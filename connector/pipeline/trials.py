@@ -95,6 +95,9 @@ def open_ticket_steps(
         status_map=settings.status_map,
         complete_status=settings.status_map[AlertStatus.CLEARED],
         complete_on_clear=True,
+        # Previews and test deliveries show and send every request of the status, the Cleared
+        # note too (a delivery sends it only when the completion does not carry the text).
+        note_on_clear=True,
         repeat_note_interval=timedelta(0),
         delivered=frozenset(AlertStatus),
     )

@@ -382,8 +382,8 @@ def worker(services: Services, fake: RecordingFake, clock: Clock) -> Worker:
 
 
 def exhaust_the_create_budget(client: FlaskClient, worker: Worker) -> None:
-    """Six new alerts, three worker passes: LIMITS let four creates through."""
-    for n in range(6):
+    """Ten new alerts, three worker passes: LIMITS let eight creates through."""
+    for n in range(10):
         post(client, f"a{n}", "active")
     for _ in range(3):
         worker.run_once()
@@ -393,8 +393,9 @@ def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
     client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
 ) -> None:
     exhaust_the_create_budget(client, worker)
-    # Each create is two calls (the create, the ticket read back): 4 creates use the 8 allowed.
-    assert len(fake.tickets) == 4
+    # Each create is one call (no read-back: no request uses the ticket number): 8 creates use
+    # the 8 allowed.
+    assert len(fake.tickets) == 8
     waiting = [d for d in deliveries(services) if d.state == "pending"]
     assert len(waiting) == 2
     for delivery in waiting:
@@ -408,12 +409,12 @@ def test_over_budget_creates_wait_while_acks_go_through_and_no_attempt_is_spent(
     assert (acked.state, acked.attempts) == ("done", 1)
     clock.advance(minutes=61)
     drain(worker, clock)
-    assert [d.state for d in deliveries(services)] == ["done"] * 7
-    assert [d.attempts for d in deliveries(services)] == [1] * 7
-    assert len(fake.tickets) == 6  # no duplicate
+    assert [d.state for d in deliveries(services)] == ["done"] * 11
+    assert [d.attempts for d in deliveries(services)] == [1] * 11
+    assert len(fake.tickets) == 10  # no duplicate
     with services.transaction() as session:
         stored = session.scalars(select(ApiCall)).all()
-    assert len(stored) == fake.reported  # every call stored at once, read-backs included
+    assert len(stored) == fake.reported  # every call stored at once
     assert all(call.delivery_id is not None for call in stored)
 
 
@@ -421,15 +422,15 @@ def test_a_worker_started_with_a_raised_ceiling_does_not_sleep_out_the_old_wait(
     client: FlaskClient, services: Services, worker: Worker, clock: Clock, fake: RecordingFake
 ) -> None:
     exhaust_the_create_budget(client, worker)
-    assert len(fake.tickets) == 4  # two creates held back for about an hour
+    assert len(fake.tickets) == 8  # two creates held back for about an hour
 
     limits = replace(LIMITS, hourly_ceiling=LIMITS.hourly_ceiling * 10)
     raised = governed_worker(services, fake, clock, limits)
     assert raised.wake_throttled() == 2
     drain(raised, clock)
 
-    assert len(fake.tickets) == 6
-    assert [d.state for d in deliveries(services)] == ["done"] * 6
+    assert len(fake.tickets) == 10
+    assert [d.state for d in deliveries(services)] == ["done"] * 10
     assert clock.now < datetime.now(UTC) + timedelta(minutes=10)  # minutes, not the hour
 
 

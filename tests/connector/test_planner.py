@@ -98,8 +98,8 @@ CASES = [
      ["set_status", "note"], [13], False),
     ("open, escalated, status and note", A.ESCALATED, open_ticket(A.ACKNOWLEDGED),
      Outcome.UPDATED, ["set_status", "note"], [11], False),
-    ("open, cleared, resolution note and complete", A.CLEARED, open_ticket(), Outcome.COMPLETED,
-     ["note", "complete"], [5], False),
+    ("open, cleared, completes with the resolution", A.CLEARED, open_ticket(), Outcome.COMPLETED,
+     ["complete"], [5], False),
     ("completed, cleared again, ignored", A.CLEARED, completed(timedelta(hours=1)),
      Outcome.IGNORED, [], [], False),
     ("completed, fires within reopen window, reopens", A.ACTIVE, completed(timedelta(hours=3)),
@@ -156,9 +156,21 @@ def test_acknowledgement_note_names_who_and_why() -> None:
     assert note.title == "Disk full on srv01 — acknowledged"
 
 
-def test_resolution_note_carries_the_clear_message() -> None:
-    decided = plan(event(A.CLEARED, message="/var back to 40%"), open_ticket(), POLICY, NOW)
+def test_the_completion_carries_the_clear_message_as_its_resolution() -> None:
+    decided = plan(
+        event(A.CLEARED, message="/var back to 40%", actor="jane"), open_ticket(), POLICY, NOW
+    )
+    (complete,) = decided.steps  # no separate note: the resolution says it
+    assert complete.kind is StepKind.COMPLETE
+    assert complete.text.splitlines() == ["Alert cleared.", "By: jane", "/var back to 40%"]
+    assert complete.title == "Disk full on srv01 — cleared"
+
+
+def test_a_completion_that_does_not_carry_the_clear_notes_it_first() -> None:
+    policy = LifecyclePolicy(status_map=POLICY.status_map, note_on_clear=True)
+    decided = plan(event(A.CLEARED, message="/var back to 40%"), open_ticket(), policy, NOW)
     note, complete = decided.steps
+    assert (note.kind, complete.kind) == (StepKind.NOTE, StepKind.COMPLETE)
     assert "/var back to 40%" in note.text
     assert complete.text == note.text
 

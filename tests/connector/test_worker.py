@@ -266,7 +266,12 @@ def test_lifecycle_creates_updates_and_completes_one_ticket(
     (ticket,) = fake.tickets.values()
     assert ticket.body["companyID"] == 29683415
     assert ticket.body["priority"] == 1  # error → High
-    assert ticket.history == ["create", "status 8", "note", "note", "status 5"]
+    # Four calls: the clear's text is the completing PATCH's resolution, not a note of its own,
+    # and the create's id is not read back (no request uses the ticket number).
+    assert ticket.history == ["create", "status 8", "note", "status 5"]
+    assert fake.calls == ["create", "status", "note", "status"]
+    complete = json.loads(fake.requests[-1].body)
+    assert complete["resolution"].startswith("Alert cleared.")
     assert [d.outcome for d in deliveries(services)] == ["created", "updated", "completed"]
     with services.transaction() as session:
         link = session.scalars(select(TicketLink)).one()
@@ -414,8 +419,8 @@ def test_a_retry_resumes_after_the_steps_already_done(
 @pytest.mark.parametrize(
     ("reopen_minutes", "tickets", "history"),
     [
-        (1440, 1, ["create", "note", "status 5", "status 1", "note"]),
-        (0, 2, ["create", "note", "status 5"]),
+        (1440, 1, ["create", "status 5", "status 1", "note"]),
+        (0, 2, ["create", "status 5"]),
     ],
     ids=["fires again within the window: reopened", "after the window: a new ticket"],
 )
@@ -568,7 +573,9 @@ def test_same_request_for_every_status_uses_the_active_requests(
     post(client, "a", "cleared")
     drain(make_worker(), clock)
     (ticket,) = fake.tickets.values()
+    # Active's update carries no resolution, so the clear's text goes as a note first.
     assert ticket.history == ["create", "note", "status 5"]
+    assert "Alert cleared." in json.loads(fake.requests[-2].body)["description"]
     complete = fake.requests[-1]
     assert complete.headers == {"X-Request": "active update"}
     assert "resolution" not in json.loads(complete.body)  # Active's update, not Cleared's

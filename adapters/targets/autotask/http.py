@@ -33,7 +33,7 @@ from adapters.targets.autotask.errors import (
 from adapters.targets.autotask.profile import DEFAULT_ALLOWED_ZONE_HOSTS, REFUSED_ADDRESS
 from connector.domain import REDACTED, ApiCallRecord, redact_text, secret_forms
 from connector.errors import TargetAuthError, TargetError, TargetRejected
-from connector.ports import CallRecorder
+from connector.ports import CallRecorder, ZoneListener
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class AutotaskHttpClient:
     """One Autotask API user's connection: what the REST and SOAP clients share."""
 
     #: The zone of a user rarely changes; look it up again after this many seconds (and after a
-    #: 401, see `_moved_zone`).
+    #: failure that suggests it moved, see `_moved_zone`).
     ZONE_TTL_SECONDS = 3600.0
 
     #: Prefix of the client's log events ("autotask.rest.call" …) and the zone event's field.
@@ -101,6 +101,8 @@ class AutotaskHttpClient:
         session: requests.Session | None = None,
         zone_ttl: float = ZONE_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        known_zone: str | None = None,
+        on_zone: ZoneListener | None = None,
     ) -> None:
         self.zone_lookup_url = zone_lookup_url
         self.username = username
@@ -119,6 +121,14 @@ class AutotaskHttpClient:
         self._zone_lock = threading.Lock()
         self._zone: str | None = None
         self._zone_fetched = 0.0
+        #: The zone came from an earlier lookup (`known_zone`) and no call has gone through it
+        #: yet: a failure that suggests a wrong zone has it looked up again (`_moved_zone`).
+        self._zone_unconfirmed = False
+        #: The zone a lookup replaced: a request rendered under it goes to the new one.
+        self._former_zone: str | None = None
+        self.on_zone = on_zone
+        if known_zone:
+            self._start_from(known_zone)
 
     def __repr__(self) -> str:
         return (
@@ -128,32 +138,78 @@ class AutotaskHttpClient:
 
     # -- zone ----------------------------------------------------------------------------------
 
+    def _start_from(self, known_zone: str) -> None:
+        """Take a zone an earlier lookup gave (another process, before a restart) as looked up.
+
+        It saves a lookup per process start; it is still only a guess: a zone host no longer
+        allowed is ignored, and a failure that suggests a wrong zone looks the zone up again.
+        """
+        try:
+            self._check_outbound_url(known_zone, what="zone URL")
+        except TargetRejected:
+            return
+        self._zone = known_zone
+        self._zone_fetched = self.clock()
+        self._zone_unconfirmed = True
+
     def _cached_zone(self, *, refresh: bool = False) -> str:
-        """The zone's address, looked up (`_lookup_zone`) and cached for a TTL."""
+        """The zone's address, looked up (`_lookup_zone`) and cached for a TTL.
+
+        A new lookup's answer goes to `on_zone` (outside the lock), which keeps it for other
+        processes and restarts.
+        """
+        looked_up: str | None = None
         with self._zone_lock:
             fresh = self.clock() - self._zone_fetched < self.zone_ttl
             if self._zone is None or refresh or not fresh:
-                self._zone = self._lookup_zone()
+                looked_up = self._lookup_zone()
+                if self._zone is not None and looked_up != self._zone:
+                    self._former_zone = self._zone
+                self._zone = looked_up
                 self._zone_fetched = self.clock()
-            return self._zone
+                self._zone_unconfirmed = False
+            zone = self._zone
+        if looked_up is not None and self.on_zone is not None:
+            self.on_zone(looked_up)
+        return zone
 
     def _lookup_zone(self) -> str:
         """Ask Autotask where this user's database lives (each flavour asks its own way)."""
         raise NotImplementedError
 
-    def _moved_zone(self, error: TargetAuthError, zone: str | None) -> str | None:
-        """After a refusal of `zone`: the new zone if it was a 401 and the zone moved, else None.
+    def _moved_zone(self, error: TargetError, zone: str | None) -> str | None:
+        """After a failure under `zone`: the new zone if the failure suggests a wrong zone and a
+        new lookup gives another one, else None; the caller then repeats its call, once.
 
         A 401 can mean the database moved to another zone (django-autotask MAX_401_ATTEMPTS = 1,
-        autotask-api.md §2); the caller repeats its call, once, only when the zone changed.
+        autotask-api.md §2). A zone kept from an earlier lookup (`known_zone`) may be out of date
+        in more ways: its host answers with a redirect or a 404 (no such route there), or cannot
+        be reached at all. Each of these leaves the request unapplied, so repeating it is safe.
         """
-        if zone is None or not error.response or error.response.get("status") != 401:
+        if zone is None or not self._suggests_wrong_zone(error):
             return None
         fresh = self._cached_zone(refresh=True)
         if fresh == zone:
             return None
         logger.info(f"{self.LOG_NAME}.zone_changed", extra={self.ZONE_LOG_FIELD: fresh})
         return fresh
+
+    def _suggests_wrong_zone(self, error: TargetError) -> bool:
+        """Whether `error` may come from calling the wrong zone (see `_moved_zone`)."""
+        status = (error.response or {}).get("status")
+        if status == 401:
+            return True
+        if not self._zone_unconfirmed:
+            return False
+        if isinstance(status, int) and (300 <= status < 400 or status == 404):
+            return True
+        # No answer at all, and the request certainly not sent: the host is gone or refuses.
+        return isinstance(error, AutotaskUnavailable) and not error.ambiguous and status is None
+
+    def _confirm_zone(self, zone: str | None) -> None:
+        """A call under `zone` succeeded: it is the right one, however it was learnt."""
+        if zone is not None and zone == self._zone:
+            self._zone_unconfirmed = False
 
     def _check_outbound_url(self, url: str, *, what: str) -> None:
         """Refuse a URL credentials must not go to (see `check_outbound_url`)."""
@@ -191,16 +247,22 @@ class AutotaskHttpClient:
     def _sent_following_the_zone(self, url: str, zone: str | None, send: Callable[[str], _T]) -> _T:
         """`send(url)`, with a refusal that gives no reason checked against the credentials.
 
-        A 401 can mean the database moved zone (django-autotask MAX_401_ATTEMPTS = 1, §2): a URL
-        under the old zone `zone` is sent again under the new one, once, and only when the zone
-        actually changed.
+        A failure that suggests the wrong zone (a 401, as the database may have moved zone:
+        django-autotask MAX_401_ATTEMPTS = 1, §2; more for a kept zone, see `_moved_zone`): a
+        URL under the old zone `zone` is sent again under the new one, once, and only when the
+        zone actually changed.
         """
+        former = self._former_zone
+        if former and zone and url.startswith(former) and not url.startswith(zone):
+            # Rendered (##ZONEURL##) before a lookup found the zone had moved.
+            url = zone + url[len(former) :]
+            self._check_outbound_url(url, what="request URL")
         try:
             try:
-                return send(url)
+                answer = send(url)
             except UnexplainedRefusal as e:
                 raise self._unless_credentials_refused(e) from e
-        except TargetAuthError as e:
+        except TargetError as e:
             if zone is None or not url.startswith(zone):
                 raise
             fresh = self._moved_zone(e, zone)
@@ -209,6 +271,8 @@ class AutotaskHttpClient:
             moved = fresh + url[len(zone) :]
             self._check_outbound_url(moved, what="request URL")
             return send(moved)
+        self._confirm_zone(zone)
+        return answer
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -209,20 +209,23 @@ class AutotaskRestClient(AutotaskHttpClient):
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> T:
-        """Call base URL + path; on a 401 look the zone up again once (`_moved_zone`)."""
+        """Call base URL + path; after a failure that suggests a wrong zone (a 401 …) look the
+        zone up again and, if it moved, call there once (`_moved_zone`)."""
         base = self.base_url()
         try:
             try:
-                return self._request(
+                answer = self._request(
                     method, entity, base + path, params=params, body=body, read=read
                 )
             except _GenericRefusal as e:
                 raise self._unless_credentials_refused(e) from e
-        except TargetAuthError as e:
+        except TargetError as e:
             fresh = self._moved_zone(e, base)
             if fresh is None:
                 raise
             return self._request(method, entity, fresh + path, params=params, body=body, read=read)
+        self._confirm_zone(base)
+        return answer
 
     def _query(
         self,

@@ -332,20 +332,25 @@ class AutotaskSoapClient(AutotaskHttpClient):
         write: bool,
         read: Callable[[etree._Element], tuple[T, int | None]],
     ) -> T:
-        """Call the zone's endpoint; on a 401 look the zone up again once (`_moved_zone`)."""
+        """Call the zone's endpoint; after a failure that suggests a wrong zone (a 401 …) look
+        the zone up again and, if it moved, call there once (`_moved_zone`)."""
         url = self.zone_url()
         try:
             try:
-                return self._request(operation_name, entity, url, operation, write=write, read=read)
+                answer = self._request(
+                    operation_name, entity, url, operation, write=write, read=read
+                )
             except _UnexplainedRefusal as e:
                 if operation_name == "getThresholdAndUsageInfo":
                     raise  # the credentials check itself: its caller judges
                 raise self._unless_credentials_refused(e) from e
-        except TargetAuthError as e:
+        except TargetError as e:
             fresh = self._moved_zone(e, url)
             if fresh is None:
                 raise
             return self._request(operation_name, entity, fresh, operation, write=write, read=read)
+        self._confirm_zone(url)
+        return answer
 
     def _check_credentials(self) -> None:
         """getThresholdAndUsageInfo: it needs nothing but the credentials."""

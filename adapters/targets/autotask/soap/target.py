@@ -62,6 +62,11 @@ class AutotaskSoapTarget:
         fields are cleared" (OFFICIAL UpdateCall.htm, autotask-api.md §10). So the ticket is
         queried and sent back whole, every field with the type it came with, and the fields the
         template writes win: a queue or priority an engineer changed survives the update.
+
+        The read is made here, right before the write, every time; it is never replaced by an
+        earlier answer (the create's entity, the last update's): whatever it returns is written
+        back, so an older copy would undo what an engineer changed since. It costs one call per
+        update (payload_templates/README.md "Calls per alert").
         """
         ticket_id = entity_id(element)
         current = self._read(ticket_id)

@@ -123,6 +123,79 @@ def test_zone_is_looked_up_again_once_its_ttl_has_passed(http: responses.Request
     assert zone.call_count == 2
 
 
+OLD_ZONE = "https://webservices14.autotask.net/atservicesrest/v1.0/"
+
+
+def kept_zone_client(looked_up: list[str], zone: str = OLD_ZONE) -> AutotaskRestClient:
+    """A client that starts from a zone an earlier lookup gave; new answers go to `looked_up`."""
+    return AutotaskRestClient(LOOKUP, USER, SECRET, CODE, known_zone=zone, on_zone=looked_up.append)
+
+
+def test_a_kept_zone_saves_the_lookup(http: responses.RequestsMock) -> None:
+    looked_up: list[str] = []
+    client = kept_zone_client(looked_up, zone=BASE)
+    http.get(BASE + "Tickets/7", json={"item": {"id": 7}})
+    assert client.get_ticket(7) == {"id": 7}
+    assert client.base_url() == BASE
+    assert looked_up == []  # no lookup was made
+
+
+def test_a_lookup_tells_its_answer(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    told: list[str] = []
+    client.on_zone = told.append
+    add_zone(http)
+    client.base_url()
+    client.base_url()
+    assert told == [BASE]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 404, "json": {"Message": "No HTTP resource was found"}},
+        {"status": 301, "headers": {"Location": "https://webservices3.autotask.net/"}},
+        {"status": 401, "json": {"errors": ["Something went wrong"]}},
+        {"body": requests.ConnectionError(MaxRetryError(None, "/", "refused"))},
+    ],
+    ids=["404", "redirect", "401", "unreachable"],
+)
+def test_a_kept_zone_that_fails_so_is_looked_up_again_and_the_call_repeated_there(
+    http: responses.RequestsMock, failure: dict[str, Any]
+) -> None:
+    looked_up: list[str] = []
+    client = kept_zone_client(looked_up)
+    old = http.get(OLD_ZONE + "Tickets/7", **failure)
+    add_zone(http)
+    new = http.get(BASE + "Tickets/7", json={"item": {"id": 7}})
+    assert client.get_ticket(7) == {"id": 7}
+    assert (old.call_count, new.call_count) == (1, 1)
+    assert looked_up == [BASE]
+    assert client.base_url() == BASE
+
+
+def test_a_404_under_a_zone_already_proven_right_is_not_a_zone_question(
+    http: responses.RequestsMock,
+) -> None:
+    looked_up: list[str] = []
+    client = kept_zone_client(looked_up)
+    http.get(OLD_ZONE + "Tickets/7", json={"item": {"id": 7}})
+    http.get(OLD_ZONE + "Tickets/8", status=404, json={"Message": "No HTTP resource"})
+    client.get_ticket(7)  # the kept zone answered: it is the right one
+    with pytest.raises(TargetRejected):
+        client.get_ticket(8)
+    assert looked_up == []
+
+
+def test_a_kept_zone_on_a_host_no_longer_allowed_is_not_used(http: responses.RequestsMock) -> None:
+    looked_up: list[str] = []
+    client = kept_zone_client(looked_up, zone="https://evil.example.com/atservicesrest/v1.0/")
+    add_zone(http)
+    assert client.base_url() == BASE
+    assert looked_up == [BASE]
+
+
 def test_zone_lookup_carries_no_credentials(
     http: responses.RequestsMock, client: AutotaskRestClient
 ) -> None:
