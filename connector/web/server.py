@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 
 def _mark_dead(server: Any, worker: Any) -> None:
@@ -14,6 +15,17 @@ def _mark_dead(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class _Logs(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's own lines through the connector's log handler (LOG_FORMAT, LOG_LEVEL)."""
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's setup, then its error log handed to the root logger's handler."""
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True
 
 
 class WebApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -33,6 +45,7 @@ class WebApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",
+            "logger_class": _Logs,
             "loglevel": str(settings["LOG_LEVEL"]).lower(),
             "proc_name": "connector-web",
             "child_exit": _mark_dead,
