@@ -198,6 +198,9 @@ class Supervisor:
                 os.kill(child.process.pid, signal.SIGTERM)
         for child in children:
             child.process.join(max(deadline - time.monotonic(), 0.0))
+            logger.info(
+                "serving.stopped", extra={"child": child.name, "exit_code": child.process.exitcode}
+            )
             if child.process.is_alive():
                 logger.error("serving.process_killed", extra={"child": child.name})
                 child.process.kill()
