@@ -105,7 +105,7 @@ def metrics_dir(default: Path | None) -> tuple[Path, bool]:
 
 
 def remove_metrics_dir(path: Path) -> None:
-    """Remove a temporary metrics directory made by use_metrics_dir."""
+    """Remove a temporary metrics directory made by metrics_dir."""
     shutil.rmtree(path, ignore_errors=True)
 
 
