@@ -192,6 +192,10 @@ def run() -> None:
     _serve(supervisor, settings, web_socket, with_worker=settings["WORKER_ENABLED"])
 
 
+#: How long `connector run` waits for the sandbox process to listen.
+SANDBOX_START_SECONDS = 60
+
+
 def _start_sandbox_process(
     supervisor: Supervisor, settings: Mapping[str, Any]
 ) -> tuple[str, dict[str, Any]]:
@@ -210,16 +214,12 @@ def _start_sandbox_process(
             raise click.ClickException("the sandbox did not start in time")
         message = receiver.recv()
     except EOFError:
-        raise click.ClickException("the sandbox process exited at its start") from None
+        raise click.ClickException("the sandbox process exited at its start (see above)") from None
     finally:
         receiver.close()
     if message[0] != "ready":
         raise click.ClickException(message[1])
     return message[1], message[2]
-
-
-#: How long `connector run` waits for the sandbox process to listen.
-SANDBOX_START_SECONDS = 60
 
 
 def _run_sandbox(settings: Mapping[str, Any], sender: Any) -> None:
