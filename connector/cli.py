@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
+import socket
 import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +15,16 @@ import click
 from connector.cli_config import config
 from connector.cli_support import command_services as _command_services
 from connector.cli_support import settings_or_exit as _settings
+from connector.serving import (
+    Supervisor,
+    listen,
+    metrics_dir,
+    remove_metrics_dir,
+    run_worker,
+    serve_web,
+    stop_on_signals,
+    use_metrics_dir,
+)
 
 if TYPE_CHECKING:
     from adapters.sandbox import SandboxServer
@@ -94,14 +103,6 @@ def _describe_sandbox(server: SandboxServer) -> str:
     )
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 @main.command()
 @click.option("--host", default=None, help="Address to listen on [SANDBOX_HOST, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [SANDBOX_PORT, 8081].")
@@ -120,7 +121,7 @@ def sandbox(host: str | None, port: int | None, state_file: str | None) -> None:
     click.echo(_describe_sandbox(server))
     sys.stdout.flush()
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     server.start()
     stop.wait()
     server.stop()
@@ -129,6 +130,9 @@ def sandbox(host: str | None, port: int | None, state_file: str | None) -> None:
 @main.command()
 def run() -> None:
     """Run everything `make run` starts: the service, a worker, and the Autotask sandbox beside it.
+
+    Each in its own process: WEB_CONCURRENCY web processes (gunicorn), a delivery worker
+    (unless WORKER_ENABLED is false) and the sandbox. SIGTERM or Ctrl-C stops them all.
 
     Ports come from PORT (8080) and SANDBOX_PORT (8081) or their CONNECTOR_ settings. With no
     INTEGRATION configured, the sandbox becomes the default integration. State lives in var/.
@@ -157,14 +161,22 @@ def run() -> None:
     for name in ("HOOK_TOKEN", "API_TOKEN"):
         if not settings[name]:
             settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
-    sandbox_server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
-    sandbox_integration = not settings["INTEGRATION"]
-    if sandbox_integration:
-        settings["INTEGRATION"] = _sandbox_integration(sandbox_server, settings["AUTOTASK_API"])
-    web, services = _make_web_server(settings)
-    prepare_database(services, refresh_connection=sandbox_integration)
-    base = f"http://{settings['HOST']}:{web.server_port}"
-    click.echo(_describe_sandbox(sandbox_server))
+    directory, _ = metrics_dir(var / "metrics")
+    use_metrics_dir(directory)
+    web_socket = _listen(settings)
+    supervisor = Supervisor()
+    try:
+        description, integration = _start_sandbox_process(supervisor, settings)
+        sandbox_integration = not settings["INTEGRATION"]
+        if sandbox_integration:
+            settings["INTEGRATION"] = integration
+        _prepare(settings, refresh_connection=sandbox_integration)
+    except BaseException:
+        web_socket.close()
+        supervisor.stop()
+        raise
+    base = f"http://{settings['HOST']}:{web_socket.getsockname()[1]}"
+    click.echo(description)
     click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
     click.echo(f"  Webhooks      POST {base}/hooks/generic")
     click.echo(f"  Hook token    {settings['HOOK_TOKEN']}  (Authorization: Bearer …)")
@@ -177,9 +189,96 @@ def run() -> None:
     click.echo(f"  Database      {settings['DATABASE_URL']}")
     click.echo("Stop with Ctrl-C.")
     sys.stdout.flush()
-    sandbox_server.start()
-    _serve_until_stopped(web, services, with_worker=settings["WORKER_ENABLED"])
-    sandbox_server.stop()
+    _serve(supervisor, settings, web_socket, with_worker=settings["WORKER_ENABLED"])
+
+
+#: How long `connector run` waits for the sandbox process to listen.
+SANDBOX_START_SECONDS = 60
+
+
+def _start_sandbox_process(
+    supervisor: Supervisor, settings: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Start the sandbox in its own process; its description and the integration that uses it.
+
+    The child binds the port (SANDBOX_PORT 0: a free one) and sends back what the parent prints
+    and configures, so every web process gets the same integration.
+    """
+    import multiprocessing
+
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    supervisor.start("sandbox", _run_sandbox, settings, sender, last=True)
+    sender.close()
+    try:
+        if not receiver.poll(SANDBOX_START_SECONDS):
+            raise click.ClickException("the sandbox did not start in time")
+        message = receiver.recv()
+    except EOFError:
+        raise click.ClickException("the sandbox process exited at its start (see above)") from None
+    finally:
+        receiver.close()
+    if message[0] != "ready":
+        raise click.ClickException(message[1])
+    return message[1], message[2]
+
+
+def _run_sandbox(settings: Mapping[str, Any], sender: Any) -> None:
+    """The sandbox process of `connector run`: listen, report, serve until SIGTERM."""
+    try:
+        server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
+    except click.ClickException as e:
+        sender.send(("error", e.message))
+        sender.close()
+        raise SystemExit(1) from e
+    sender.send(
+        ("ready", _describe_sandbox(server), _sandbox_integration(server, settings["AUTOTASK_API"]))
+    )
+    sender.close()
+    stop = threading.Event()
+    stop_on_signals(stop)
+    server.start()
+    stop.wait()
+    server.stop()
+
+
+def _listen(settings: Mapping[str, Any]) -> socket.socket:
+    """The web processes' socket, bound by the parent (so PORT 0 is known and printed)."""
+    try:
+        return listen(settings["HOST"], settings["PORT"])
+    except OSError as e:
+        raise click.ClickException(
+            f"cannot listen on {settings['HOST']}:{settings['PORT']}: {e}"
+        ) from e
+
+
+def _prepare(settings: Mapping[str, Any], *, refresh_connection: bool = False) -> None:
+    """prepare_database once, in the parent; its engine is gone before any child is forked."""
+    from connector import create_app
+
+    services: Services = create_app(dict(settings)).extensions["connector"]
+    try:
+        prepare_database(services, refresh_connection=refresh_connection)
+    finally:
+        services.dispose()
+
+
+def _serve(
+    supervisor: Supervisor,
+    settings: Mapping[str, Any],
+    web_socket: socket.socket,
+    *,
+    with_worker: bool,
+) -> None:
+    """Start the web processes (and a worker), supervise them; exit 1 when one died."""
+    try:
+        supervisor.start("web", serve_web, settings, web_socket.fileno())
+    finally:
+        web_socket.close()  # the web processes have it; a copy here would keep the port open
+    if with_worker:
+        supervisor.start("worker", run_worker, settings)
+    code = supervisor.run()
+    if code:
+        raise click.ClickException("a process of the connector died; every other was stopped")
 
 
 def _first_admin_hint(settings: Mapping[str, Any]) -> str:
@@ -187,26 +286,6 @@ def _first_admin_hint(settings: Mapping[str, Any]) -> str:
     if settings["ADMIN_USERNAME"]:
         return f"admin {settings['ADMIN_USERNAME']!r} from CONNECTOR_ADMIN_USERNAME/_PASSWORD"
     return "no default admin: `.venv/bin/connector create-admin` makes the first"
-
-
-def _serve_until_stopped(web: Any, services: Services, *, with_worker: bool) -> None:
-    """Serve (and work, if asked) until SIGTERM or SIGINT; then stop cleanly."""
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    threads = [threading.Thread(target=web.serve_forever, name="web", daemon=True)]
-    if with_worker:
-        from connector.wiring import make_worker
-
-        worker = make_worker(services)
-        threads.append(threading.Thread(target=worker.run, args=(stop,), name="worker"))
-    for thread in threads:
-        thread.start()
-    stop.wait()
-    web.shutdown()
-    for thread in threads:
-        thread.join(timeout=30)
-    web.server_close()
-    services.dispose()
 
 
 def _local_secret_key(path: Path) -> str:
@@ -253,33 +332,42 @@ def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:
 @click.option(
     "--worker/--no-worker",
     default=None,
-    help="Run a delivery worker thread in this process [WORKER_ENABLED].",
+    help="Run a delivery worker process beside the web processes [WORKER_ENABLED].",
 )
 def serve(worker: bool | None) -> None:
-    """Serve the connector (webhooks, API) on HOST:PORT, without the sandbox."""
+    """Serve the connector (webhooks, API) on HOST:PORT, without the sandbox.
+
+    WEB_CONCURRENCY web processes (gunicorn) and, with --worker, a delivery worker process; the
+    database is migrated first. SIGTERM or Ctrl-C stops them all gracefully.
+    """
     settings = _settings()
-    web, services = _make_web_server(settings)
-    prepare_database(services)
-    click.echo(f"Connector service on http://{settings['HOST']}:{web.server_port}/")
-    sys.stdout.flush()
-    _serve_until_stopped(
-        web, services, with_worker=settings["WORKER_ENABLED"] if worker is None else worker
-    )
+    directory, temporary = metrics_dir(None)
+    use_metrics_dir(directory)
+    try:
+        web_socket = _listen(settings)
+        try:
+            _prepare(settings)
+        except BaseException:
+            web_socket.close()
+            raise
+        click.echo(f"Connector service on http://{settings['HOST']}:{web_socket.getsockname()[1]}/")
+        sys.stdout.flush()
+        _serve(
+            Supervisor(),
+            settings,
+            web_socket,
+            with_worker=settings["WORKER_ENABLED"] if worker is None else worker,
+        )
+    finally:
+        if temporary:
+            remove_metrics_dir(directory)
 
 
 @main.command()
 @click.option("--id", "worker_id", default=None, help="Name of this worker in leases and logs.")
 def worker(worker_id: str | None) -> None:
     """Run a delivery worker (any number may share one PostgreSQL database)."""
-    from connector import create_app
-    from connector.wiring import make_worker
-
-    settings = _settings()
-    services = create_app(settings).extensions["connector"]
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    make_worker(services, worker_id=worker_id).run(stop)
-    services.dispose()
+    run_worker(_settings(), worker_id)
 
 
 @main.group()
@@ -331,21 +419,6 @@ def prepare_database(services: Services, *, refresh_connection: bool = False) ->
             ensure_api_token(session, settings["API_TOKEN"], label="preset")
         # Only while no admin exists: unattended starts get their first admin, no one else.
         ensure_configured_admin(session, settings)
-
-
-def _make_web_server(settings: Mapping[str, Any]) -> tuple[Any, Services]:
-    from werkzeug.serving import make_server
-
-    from connector import create_app
-
-    app = create_app(dict(settings))
-    try:
-        server = make_server(settings["HOST"], settings["PORT"], app, threaded=True)
-    except OSError as e:
-        raise click.ClickException(
-            f"cannot listen on {settings['HOST']}:{settings['PORT']}: {e}"
-        ) from e
-    return server, app.extensions["connector"]
 
 
 @main.command("create-admin")

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.domain import IncomingAlert, Outcome, Step, TicketRef
+from connector.domain import IncomingAlert, Outcome, Step, StepKind, TicketRef
 from connector.errors import (
     ConfigError,
     RenderError,
@@ -32,6 +32,7 @@ from connector.persistence.models import AlertEvent, Delivery, Integration, Tick
 from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
 from connector.pipeline.governor import Governor, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
+from connector.pipeline.latency import observe_alert_to_ticket
 from connector.pipeline.outbox import LeaseKeeper, LeaseLost, Outbox
 from connector.pipeline.routing import NoCompany, TenantRoute
 from connector.pipeline.ticketlinks import CreateInFlight, apply_step, ensure_plan, steps_from_json
@@ -245,6 +246,8 @@ class Attempt:
                 self._record_step(session, job, delivery, step, ref)
         if delivery is None:  # after the commit: the calls made are kept
             raise LeaseLost()
+        if step.kind is StepKind.CREATE:
+            observe_alert_to_ticket((self.attempts.clock() - job.received_at).total_seconds())
 
     def _record_step(
         self,

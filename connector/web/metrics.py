@@ -1,11 +1,16 @@
-"""GET /metrics: Prometheus text exposition of webhook counters and database gauges.
+"""GET /metrics: Prometheus text exposition of webhook counters, histograms and database gauges.
 
-Two kinds of metric, both in one registry per app (never prometheus_client's global one, so that
-several apps in one process keep apart):
+Two kinds of metric, exposed through one registry per app (never prometheus_client's global one,
+so that several apps in one process keep apart):
 
-- counters of this web process: every answer to `/hooks/…` by source and status, and the alerts
-  of each 202 by disposition. They live in the process's memory: they start at 0 when it starts
-  and each web process counts only the webhooks it answered.
+- counted by the processes: every answer to `/hooks/…` by source and status, the alerts of each
+  202 by disposition, each answer's handling time by source (a histogram), and the alert → ticket
+  latency the worker observes (connector.pipeline.latency). They start at 0 when the connector
+  starts. Under `connector run` and `connector serve` (several web processes, a worker process)
+  prometheus_client's multiprocess mode adds up every process's counts from the directory named
+  by PROMETHEUS_MULTIPROC_DIR, so any web process's scrape shows the connector's totals. Without
+  that directory (an app in a test, `gunicorn wsgi:app` without it) each process counts only its
+  own, in the app's registry.
 - gauges read from the database at scrape time (deliveries by state, the oldest due delivery's
   wait, dead letters, Autotask calls of the last hour, open tickets): the database is shared, so
   they are right whichever web or worker process does the work. When the database cannot be read
@@ -16,14 +21,16 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask.sansio.blueprints import BlueprintSetupState
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +45,7 @@ from connector.persistence.models import (
     TicketLink,
     utcnow,
 )
+from connector.pipeline.latency import BUCKETS, alert_to_ticket
 from connector.pipeline.outbox import DeliveryState
 from connector.services import Services
 
@@ -64,13 +72,18 @@ QUERY_TIMEOUT_MS = 5000
 CHALLENGE = 'Bearer realm="metrics"'
 
 
+#: Set by `connector run`/`serve`: the directory of every process's metric files.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
 @dataclass(frozen=True)
 class AppMetrics:
-    """An app's registry and the counters its requests increment."""
+    """An app's registry (what a scrape exposes) and the metrics its requests observe."""
 
     registry: CollectorRegistry
     webhooks: Counter
     alerts: Counter
+    webhook_seconds: Histogram
 
 
 def app_metrics() -> AppMetrics:
@@ -83,28 +96,56 @@ def _set_up(state: BlueprintSetupState) -> None:
     """Give the app its own registry with the web counters and the database collector."""
     services: Services = state.app.extensions["connector"]
     registry = CollectorRegistry()
+    multiprocess_dir = os.environ.get(MULTIPROCESS_VARIABLE)
+    # In multiprocess mode the metrics write to the directory's files, which the collector reads
+    # (every process's): registering them as well would expose this process's twice.
+    own = None if multiprocess_dir else registry
     webhooks = Counter(
         "connector_webhooks",
-        "Answers to POST /hooks/<source> by this web process, by source and HTTP status.",
+        "Answers to POST /hooks/<source> by the web processes, by source and HTTP status.",
         ["source", "status"],
-        registry=registry,
+        registry=own,
     )
     alerts = Counter(
         "connector_webhook_alerts",
-        "Alerts of webhooks answered 202 by this web process, by source and disposition.",
+        "Alerts of webhooks answered 202 by the web processes, by source and disposition.",
         ["source", "disposition"],
-        registry=registry,
+        registry=own,
     )
+    webhook_seconds = Histogram(
+        "connector_webhook_seconds",
+        "Seconds the web processes took to answer POST /hooks/<source>, by source (every"
+        " answer, refusals included).",
+        ["source"],
+        buckets=BUCKETS,
+        registry=own,
+    )
+    if multiprocess_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(alert_to_ticket())
     # Known sources start at 0, so rate() and increase() see their first webhook.
     for source in services.sources:
         webhooks.labels(source=source, status="202")
+        webhook_seconds.labels(source=source)
         for disposition in DISPOSITIONS:
             alerts.labels(source=source, disposition=disposition)
     registry.register(DatabaseCollector(services))
-    state.app.extensions["connector_metrics"] = AppMetrics(registry, webhooks, alerts)
+    state.app.extensions["connector_metrics"] = AppMetrics(
+        registry, webhooks, alerts, webhook_seconds
+    )
 
 
 bp.record_once(_set_up)
+
+
+@bp.before_app_request
+def start_clock() -> None:
+    """Note when a /hooks/ request began, for its handling time."""
+    if request.path.startswith(HOOK_PREFIX):
+        g.metrics_hook_started = time.perf_counter()
 
 
 @bp.after_app_request
@@ -124,6 +165,9 @@ def _count(response: Response) -> None:
     slug = request.path[len(HOOK_PREFIX) :].partition("/")[0]
     source = slug if slug in services.sources else UNKNOWN_SOURCE
     metrics.webhooks.labels(source=source, status=str(response.status_code)).inc()
+    started = g.get("metrics_hook_started")
+    if started is not None:
+        metrics.webhook_seconds.labels(source=source).observe(time.perf_counter() - started)
     if response.status_code != 202:
         return
     body = response.get_json(silent=True)
@@ -159,11 +203,11 @@ def metrics() -> Response:
 
 
 class _WithoutCreated:
-    """The registry's metrics without the counters' `<name>_created` samples.
+    """The registry's metrics without the counters' and histograms' `<name>_created` samples.
 
-    prometheus_client adds one per counter series (its creation time), which the text format
-    exposes as a separate gauge: twice the series, of no use to a rate(). The library's own switch
-    for this is process-wide, so it is filtered here instead.
+    prometheus_client adds one per counter or histogram series (its creation time), which the
+    text format exposes as a separate gauge: more series, of no use to a rate(). The library's
+    own switch for this is process-wide, so it is filtered here instead.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -171,7 +215,7 @@ class _WithoutCreated:
 
     def collect(self) -> Iterator[Metric]:
         for metric in self.registry.collect():
-            if metric.type == "counter":
+            if metric.type in ("counter", "histogram"):
                 metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
             yield metric
 

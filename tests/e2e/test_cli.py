@@ -159,3 +159,41 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
     ]
     assert (tmp_path / "var" / "connector.sqlite").exists()
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0
+
+
+def test_run_runs_each_part_in_its_own_process_and_sigterm_ends_them_all(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.e2e.test_serving import alive, descendants
+
+    env["PORT"] = str(free_port())
+    env["SANDBOX_PORT"] = str(free_port())
+    process = subprocess.Popen(
+        [*CONNECTOR, "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{env['PORT']}/healthz")
+        children: set[int] = set()
+
+        def all_started() -> bool:
+            children.update(descendants(process.pid))
+            return len(alive(children)) == 5
+
+        # The sandbox, the web arbiter with its two web processes, and the worker.
+        wait_until(all_started, 30, lambda: f"five processes under run, not {children}")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=35)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    wait_until(lambda: not alive(children), 10, lambda: f"{alive(children)} to end")
+    assert "Autotask sandbox (a local simulator of Autotask PSA) on http://127.0.0.1:" in output
+    assert f"Connector service on http://127.0.0.1:{env['PORT']}/" in output
+    assert (tmp_path / "var" / "metrics").is_dir()

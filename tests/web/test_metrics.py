@@ -107,7 +107,10 @@ def test_exposition_parses_and_starts_at_zero(client: FlaskClient) -> None:
             "connector_webhook_alerts_total", source="alertmanager", disposition=disposition
         )
         assert value == 0
-    # No creation-time series beside the counters.
+    assert metrics.types["connector_webhook_seconds"] == "histogram"
+    assert metrics.types["connector_alert_to_ticket_seconds"] == "histogram"
+    assert metrics.value("connector_webhook_seconds_count", source="generic") == 0
+    # No creation-time series beside the counters and histograms.
     assert not any(name.endswith("_created") for name in metrics.names())
 
 
@@ -142,6 +145,47 @@ def test_webhooks_are_counted_by_source_status_and_disposition(client: FlaskClie
     assert grew("connector_webhook_alerts_total", source="generic", disposition="rejected") == 1
     # The database agrees: four deliveries wait (the duplicate and the dropped have none).
     assert after.value("connector_deliveries", state="pending") == 4
+
+
+def test_every_webhook_answer_is_timed_by_source(client: FlaskClient) -> None:
+    before = scrape(client)
+
+    assert post(client, ALERT).status_code == 202
+    assert post(client, ALERT, token="wrong-token").status_code == 401
+    assert post(client, ALERT, source="no-such-source").status_code == 404
+    assert client.get("/healthz").status_code == 200  # not a webhook: not timed
+
+    after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return after.count(name, **labels) - before.count(name, **labels)
+
+    assert grew("connector_webhook_seconds_count", source="generic") == 2
+    assert grew("connector_webhook_seconds_count", source="unknown") == 1
+    assert grew("connector_webhook_seconds_bucket", source="generic", le="+Inf") == 2
+    assert grew("connector_webhook_seconds_sum", source="generic") > 0
+    # Buckets from a millisecond to minutes.
+    assert after.value("connector_webhook_seconds_bucket", source="generic", le="0.001") is not None
+    assert after.value("connector_webhook_seconds_bucket", source="generic", le="600.0") is not None
+
+
+def test_a_created_ticket_observes_the_alert_to_ticket_latency(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    services = connector_app.extensions["connector"]
+    before = scrape(client)
+    assert post(client, ALERT).status_code == 202
+
+    assert make_worker(services).run_once() == 1  # the create
+    created = scrape(client)
+    assert post(client, dict(ALERT, status="resolved")).status_code == 202
+    assert make_worker(services).run_once() == 1  # the clear: no create
+    cleared = scrape(client)
+
+    name = "connector_alert_to_ticket_seconds"
+    assert created.count(f"{name}_count") - before.count(f"{name}_count") == 1
+    assert created.count(f"{name}_sum") > before.count(f"{name}_sum")
+    assert cleared.count(f"{name}_count") == created.count(f"{name}_count")
 
 
 def test_deliveries_api_calls_and_tickets_after_a_worker_pass(
@@ -411,3 +455,52 @@ def test_two_apps_in_one_process_count_apart(tmp_path: Path) -> None:
     finally:
         first.extensions["connector"].dispose()
         second.extensions["connector"].dispose()
+
+
+MULTIPROCESS_SCRIPT = """
+import json, os, sys
+from connector import create_app
+from connector.pipeline.latency import observe_alert_to_ticket
+
+app = create_app({"DATABASE_URL": sys.argv[1]})
+client = app.test_client()
+client.post("/hooks/nope", json={})
+if sys.argv[2] == "worker":
+    observe_alert_to_ticket(2.0)
+else:
+    print(client.get("/metrics").get_data(as_text=True))
+app.extensions["connector"].dispose()
+"""
+
+
+def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path: Path) -> None:
+    # As under `connector run`/`serve`: each process writes to the directory, any scrape sums.
+    import os
+    import subprocess
+    import sys
+
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(directory))
+    url = f"sqlite:///{tmp_path}/connector.sqlite"
+
+    def process(role: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", MULTIPROCESS_SCRIPT, url, role],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+
+    process("worker")
+    process("web")
+    metrics = Scrape(process("web"))
+
+    assert metrics.value("connector_webhooks_total", source="unknown", status="404") == 3
+    assert metrics.value("connector_webhook_seconds_count", source="unknown") == 3
+    assert metrics.value("connector_alert_to_ticket_seconds_count") == 1
+    assert metrics.value("connector_alert_to_ticket_seconds_sum") == 2.0
+    assert "connector_database_up" in metrics.types
+    assert not any(name.endswith("_created") for name in metrics.names())
