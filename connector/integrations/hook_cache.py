@@ -83,6 +83,11 @@ class HookCache:
         with self._lock:
             self._callers.pop(key, None)
 
+    def config(self, integration_id: int) -> IngestConfig | None:
+        """The settings and tenant map last read for the integration (perhaps no longer its
+        current ones: `state` tells, in the webhook's transaction); None when never read."""
+        return self._configs.get(integration_id)
+
     def state(self, session: Session, caller: HookCaller) -> IngestState:
         """The integration's state for this webhook, in the caller's transaction (one statement;
         two more when the settings changed since this process last read them).

@@ -14,7 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from connector.errors import AuthError, UnknownSourceError
+from connector.domain import ParsedWebhook
+from connector.errors import AuthError, PayloadError, UnknownSourceError
+from connector.integrations.settings import IntegrationSettings
 from connector.integrations.sources import configured_source
 from connector.integrations.verification import DuplicateMessage, HookCaller, remember_signature
 from connector.logs import request_id
@@ -22,7 +24,7 @@ from connector.persistence.models import utcnow
 from connector.pipeline.intake import Intake, check_content_type, read_webhook, take_in
 from connector.pipeline.rejections import Refusal, excerpt, prune, record_rejection
 from connector.secrets import token_hash
-from connector.services import Services
+from connector.services import Services, SourceAdapter
 from connector.web.auth import hook_caller, signed
 
 bp = Blueprint("hooks", __name__)
@@ -181,6 +183,18 @@ def _credential_key(source: str) -> tuple[str, str]:
     return source, token_hash(request.headers.get("Authorization", ""))
 
 
+def _read(
+    adapter: SourceAdapter,
+    settings: IntegrationSettings,
+    source: str,
+    raw: bytes,
+    content_type: str,
+) -> ParsedWebhook:
+    """The body read by the source as the integration's settings configure it."""
+    configured = configured_source(adapter, settings.source_options.get(source, {}))
+    return read_webhook(configured, raw, content_type)
+
+
 @bp.post("/hooks/<source>")
 def receive(source: str) -> tuple[Response, int]:
     """Accept a webhook alert by alert; 202 with what became of each, once committed.
@@ -207,6 +221,15 @@ def receive(source: str) -> tuple[Response, int]:
     content_type = request.headers.get("Content-Type", "")
     check_content_type(adapter, content_type)  # before the body is read: 415, not 413
     raw = _raw_body()
+    # Read with the settings this process kept (no lock held while parsing); should the
+    # transaction find them changed, the body is read again with the new ones.
+    kept = svc.hook_cache.config(caller.integration_id)
+    early: ParsedWebhook | PayloadError | None = None
+    if kept is not None:
+        try:
+            early = _read(adapter, kept.settings, source, raw, content_type)
+        except PayloadError as e:
+            early = e
     try:
         with svc.transaction() as session:
             try:
@@ -215,8 +238,12 @@ def receive(source: str) -> tuple[Response, int]:
                 svc.hook_cache.forget(_credential_key(source))
                 raise
             settings = state.config.settings
-            configured = configured_source(adapter, settings.source_options.get(source, {}))
-            parsed = read_webhook(configured, raw, content_type)
+            if state.config is not kept or early is None:
+                parsed = _read(adapter, settings, source, raw, content_type)
+            elif isinstance(early, PayloadError):
+                raise early
+            else:
+                parsed = early
             intake = Intake(
                 integration_id=caller.integration_id,
                 source=source,
