@@ -18,6 +18,7 @@ from connector.cli_support import settings_or_exit as _settings
 from connector.serving import (
     Supervisor,
     listen,
+    lower_priority,
     metrics_dir,
     remove_metrics_dir,
     run_worker,
@@ -222,8 +223,15 @@ def _start_sandbox_process(
     return message[1], message[2]
 
 
+#: How far below the connector's processes the sandbox of `connector run` runs.
+SANDBOX_NICENESS = 10
+
+
 def _run_sandbox(settings: Mapping[str, Any], sender: Any) -> None:
     """The sandbox process of `connector run`: listen, report, serve until SIGTERM."""
+    # It stands in for Autotask, whose work is not this machine's in production: the
+    # connector's own processes come first (serving.lower_priority).
+    lower_priority(SANDBOX_NICENESS)
     try:
         server = _start_sandbox(settings, settings["SANDBOX_HOST"], settings["SANDBOX_PORT"])
     except click.ClickException as e:

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_THREADS": 3,
     # A running worker records that it is alive this often (GET /readyz reads it)
     "WORKER_HEARTBEAT_SECONDS": 5.0,
+    # How far below the web processes a worker runs (Unix niceness; 0 = the same): webhooks first
+    "WORKER_NICENESS": 5,
     "RETRY_DELAYS": [5, 30, 120, 300, 900, 1800],
     "RETRY_JITTER": 0.2,
     "DELIVERY_MAX_AGE_HOURS": 72.0,
@@ -412,6 +414,7 @@ class SettingsSchema(Schema):
     WORKER_BATCH = _Whole(validate=_at_least_one())
     WORKER_THREADS = _Whole(validate=_at_least_one())
     WORKER_HEARTBEAT_SECONDS = _Number(validate=_positive_seconds())
+    WORKER_NICENESS = _Whole(validate=validate.Range(0, 19, error="must be 0 to 19"))
     RETRY_DELAYS = _Json(list, validate=_retry_delays)
     RETRY_JITTER = _Number()
     DELIVERY_MAX_AGE_HOURS = _Number()

@@ -241,12 +241,24 @@ def serve_web(settings: Mapping[str, Any], fd: int) -> None:
     WebApplication(settings, fd).run()
 
 
+def lower_priority(niceness: int) -> None:
+    """Run this process `niceness` steps below the web processes (0: as they do).
+
+    Webhooks first: a sender waits for its answer and gives up after its timeout, a delivery
+    waits for nobody and catches up after a storm. Without it, a worker busy with a storm's
+    deliveries took the CPU the same storm's webhooks needed.
+    """
+    if niceness > 0:
+        os.nice(niceness)
+
+
 def run_worker(settings: Mapping[str, Any], worker_id: str | None = None) -> None:
     """Run a delivery worker until SIGTERM or SIGINT (what `connector worker` runs)."""
     from connector import create_app
     from connector.services import Services
     from connector.wiring import make_worker
 
+    lower_priority(int(settings["WORKER_NICENESS"]))
     services: Services = create_app(dict(settings)).extensions["connector"]
     stop = threading.Event()
     stop_on_signals(stop)

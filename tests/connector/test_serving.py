@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
 from prometheus_client import values
 
-from connector.serving import METRICS_DIR_VARIABLE, listen, metrics_dir, use_metrics_dir
+from connector.serving import (
+    METRICS_DIR_VARIABLE,
+    listen,
+    lower_priority,
+    metrics_dir,
+    use_metrics_dir,
+)
 
 
 @pytest.fixture
@@ -55,3 +63,22 @@ def test_listen_on_port_0_binds_a_free_port() -> None:
             pass
     finally:
         sock.close()
+
+
+def _niceness_after(steps: int, pipe: Connection) -> None:
+    lower_priority(steps)
+    pipe.send(os.nice(0))
+
+
+@pytest.mark.parametrize("steps", [0, 5])
+def test_a_worker_runs_the_given_steps_below_the_web_processes(steps: int) -> None:
+    """WORKER_NICENESS: webhooks first (serving.lower_priority), in a process of its own."""
+    ours, theirs = multiprocessing.Pipe()
+    child = multiprocessing.get_context("fork").Process(
+        target=_niceness_after, args=(steps, theirs)
+    )
+    child.start()
+    assert ours.poll(30), "the child did not answer"
+    assert ours.recv() == min(os.nice(0) + steps, 19)
+    child.join(30)
+    assert child.exitcode == 0
