@@ -114,6 +114,9 @@ class LifecyclePolicy:
     status_map: Mapping[AlertStatus, int]
     complete_status: int = 5
     complete_on_clear: bool = True
+    #: An acknowledgement sets the ticket's status (status_map); off, it only adds its note
+    #: (and a new priority, when the severity changed). Escalations always set it.
+    status_on_acknowledge: bool = True
     #: A clear also adds its text as a note: the update that completes the ticket does not
     #: carry it as the resolution (its request was edited so). Off: one update says it all.
     note_on_clear: bool = False
@@ -171,7 +174,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class Step:
     """A single ticket operation; `status` for create/set_status/complete/reopen, `priority` for
-    set_priority, text for notes."""
+    create/set_priority (and set_status/reopen when the severity changed too), text for notes."""
 
     kind: StepKind
     status: int | None = None

@@ -64,6 +64,10 @@ class TargetProfile:
     check_zone_lookup_url: Callable[[str, Sequence[str]], None] | None = None
     #: Where the ticket system's own zone lookup is asked: the admin form's default.
     default_zone_lookup_url: str = ""
+    #: An update of a ticket costs a read of it first (the API's update replaces the whole
+    #: record): each status change costs two calls, so an acknowledgement leaves the status
+    #: alone unless the integration says otherwise (settings `status_on_acknowledge`).
+    update_reads_ticket: bool = False
 
     def limits_for(self, action: RequestAction) -> Mapping[str, int]:
         """The field limits of what `action` writes: a note's, or a ticket's."""

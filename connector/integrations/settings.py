@@ -16,6 +16,7 @@ from connector.domain import (
     Severity,
     SeverityChanges,
 )
+from connector.ports import TargetProfile
 
 DEFAULT_PRIORITY_MAP = {
     Severity.CRITICAL: 4,  # Critical
@@ -83,6 +84,10 @@ class IntegrationSettings:
     )
     status_map: Mapping[AlertStatus, int] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
     complete_on_clear: bool = True
+    #: Whether an acknowledgement sets the ticket's status (status_map's acknowledged) or only
+    #: adds its note; None: the target flavour's default (on, unless an update costs a read of
+    #: the ticket first, as SOAP's does: TargetProfile.update_reads_ticket).
+    status_on_acknowledge: bool | None = None
     repeat_note_minutes: int | None = 60
     reopen_window_minutes: int = 1440
     monitor_overrides: Mapping[str, MonitorOverride] = field(default_factory=dict)
@@ -100,13 +105,20 @@ class IntegrationSettings:
     #: Who is mailed when the integration needs a person (integrations/contact.py); None: nobody.
     emergency_contact: str | None = None
 
-    def policy(self) -> LifecyclePolicy:
-        """The lifecycle policy the planner applies."""
+    def acknowledge_sets_status(self, profile: TargetProfile | None) -> bool:
+        """Whether an acknowledgement sets the ticket's status, the flavour deciding when unset."""
+        if self.status_on_acknowledge is not None:
+            return self.status_on_acknowledge
+        return profile is None or not profile.update_reads_ticket
+
+    def policy(self, profile: TargetProfile | None = None) -> LifecyclePolicy:
+        """The lifecycle policy the planner applies, for the integration's target flavour."""
         repeat = self.repeat_note_minutes
         return LifecyclePolicy(
             status_map=self.status_map,
             complete_status=self.status_map[AlertStatus.CLEARED],
             complete_on_clear=self.complete_on_clear,
+            status_on_acknowledge=self.acknowledge_sets_status(profile),
             repeat_note_interval=timedelta(minutes=repeat) if repeat is not None else None,
             reopen_window=timedelta(minutes=self.reopen_window_minutes),
             delivered=frozenset(status for status, on in self.deliver.items() if on),
@@ -217,6 +229,7 @@ class IntegrationSettingsSchema(Schema):
         load_default=dict,
     )
     complete_on_clear = fields.Boolean(load_default=True)
+    status_on_acknowledge = fields.Boolean(allow_none=True, load_default=None)
     repeat_note_minutes = WholeNumber(
         allow_none=True, load_default=60, validate=validate.Range(min=0)
     )

@@ -28,6 +28,9 @@ def wire_datetime(value: datetime) -> str:
 
 #: The steps whose update sets the ticket's status.
 _STATUS_CHANGES = frozenset({StepKind.SET_STATUS, StepKind.COMPLETE, StepKind.REOPEN})
+#: The steps whose update may set the ticket's priority: a status change carries a severity
+#: change's new priority in the same update (one call, not two).
+_PRIORITY_CHANGES = frozenset({StepKind.SET_PRIORITY, StepKind.SET_STATUS, StepKind.REOPEN})
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,8 @@ class RenderContext:
     description: str = ""
     note_title: str = ""
     note_text: str = ""
-    #: What an update changes: the ticket's status, or (a severity change) its priority; None
-    #: for what it leaves alone, and for creates and notes.
+    #: What an update changes: the ticket's status, its priority (a severity change), or both;
+    #: None for what it leaves alone, and for creates and notes.
     change_status: int | None = None
     change_priority: int | None = None
 
@@ -119,7 +122,7 @@ class RenderContext:
             note_title=step.title if step else "",
             note_text=step.text if step else "",
             change_status=step.status if step and step.kind in _STATUS_CHANGES else None,
-            change_priority=step.priority if step and step.kind is StepKind.SET_PRIORITY else None,
+            change_priority=step.priority if step and step.kind in _PRIORITY_CHANGES else None,
         )
 
     def variables(self) -> dict[str, object]:

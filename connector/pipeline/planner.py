@@ -49,11 +49,10 @@ def plan(
         if now <= reopen_until:
             change = severity_change(event, ticket, policy)
             note = _note(event, f"Alert {_WORDS[status]} again; ticket reopened.", change)
-            return Plan(
-                Outcome.REOPENED,
-                (Step(StepKind.REOPEN, status=policy.status_map[status]), *_steps(change), note),
-                applies_severity=change is not None,
+            reopen = Step(
+                StepKind.REOPEN, status=policy.status_map[status], priority=_new_priority(change)
             )
+            return Plan(Outcome.REOPENED, (reopen, note), applies_severity=change is not None)
         return _without_open_ticket(event, policy, new_episode=True)
     # The ticket is open.
     if status is AlertStatus.CLEARED:
@@ -93,15 +92,22 @@ def plan(
             )
         return Plan(Outcome.NOTED, (_note(event, "Alert is still active."),))
     # Acknowledged or escalated.
-    return Plan(
-        Outcome.UPDATED,
-        (
-            Step(StepKind.SET_STATUS, status=policy.status_map[status]),
-            *_steps(change),
-            _note(event, f"Alert {_WORDS[status]}.", change),
-        ),
-        applies_severity=change is not None,
+    note = _note(event, f"Alert {_WORDS[status]}.", change)
+    if status is AlertStatus.ACKNOWLEDGED and not policy.status_on_acknowledge:
+        # The note says it; the status stays (an update costs a read first on some flavours).
+        # The alert's status is still recorded as applied, so its next firing is noted as
+        # active again. Escalations keep setting it: workflow rules act on that status.
+        changes_priority = change is not None and change.priority is not None
+        return Plan(
+            Outcome.UPDATED if changes_priority else Outcome.NOTED,
+            (*_steps(change), note),
+            applies_severity=change is not None,
+        )
+    # One update sets the status and, when the severity changed, the priority with it.
+    update = Step(
+        StepKind.SET_STATUS, status=policy.status_map[status], priority=_new_priority(change)
     )
+    return Plan(Outcome.UPDATED, (update, note), applies_severity=change is not None)
 
 
 @dataclass(frozen=True)
@@ -142,8 +148,13 @@ def severity_change(
     )
 
 
+def _new_priority(change: SeverityChange | None) -> int | None:
+    """The priority a severity change gives the ticket; None when it stays."""
+    return change.priority if change is not None else None
+
+
 def _steps(change: SeverityChange | None) -> tuple[Step, ...]:
-    """The priority update a severity change needs, if any."""
+    """The priority update a severity change needs, if any (when no status changes with it)."""
     if change is None or change.priority is None:
         return ()
     return (Step(StepKind.SET_PRIORITY, priority=change.priority),)

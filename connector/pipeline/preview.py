@@ -105,6 +105,13 @@ def preview(services: Services, integration_id: int, query: PreviewQuery) -> dic
         )
     if not settings.deliver.get(status, True):
         warnings.append(f"deliveries for {status.value} alerts are switched off: none is sent")
+    elif status is AlertStatus.ACKNOWLEDGED and not settings.acknowledge_sets_status(
+        loaded.options.profile
+    ):
+        warnings.append(
+            "acknowledgements leave the ticket's status alone (status_on_acknowledge): the"
+            " update request is sent only to reopen the ticket or set a new priority"
+        )
     ticket_id = query.ticket_id or (link.ticket_id if link is not None else None)
     if ticket_id is None:
         ticket_id = SAMPLE_TICKET_ID

@@ -122,10 +122,12 @@ def apply_step(link: TicketLink, step: Step, ref: TicketRef | None, now: datetim
         link.state = TicketState.COMPLETED.value
         link.completed_at = now
         link.ticket_status = step.status
-    else:  # SET_STATUS, REOPEN
+    else:  # SET_STATUS, REOPEN (with a new priority, when the severity changed)
         link.state = TicketState.OPEN.value
         link.completed_at = None
         link.ticket_status = step.status
+        if step.priority is not None:
+            link.ticket_priority = step.priority
 
 
 def ensure_plan(
@@ -145,7 +147,7 @@ def ensure_plan(
     if delivery.plan is not None:
         return False
     link = latest_link(session, delivery.alert_id)
-    policy = settings.policy()
+    policy = settings.policy(options.profile if options is not None else None)
     if options is not None and not completion_carries_the_clear(options):
         policy = replace(policy, note_on_clear=True)
     decided = planner.plan(alert, snapshot(link), policy, now)

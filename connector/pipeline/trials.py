@@ -98,6 +98,9 @@ def open_ticket_steps(
         # Previews and test deliveries show and send every request of the status, the Cleared
         # note too (a delivery sends it only when the completion does not carry the text).
         note_on_clear=True,
+        # The same for an acknowledgement's update: shown even where acknowledgements leave the
+        # status alone (the preview warns), since it still carries a new priority.
+        status_on_acknowledge=True,
         repeat_note_interval=timedelta(0),
         delivered=frozenset(AlertStatus),
     )

@@ -66,7 +66,11 @@ def configured(
         "username": "second@sandbox.test",
         "secret": "canary-second-secret-7a1c",
         "integration_code": "CANARYSECONDTRACKINGID00007",
-        "settings": {"allowed_zone_hosts": ["127.0.0.1"], "queue_id": 7},
+        "settings": {
+            "allowed_zone_hosts": ["127.0.0.1"],
+            "queue_id": 7,
+            "status_on_acknowledge": True,  # against SOAP's default
+        },
     }
     created = api(client, "POST", "", second)
     api(client, "PUT", f"/{created['id']}/tenants/a%2Fb", {"company_id": 1, "enabled": False})
@@ -108,6 +112,7 @@ def test_the_export_holds_every_integration_and_no_secret(
     assert "Seen: ##NOTETEXT##" in default["requests"][2]["body"]
     assert len(default["requests"]) == 9
     assert second["api_flavour"] == "soap"
+    assert second["settings"]["status_on_acknowledge"] is True
     assert second["tenants"] == {"a/b": {"company_id": 1, "enabled": False}}
     text = json.dumps(document)
     for secret in (*SECRETS, api_user.secret, api_user.integration_code):

@@ -30,11 +30,12 @@ from connector.services import Services
 from connector.wiring import make_worker
 from tests.conftest import HOOK_TOKEN
 
-COMPLETE, IN_PROGRESS = 5, 8
+NEW, COMPLETE, IN_PROGRESS = 1, 5, 8
 
-#: Per flavour, the calls of one fire → acknowledge → clear, in order, as the sandbox logs them
-#: (REST: method and path under v1.0/; SOAP: entity.operation). The zone lookup is not part of
-#: a lifecycle: one per process at most (and none with a kept zone, below).
+#: Per flavour, the calls of one fire → acknowledge → clear with the default requests and
+#: settings, in order, as the sandbox logs them (REST: method and path under v1.0/; SOAP:
+#: entity.operation). The zone lookup is not part of a lifecycle: one per process at most (and
+#: none with a kept zone, below).
 LIFECYCLE_CALLS: dict[str, list[str]] = {
     "rest": [
         "POST Tickets",  # fire: the create; its id is in the answer, nothing is read back
@@ -44,15 +45,32 @@ LIFECYCLE_CALLS: dict[str, list[str]] = {
     ],
     "soap": [
         "Ticket.create",  # fire: the answer is the whole ticket, number included
-        # acknowledge: SOAP update replaces the whole ticket (autotask-api.md §10), so it is
-        # read at once before it is written back: an engineer's changes survive …
+        # acknowledge: only the note; the status stays (status_on_acknowledge defaults to off
+        # where an update costs a read first) …
+        "TicketNote.create",
+        # clear: SOAP update replaces the whole ticket (autotask-api.md §10), so it is read at
+        # once before it is written back complete with the resolution: an engineer's changes
+        # survive.
         "Ticket.query",
-        "Ticket.update",
-        "TicketNote.create",  # … and the note
-        "Ticket.query",  # clear: read, then written back complete with the resolution
         "Ticket.update",
     ],
 }
+
+#: The same with `status_on_acknowledge` set against the flavour's default.
+OTHER_ACKNOWLEDGEMENT_CALLS: dict[str, list[str]] = {
+    "rest": ["POST Tickets", "POST Tickets/{id}/Notes", "PATCH Tickets"],
+    "soap": [
+        "Ticket.create",
+        "Ticket.query",  # acknowledge: the status, read at once before it is written …
+        "Ticket.update",
+        "TicketNote.create",  # … and the note
+        "Ticket.query",
+        "Ticket.update",
+    ],
+}
+
+#: Whether an acknowledgement sets the status by default, per flavour.
+ACKNOWLEDGEMENT_SETS_STATUS = {"rest": True, "soap": False}
 
 
 def free_port() -> int:
@@ -105,8 +123,8 @@ def lifecycle_calls(sandbox: Sandbox, flavour: str) -> list[str]:
     ]
 
 
-def expected_calls(flavour: str) -> list[str]:
-    calls = LIFECYCLE_CALLS[flavour]
+def expected_calls(flavour: str, table: dict[str, list[str]] = LIFECYCLE_CALLS) -> list[str]:
+    calls = table[flavour]
     return calls if flavour == "soap" else [call.lower() for call in calls]
 
 
@@ -122,21 +140,37 @@ def the_ticket(sandbox: Sandbox) -> dict[str, Any]:
     return ticket
 
 
+def set_status_on_acknowledge(services: Services, value: bool) -> None:
+    with services.transaction() as session:
+        integration = session.scalars(select(Integration)).one()
+        integration.settings = {**integration.settings, "status_on_acknowledge": value}
+
+
 @pytest.mark.parametrize("api_flavour", ["rest", "soap"])
+@pytest.mark.parametrize("setting", ["default", "the other way"])
 def test_fire_acknowledge_clear_costs_the_calls_of_the_table(
-    client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_flavour: str
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_flavour: str, setting: str
 ) -> None:
+    sets_status = ACKNOWLEDGEMENT_SETS_STATUS[api_flavour]
+    table = LIFECYCLE_CALLS
+    if setting != "default":
+        sets_status = not sets_status
+        table = OTHER_ACKNOWLEDGEMENT_CALLS
+        set_status_on_acknowledge(connector_app.extensions["connector"], sets_status)
     post(client, "active")
     work(connector_app)
     status_when_fired = the_ticket(sandbox)["status"]
+    assert status_when_fired == NEW
     post(client, "acknowledged", acknowledged_by="jane", note="on it")
     work(connector_app)
-    assert the_ticket(sandbox)["status"] == IN_PROGRESS != status_when_fired
+    assert the_ticket(sandbox)["status"] == (IN_PROGRESS if sets_status else NEW)
     post(client, "cleared", message="C: has 40 % free.")
     work(connector_app)
 
-    expected = expected_calls(api_flavour)
+    expected = expected_calls(api_flavour, table)
     assert lifecycle_calls(sandbox, api_flavour) == expected
+    if setting == "default":
+        assert len(expected) <= 4  # issue 13: at most 4 calls per lifecycle, REST and SOAP
     assert all(call.status == 200 for call in sandbox.calls())
     assert zone_lookups(sandbox) == 1  # one per process, kept for the next (below)
     ticket = the_ticket(sandbox)
@@ -151,6 +185,45 @@ def test_fire_acknowledge_clear_costs_the_calls_of_the_table(
         # default request needs the number, so it is not read back (it stays unknown).
         known = ticket["ticketNumber"] if api_flavour == "soap" else None
         assert (link.ticket_id, link.ticket_number) == (ticket["id"], known)
+
+
+@pytest.mark.parametrize("api_flavour", ["soap"])
+def test_active_again_after_an_acknowledgement_that_kept_the_status(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_flavour: str
+) -> None:
+    start = utcnow() - timedelta(minutes=3)
+    moments = [(start + timedelta(minutes=n)).isoformat() for n in range(3)]
+    post(client, "active", occurred_at=moments[0])
+    post(client, "acknowledged", acknowledged_by="jane", occurred_at=moments[1])
+    post(client, "active", occurred_at=moments[2])  # not a repeat: a new firing
+    work(connector_app)
+
+    # The acknowledgement kept the status but is recorded as applied: firing again is news.
+
+    ticket = the_ticket(sandbox)
+    assert ticket["status"] == NEW
+    assert [note["description"].splitlines()[0] for note in ticket["notes"]] == [
+        "Alert was acknowledged.",
+        "Alert is active again.",
+    ]
+
+
+@pytest.mark.parametrize("api_flavour", ["rest", "soap"])
+def test_an_acknowledgement_at_a_new_severity_sets_status_and_priority_in_one_update(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_flavour: str
+) -> None:
+    set_status_on_acknowledge(connector_app.extensions["connector"], True)
+    post(client, "active")
+    post(client, "acknowledged", acknowledged_by="jane", severity="critical")
+    work(connector_app)
+
+    ticket = the_ticket(sandbox)
+    assert (ticket["status"], ticket["priority"]) == (IN_PROGRESS, 4)  # Critical
+    one_update = {
+        "rest": ["post tickets", "patch tickets", "post tickets/{id}/notes"],
+        "soap": ["Ticket.create", "Ticket.query", "Ticket.update", "TicketNote.create"],
+    }
+    assert lifecycle_calls(sandbox, api_flavour) == one_update[api_flavour]
 
 
 def kept_zone(services: Services) -> tuple[str | None, Any]:

@@ -312,20 +312,99 @@ def test_unnamed_priorities_are_shown_by_id() -> None:
 
 
 @pytest.mark.parametrize("status", [A.ACKNOWLEDGED, A.ESCALATED])
-def test_an_acknowledgement_at_a_new_severity_sets_status_then_priority(
+def test_an_acknowledgement_at_a_new_severity_sets_status_and_priority_in_one_update(
     status: AlertStatus,
 ) -> None:
     decided = plan(
         event(status, severity=S.WARNING), open_at(S.CRITICAL), severity_policy("follow"), NOW
     )
 
-    assert [step.kind for step in decided.steps] == [
-        StepKind.SET_STATUS,
-        StepKind.SET_PRIORITY,
-        StepKind.NOTE,
+    assert [step.kind for step in decided.steps] == [StepKind.SET_STATUS, StepKind.NOTE]
+    update, note = decided.steps
+    assert (update.status, update.priority) == (POLICY.status_map[status], 2)
+    assert "Priority changed from Critical to Medium" in note.text
+    assert decided.outcome is Outcome.UPDATED and decided.applies_severity
+
+
+def test_an_acknowledgement_at_a_kept_priority_sets_only_the_status() -> None:
+    decided = plan(event(A.ACKNOWLEDGED), open_at(S.ERROR), severity_policy("follow"), NOW)
+
+    assert [(s.kind, s.status, s.priority) for s in decided.steps[:1]] == [
+        (StepKind.SET_STATUS, 13, None)
     ]
-    assert decided.steps[1].priority == 2
-    assert "Priority changed from Critical to Medium" in decided.steps[2].text
+
+
+# -- status_on_acknowledge off (the default where an update costs a read first) -----------------
+
+NOTE_ONLY = dataclasses.replace(POLICY, status_on_acknowledge=False)
+
+
+def test_an_acknowledgement_without_status_change_only_notes() -> None:
+    decided = plan(event(A.ACKNOWLEDGED, actor="jane", note="on it"), open_ticket(), NOTE_ONLY, NOW)
+
+    assert decided.outcome is Outcome.NOTED
+    (note,) = decided.steps
+    assert note.kind is StepKind.NOTE
+    assert note.text.splitlines() == ["Alert was acknowledged.", "By: jane", "Note: on it"]
+    assert note.title == "Disk full on srv01 — acknowledged"
+
+
+def test_an_acknowledgement_without_status_change_still_sets_a_new_priority() -> None:
+    policy = dataclasses.replace(severity_policy("follow"), status_on_acknowledge=False)
+    decided = plan(event(A.ACKNOWLEDGED, severity=S.WARNING), open_at(S.CRITICAL), policy, NOW)
+
+    assert decided.outcome is Outcome.UPDATED and decided.applies_severity
+    assert [(s.kind, s.priority) for s in decided.steps] == [
+        (StepKind.SET_PRIORITY, 2),
+        (StepKind.NOTE, None),
+    ]
+    assert "Priority changed from Critical to Medium" in decided.steps[1].text
+
+
+def test_an_escalation_sets_the_status_whatever_status_on_acknowledge_says() -> None:
+    decided = plan(event(A.ESCALATED), open_ticket(A.ACKNOWLEDGED), NOTE_ONLY, NOW)
+
+    assert [(s.kind, s.status) for s in decided.steps] == [
+        (StepKind.SET_STATUS, 11),
+        (StepKind.NOTE, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "kinds"),
+    [
+        (A.ACKNOWLEDGED, ["create", "note"]),  # no ticket yet: created in the ack's status
+        (A.CLEARED, ["complete"]),  # a later clear still completes the ticket
+    ],
+)
+def test_status_on_acknowledge_off_changes_nothing_else(
+    status: AlertStatus, kinds: list[str]
+) -> None:
+    ticket = None if status is A.ACKNOWLEDGED else open_ticket(A.ACKNOWLEDGED)
+    decided = plan(event(status), ticket, NOTE_ONLY, NOW)
+
+    assert [step.kind.value for step in decided.steps] == kinds
+    assert decided.steps[0].status == POLICY.status_map[status]
+
+
+def test_active_again_after_an_acknowledgement_that_kept_the_status_is_noted() -> None:
+    # The acknowledgement is recorded as applied although the status stayed: firing again is
+    # news ("active again"), not a repeat held back by the note interval.
+    ticket = open_ticket(applied=A.ACKNOWLEDGED, last_note=timedelta(minutes=1))
+    decided = plan(event(A.ACTIVE), ticket, NOTE_ONLY, NOW)
+
+    assert decided.outcome is Outcome.NOTED
+    assert decided.steps[0].text.startswith("Alert is active again.")
+
+
+def test_a_completed_ticket_reopens_acknowledged_whatever_status_on_acknowledge_says() -> None:
+    decided = plan(event(A.ACKNOWLEDGED), completed(timedelta(hours=1)), NOTE_ONLY, NOW)
+
+    assert decided.outcome is Outcome.REOPENED
+    assert [(s.kind, s.status) for s in decided.steps] == [
+        (StepKind.REOPEN, 13),
+        (StepKind.NOTE, None),
+    ]
 
 
 def test_a_create_carries_the_priority_and_applies_the_severity() -> None:
@@ -343,9 +422,9 @@ def test_a_reopen_at_a_new_severity_changes_the_priority_too() -> None:
     decided = plan(event(A.ACTIVE, severity=S.CRITICAL), ticket, severity_policy("follow"), NOW)
 
     assert decided.outcome is Outcome.REOPENED
-    assert [step.kind for step in decided.steps] == [
-        StepKind.REOPEN,
-        StepKind.SET_PRIORITY,
-        StepKind.NOTE,
+    # One update reopens the ticket and sets its new priority.
+    assert [(s.kind, s.status, s.priority) for s in decided.steps] == [
+        (StepKind.REOPEN, 1, 4),
+        (StepKind.NOTE, None, None),
     ]
     assert decided.applies_severity

@@ -334,6 +334,20 @@ def test_patch_of_settings_replaces_the_keys_given_and_keeps_the_rest(
 
 
 @sqlite_only
+def test_patch_sets_status_on_acknowledge_and_null_gives_the_default_back(
+    client: FlaskClient, connector_app: Flask
+) -> None:
+    assert "status_on_acknowledge" not in patch(client, connector_app, {})["settings"]
+
+    on = patch(client, connector_app, {"settings": {"status_on_acknowledge": True}})
+    assert on["changed"] == ["settings"]
+    assert on["settings"]["status_on_acknowledge"] is True
+
+    default = patch(client, connector_app, {"settings": {"status_on_acknowledge": None}})
+    assert default["settings"]["status_on_acknowledge"] is None
+
+
+@sqlite_only
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -351,6 +365,11 @@ def test_patch_of_settings_replaces_the_keys_given_and_keeps_the_rest(
             id="override-id",
         ),
         pytest.param({"settings": {"due_days": -1}}, "settings.due_days", id="due-days"),
+        pytest.param(
+            {"settings": {"status_on_acknowledge": "sometimes"}},
+            "settings.status_on_acknowledge: Not a valid boolean",
+            id="status-on-acknowledge",
+        ),
         pytest.param({"api_flavour": "graphql"}, "api_flavour", id="flavour"),
         pytest.param(
             {"zone_lookup_url": "https://evil.example.com/atservicesrest/"},

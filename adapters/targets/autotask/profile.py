@@ -299,4 +299,7 @@ SOAP_PROFILE = TargetProfile(
     endpoint_of=endpoint_of,
     refusal_of=refusal_of,
     check_zone_lookup_url=check_zone_lookup_url,
+    # update() replaces the whole entity, so the SOAP target reads the ticket right before each
+    # update (soap/target.py): a status change is a query plus an update (§10).
+    update_reads_ticket=True,
 )

@@ -84,6 +84,8 @@ LIST_SETTINGS = (
 )
 #: Whole-number settings of the form (the lists' and the default company).
 WHOLE_SETTINGS = ("default_company_id", *(s.key for s in LIST_SETTINGS))
+#: What an acknowledgement does, as the form's choice says it: blank is the API's default.
+ACKNOWLEDGE_CHOICES: Mapping[str, bool | None] = {"": None, "true": True, "false": False}
 
 
 @dataclass
@@ -180,6 +182,13 @@ def _read_form(box: SecretBox, *, new: bool) -> tuple[dict[str, Any], FormState]
             settings["due_days"] = float(values["due_days"])
         except ValueError:
             state.errors["due_days"] = f"must be a number of days, got {values['due_days'][:40]!r}"
+    acknowledge = values["status_on_acknowledge"]
+    if acknowledge in ACKNOWLEDGE_CHOICES:
+        settings["status_on_acknowledge"] = ACKNOWLEDGE_CHOICES[acknowledge]
+    else:
+        state.errors["status_on_acknowledge"] = (
+            f"must be picked from the list, got {acknowledge[:40]!r}"
+        )
     hosts = _hosts(values["allowed_zone_hosts"])
     if hosts or not new:
         settings["allowed_zone_hosts"] = hosts
@@ -198,6 +207,7 @@ _FORM_KEYS = (
     "zone_lookup_url",
     "allowed_zone_hosts",
     "due_days",
+    "status_on_acknowledge",
     "company_search",
     *WHOLE_SETTINGS,
 )
@@ -223,6 +233,8 @@ def _values_of(integration: Integration) -> dict[str, str]:
         value = getattr(loaded, key)
         values[key] = "" if value is None else str(value)
     values["due_days"] = f"{loaded.due_days:g}"
+    acknowledge = loaded.status_on_acknowledge
+    values["status_on_acknowledge"] = "" if acknowledge is None else str(acknowledge).lower()
     return values
 
 
@@ -303,6 +315,10 @@ def _page(state: FormState, integration: Integration | None, status: int = 200) 
         flavours=list(services().profiles),
         defaults={name: p.default_zone_lookup_url for name, p in services().profiles.items()},
         list_settings=LIST_SETTINGS,
+        # Per flavour, whether an acknowledgement sets the status unless the form says otherwise.
+        acknowledge_defaults={
+            name: not p.update_reads_ticket for name, p in services().profiles.items()
+        },
         companies=_company_choices(state),
         sub_issue_groups=_sub_issue_groups(state.lists),
     )

@@ -409,3 +409,30 @@ def test_a_saved_value_autotask_does_not_list_stays_chosen(
     sign_in(browser)
     page = browser.get(f"/admin/integrations/{integration_id}/edit").get_data(as_text=True)
     assert re.search(r'<option value="4711" selected>#4711 \(not in Autotask', page)
+
+
+def test_what_an_acknowledgement_does_is_picked_in_the_form(
+    admin_app: Flask, browser: FlaskClient, api_user: ApiUser
+) -> None:
+    integration_id = default_id(admin_app)
+    path = f"/admin/integrations/{integration_id}/edit"
+    sign_in(browser)
+    page = browser.get(path).get_data(as_text=True)
+    # Unset: the API's default, each flavour's said.
+    assert re.search(r'<option value="" selected>The API\'s default \(REST: set the status', page)
+    assert "SOAP: add a note only" in page
+    values = dict(re.findall(r'<input id="(\w+)" name="\1" type="[a-z]+" value="([^"]*)"', page))
+    form = {**values, "secret": "", "integration_code": "", "api_flavour": "rest"}
+
+    saved = submit(browser, path, {**form, "status_on_acknowledge": "false"}, "save")
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    assert integrations(admin_app)["default"].settings["status_on_acknowledge"] is False
+    after = browser.get(path).get_data(as_text=True)
+    assert '<option value="false" selected>Add a note only' in after
+
+    submit(browser, path, {**form, "status_on_acknowledge": ""}, "save")
+    assert integrations(admin_app)["default"].settings["status_on_acknowledge"] is None
+
+    refused = submit(browser, path, {**form, "status_on_acknowledge": "sometimes"}, "save")
+    assert "must be picked from the list" in refused.get_data(as_text=True)
+    assert integrations(admin_app)["default"].settings["status_on_acknowledge"] is None
