@@ -32,7 +32,7 @@ from connector.persistence.models import AlertEvent, Delivery, Integration, Tick
 from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
 from connector.pipeline.governor import Governor, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
-from connector.pipeline.outbox import LeaseKeeper, LeaseLost, Outbox
+from connector.pipeline.outbox import HandedBack, LeaseKeeper, LeaseLost, Outbox
 from connector.pipeline.routing import NoCompany, TenantRoute
 from connector.pipeline.ticketlinks import CreateInFlight, apply_step, ensure_plan, steps_from_json
 from connector.ports import TicketTarget
@@ -86,8 +86,12 @@ class Attempts:
         target_factory: TargetFactory,
         governor: Governor,
         clock: Callable[[], datetime],
+        *,
+        holder: str | None = None,
     ) -> None:
         self.services = services
+        #: Who holds the governor's slots for these attempts' calls (a worker's thread).
+        self.holder = holder or outbox.owner
         self.outbox = outbox
         self.target_factory = target_factory
         self.governor = governor
@@ -123,7 +127,7 @@ class Attempts:
                 settings,
                 self.calls,
                 governor=self.governor,
-                holder=self.outbox.owner,
+                holder=self.holder,
                 profile=self.services.profile(integration.api_flavour),
             )
         return target
@@ -283,6 +287,8 @@ class Attempt:
             self._lease_lost()
         elif isinstance(error, Throttled):
             self._postpone(error.retry_after or 0.0, str(error))
+        elif isinstance(error, HandedBack):
+            self._postpone(0.0, str(error))
         elif isinstance(error, CreateInFlight):
             self._postpone((error.until - self.attempts.clock()).total_seconds(), str(error))
         elif isinstance(error, TargetAuthError):
