@@ -156,9 +156,10 @@ class Governor:
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
-        self._released = threading.Condition()
-        #: How many calls of this process have given their slot (or probe) back.
-        self._releases = 0
+        self._lock = threading.Lock()
+        #: Per (integration, endpoint): how many calls of this process gave a slot back, and the
+        #: condition its waiting calls wait on.
+        self._freed: dict[tuple[int, str], tuple[threading.Condition, list[int]]] = {}
 
     # -- admission ----------------------------------------------------------------------------
 
@@ -178,30 +179,39 @@ class Governor:
         Without `slot`, only the pause and the breaker apply (a zone lookup).
         """
         deadline = time.monotonic() + self.limits.slot_wait
+        freed, count = self._slot_freed(integration_id, endpoint)
         while True:
-            seen = self._releases
+            seen = count[0]
             try:
                 return self._admit_once(integration_id, endpoint, holder, creates, cost, slot)
             except _Wait as e:
                 if time.monotonic() >= deadline:
                     raise Throttled(e.reason, retry_after=BUSY_RETRY_SECONDS) from None
-                self._await_release(seen)
+                if self.sleep is not None:
+                    self.sleep(SLOT_POLL_SECONDS)
+                    continue
+                with freed:
+                    if count[0] == seen:  # none given back since this try: wait for one
+                        freed.wait(SLOT_POLL_SECONDS)
 
-    def _await_release(self, seen: int) -> None:
-        """Wait until a call of this process gives its slot back (unless one did since `seen`
-        releases), or SLOT_POLL_SECONDS for one of another process."""
-        if self.sleep is not None:
-            self.sleep(SLOT_POLL_SECONDS)
-            return
-        with self._released:
-            if self._releases == seen:
-                self._released.wait(SLOT_POLL_SECONDS)
+    def _slot_freed(
+        self, integration_id: int, endpoint: str
+    ) -> tuple[threading.Condition, list[int]]:
+        """The condition notified when a call of this process gives a slot of the endpoint
+        back, with the count of such releases."""
+        key = (integration_id, endpoint.lower())
+        with self._lock:
+            found = self._freed.get(key)
+            if found is None:
+                found = self._freed[key] = (threading.Condition(), [0])
+            return found
 
-    def _released_one(self) -> None:
-        """A slot (or probe) of this process is free again: wake the calls waiting for one."""
-        with self._released:
-            self._releases += 1
-            self._released.notify_all()
+    def _wake_one(self, permit: Permit) -> None:
+        """The permit's slot is free again: wake one call of this process waiting for it."""
+        freed, count = self._slot_freed(permit.integration_id, permit.endpoint)
+        with freed:
+            count[0] += 1
+            freed.notify()
 
     def _admit_once(
         self,
@@ -321,7 +331,7 @@ class Governor:
         try:
             self._release(permit, error, store, judge)
         finally:
-            self._released_one()
+            self._wake_one(permit)
 
     def _release(
         self,
