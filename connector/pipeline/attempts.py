@@ -288,7 +288,7 @@ class Attempt:
         elif isinstance(error, Throttled):
             self._postpone(error.retry_after or 0.0, str(error))
         elif isinstance(error, HandedBack):
-            self._postpone(0.0, str(error))
+            self._postpone(0.0, str(error), keep_last_error=True)
         elif isinstance(error, CreateInFlight):
             self._postpone((error.until - self.attempts.clock()).total_seconds(), str(error))
         elif isinstance(error, TargetAuthError):
@@ -340,16 +340,17 @@ class Attempt:
             if delivery is not None:
                 self.outbox.finish(delivery, Outcome.IGNORED.value, f"no ticket: {reason}")
 
-    def _postpone(self, wait: float, why: str) -> None:
+    def _postpone(self, wait: float, why: str, *, keep_last_error: bool = False) -> None:
         """Try again in `wait` seconds; the attempt is not spent and it is never dead for it.
 
-        For the governor holding a call back, or a create that may still be in flight.
+        For the governor holding a call back, a create that may still be in flight, or a
+        worker stopping (nothing went wrong: the last error stays as it was).
         """
         with self._ending() as (session, delivery):
             if delivery is None:
                 return
             self._create_call_ended(session)  # held back before it went, if it was a create
-            self.outbox.postpone(delivery, wait, why)
+            self.outbox.postpone(delivery, wait, None if keep_last_error else why)
         logger.info(
             "delivery.postponed",
             extra={"delivery_id": self.delivery_id, "error": why, "wait": wait},

@@ -54,8 +54,11 @@ CREDENTIALS_PAUSE_SECONDS = 300.0
 CREDENTIALS_REFUSED = "Autotask refused the integration's credentials"
 #: How long a worker waits for a free slot (or for a half-open probe) before rescheduling.
 SLOT_WAIT_SECONDS = 2.0
-#: How often a waiting call asks again; a slot freed in the same process wakes it at once.
+#: How often a waiting call asks again, at first; a slot freed in the same process wakes it at
+#: once. Slots freed by other processes are looked for less often the longer it waits (up to
+#: SLOT_POLL_MAX_SECONDS), so many waiting threads do not keep the database busy asking.
 SLOT_POLL_SECONDS = 0.1
+SLOT_POLL_MAX_SECONDS = 0.4
 #: When a delivery that found no slot is tried again.
 BUSY_RETRY_SECONDS = 1.0
 #: A held slot (or probe) whose holder vanished frees itself after this long; longer than any
@@ -180,19 +183,22 @@ class Governor:
         """
         deadline = time.monotonic() + self.limits.slot_wait
         freed, count = self._slot_freed(integration_id, endpoint)
+        poll = SLOT_POLL_SECONDS
         while True:
             seen = count[0]
             try:
                 return self._admit_once(integration_id, endpoint, holder, creates, cost, slot)
             except _Wait as e:
-                if time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise Throttled(e.reason, retry_after=BUSY_RETRY_SECONDS) from None
                 if self.sleep is not None:
                     self.sleep(SLOT_POLL_SECONDS)
                     continue
                 with freed:
                     if count[0] == seen:  # none given back since this try: wait for one
-                        freed.wait(SLOT_POLL_SECONDS)
+                        freed.wait(min(poll, left))
+                poll = min(poll * 2, SLOT_POLL_MAX_SECONDS)
 
     def _slot_freed(
         self, integration_id: int, endpoint: str

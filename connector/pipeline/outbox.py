@@ -247,12 +247,16 @@ class Outbox:
         delivery.last_error = note
         _release(delivery, DeliveryState.DONE)
 
-    def postpone(self, delivery: Delivery, wait: float, why: str) -> None:
-        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it."""
+    def postpone(self, delivery: Delivery, wait: float, why: str | None) -> None:
+        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it.
+
+        `why` becomes its last error; None leaves that as it was (nothing went wrong).
+        """
         # The claim counted this pass as an attempt; it was none.
         delivery.attempts = max(delivery.attempts - 1, 0)
         delivery.next_attempt_at = self.clock() + timedelta(seconds=max(wait, 0.0))
-        delivery.last_error = why
+        if why is not None:
+            delivery.last_error = why
         _release(delivery, DeliveryState.PENDING)
 
     def fail(

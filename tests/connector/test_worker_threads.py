@@ -213,9 +213,10 @@ def test_a_stop_hands_deliveries_in_flight_back_and_another_worker_finishes_them
     assert {d.state for d in every} == {"pending", "done"}
     # A delivery stopped between its steps keeps the steps done, is due again, attempt unspent.
     part_done = [d for d in every if d.state == "pending" and d.progress > 0]
+    multi_step = any(len((d.plan or {}).get("steps", [])) > 1 for d in every)
+    assert part_done or not multi_step  # those in flight were stopped between their steps
     for delivery in part_done:
-        assert (delivery.last_error or "").startswith("handed back: the worker stopped")
-        assert delivery.attempts == 0
+        assert (delivery.attempts, delivery.last_error) == (0, None)
     assert heartbeats(services) == []
 
     with running(Worker(services, threads=3)):
