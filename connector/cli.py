@@ -59,6 +59,7 @@ def _start_sandbox(settings: Mapping[str, Any], host: str, port: int) -> Sandbox
             timeframe_minutes=settings["SANDBOX_THRESHOLD_TIMEFRAME_MINUTES"],
             latency_tiers=[(float(a), float(b)) for a, b in settings["SANDBOX_LATENCY_TIERS"]],
             thread_limit=settings["SANDBOX_THREAD_LIMIT"],
+            latency_seconds=float(settings["SANDBOX_LATENCY_SECONDS"]),
         ),
         strict_properties=settings["SANDBOX_STRICT_PROPERTIES"],
         opaque_errors=settings["SANDBOX_OPAQUE_ERRORS"],

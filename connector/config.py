@@ -100,6 +100,8 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_THRESHOLD_TIMEFRAME_MINUTES": 60,
     "SANDBOX_LATENCY_TIERS": [[0.5, 0.5], [0.75, 1.0]],
     "SANDBOX_THREAD_LIMIT": 3,
+    # Seconds every sandbox call takes (a realistic Autotask: about 0.25); 0 = at once
+    "SANDBOX_LATENCY_SECONDS": 0.0,
     "SANDBOX_STRICT_PROPERTIES": True,
     "SANDBOX_REFUSE_INACTIVE_COMPANIES": True,
     "SANDBOX_API_TICKET_CATEGORY": {},
@@ -462,6 +464,9 @@ class SettingsSchema(Schema):
     SANDBOX_THRESHOLD_TIMEFRAME_MINUTES = _Whole(validate=_at_least_one())
     SANDBOX_LATENCY_TIERS = _Json(list, validate=_latency_tiers)
     SANDBOX_THREAD_LIMIT = _Whole(validate=_at_least_one())
+    SANDBOX_LATENCY_SECONDS = _Number(
+        validate=validate.Range(min=0, max=60, error="must be 0 to 60 seconds")
+    )
     SANDBOX_STRICT_PROPERTIES = _Switch()
     SANDBOX_REFUSE_INACTIVE_COMPANIES = _Switch()
     SANDBOX_API_TICKET_CATEGORY = _Json(dict)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 
+from adapters.sandbox.concurrency import concurrency_report
 from adapters.sandbox.core import REST_PREFIX, REST_URL_PATH, SOAP_URL_PATH, Sandbox
 from adapters.sandbox.faults import load_plan
 from adapters.sandbox.permissions import load_security_level
@@ -57,6 +58,10 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
     @app.get("/_sandbox/calls")
     def sandbox_calls() -> Response:
         return jsonify([call.describe() for call in sandbox.calls()])
+
+    @app.get("/_sandbox/concurrency")
+    def sandbox_concurrency() -> Response:
+        return jsonify(concurrency_report(sandbox.calls()))
 
     @app.post("/_sandbox/reset")
     def sandbox_reset() -> Response:
@@ -142,6 +147,7 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
                 "timeframe_minutes": settings.timeframe_minutes,
                 "latency_tiers": [list(tier) for tier in settings.latency_tiers],
                 "thread_limit": settings.thread_limit,
+                "latency_seconds": settings.latency_seconds,
                 "current_usage": sandbox.limits.usage(),
             }
         )

@@ -87,6 +87,11 @@ class Call:
     #: Whether the call is in the log already (a dropped call is logged before the drop).
     recorded: bool = False
 
+    @property
+    def ended(self) -> float:
+        """When the call was answered, on the same clock as `started`."""
+        return self.started + self.duration_ms / 1000
+
     def describe(self) -> dict[str, Any]:
         """Return the call as /_sandbox/calls lists it."""
         return {
@@ -98,6 +103,10 @@ class Call:
             "operation": self.operation,
             "status": self.status,
             "duration_ms": round(self.duration_ms, 3),
+            # When it started and ended, in seconds on the sandbox's monotonic clock: a bench
+            # can tell how many calls overlapped (GET /_sandbox/concurrency sums it up).
+            "start": round(self.started, 6),
+            "end": round(self.ended, 6),
             "concurrent": self.concurrent,
             "added_latency_ms": round(self.added_latency_ms, 3),
             "fault": self.fault,
@@ -209,7 +218,7 @@ class Sandbox:
             if status is not None:
                 call.fault = "outage" if self.faults.plan.outage else "error"
                 raise SandboxError(f"Sandbox fault injection: HTTP {status}.", status=status)
-            delay = self.faults.latency()
+            delay = self.limits.settings.latency_seconds + self.faults.latency()
             if credentials is None:
                 self._pause(call, delay)
                 return self._finish(call, handler())

@@ -7,6 +7,8 @@
   (third-party figures, configurable).
 - Thread limiting: 3 concurrent requests per (API tracking identifier, object endpoint), answered
   with 429 "API thread threshold of 3 threads has been exceeded"; ZoneInformation is exempt.
+- A base latency (0 by default): what the network and Autotask's own work take per call, so a
+  storm can be measured against a realistic Autotask (about 250 ms per call); sandbox only.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class LimitSettings:
         default_factory=lambda: [(0.5, 0.5), (0.75, 1.0)]
     )
     thread_limit: int = 3
+    #: Seconds every call takes before it is answered (zone lookups too), while holding its
+    #: thread: concurrent calls sleep side by side, as real ones wait on Autotask side by side.
+    latency_seconds: float = 0.0
 
 
 class ApiLimits:

@@ -33,7 +33,7 @@ from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
 from connector.pipeline.governor import Governor, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
 from connector.pipeline.latency import observe_alert_to_ticket
-from connector.pipeline.outbox import LeaseKeeper, LeaseLost, Outbox
+from connector.pipeline.outbox import HandedBack, LeaseKeeper, LeaseLost, Outbox
 from connector.pipeline.routing import NoCompany, TenantRoute
 from connector.pipeline.ticketlinks import CreateInFlight, apply_step, ensure_plan, steps_from_json
 from connector.ports import TicketTarget
@@ -87,8 +87,12 @@ class Attempts:
         target_factory: TargetFactory,
         governor: Governor,
         clock: Callable[[], datetime],
+        *,
+        holder: str | None = None,
     ) -> None:
         self.services = services
+        #: Who holds the governor's slots for these attempts' calls (a worker's thread).
+        self.holder = holder or outbox.owner
         self.outbox = outbox
         self.target_factory = target_factory
         self.governor = governor
@@ -124,7 +128,7 @@ class Attempts:
                 settings,
                 self.calls,
                 governor=self.governor,
-                holder=self.outbox.owner,
+                holder=self.holder,
                 profile=self.services.profile(integration.api_flavour),
             )
         return target
@@ -288,6 +292,8 @@ class Attempt:
             self._lease_lost()
         elif isinstance(error, Throttled):
             self._postpone(error.retry_after or 0.0, str(error))
+        elif isinstance(error, HandedBack):
+            self._postpone(0.0, str(error), keep_last_error=True)
         elif isinstance(error, CreateInFlight):
             self._postpone((error.until - self.attempts.clock()).total_seconds(), str(error))
         elif isinstance(error, TargetAuthError):
@@ -339,16 +345,17 @@ class Attempt:
             if delivery is not None:
                 self.outbox.finish(delivery, Outcome.IGNORED.value, f"no ticket: {reason}")
 
-    def _postpone(self, wait: float, why: str) -> None:
+    def _postpone(self, wait: float, why: str, *, keep_last_error: bool = False) -> None:
         """Try again in `wait` seconds; the attempt is not spent and it is never dead for it.
 
-        For the governor holding a call back, or a create that may still be in flight.
+        For the governor holding a call back, a create that may still be in flight, or a
+        worker stopping (nothing went wrong: the last error stays as it was).
         """
         with self._ending() as (session, delivery):
             if delivery is None:
                 return
             self._create_call_ended(session)  # held back before it went, if it was a create
-            self.outbox.postpone(delivery, wait, why)
+            self.outbox.postpone(delivery, wait, None if keep_last_error else why)
         logger.info(
             "delivery.postponed",
             extra={"delivery_id": self.delivery_id, "error": why, "wait": wait},

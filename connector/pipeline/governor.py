@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -53,7 +54,11 @@ CREDENTIALS_PAUSE_SECONDS = 300.0
 CREDENTIALS_REFUSED = "Autotask refused the integration's credentials"
 #: How long a worker waits for a free slot (or for a half-open probe) before rescheduling.
 SLOT_WAIT_SECONDS = 2.0
+#: How often a waiting call asks again, at first; a slot freed in the same process wakes it at
+#: once. Slots freed by other processes are looked for less often the longer it waits (up to
+#: SLOT_POLL_MAX_SECONDS), so many waiting threads do not keep the database busy asking.
 SLOT_POLL_SECONDS = 0.1
+SLOT_POLL_MAX_SECONDS = 0.4
 #: When a delivery that found no slot is tried again.
 BUSY_RETRY_SECONDS = 1.0
 #: A held slot (or probe) whose holder vanished frees itself after this long; longer than any
@@ -135,7 +140,12 @@ class Permit:
 
 
 class Governor:
-    """Admission and accounting of Autotask calls, shared through the database."""
+    """Admission and accounting of Autotask calls, shared through the database.
+
+    One governor serves every thread of a worker: a call waiting for a slot is woken as soon
+    as a call of the same process gives one back, and asks again every SLOT_POLL_SECONDS for
+    slots freed by other processes. `sleep` replaces that wait (tests).
+    """
 
     def __init__(
         self,
@@ -143,12 +153,16 @@ class Governor:
         limits: Limits,
         *,
         clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.services = services
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
+        self._lock = threading.Lock()
+        #: Per (integration, endpoint): how many calls of this process gave a slot back, and the
+        #: condition its waiting calls wait on.
+        self._freed: dict[tuple[int, str], tuple[threading.Condition, list[int]]] = {}
 
     # -- admission ----------------------------------------------------------------------------
 
@@ -168,13 +182,42 @@ class Governor:
         Without `slot`, only the pause and the breaker apply (a zone lookup).
         """
         deadline = time.monotonic() + self.limits.slot_wait
+        freed, count = self._slot_freed(integration_id, endpoint)
+        poll = SLOT_POLL_SECONDS
         while True:
+            seen = count[0]
             try:
                 return self._admit_once(integration_id, endpoint, holder, creates, cost, slot)
             except _Wait as e:
-                if time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise Throttled(e.reason, retry_after=BUSY_RETRY_SECONDS) from None
-                self.sleep(SLOT_POLL_SECONDS)
+                if self.sleep is not None:
+                    self.sleep(SLOT_POLL_SECONDS)
+                    continue
+                with freed:
+                    if count[0] == seen:  # none given back since this try: wait for one
+                        freed.wait(min(poll, left))
+                poll = min(poll * 2, SLOT_POLL_MAX_SECONDS)
+
+    def _slot_freed(
+        self, integration_id: int, endpoint: str
+    ) -> tuple[threading.Condition, list[int]]:
+        """The condition notified when a call of this process gives a slot of the endpoint
+        back, with the count of such releases."""
+        key = (integration_id, endpoint.lower())
+        with self._lock:
+            found = self._freed.get(key)
+            if found is None:
+                found = self._freed[key] = (threading.Condition(), [0])
+            return found
+
+    def _wake_one(self, permit: Permit) -> None:
+        """The permit's slot is free again: wake one call of this process waiting for it."""
+        freed, count = self._slot_freed(permit.integration_id, permit.endpoint)
+        with freed:
+            count[0] += 1
+            freed.notify()
 
     def _admit_once(
         self,
@@ -291,6 +334,18 @@ class Governor:
         with connection values not saved (a check before saving), so what it met says nothing
         of the integration's own: pause and breaker stay as they are.
         """
+        try:
+            self._release(permit, error, store, judge)
+        finally:
+            self._wake_one(permit)
+
+    def _release(
+        self,
+        permit: Permit,
+        error: BaseException | None,
+        store: Callable[[Session], None] | None,
+        judge: bool,
+    ) -> None:
         now = self.clock()
         with self.services.transaction() as session:
             # The state row first, as admission locks it: the same order in both, no deadlock.
@@ -434,18 +489,23 @@ def calls_status(session: Session, integration_id: int, now: datetime) -> dict[s
 
 def _locked_state(session: Session, integration_id: int) -> GovernorState:
     """The integration's governor row, made if missing, locked for this transaction."""
+    locked = (
+        select(GovernorState)
+        .where(GovernorState.integration_id == integration_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    # Every call admits and releases: the row exists nearly always, so it is read first and
+    # made only when missing (one statement less per transaction).
+    state = session.scalars(locked).one_or_none()
+    if state is not None:
+        return state
     session.execute(
         insert_for(session.get_bind().dialect.name, GovernorState)
         .values(integration_id=integration_id, breaker=CLOSED, failures=0)
         .on_conflict_do_nothing(index_elements=["integration_id"])
     )
-    state = session.scalars(
-        select(GovernorState)
-        .where(GovernorState.integration_id == integration_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return state
+    return session.scalars(locked).one()
 
 
 def _take_slot(
@@ -458,22 +518,24 @@ def _take_slot(
 ) -> int | None:
     """Take a free (or expired) slot of the endpoint by conditional UPDATE; None if all held."""
     key = endpoint.lower()
-    session.execute(
-        insert_for(session.get_bind().dialect.name, ApiSlot)
-        .values(
-            [
-                {"integration_id": integration_id, "endpoint": key, "slot": n}
-                for n in range(API_SLOTS_PER_ENDPOINT)
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["integration_id", "endpoint", "slot"])
-    )
     free = or_(ApiSlot.holder.is_(None), ApiSlot.expires_at < now)
-    candidates = session.scalars(
-        select(ApiSlot.id)
-        .where(ApiSlot.integration_id == integration_id, ApiSlot.endpoint == key, free)
-        .order_by(ApiSlot.slot)
-    ).all()
+    slots = select(ApiSlot.id, free).where(
+        ApiSlot.integration_id == integration_id, ApiSlot.endpoint == key
+    )
+    rows = session.execute(slots.order_by(ApiSlot.slot)).all()
+    if len(rows) < API_SLOTS_PER_ENDPOINT:  # the endpoint's first call: make its slots
+        session.execute(
+            insert_for(session.get_bind().dialect.name, ApiSlot)
+            .values(
+                [
+                    {"integration_id": integration_id, "endpoint": key, "slot": n}
+                    for n in range(API_SLOTS_PER_ENDPOINT)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["integration_id", "endpoint", "slot"])
+        )
+        rows = session.execute(slots.order_by(ApiSlot.slot)).all()
+    candidates = [slot_id for slot_id, is_free in rows if is_free]
     for slot_id in candidates:
         taken = session.execute(
             update(ApiSlot)

@@ -43,6 +43,11 @@ class LeaseLost(Exception):
     """Another worker took the delivery over (this one's lease ran out): leave it to that one."""
 
 
+class HandedBack(Exception):
+    """The worker is stopping: the delivery goes back to the queue between two steps, due at once
+    and its attempt unspent (the steps done so far stay done)."""
+
+
 class DeliveryState(StrEnum):
     """Where a delivery is in the outbox (Delivery.state)."""
 
@@ -160,8 +165,10 @@ class Outbox:
     clock: Callable[[], datetime]
     rng: random.Random
 
-    def claim(self) -> list[int]:
-        """Lease up to `batch` due deliveries, oldest first, never two of one alert at once.
+    def claim(self, limit: int | None = None) -> list[int]:
+        """Lease up to `limit` (default `batch`) due deliveries, oldest first, never two of one
+        alert at once: an alert's delivery is due only once every earlier one is finished, so
+        while one is claimed (in progress) none after it is, by this worker or any other.
 
         Only deliveries of active integrations: one pending while its integration is inactive
         (a retry of a delivery that was in flight when it was switched off, a replayed dead
@@ -187,7 +194,7 @@ class Outbox:
                     select(Delivery.id)
                     .where(due, ~blocked, active)
                     .order_by(Delivery.id)
-                    .limit(self.batch)
+                    .limit(self.batch if limit is None else limit)
                     # PostgreSQL: workers on any host share the queue without waiting on each
                     # other. SQLite ignores it; its BEGIN IMMEDIATE serializes claims instead.
                     .with_for_update(skip_locked=True, of=Delivery)
@@ -257,12 +264,16 @@ class Outbox:
         delivery.last_error = note
         _release(delivery, DeliveryState.DONE)
 
-    def postpone(self, delivery: Delivery, wait: float, why: str) -> None:
-        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it."""
+    def postpone(self, delivery: Delivery, wait: float, why: str | None) -> None:
+        """Try again in `wait` seconds; the attempt is not spent and it is never dead for it.
+
+        `why` becomes its last error; None leaves that as it was (nothing went wrong).
+        """
         # The claim counted this pass as an attempt; it was none.
         delivery.attempts = max(delivery.attempts - 1, 0)
         delivery.next_attempt_at = self.clock() + timedelta(seconds=max(wait, 0.0))
-        delivery.last_error = why
+        if why is not None:
+            delivery.last_error = why
         _release(delivery, DeliveryState.PENDING)
 
     def fail(

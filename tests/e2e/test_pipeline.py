@@ -107,6 +107,7 @@ def test_worker_killed_after_autotask_answered_the_create_loses_and_duplicates_n
     crashing = {
         "CONNECTOR_FAULTPOINT": "after_create:1",  # SIGKILL after Autotask answered, before COMMIT
         "CONNECTOR_WORKER_BATCH": "1",  # claim one at a time: a dead worker holds one lease
+        "CONNECTOR_WORKER_THREADS": "1",  # and works on one: each kill is one create
         # Longer than any one call may take (5 s to connect, 5 s to read): a worker that is alive
         # but slowed down by a loaded machine keeps its delivery, so no second worker sends the
         # same create before the first one's ticket can be found by its marker. (1 s made

@@ -172,6 +172,7 @@ def test_latency_tiers_add_latency_by_usage(
         "timeframe_minutes": 60,
         "latency_tiers": [[0.5, 0.01], [0.75, 0.02]],
         "thread_limit": 3,
+        "latency_seconds": 0.0,
         "current_usage": 10,
     }
 
@@ -326,3 +327,74 @@ def test_reset_keeps_calls_in_flight_counted() -> None:
     # The slot held across the reset is given back without error.
     with limits.thread_slot("A", "Tickets") as again:
         assert again == 1
+
+
+# -- base latency and the concurrency it shows ---------------------------------------------------
+
+
+def test_a_base_latency_is_added_to_every_call_zone_lookups_too(
+    serve: Callable[[Sandbox], RestClient], api_user: ApiUser
+) -> None:
+    sleeps: list[float] = []
+    settings = LimitSettings(latency_tiers=[], latency_seconds=0.25)
+    sandbox = Sandbox(SandboxConfig(user=api_user, limits=settings), sleep=sleeps.append)
+    rest = serve(sandbox)
+    assert rest.get("Companies/0").status_code == 200
+    assert requests.get(zone_url(rest), params={"user": api_user.username}, timeout=10).ok
+    assert sleeps == [0.25, 0.25]
+    assert [call.added_latency_ms for call in sandbox.calls()] == [250, 250]
+    limits = requests.get(control_url(rest, "limits"), timeout=10).json()
+    assert limits["latency_seconds"] == 0.25
+
+
+def test_calls_sleeping_their_latency_are_served_side_by_side_up_to_the_thread_limit(
+    rest: RestClient, api_user: ApiUser, sandbox: Sandbox, gate: Gate
+) -> None:
+    """Three calls to one endpoint sleep at once (the server is threaded); the log and the
+    concurrency report show them overlapping, and the fourth refused."""
+    sandbox.limits.settings.latency_seconds = 0.1
+    headers = _headers(api_user)
+    responses = _burst(gate, [_get(f"{rest.base}Companies/0", headers) for _ in range(4)], 3)
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 429]
+    log = requests.get(control_url(rest, "calls"), timeout=10).json()
+    assert all(call["start"] <= call["end"] for call in log)
+    served = [call for call in log if call["status"] == 200]
+    assert max(call["start"] for call in served) < min(call["end"] for call in served)
+    report = requests.get(control_url(rest, "concurrency"), timeout=10).json()
+    assert (report["calls"], report["refused_429"], report["peak"]) == (4, 1, 3)
+    companies = report["by_endpoint"]["Companies"]
+    assert (companies["calls"], companies["peak"]) == (4, 3)
+    assert 0 < report["average"] <= 3
+
+
+def test_the_concurrency_report_counts_overlaps_not_calls_that_touch() -> None:
+    from adapters.sandbox.concurrency import concurrency_report, peak
+    from adapters.sandbox.core import Call
+
+    # Sandbox calls' start and end times; one refused with 429 held no thread.
+    def call(endpoint: str, start: float, end: float, status: int = 200) -> Call:
+        return Call(
+            "rest",
+            "GET",
+            "/",
+            endpoint,
+            "item.get",
+            start,
+            "",
+            status,
+            duration_ms=(end - start) * 1000,
+        )
+
+    assert peak([(0, 1), (1, 2), (2, 3)]) == 1  # back to back: one at a time
+    calls = [
+        call("Tickets", 0, 2),
+        call("Tickets", 0, 1),
+        call("TicketNotes", 1, 2),
+        call("Tickets", 0.5, 0.6, 429),  # refused: it held no thread, it is not counted
+    ]
+    report = concurrency_report(calls)
+    assert (report["calls"], report["peak"], report["refused_429"]) == (4, 2, 1)
+    assert (report["span_seconds"], report["busy_seconds"], report["average"]) == (2, 4, 2)
+    assert report["by_endpoint"]["Tickets"]["peak"] == 2
+    assert report["by_endpoint"]["TicketNotes"]["average"] == 0.5
+    assert concurrency_report([])["peak"] == 0
