@@ -135,9 +135,12 @@ def load_settings(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     settings.update(_read_env(os.environ))
     # DATABASE_URL and WEB_CONCURRENCY are the conventional names (the latter gunicorn's and
     # every PaaS's); the CONNECTOR_ names win when both are set.
-    for name in ("DATABASE_URL", "WEB_CONCURRENCY"):
-        if os.environ.get(name) and not os.environ.get(f"CONNECTOR_{name}"):
-            settings[name] = os.environ[name]
+    conventional = {
+        name: os.environ[name]
+        for name in ("DATABASE_URL", "WEB_CONCURRENCY")
+        if os.environ.get(name) and not os.environ.get(f"CONNECTOR_{name}")
+    }
+    settings.update(_read_env({f"CONNECTOR_{k}": v for k, v in conventional.items()}))
     if override:
         settings.update(override)
     _validate(settings)

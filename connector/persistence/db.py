@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,30 +59,76 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 raise
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection unused this long is pinged before it is handed out.
+PING_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle (SQLAlchemy's pool_pre_ping
+    pings at every checkout: a round trip per transaction, an eighth of a webhook's time).
+
+    One that fails the ping is replaced (the pool retries the checkout with a new connection).
+    A connection in constant use is not pinged: should the server restart under load, its next
+    statement fails, the request answers 503 (the sender retries; the worker retries) and the
+    pool, seeing a disconnect, replaces every connection it holds.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            raise exc.DisconnectionError("the database connection was lost while idle") from e
+        if not alive:
+            raise exc.DisconnectionError("the database connection was lost while idle")
 
 
 class _WriterLocked(sqlite3.Connection):
-    """A SQLite connection that takes a lock file's exclusive lock for each transaction.
+    """A SQLite connection that takes the database's writer lock for each transaction.
 
     Why: SQLite's busy handler, with which a writer waits for another (process or thread),
     sleeps 1, 2, 5, 10, … 100 ms between tries; with several web processes and a worker writing
-    small transactions, most of a webhook's time went to those sleeps. A waiter here tries
-    again within at most `WRITER_LOCK_POLL_MAX` of the holder's commit. flock locks belong to
-    an open file, so each connection (thread or process) opens the file for itself.
+    small transactions, most of a webhook's time went to those sleeps. Here the threads of one
+    process queue on a threading lock (woken at once, holding no GIL while they wait), and one
+    thread per process at a time tries a lock file's flock, again within at most
+    `WRITER_LOCK_POLL_MAX` of the holder's commit. flock locks belong to an open file, so each
+    connection opens the file for itself.
     """
 
     lock_path: str = ""
     _lock_file: int | None = None
-    _locked: bool = False
+    _held: threading.Lock | None = None
 
     def take_writer_lock(self) -> None:
         """Wait (up to the busy timeout) for the writer lock; SQLite's "locked" error after."""
-        if self._locked:
+        if self._held is not None:
             return
+        deadline = time.monotonic() + WRITER_LOCK_TIMEOUT
+        in_process = _process_lock(self.lock_path)
+        if not in_process.acquire(timeout=WRITER_LOCK_TIMEOUT):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            self._take_file_lock(deadline)
+        except BaseException:
+            in_process.release()
+            raise
+        self._held = in_process
+
+    def _take_file_lock(self, deadline: float) -> None:
         if self._lock_file is None:
             self._lock_file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + WRITER_LOCK_TIMEOUT
         pause = WRITER_LOCK_POLL_MIN
         while True:
             try:
@@ -92,14 +139,18 @@ class _WriterLocked(sqlite3.Connection):
                 time.sleep(pause)
                 pause = min(pause * 2, WRITER_LOCK_POLL_MAX)
                 continue
-            self._locked = True
             return
 
     def give_writer_lock(self) -> None:
         """Let the next writer in (a no-op when not held)."""
-        if self._locked and self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._locked = False
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            held.release()
 
     def commit(self) -> None:
         """Commit, then let the next writer in."""
@@ -124,6 +175,28 @@ class _WriterLocked(sqlite3.Connection):
             if self._lock_file is not None:
                 os.close(self._lock_file)
                 self._lock_file = None
+
+
+#: Per lock file, the lock the threads of this process queue on.
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: str) -> threading.Lock:
+    """This process's lock for the lock file at `path`."""
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(path, threading.Lock())
+
+
+def _forget_process_locks() -> None:
+    # A forked child has none of its parent's threads: a lock one of them held must not stay
+    # held in the child for ever.
+    global _PROCESS_LOCKS_GUARD
+    _PROCESS_LOCKS.clear()
+    _PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_process_locks)
 
 
 #: How long a writer waits for the writer lock: SQLite's busy timeout, set on every connection.

@@ -126,3 +126,21 @@ def test_run_refuses_an_api_flavour_the_sandbox_does_not_serve(
 def test_the_schema_has_one_field_per_setting_and_takes_the_defaults() -> None:
     assert set(SettingsSchema().fields) == set(DEFAULTS)
     assert SettingsSchema().load(DEFAULTS) == DEFAULTS
+
+
+def test_the_conventional_names_are_read_as_their_settings_and_lose_to_connector_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////tmp/conventional.sqlite")
+    settings = load_settings()
+    assert (settings["WEB_CONCURRENCY"], settings["DATABASE_URL"]) == (
+        4,
+        "sqlite:////tmp/conventional.sqlite",
+    )
+    monkeypatch.setenv("CONNECTOR_WEB_CONCURRENCY", "3")
+    assert load_settings()["WEB_CONCURRENCY"] == 3
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    monkeypatch.delenv("CONNECTOR_WEB_CONCURRENCY")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY"):
+        load_settings()
