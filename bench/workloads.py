@@ -304,20 +304,47 @@ def _in_order(own: list[dict[str, Any]], ticket: dict[str, Any] | None) -> bool:
 
 def _concurrency(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Average concurrent metered calls: sum of their durations / the span from the first's start
-    to the last's end (the sandbox's call log: start time and duration of every call)."""
+    to the last's end (the sandbox's call log: start time and duration of every call), in all
+    and per endpoint: Autotask's bound of 3 threads holds per endpoint, so the busiest
+    endpoint's average is the one measured against it."""
     metered = [call for call in calls if not _unmetered(call) and call["status"]]
     if not metered:
-        return {"average": 0.0, "share_of_3": 0.0, "busy_s": 0.0, "span_s": 0.0, "max": 0}
+        return {
+            "average": 0.0,
+            "share_of_3": 0.0,
+            "busy_s": 0.0,
+            "span_s": 0.0,
+            "max": 0,
+            "by_endpoint": {},
+            "busiest": "",
+        }
     starts = [_time(call["time"]) or 0.0 for call in metered]
     ends = [s + call["duration_ms"] / 1000 for s, call in zip(starts, metered, strict=True)]
-    busy = sum(call["duration_ms"] for call in metered) / 1000
     span = max(ends) - min(starts)
-    average = busy / span if span > 0 else 0.0
+
+    def average(group: list[dict[str, Any]]) -> float:
+        busy = sum(call["duration_ms"] for call in group) / 1000
+        return busy / span if span > 0 else 0.0
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for call in metered:
+        groups.setdefault(call["endpoint"], []).append(call)
+    by_endpoint = {
+        name: {
+            "calls": len(group),
+            "average": round(average(group), 3),
+            "max": max(call["concurrent"] for call in group),
+        }
+        for name, group in sorted(groups.items())
+    }
+    busiest = max(by_endpoint, key=lambda name: by_endpoint[name]["average"])
     return {
-        "average": round(average, 3),
-        "share_of_3": round(average / 3, 3),
-        "busy_s": round(busy, 2),
+        "average": round(average(metered), 3),
+        "busy_s": round(sum(call["duration_ms"] for call in metered) / 1000, 2),
         "span_s": round(span, 2),
         "max": max(call["concurrent"] for call in metered),
+        "by_endpoint": by_endpoint,
+        "busiest": busiest,
+        "share_of_3": round(by_endpoint[busiest]["average"] / 3, 3),
         "source": "sandbox call log (start time, duration)",
     }
