@@ -23,7 +23,11 @@ from connector.serving import (
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No metrics directory set, and prometheus_client's value class restored afterwards."""
-    monkeypatch.delenv(METRICS_DIR_VARIABLE, raising=False)
+    # Set, then deleted: monkeypatch records the variable as it was (perhaps absent) at its first
+    # change, so what use_metrics_dir sets is undone too (a delenv of an absent variable records
+    # nothing, and the directory leaked into every later test of the process).
+    monkeypatch.setenv(METRICS_DIR_VARIABLE, "unset")
+    monkeypatch.delenv(METRICS_DIR_VARIABLE)
     monkeypatch.setattr(values, "ValueClass", values.ValueClass)
     return monkeypatch
 
