@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from connector.errors import AuthError, ConfigError
 from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.verification import HookCaller
-from connector.persistence.models import HookCredential, Integration, TenantMapping
+from connector.persistence.models import HookCredential, Integration
+from connector.pipeline.ingest import tenant_routes
 from connector.pipeline.routing import TenantRoute
 
 #: Credentials kept per process: far more than any installation has senders.
@@ -129,10 +130,4 @@ def _read_config(session: Session, integration_id: int, version: datetime | None
     except ValidationError as e:
         # Settings are validated when they are saved, so this is a bug, not a sender's fault.
         raise ConfigError(f"integration {integration_id} has invalid settings") from e
-    rows = session.execute(
-        select(TenantMapping.tenant, TenantMapping.company_id, TenantMapping.enabled).where(
-            TenantMapping.integration_id == integration_id
-        )
-    )
-    routes = {tenant: TenantRoute(company_id, enabled) for tenant, company_id, enabled in rows}
-    return IngestConfig(version, settings, routes)
+    return IngestConfig(version, settings, tenant_routes(session, integration_id))

@@ -44,6 +44,8 @@ class Gate:
 
     def sleep(self, seconds: float) -> None:
         if self.opened.is_set():
+            # The simulated duration of an Autotask call (the sandbox's latency), not a wait
+            # for a condition: the tests wait on their conditions with deadlines.
             time.sleep(seconds)
             return
         with self._lock:
