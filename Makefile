@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-deps lint typecheck pytest sandbox bench clean
+.PHONY: run test test-deps lint typecheck pytest coverage sandbox bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed") if sys.version_info < (3, 11) else None'
@@ -34,8 +34,16 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collected no test at all: that is a broken suite, so say so and fail.
 # --durations: the slowest tests, to keep `make test` well inside CI's 20 minutes.
+# No coverage tracing here: it made the suite about 1.5 times slower (tests/web: 267 s against
+# 418 s on 2 cores); `make coverage` runs the same tests with it and its 85 % floor.
+PYTEST = $(BIN)/pytest -n auto --dist loadgroup --durations=15
 pytest: $(STAMP)
-	$(BIN)/pytest -n auto --dist loadgroup --durations=15 --cov --cov-report=term $(PYTEST_ARGS); rc=$$?; \
+	$(PYTEST) --no-cov $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken"; exit 1; fi; exit $$rc
+
+## make coverage: every test with branch coverage of connector/ and adapters/ (fails under 85 %)
+coverage: test-deps $(STAMP)
+	$(PYTEST) --cov --cov-report=term $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken"; exit 1; fi; exit $$rc
 
 sandbox: $(STAMP)
