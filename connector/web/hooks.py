@@ -261,4 +261,5 @@ def receive(source: str) -> tuple[Response, int]:
                 prune(session, caller.integration_id, int(svc.settings["REJECTED_WEBHOOKS_KEPT"]))
     except DuplicateMessage:  # the same message, sent twice at once: the other copy stored it
         return _already_accepted()
+    g.hook_answer = answer  # what /metrics counts (web/metrics.py), without parsing it back
     return jsonify(answer | {"request_id": intake.request_id}), 202

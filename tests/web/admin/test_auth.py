@@ -130,14 +130,17 @@ def test_after_signing_out_the_old_cookie_is_worthless(
 def test_signing_in_starts_a_new_session_from_nothing(
     admin_app: Flask, browser: FlaskClient
 ) -> None:
-    """No session fixation: nothing set before signing in survives it, the cookie changes."""
-    with browser.session_transaction() as session:
+    """No session fixation: nothing set before signing in survives it, the cookie changes.
+
+    (The session lives under /admin/ only: see security.AdminSessions.)
+    """
+    with browser.session_transaction("/admin/") as session:
         session["planted"] = "by someone else"
     before = browser.get_cookie("connector_admin")
     sign_in(browser)
     after = browser.get_cookie("connector_admin")
     assert before is not None and after is not None and after.value != before.value
-    with browser.session_transaction() as session:
+    with browser.session_transaction("/admin/") as session:
         assert "planted" not in session
         assert set(session) - {"_permanent"} == {"admin_token"}
 
