@@ -31,18 +31,19 @@ pytestmark = pytest.mark.e2e
 CEILING = 40
 #: Alerts of the ceiling test: more than the creates' budget, so some must be held back.
 ALERTS = 50
-#: The breaker's cooldown in these tests: one probe per second.
-COOLDOWN = 1.0
-#: A pause in the outage's calls this long ends a burst: longer than the gaps inside the
-#: opening burst (retries 0.05-0.2 s apart), shorter than a cooldown between two probes.
-BURST_GAP = 0.75
+#: The breaker's cooldown in these tests: one probe per 2 s.
+COOLDOWN = 2.0
+#: A pause in the outage's calls this long ends a burst: far longer than the gaps inside the
+#: opening burst (retries 0.05-0.2 s apart, more on a loaded machine), shorter than a cooldown
+#: between two probes.
+BURST_GAP = 1.5
 
 
 @pytest.fixture
 def connector(
     connector_settings: dict[str, Any], sandbox_server: SandboxServer, tmp_path: Path
 ) -> Iterator[Connector]:
-    """A running connector web process with a low ceiling and a 1 s breaker cooldown."""
+    """A running connector web process with a low ceiling and a 2 s breaker cooldown."""
     settings = {
         **connector_settings,
         "API_HOURLY_CEILING": CEILING,
@@ -147,7 +148,7 @@ def test_an_outage_opens_the_breaker_then_one_probe_per_cooldown_then_the_backlo
     failed = [c for c in sandbox.calls() if c.fault == "outage"]
     bursts = outage_bursts(sandbox)
     # It opens at the 5th consecutive failure (every other thread of both workers may have one
-    # call in flight); then one probe per 1 s cooldown, each failing alone.
+    # call in flight); then one probe per 2 s cooldown, each failing alone.
     in_flight = 2 * int(DEFAULTS["WORKER_THREADS"]) - 1
     assert len(bursts[0]) <= 5 + in_flight, [len(burst) for burst in bursts]
     assert [len(burst) for burst in bursts[1:]] == [1] * (len(bursts) - 1)
