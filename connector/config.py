@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_BATCH": 20,
     # Deliveries a worker carries out at once; the governor holds every endpoint to Autotask's 3
     # concurrent calls, and the extra threads do their database work while those 3 wait
-    "WORKER_THREADS": 6,
+    "WORKER_THREADS": 12,
     # A running worker records that it is alive this often (GET /readyz reads it)
     "WORKER_HEARTBEAT_SECONDS": 5.0,
     # How far below the web processes a worker runs (Unix niceness; 0 = the same): webhooks first
