@@ -45,7 +45,7 @@ LAST_STOP_SECONDS = 4.0
 #: How long a web process may finish its in-flight requests after SIGTERM.
 GRACEFUL_SECONDS = 20
 #: gunicorn's worker class and threads per web process, chosen by measurement (README "Serving"):
-#: gthread keeps senders' connections alive, and its threads overlap a request's database waits.
+#: gthread's threads overlap a request's database waits (no keep-alive: see web/server.py).
 WORKER_CLASS = "gthread"
 THREADS = 4
 #: Pending connections the web socket queues while every web process is busy.

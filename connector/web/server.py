@@ -44,10 +44,13 @@ class WebApplication(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             # at once, so the next one goes to a sibling. With gunicorn's default (1000), the
             # first process to wake took every keep-alive connection of a sender and the other
             # sat idle (measured: 8 wrk connections, one process at 63 % CPU, the other at 1 %).
+            # gthread keeps no connection alive then (it closes each after its answer), so
+            # keep-alive is off outright: the same behaviour, without gunicorn's warning at
+            # every start.
             "worker_connections": serving.THREADS,
+            "keepalive": 0,
             "graceful_timeout": serving.GRACEFUL_SECONDS,
             "backlog": serving.BACKLOG,
-            "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",
             "logger_class": _Logs,
