@@ -53,6 +53,14 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_DELAYS": [5, 30, 120, 300, 900, 1800],
     "RETRY_JITTER": 0.2,
     "DELIVERY_MAX_AGE_HOURS": 72.0,
+    # Periodic jobs in every worker process, each run once per period across all of them
+    "SCHEDULER_ENABLED": True,
+    # Retention: pruned every PRUNE_EVERY_SECONDS, PRUNE_BATCH rows per transaction
+    "PRUNE_EVERY_SECONDS": 3600.0,
+    "PRUNE_BATCH": 500,
+    "API_ACTIVITY_RETENTION_DAYS": 30.0,
+    "DELIVERY_RETENTION_DAYS": 90.0,
+    "EVENT_RETENTION_DAYS": 90.0,
     # API flavour of the sandbox integration `make run` configures: rest or soap
     "AUTOTASK_API": "rest",
     # Outbound calls to Autotask
@@ -327,6 +335,10 @@ def _positive_seconds() -> validate.Range:
     return validate.Range(min=0, min_inclusive=False, error="must be a positive number of seconds")
 
 
+def _positive_days() -> validate.Range:
+    return validate.Range(min=0, min_inclusive=False, error="must be a positive number of days")
+
+
 def _latency_tiers(tiers: list[Any]) -> None:
     if not all(
         isinstance(tier, list | tuple)
@@ -424,6 +436,14 @@ class SettingsSchema(Schema):
     RETRY_DELAYS = _Json(list, validate=_retry_delays)
     RETRY_JITTER = _Number()
     DELIVERY_MAX_AGE_HOURS = _Number()
+    SCHEDULER_ENABLED = _Switch()
+    PRUNE_EVERY_SECONDS = _Number(
+        validate=validate.Range(min=1, error="must be a number of seconds, 1 or more")
+    )
+    PRUNE_BATCH = _Whole(validate=_at_least_one())
+    API_ACTIVITY_RETENTION_DAYS = _Number(validate=_positive_days())
+    DELIVERY_RETENTION_DAYS = _Number(validate=_positive_days())
+    EVENT_RETENTION_DAYS = _Number(validate=_positive_days())
     # The flavours themselves are the target adapters' (checked where they are wired).
     AUTOTASK_API = _text(validate=validate.Length(min=1))
     AUTOTASK_CONNECT_TIMEOUT = _Number(validate=_positive_seconds())

@@ -111,4 +111,6 @@ def configure_logging(settings: Mapping[str, Any]) -> None:
     handler.setFormatter(JsonFormatter() if settings["LOG_FORMAT"] == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(str(settings["LOG_LEVEL"]).upper())
+    # APScheduler logs every run of every job at INFO; connector/scheduler.py says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     stamp_request_ids()

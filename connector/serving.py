@@ -256,13 +256,18 @@ def run_worker(settings: Mapping[str, Any], worker_id: str | None = None) -> Non
     """Run a delivery worker until SIGTERM or SIGINT (what `connector worker` runs)."""
     from connector import create_app
     from connector.services import Services
-    from connector.wiring import make_worker
+    from connector.wiring import make_scheduler, make_worker
 
     lower_priority(int(settings["WORKER_NICENESS"]))
     services: Services = create_app(dict(settings)).extensions["connector"]
     stop = threading.Event()
     stop_on_signals(stop)
+    scheduler = make_scheduler(services) if settings["SCHEDULER_ENABLED"] else None
     try:
+        if scheduler is not None:
+            scheduler.start()
         make_worker(services, worker_id=worker_id).run(stop)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         services.dispose()

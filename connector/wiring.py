@@ -16,6 +16,7 @@ from connector.integrations.zones import ZoneMemory
 from connector.persistence.models import Integration
 from connector.pipeline.worker import Worker
 from connector.ports import CallGate, CallRecorder, MailSender, TicketSystemCatalog, TicketTarget
+from connector.scheduler import Scheduler, default_jobs
 from connector.services import CatalogFactory, Services, TargetFactory
 
 
@@ -117,3 +118,8 @@ def mail_sender(settings: Mapping[str, Any]) -> MailSender | None:
 def make_worker(services: Services, *, worker_id: str | None = None) -> Worker:
     """A worker on the app's Services (and so its ticket targets)."""
     return Worker(services, worker_id=worker_id)
+
+
+def make_scheduler(services: Services) -> Scheduler:
+    """The periodic jobs' scheduler on the app's Services (started by each worker process)."""
+    return Scheduler(services, default_jobs(services.settings))

@@ -272,7 +272,8 @@ class AlertEvent(Base):
     #: Identifies a repeat of the same event: status and the source's timestamp.
     dedupe_key: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime | None] = mapped_column(default=None)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Indexed for pruning (connector/pipeline/retention.py).
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     #: "queued" (a delivery was enqueued), "duplicate" (a repeat: recorded, not delivered),
     #: "stale: <why>" (older than an event already applied: recorded, not delivered) or
     #: "dropped: <why>" (no ticket: tenant switched off, unmapped with drop, …) or "held: <why>"
@@ -330,7 +331,8 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
-    event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id"))
+    #: Indexed: deleting an old event looks for deliveries still naming it (retention.py).
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_event.id"), index=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
     dedupe_key: Mapped[str] = mapped_column(String(100))
     #: pending → in_progress → done | dead (pending again after a retryable failure); held
@@ -432,6 +434,23 @@ class WorkerHeartbeat(Base):
     threads: Mapped[int] = mapped_column(default=1)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class SchedulerRun(Base):
+    """One run of a periodic job for one period: its row lets exactly one process run it."""
+
+    __tablename__ = "scheduler_run"
+
+    #: The job's name (prune, …).
+    job: Mapped[str] = mapped_column(String(50), primary_key=True)
+    #: The start of the period the run is for (a multiple of the job's period since the epoch).
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    #: The process that claimed the run (host:pid).
+    holder: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: "ok", or "failed: <why>"; None while it runs (or when its process died meanwhile).
+    outcome: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class AdminUser(Base):

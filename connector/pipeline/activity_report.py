@@ -73,6 +73,15 @@ def report_days(now: datetime | None = None, utc_offset: timedelta = timedelta(0
     return [today - timedelta(days=back) for back in range(REPORT_DAYS - 1, -1, -1)]
 
 
+def earliest_reported(now: datetime | None = None) -> datetime:
+    """The first instant any day of the report can show, at any UTC offset (pruning keeps it)."""
+    offset, starts = MIN_UTC_OFFSET, []
+    while offset <= MAX_UTC_OFFSET:
+        starts.append(ReportDay(report_days(now, offset)[0], offset).start)
+        offset += OFFSET_STEP
+    return min(starts)
+
+
 def report_day(
     day: date, *, utc_offset: timedelta = timedelta(0), now: datetime | None = None
 ) -> ReportDay:
