@@ -61,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "API_ACTIVITY_RETENTION_DAYS": 30.0,
     "DELIVERY_RETENTION_DAYS": 90.0,
     "EVENT_RETENTION_DAYS": 90.0,
+    # Reconciliation: how often sources that can be asked (Alertmanager's api_urls) are asked
+    # which alerts they have, and how long one must be missing before its ticket is resolved
+    "RECONCILE_EVERY_SECONDS": 300.0,
+    "RECONCILE_GRACE_SECONDS": 300.0,
     # API flavour of the sandbox integration `make run` configures: rest or soap
     "AUTOTASK_API": "rest",
     # Outbound calls to Autotask
@@ -444,6 +448,12 @@ class SettingsSchema(Schema):
     API_ACTIVITY_RETENTION_DAYS = _Number(validate=_positive_days())
     DELIVERY_RETENTION_DAYS = _Number(validate=_positive_days())
     EVENT_RETENTION_DAYS = _Number(validate=_positive_days())
+    RECONCILE_EVERY_SECONDS = _Number(
+        validate=validate.Range(min=1, error="must be a number of seconds, 1 or more")
+    )
+    RECONCILE_GRACE_SECONDS = _Number(
+        validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
+    )
     # The flavours themselves are the target adapters' (checked where they are wired).
     AUTOTASK_API = _text(validate=validate.Length(min=1))
     AUTOTASK_CONNECT_TIMEOUT = _Number(validate=_positive_seconds())

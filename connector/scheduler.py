@@ -46,9 +46,16 @@ class Job:
 
 def default_jobs(settings: Mapping[str, Any]) -> list[Job]:
     """The jobs every scheduler runs, with the periods the settings give."""
+    from connector.pipeline.reconcile import reconcile
     from connector.pipeline.retention import prune
 
-    return [Job("prune", timedelta(seconds=float(settings["PRUNE_EVERY_SECONDS"])), prune)]
+    def every(setting: str) -> timedelta:
+        return timedelta(seconds=float(settings[setting]))
+
+    return [
+        Job("prune", every("PRUNE_EVERY_SECONDS"), prune),
+        Job("reconcile", every("RECONCILE_EVERY_SECONDS"), reconcile),
+    ]
 
 
 def period_start(period: timedelta, now: datetime) -> datetime:

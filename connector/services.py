@@ -82,6 +82,26 @@ class RawBodySource(Protocol):
         ...
 
 
+class AskableSource(Protocol):
+    """A source whose monitoring system can be asked which alerts are there now (optional).
+
+    The adapter names the URLs to GET and reads their answers; the connector does the asking
+    (connector/pipeline/reconcile.py), so adapters stay free of I/O.
+    """
+
+    def firing_urls(self) -> tuple[str, ...]:
+        """The URLs that list the alerts there now; none: the source is not asked."""
+        ...
+
+    def firing_in(self, body: bytes) -> set[str]:
+        """The fingerprints of the alerts one answer lists.
+
+        Raises:
+            PayloadError: the answer cannot be read.
+        """
+        ...
+
+
 @dataclass
 class Services:
     """The process's long-lived collaborators, built once by create_app or the CLI."""

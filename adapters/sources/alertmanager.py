@@ -46,6 +46,11 @@ alert):
   machine's; else the `host` or `hostname` label. The full instance stays in the properties.
 - Properties: every label as `label.<name>`, every annotation as `annotation.<name>`, and
   `groupKey`, `receiver`, `externalURL`, `generatorURL` (and `truncatedAlerts` when > 0).
+
+Reconciliation (constructor: `api_urls`, the Alertmanagers' base URLs, e.g. both of an HA pair):
+the connector asks each `GET <url>/api/v2/alerts` which alerts are there now (silenced and
+inhibited ones still fire) and resolves the tickets of alerts none of them lists any more: a
+resolved notification lost on the way (a restart, a network cut) no longer leaves a ticket open.
 """
 
 from __future__ import annotations
@@ -207,11 +212,52 @@ class AlertmanagerSource(BatchSource):
         self,
         severity_label: str = "severity",
         tenant_labels: Sequence[str] = ("tenant", "customer"),
+        api_urls: Sequence[str] = (),
     ) -> None:
         self.severity_label = severity_label
         # One label name given as text (source_options from a settings file) is one label.
         labels = (tenant_labels,) if isinstance(tenant_labels, str) else tuple(tenant_labels)
         self.tenant_labels = labels
+        urls = (api_urls,) if isinstance(api_urls, str) else tuple(api_urls)
+        for url in urls:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"api_urls: {url!r} is not an http(s) URL of an Alertmanager")
+        self.api_urls = urls
+
+    def firing_urls(self) -> tuple[str, ...]:
+        """Where to ask which alerts are there now: every configured Alertmanager's alert list."""
+        # Why these filters: Alertmanager's API v2 lists active, silenced, inhibited and
+        # unprocessed alerts when asked (openapi.yaml, GET /alerts); a silenced or inhibited
+        # alert still fires, it is only not notified.
+        query = "active=true&silenced=true&inhibited=true&unprocessed=true"
+        return tuple(f"{url.rstrip('/')}/api/v2/alerts?{query}" for url in self.api_urls)
+
+    def firing_in(self, body: bytes) -> set[str]:
+        """The fingerprints of the alerts an Alertmanager's alert list names (PayloadError if the
+        answer is not one): the same fingerprints its webhooks give the alerts."""
+        try:
+            listed = json.loads(body)
+        except ValueError as e:
+            raise PayloadError(f"the Alertmanager's alert list is not JSON: {e}") from e
+        if not isinstance(listed, list):
+            raise PayloadError("the Alertmanager's alert list is not a JSON list")
+        fingerprints = set()
+        for item in listed:
+            if not isinstance(item, dict):
+                raise PayloadError("an entry of the Alertmanager's alert list is not an object")
+            raw_labels = item.get("labels")
+            labels = (
+                {str(k): str(v) for k, v in raw_labels.items()}
+                if isinstance(raw_labels, dict)
+                else {}
+            )
+            fingerprint = str(item.get("fingerprint") or "").strip()
+            # As _normalize identifies an alert of a webhook.
+            if not fingerprint or len(fingerprint) > NAME_LIMIT:
+                fingerprint = label_fingerprint(labels) if labels else _digest(fingerprint)
+            fingerprints.add(fingerprint)
+        return fingerprints
 
     def parse_items(self, payload: Any) -> ParsedWebhook:
         """Judge a webhook alert by alert; invalid group fields refuse the whole webhook."""

@@ -254,6 +254,9 @@ class Alert(Base):
     last_occurred_at: Mapped[datetime | None] = mapped_column(default=None)
     last_event_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Since when the source, asked which alerts are there, has not listed this unresolved alert
+    #: (connector/pipeline/reconcile.py); None while it is listed or was never asked.
+    missing_since: Mapped[datetime | None] = mapped_column(default=None)
 
     events: Mapped[list[AlertEvent]] = relationship(
         back_populates="alert", order_by="AlertEvent.id", viewonly=True

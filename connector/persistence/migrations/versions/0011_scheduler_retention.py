@@ -1,4 +1,4 @@
-"""periodic jobs run once per period (scheduler_run); what retention pruning needs
+"""periodic jobs run once per period (scheduler_run); what retention and reconciliation need
 
 Revision ID: 0011
 Revises: 0010
@@ -9,6 +9,8 @@ Create Date: 2026-12-03 18:00:00
 - alert_event.received_at and delivery.event_id indexed: pruning finds old events by the one
   and, for each, any delivery still naming it by the other (without it every event deleted
   scanned the deliveries).
+- alert.missing_since: since when the source, asked which alerts are there, has not listed the
+  alert (reconciliation resolves it once that has lasted a grace period).
 """
 
 from collections.abc import Sequence
@@ -47,9 +49,13 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_delivery_event_id"), ["event_id"], unique=False)
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("missing_since", _Time, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.drop_column("missing_since")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_delivery_event_id"))
     with op.batch_alter_table("alert_event", schema=None) as batch_op:
