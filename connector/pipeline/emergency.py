@@ -7,7 +7,8 @@ conditions from what the pipeline already records:
 - credentials_refused: Autotask refused the integration's credentials. The governor records a
   TargetAuthError (a 401, or the API's own refusal) as a pause whose `pause_reason` starts with
   CREDENTIALS_REFUSED, kept until a call is accepted again (governor_state; `calls_status` shows
-  the same to the API);
+  the same to the API). Once the integration is saved after the refusal, as the governor does,
+  the refusal is old news: until the next call tells, nothing is mailed about it either way;
 - breaker_open: the integration's circuit breaker has stayed open or half-open for
   EMERGENCY_BREAKER_OPEN_MINUTES, counted from the check that first saw it so;
 - dead_letters: deliveries of the integration are dead-lettered and wait for a person (replay
@@ -112,6 +113,8 @@ class Watched:
     name: str
     api_user: str
     contact: str
+    #: When the integration was last saved (new credentials make a refusal old news).
+    saved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,8 @@ class Finding:
     """What one check found of one condition: broken or not, and what it saw, in words."""
 
     condition: Condition
-    broken: bool
+    #: None: the records cannot tell now; the episode stays as it is and no mail goes.
+    broken: bool | None
     #: What is wrong, for the mail (never a secret).
     facts: str = ""
     #: When the records say it started; None: when a check first saw it.
@@ -162,15 +166,21 @@ def _watched(services: Services) -> list[Watched]:
     """The active integrations with an emergency contact, by id."""
     with services.transaction() as session:
         rows = session.execute(
-            select(Integration.id, Integration.name, Integration.username, Integration.settings)
+            select(
+                Integration.id,
+                Integration.name,
+                Integration.username,
+                Integration.settings,
+                Integration.updated_at,
+            )
             .where(Integration.active.is_(True))
             .order_by(Integration.id)
         ).all()
     found = []
-    for integration_id, name, username, settings in rows:
+    for integration_id, name, username, settings, saved_at in rows:
         contact = (settings or {}).get(CONTACT_SETTING)
         if isinstance(contact, str) and contact.strip():
-            found.append(Watched(int(integration_id), name, username, contact.strip()))
+            found.append(Watched(int(integration_id), name, username, contact.strip(), saved_at))
     return found
 
 
@@ -184,15 +194,22 @@ def _findings(
     with services.transaction() as session:
         state = session.get(GovernorState, integration.id)
         return [
-            _credentials(state, integration),
+            _credentials(state, integration, rules),
             _breaker(state, rules),
             _dead_letters(session, integration.id),
             _budget(session, integration.id, rules, now),
         ]
 
 
-def _credentials(state: GovernorState | None, integration: Watched) -> Finding:
-    refused = state is not None and (state.pause_reason or "").startswith(CREDENTIALS_REFUSED)
+def _credentials(state: GovernorState | None, integration: Watched, rules: Rules) -> Finding:
+    refused: bool | None = state is not None and (state.pause_reason or "").startswith(
+        CREDENTIALS_REFUSED
+    )
+    if refused and state is not None and state.paused_until is not None:
+        # As the governor judges it: saved after the last refusal, the next call tries anew.
+        refused_at = state.paused_until - timedelta(seconds=rules.limits.credentials_pause)
+        if integration.saved_at is not None and integration.saved_at > refused_at:
+            refused = None
     return Finding(
         Condition.CREDENTIALS_REFUSED,
         refused,
@@ -267,6 +284,8 @@ def _follow(
     checker: str,
 ) -> None:
     """Record what the check found, and send the mail it makes due, if this checker may."""
+    if finding.broken is None:
+        return
     with services.transaction() as session:
         episode = _recorded(session, integration.id, finding, now)
     kind = _due(episode, finding.condition, rules, now) if episode is not None else None

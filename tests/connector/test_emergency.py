@@ -108,6 +108,9 @@ def add_integration(services: Services, name: str, contact: str | None) -> int:
             secret_encrypted=box.encrypt(SECRET),
             integration_code_encrypted=box.encrypt(TRACKING),
             settings={"emergency_contact": contact} if contact else {},
+            # Saved before anything is refused (a save after a refusal makes it old news).
+            created_at=T0 - timedelta(days=1),
+            updated_at=T0 - timedelta(days=1),
         )
         session.add(integration)
         session.flush()
@@ -284,8 +287,13 @@ def check_until_mailed(
     return when
 
 
+def subject(mail: Received) -> str:
+    """The mail's subject (unfolded: the standard library folds long ones from their start)."""
+    return str(mail.message["Subject"]).strip()
+
+
 def no_secret_in(mail: Received) -> None:
-    text = f"{mail.message['Subject']}\n{mail.body}"
+    text = f"{subject(mail)}\n{mail.body}"
     for secret in (SECRET, TRACKING, SMTP_LOGIN[1]):
         assert secret not in text
 
@@ -307,10 +315,10 @@ def test_a_broken_condition_is_mailed_once_then_once_per_interval_then_its_recov
 
     (broken,) = inbox.mails
     assert broken.rcpt_tos == [CONTACT]
-    subject = str(broken.message["Subject"])
-    assert "acme-rmm" in subject
-    assert case.subject in subject
-    assert not subject.startswith("Recovered")
+    title = subject(broken)
+    assert "acme-rmm" in title
+    assert case.subject in title
+    assert not title.startswith("Recovered")
     assert '"acme-rmm" needs a person' in broken.body
     assert "Since: 2026-12-03 08:0" in broken.body
     assert case.link.format(id=integration_id) in broken.body
@@ -322,7 +330,7 @@ def test_a_broken_condition_is_mailed_once_then_once_per_interval_then_its_recov
     check(services, case, integration_id, reminder_at)
     check(services, case, integration_id, reminder_at + timedelta(minutes=1))
     assert len(inbox.mails) == 2
-    assert case.subject in str(inbox.mails[1].message["Subject"])
+    assert case.subject in subject(inbox.mails[1])
 
     # It ends (the budget's calls leave the hour): one recovery mail.
     ended_at = reminder_at + timedelta(hours=2)
@@ -333,8 +341,8 @@ def test_a_broken_condition_is_mailed_once_then_once_per_interval_then_its_recov
     assert len(inbox.mails) == 3
     recovery = inbox.mails[2]
     assert recovery.rcpt_tos == [CONTACT]
-    assert str(recovery.message["Subject"]).startswith("Recovered")
-    assert "acme-rmm" in str(recovery.message["Subject"])
+    assert subject(recovery).startswith("Recovered")
+    assert "acme-rmm" in subject(recovery)
     assert case.recovered in recovery.body
     assert "from 2026-12-03 08:" in recovery.body
     no_secret_in(recovery)
@@ -343,8 +351,8 @@ def test_a_broken_condition_is_mailed_once_then_once_per_interval_then_its_recov
     again = ended_at + timedelta(hours=1)
     case.start(services, integration_id, again)
     check_until_mailed(services, inbox, case, integration_id, again)
-    assert case.subject in str(inbox.mails[3].message["Subject"])
-    assert not str(inbox.mails[3].message["Subject"]).startswith("Recovered")
+    assert case.subject in subject(inbox.mails[3])
+    assert not subject(inbox.mails[3]).startswith("Recovered")
 
 
 def test_every_broken_condition_is_its_own_mail(
@@ -357,7 +365,7 @@ def test_every_broken_condition_is_its_own_mail(
     check_emergencies(services, T0)
     check_emergencies(services, T0 + timedelta(minutes=5))
 
-    subjects = sorted(str(mail.message["Subject"]) for mail in inbox.mails)
+    subjects = sorted(subject(mail) for mail in inbox.mails)
     assert len(subjects) == 3
     for case in CASES:
         wanted = case.condition is not Condition.BREAKER_OPEN
@@ -377,7 +385,7 @@ def test_an_integration_without_a_contact_is_not_mailed(
 
     assert len(inbox.mails) == 4  # the contact's: two conditions, each mailed and reminded
     assert all(mail.rcpt_tos == [CONTACT] for mail in inbox.mails)
-    assert not any("no-contact" in str(mail.message["Subject"]) for mail in inbox.mails)
+    assert not any("no-contact" in subject(mail) for mail in inbox.mails)
     with services.transaction() as session:
         kept = session.scalars(
             select(EmergencyCondition.integration_id).where(
@@ -438,11 +446,35 @@ def test_a_mail_the_server_does_not_take_is_sent_at_the_next_check(
     check_emergencies(services, T0 + timedelta(minutes=2))
 
     assert len(inbox.mails) == 1
-    assert "deliveries are dead-lettered" in str(inbox.mails[0].message["Subject"])
+    assert "deliveries are dead-lettered" in subject(inbox.mails[0])
     with services.transaction() as session:
         row = session.scalars(select(EmergencyCondition)).one()
         assert row.last_mailed_at == T0 + timedelta(minutes=1)
         assert row.last_error is None
+
+
+def test_credentials_saved_after_a_refusal_are_not_reminded_of_until_a_call_tells(
+    services: Services, inbox: Inbox, integration_id: int
+) -> None:
+    refuse_credentials(services, integration_id, T0)
+    check_emergencies(services, T0)
+    assert len(inbox.mails) == 1
+    with services.transaction() as session:  # an admin saves new credentials
+        saved = session.get(Integration, integration_id)
+        assert saved is not None
+        saved.updated_at = T0 + timedelta(hours=1)
+
+    check_emergencies(services, T0 + REPEAT)
+    check_emergencies(services, T0 + REPEAT * 2)
+    assert len(inbox.mails) == 1  # neither a reminder nor a recovery: no call has told yet
+
+    refuse_credentials(services, integration_id, T0 + REPEAT * 2)  # the new ones are wrong too
+    check_emergencies(services, T0 + REPEAT * 2 + timedelta(minutes=1))
+    assert len(inbox.mails) == 2
+    assert "refuses the integration's credentials" in subject(inbox.mails[1])
+    with services.transaction() as session:
+        row = session.scalars(select(EmergencyCondition)).one()
+        assert (row.episode, row.since) == (1, T0)  # the same episode, still going on
 
 
 def test_a_failed_recovery_mail_is_sent_at_the_next_check(
@@ -460,7 +492,7 @@ def test_a_failed_recovery_mail_is_sent_at_the_next_check(
     check_emergencies(services, T0 + timedelta(hours=1, minutes=3))
 
     assert len(inbox.mails) == 2
-    assert str(inbox.mails[1].message["Subject"]).startswith("Recovered")
+    assert subject(inbox.mails[1]).startswith("Recovered")
 
 
 def test_checkers_running_at_once_send_each_mail_once(
@@ -495,7 +527,7 @@ def test_checkers_running_at_once_send_each_mail_once(
     discard_dead_letters(services, integration_id, T0 + REPEAT)
     race(T0 + REPEAT + timedelta(minutes=1))
     assert len(inbox.mails) == 3
-    assert str(inbox.mails[2].message["Subject"]).startswith("Recovered")
+    assert subject(inbox.mails[2]).startswith("Recovered")
 
 
 @pytest.mark.parametrize(
