@@ -32,7 +32,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -252,6 +252,29 @@ def _dead_letters(session: Session, integration_id: int) -> Finding:
     )
 
 
+def _since_last_mail(
+    services: Services, integration_id: int, finding: Finding, mailed_at: datetime
+) -> Finding:
+    """A reminder's finding, saying what is new since the last mail (dead letters: how many)."""
+    if finding.condition is not Condition.DEAD_LETTERS:
+        return finding
+    with services.transaction() as session:
+        new = int(
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(
+                    Delivery.integration_id == integration_id,
+                    Delivery.state == DeliveryState.DEAD,
+                    Delivery.finished_at > mailed_at,
+                )
+            )
+            or 0
+        )
+    words = f"{new} of them since the last mail." if new else "None is new since the last mail."
+    return replace(finding, facts=f"{finding.facts} {words}")
+
+
 def _budget(session: Session, integration_id: int, rules: Rules, now: datetime) -> Finding:
     used = int(
         session.scalar(
@@ -293,6 +316,8 @@ def _follow(
         return
     if not _claim(services, episode, kind, rules, now, checker):
         return  # another checker sends it, or sent it just now
+    if kind is MailKind.BROKEN and episode.last_mailed_at is not None:
+        finding = _since_last_mail(services, integration.id, finding, episode.last_mailed_at)
     message = emergency_mail(integration, finding, episode, kind, rules, now)
     try:
         services.mail().send(message)

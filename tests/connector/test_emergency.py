@@ -372,6 +372,25 @@ def test_every_broken_condition_is_its_own_mail(
         assert any(case.subject in subject for subject in subjects) == wanted
 
 
+def test_a_dead_letters_reminder_says_how_many_are_new_since_the_last_mail(
+    services: Services, inbox: Inbox, integration_id: int
+) -> None:
+    dead_letter(services, integration_id, T0)
+    check_emergencies(services, T0)
+    dead_letter(services, integration_id, T0 + timedelta(hours=1))
+    dead_letter(services, integration_id, T0 + timedelta(hours=2))
+    check_emergencies(services, T0 + timedelta(hours=3))  # inside the interval: no mail
+    check_emergencies(services, T0 + REPEAT)
+    check_emergencies(services, T0 + REPEAT * 2)
+
+    first, reminder, quiet_reminder = inbox.mails
+    assert "1 delivery is dead-lettered" in first.body
+    assert "since the last mail" not in first.body
+    assert "3 deliveries are dead-lettered, the newest at 2026-12-03 10:00 UTC" in reminder.body
+    assert "2 of them since the last mail." in reminder.body
+    assert "None is new since the last mail." in quiet_reminder.body
+
+
 def test_an_integration_without_a_contact_is_not_mailed(
     services: Services, inbox: Inbox, integration_id: int
 ) -> None:
