@@ -21,8 +21,10 @@ when its contact was last mailed, when it cleared and when the recovery was mail
 is mailed when it starts, again at most every EMERGENCY_REPEAT_HOURS while it lasts, and once
 when it ends (only if its start was mailed). A checker claims a mail by a conditional UPDATE
 before it sends it, so two checkers never send the same mail; a send that fails is logged,
-releases the claim and is tried again at the next check. Mails name the integration, the
-condition, since when and what to do, with links to the admin pages; never a secret.
+releases the claim and is tried again at the next check (a checker that dies holding a claim
+loses it after CLAIM_TIMEOUTS × the SMTP timeout, and the mail may then go twice). Mails name
+the integration, the condition, since when and what to do, with links to the admin pages;
+never a secret.
 """
 
 from __future__ import annotations
