@@ -102,6 +102,11 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_STARTTLS": True,
     "SMTP_SSL": False,
     "SMTP_TIMEOUT_SECONDS": 10.0,
+    # Mails to an integration's emergency contact when it breaks: a broken condition is mailed
+    # again at most this often while it lasts; a circuit breaker counts once open this long
+    "EMERGENCY_CHECK_SECONDS": 60.0,
+    "EMERGENCY_REPEAT_HOURS": 6.0,
+    "EMERGENCY_BREAKER_OPEN_MINUTES": 10.0,
     # Autotask sandbox (the local simulator started by `make run` and `connector sandbox`)
     "SANDBOX_HOST": "127.0.0.1",
     "SANDBOX_PORT": 8081,
@@ -488,6 +493,15 @@ class SettingsSchema(Schema):
     SMTP_STARTTLS = _Switch()
     SMTP_SSL = _Switch()
     SMTP_TIMEOUT_SECONDS = _Number(validate=_positive_seconds())
+    EMERGENCY_CHECK_SECONDS = _Number(
+        validate=validate.Range(min=1, error="must be a number of seconds, 1 or more")
+    )
+    EMERGENCY_REPEAT_HOURS = _Number(
+        validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
+    )
+    EMERGENCY_BREAKER_OPEN_MINUTES = _Number(
+        validate=validate.Range(min=0, error="must be a number of minutes, 0 or more")
+    )
     SANDBOX_HOST = _text()
     SANDBOX_PORT = _Whole(validate=_PORT)
     SANDBOX_USERNAME = _text()

@@ -1,4 +1,5 @@
-"""Periodic jobs (pruning, …) on APScheduler, each run once per period across every process.
+"""Periodic jobs on APScheduler (pruning, reconciliation, emergency mail), each run once per
+period across every process.
 
 Every worker process starts a scheduler (SCHEDULER_ENABLED); any number of them may share one
 database. A job fires in each of them at the same instants, its period's boundaries since the
@@ -55,7 +56,14 @@ def default_jobs(settings: Mapping[str, Any]) -> list[Job]:
     return [
         Job("prune", every("PRUNE_EVERY_SECONDS"), prune),
         Job("reconcile", every("RECONCILE_EVERY_SECONDS"), reconcile),
+        Job("emergency", every("EMERGENCY_CHECK_SECONDS"), _check_emergencies),
     ]
+
+
+def _check_emergencies(services: Services, now: datetime, _stopping: Callable[[], bool]) -> None:
+    from connector.pipeline.emergency import check_emergencies
+
+    check_emergencies(services, now)
 
 
 def period_start(period: timedelta, now: datetime) -> datetime:

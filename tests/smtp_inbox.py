@@ -47,9 +47,14 @@ class Inbox:
     port: int = 0
     login: tuple[str, str] | None = None
     mails: list[Received] = field(default_factory=list)
+    #: While set, every mail is refused with this reply (e.g. "451 4.3.0 try again later"),
+    #: and kept nowhere.
+    refusing: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refusing is not None:
+            return self.refusing
         raw = envelope.original_content or b""
         parsed = message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)

@@ -507,3 +507,35 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(100))
     remote_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmergencyCondition(Base):
+    """One way an integration can be broken, as its emergency contact is told of it.
+
+    One row per (integration, condition) (pipeline/emergency.py), reused episode after episode:
+    an episode starts (`since`) when a check first finds the condition, and ends (`cleared_at`)
+    when a check finds it gone. The contact is mailed when it starts, again at most once per
+    repeat interval while it lasts (`last_mailed_at`), and once when it ends
+    (`recovery_mailed_at`). A checker about to send a mail claims the row first by a
+    conditional UPDATE (`mail_claimed_by` until `mail_claimed_until`), so two checkers never
+    send the same mail; a send that fails releases the claim and the mail is due again.
+    """
+
+    __tablename__ = "emergency_condition"
+    __table_args__ = (UniqueConstraint("integration_id", "condition"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"))
+    #: credentials_refused, breaker_open, dead_letters or budget_exhausted.
+    condition: Mapped[str] = mapped_column(String(30))
+    #: Counts the episodes: a claim names the episode it mails about.
+    episode: Mapped[int] = mapped_column(default=1)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    last_mailed_at: Mapped[datetime | None] = mapped_column(default=None)
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    recovery_mailed_at: Mapped[datetime | None] = mapped_column(default=None)
+    mail_claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    mail_claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    #: Why the last mail about this row could not be sent (the mail server's words); None
+    #: once one went.
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
