@@ -88,17 +88,36 @@ def _ticket_category(raw: Any) -> ApiTicketCategory | None:
         ) from e
 
 
-def _describe_sandbox(server: SandboxServer) -> str:
+def shown_secret(value: str, *, preset: str = "", kept_in: str = "", fresh: bool = True) -> str:
+    """A secret as `run` and `sandbox` print it: never a preset one (`preset`: its setting);
+    a generated one only when just `fresh`ly made, and only to a terminal (a log keeps nothing).
+    `kept_in`: the file that keeps it, named instead."""
+    if preset:
+        return f"preset ({preset}); not shown"
+    if fresh and sys.stdout.isatty():
+        return value + (f"  (shown this once; kept in {kept_in})" if kept_in else "")
+    if kept_in:
+        return f"kept in {kept_in}"
+    return "generated at start; shown on a terminal only"
+
+
+def _describe_sandbox(server: SandboxServer, settings: Mapping[str, Any]) -> str:
     user = server.sandbox.config.user
     base = server.url
+
+    def preset(name: str) -> str:
+        return f"CONNECTOR_{name}" if settings[name] else ""
+
+    secret = shown_secret(user.secret, preset=preset("SANDBOX_SECRET"))
+    code = shown_secret(user.integration_code, preset=preset("SANDBOX_INTEGRATION_CODE"))
     return "\n".join(
         [
             f"Autotask sandbox (a local simulator of Autotask PSA) on {base}",
             f"  REST API      {server.rest_url}v1.0/  (zone lookup: zoneInformation?user=…)",
             f"  SOAP API      {server.soap_url}",
             f"  API user      {user.username}",
-            f"  Secret        {user.secret}",
-            f"  Tracking id   {user.integration_code}  (the ApiIntegrationCode header)",
+            f"  Secret        {secret}",
+            f"  Tracking id   {code}  (the ApiIntegrationCode header)",
             f"  Tickets       {base}_sandbox/tickets   calls: {base}_sandbox/calls",
             f"  Control       POST {base}_sandbox/reset   POST {base}_sandbox/faults",
         ]
@@ -120,7 +139,7 @@ def sandbox(host: str | None, port: int | None, state_file: str | None) -> None:
         host or settings["SANDBOX_HOST"],
         settings["SANDBOX_PORT"] if port is None else port,
     )
-    click.echo(_describe_sandbox(server))
+    click.echo(_describe_sandbox(server, settings))
     sys.stdout.flush()
     stop = threading.Event()
     stop_on_signals(stop)
@@ -153,16 +172,19 @@ def run() -> None:
     if not settings["INTEGRATION"] and flavour not in SandboxServer.FLAVOURS:
         wanted = " or ".join(SandboxServer.FLAVOURS)
         raise click.ClickException(f"AUTOTASK_API must be {wanted}, got {flavour!r}")
-    var = Path("var")
-    var.mkdir(exist_ok=True)
+    var = _private_state_folder(Path("var"))
     if not settings["SANDBOX_STATE_FILE"]:
         settings["SANDBOX_STATE_FILE"] = str(var / "sandbox.sqlite")
     if not settings["SECRET_KEYS"]:
         settings["SECRET_KEYS"] = [_local_secret_key(var / "secret.key")]
-    generated = {}
+    tokens: dict[str, str] = {}
     for name in ("HOOK_TOKEN", "API_TOKEN"):
-        if not settings[name]:
-            settings[name] = generated[name] = _local_token(var / f"{name.lower()}.txt")
+        if settings[name]:
+            tokens[name] = shown_secret("", preset=f"CONNECTOR_{name}")
+            continue
+        path = var / f"{name.lower()}.txt"
+        settings[name], fresh = _local_token(path)
+        tokens[name] = shown_secret(settings[name], kept_in=str(path), fresh=fresh)
     directory, _ = metrics_dir(var / "metrics")
     use_metrics_dir(directory)
     web_socket = _listen(settings)
@@ -181,12 +203,8 @@ def run() -> None:
     click.echo(description)
     click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
     click.echo(f"  Webhooks      POST {base}/hooks/generic")
-    click.echo(f"  Hook token    {settings['HOOK_TOKEN']}  (Authorization: Bearer …)")
-    click.echo(f"  API           {base}/api/v1/alerts  token {settings['API_TOKEN']}")
-    if generated:
-        click.echo(
-            "  (tokens kept in var/; preset them with CONNECTOR_HOOK_TOKEN / CONNECTOR_API_TOKEN)"
-        )
+    click.echo(f"  Hook token    {tokens['HOOK_TOKEN']}  (Authorization: Bearer …)")
+    click.echo(f"  API           {base}/api/v1/alerts  token {tokens['API_TOKEN']}")
     click.echo(f"  Admin         {base}/admin/  ({_first_admin_hint(settings)})")
     click.echo(f"  Database      {settings['DATABASE_URL']}")
     click.echo("Stop with Ctrl-C.")
@@ -240,7 +258,11 @@ def _run_sandbox(settings: Mapping[str, Any], sender: Any) -> None:
         sender.close()
         raise SystemExit(1) from e
     sender.send(
-        ("ready", _describe_sandbox(server), _sandbox_integration(server, settings["AUTOTASK_API"]))
+        (
+            "ready",
+            _describe_sandbox(server, settings),
+            _sandbox_integration(server, settings["AUTOTASK_API"]),
+        )
     )
     sender.close()
     stop = threading.Event()
@@ -297,24 +319,46 @@ def _first_admin_hint(settings: Mapping[str, Any]) -> str:
     return "no default admin: `.venv/bin/connector create-admin` makes the first"
 
 
+def _private_state_folder(var: Path) -> Path:
+    """`var/`, readable by this user only, as is everything made in it from now on.
+
+    It holds the key that decrypts the stored Autotask secrets, the tokens and the database:
+    the folder is 0700 and its files 0600 (also those an older version left readable), and
+    this process and its children make files without group or other permissions.
+    """
+    os.umask(0o077)
+    var.mkdir(mode=0o700, exist_ok=True)
+    var.chmod(0o700)
+    for path in var.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
+    return var
+
+
 def _local_secret_key(path: Path) -> str:
     """The key in `path`, made on first use (owner-only permissions)."""
     from connector.secrets import new_key
 
     if not path.exists():
-        path.write_text(new_key())
-        path.chmod(0o600)
+        _write_private(path, new_key())
     return path.read_text().strip()
 
 
-def _local_token(path: Path) -> str:
-    """A token kept in `path`, made on first use."""
+def _local_token(path: Path) -> tuple[str, bool]:
+    """A token kept in `path`, made on first use; whether it was made now."""
     from connector.secrets import new_token
 
-    if not path.exists():
-        path.write_text(new_token())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    fresh = not path.exists()
+    if fresh:
+        _write_private(path, new_token())
+    return path.read_text().strip(), fresh
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a new file readable by its owner only, from the first byte."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def _sandbox_integration(server: SandboxServer, flavour: str) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def test_bad_setting_is_a_clear_error(env: dict[str, str]) -> None:
     assert "configuration error: CONNECTOR_PORT" in result.stderr
 
 
-def test_sandbox_command_serves_and_prints_its_preset_credentials(
+def test_sandbox_command_serves_with_its_preset_credentials_and_never_prints_them(
     env: dict[str, str], processes: list[subprocess.Popen[str]]
 ) -> None:
     port = free_port()
@@ -118,8 +118,10 @@ def test_sandbox_command_serves_and_prints_its_preset_credentials(
     output, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "cli-user@sandbox.test" in output
-    assert "cli-secret" in output
-    assert "CLITRACKINGID" in output
+    # Preset secrets are never echoed (issue 15): the output names the settings instead.
+    assert "cli-secret" not in output
+    assert "CLITRACKINGID" not in output
+    assert "preset (CONNECTOR_SANDBOX_SECRET); not shown" in output
 
 
 def test_run_turns_a_webhook_into_a_sandbox_ticket(
@@ -168,6 +170,12 @@ def test_run_runs_each_part_in_its_own_process_and_sigterm_ends_them_all(
 
     env["PORT"] = str(free_port())
     env["SANDBOX_PORT"] = str(free_port())
+    presets = {
+        "CONNECTOR_HOOK_TOKEN": "preset-hook-token-6a1f0c",
+        "CONNECTOR_SANDBOX_INTEGRATION_CODE": "PRESETTRACKINGID7",
+    }
+    env.update(presets)
+    (tmp_path / "var").mkdir(mode=0o755)  # as an older version left it
     process = subprocess.Popen(
         [*CONNECTOR, "run"],
         env=env,
@@ -197,3 +205,14 @@ def test_run_runs_each_part_in_its_own_process_and_sigterm_ends_them_all(
     assert "Autotask sandbox (a local simulator of Autotask PSA) on http://127.0.0.1:" in output
     assert f"Connector service on http://127.0.0.1:{env['PORT']}/" in output
     assert (tmp_path / "var" / "metrics").is_dir()
+    # Preset secrets never appear in the output or logs; generated ones not off a terminal.
+    for name, value in presets.items():
+        assert value not in output
+        assert f"preset ({name}); not shown" in output
+    api_token = (tmp_path / "var" / "api_token.txt").read_text().strip()
+    assert api_token not in output
+    assert "token kept in var/api_token.txt" in output
+    # The key, the tokens and the database: owner-only, in an owner-only folder.
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+    for name in ("secret.key", "api_token.txt", "connector.sqlite"):
+        assert (tmp_path / "var" / name).stat().st_mode & 0o077 == 0, name
