@@ -15,6 +15,7 @@ import click
 from connector.cli_config import config
 from connector.cli_support import command_services as _command_services
 from connector.cli_support import settings_or_exit as _settings
+from connector.errors import ConfigError
 from connector.serving import (
     Supervisor,
     listen,
@@ -289,6 +290,8 @@ def _prepare(settings: Mapping[str, Any], *, refresh_connection: bool = False) -
     services: Services = create_app(dict(settings)).extensions["connector"]
     try:
         prepare_database(services, refresh_connection=refresh_connection)
+    except ConfigError as e:
+        raise click.ClickException(f"configuration error: {e}") from e
     finally:
         services.dispose()
 
@@ -420,7 +423,73 @@ def serve(worker: bool | None) -> None:
 @click.option("--id", "worker_id", default=None, help="Name of this worker in leases and logs.")
 def worker(worker_id: str | None) -> None:
     """Run a delivery worker (any number may share one PostgreSQL database)."""
-    run_worker(_settings(), worker_id)
+    settings = _settings()
+    _check_keys_or_exit(settings)
+    run_worker(settings, worker_id)
+
+
+def _check_keys_or_exit(settings: Mapping[str, Any]) -> None:
+    """Refuse to go on when SECRET_KEYS cannot open the stored secrets (naming the setting)."""
+    from connector import create_app
+    from connector.integrations.keys import check_keys
+
+    services: Services = create_app(dict(settings)).extensions["connector"]
+    try:
+        check_keys(services)
+    except ConfigError as e:
+        raise click.ClickException(f"configuration error: {e}") from e
+    finally:
+        services.dispose()
+
+
+@main.group()
+def keys() -> None:
+    """The keys that encrypt the stored Autotask secrets (SECRET_KEYS)."""
+
+
+@keys.command("new")
+def keys_new() -> None:
+    """Print a new key (put it first in SECRET_KEYS, then run `connector keys rotate`)."""
+    from connector.secrets import new_key
+
+    click.echo(new_key())
+
+
+@keys.command("check")
+def keys_check() -> None:
+    """Check that SECRET_KEYS opens every stored secret."""
+    from connector.integrations.keys import check_keys
+
+    services = _command_services()
+    try:
+        count = check_keys(services)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        services.dispose()
+    click.echo(f"SECRET_KEYS opens all {count} stored secrets")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with the first key of SECRET_KEYS.
+
+    To change keys: `connector keys new`, put the new key first in SECRET_KEYS and keep the old
+    ones after it, restart, run this, then remove the old keys.
+    """
+    from connector.integrations.keys import rotate_keys
+
+    services = _command_services()
+    try:
+        count = rotate_keys(services)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        services.dispose()
+    click.echo(
+        f"re-encrypted {count} stored secrets with the first key of SECRET_KEYS; the other keys"
+        " may now be removed"
+    )
 
 
 @main.group()
@@ -435,8 +504,12 @@ def db_upgrade() -> None:
 
     settings = _settings()
     services = create_app(settings).extensions["connector"]
-    prepare_database(services)
-    services.dispose()
+    try:
+        prepare_database(services)
+    except ConfigError as e:
+        raise click.ClickException(f"configuration error: {e}") from e
+    finally:
+        services.dispose()
     click.echo(f"database at {settings['DATABASE_URL']} is up to date")
 
 
@@ -450,12 +523,15 @@ def prepare_database(services: Services, *, refresh_connection: bool = False) ->
     from connector.admins.accounts import ensure_configured_admin
     from connector.integrations.bootstrap import ensure_api_token, sync_configured_integration
     from connector.integrations.editing import EditContext
+    from connector.integrations.keys import check_keys
     from connector.integrations.settings import load_settings
     from connector.integrations.sources import check_source_options
     from connector.persistence.db import upgrade
 
     settings = services.settings
     upgrade(settings["DATABASE_URL"])
+    # Before anything is stored with the keys: a wrong key is refused at start, by name.
+    check_keys(services)
     with services.transaction() as session:
         if settings["INTEGRATION"]:
             integration = sync_configured_integration(

@@ -36,7 +36,7 @@ class SecretBox:
         except ValueError as e:
             raise ConfigError(
                 "SECRET_KEYS holds an invalid key: each must be 32 url-safe base64-encoded bytes"
-                " (make one with `connector new-key`)"
+                " (make one with `connector keys new`)"
             ) from e
 
     def encrypt(self, plaintext: str) -> str:
