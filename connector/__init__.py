@@ -77,6 +77,13 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     def answer_with_request_id(response: Response) -> Response:
         # The id the request's log lines and JSON errors carry (connector.logs.request_id).
         response.headers["X-Request-Id"] = request_id()
+        # On every answer (the admin pages set stricter ones of their own): no content-type
+        # sniffing, no referrer, and no copy kept by a cache (answers carry alerts, tickets
+        # and, once, new credentials).
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cache-Control", "no-store")
         return response
 
     return app

@@ -178,6 +178,16 @@ def _caller(svc: Services, source: str, now: datetime, signed_body: bytes) -> Ho
     return caller
 
 
+def _refuse_unknown_source(svc: Services, source: str, now: datetime, signed_body: bytes) -> None:
+    """Refuse a webhook to a source nobody serves: 401 to a sender whose credentials are not
+    accepted (as for a bad token: no list of sources before authentication), 404 naming the
+    sources to one whose are (a typo in a URL it was given)."""
+    with svc.transaction() as session:
+        caller = hook_caller(session, request, source, now=now, body=signed_body, box=svc.box)
+    g.hook_integration_id = caller.integration_id
+    raise UnknownSourceError(f"no source named {source!r}; known: {', '.join(sorted(svc.sources))}")
+
+
 def _credential_key(source: str) -> tuple[str, str]:
     """The cache key of a plain credential: the source and a digest of what was presented."""
     return source, token_hash(request.headers.get("Authorization", ""))
@@ -206,13 +216,11 @@ def receive(source: str) -> tuple[Response, int]:
     """
     svc = services()
     adapter = svc.sources.get(source)
-    if adapter is None:
-        raise UnknownSourceError(
-            f"no source named {source!r}; known: {', '.join(sorted(svc.sources))}"
-        )
     now = utcnow()
     # An HMAC signs the raw body, so a signed request's body is read (not parsed) first.
     signed_body = _raw_body() if signed(request) else b""
+    if adapter is None:
+        _refuse_unknown_source(svc, source, now, signed_body)
     caller = _caller(svc, source, now, signed_body)
     # From here on a refusal is the integration's: keep_refusal stores it for the admin.
     g.hook_integration_id = caller.integration_id

@@ -194,6 +194,20 @@ def test_an_authenticated_refusal_is_answered_and_recorded_as_answered(
     assert counts(connector_app) == NOTHING
 
 
+def test_a_known_sender_posting_to_an_unknown_source_is_told_the_sources_and_recorded(
+    client: FlaskClient,
+) -> None:
+    """A typo in the URL a sender was given: 404 naming the sources, kept for the admin."""
+    response = client.post(
+        "/hooks/nagios", data=json.dumps(ALERT), headers=hook_auth() | {"Content-Type": JSON}
+    )
+
+    error = error_of(response, 404)
+    assert "no source named 'nagios'; known: alertmanager, datto_rmm, generic" in error["message"]
+    [row] = listed(client)
+    assert (row["status"], row["source"]) == (404, "nagios")
+
+
 def test_a_body_over_the_limit_is_recorded_with_its_size_only(
     client: FlaskClient, connector_app: Flask
 ) -> None:
@@ -288,7 +302,10 @@ class Anonymous:
 
 
 ANONYMOUS = {
-    "unknown-source": Anonymous(hook_auth(), 404, "no source named 'nagios'", source="nagios"),
+    # Like a bad token: no list of sources before the sender is known (issue 15).
+    "unknown-source": Anonymous(
+        hook_auth(WRONG_TOKEN), 401, "bearer token not accepted", source="nagios"
+    ),
     "wrong-bearer-token": Anonymous(hook_auth(WRONG_TOKEN), 401, "bearer token not accepted"),
     "wrong-basic-password": Anonymous(
         basic("lm-sender", WRONG_PASSWORD),
