@@ -35,6 +35,7 @@ from adapters.sandbox.query import (
     canonical_field,
     parse_rest_filter,
 )
+from adapters.sandbox.seed import API_USER_RESOURCE_ID, RESOURCES
 from adapters.sandbox.service import MAX_PAGE
 from adapters.sandbox.validation import normalize
 from adapters.sandbox.values import wire_record
@@ -104,6 +105,8 @@ ROUTES = Map(
             endpoint="webhook_excluded",
             methods=["GET", "POST"],
         ),
+        # Resources: only the query that finds the API user's own resource by its userName.
+        Rule("/v1.0/resources/query", endpoint="resource_query", methods=["GET", "POST"]),
         Rule(
             "/v1.0/ticketwebhookfields/entityinformation/fields",
             endpoint="webhook_field_info",
@@ -165,6 +168,8 @@ def register_rest(app: Flask, sandbox: Sandbox) -> None:
             entity = "TicketNotes"
         if endpoint.startswith("webhook"):
             entity = "TicketWebhooks"
+        if endpoint == "resource_query":
+            entity = "Resources"
         thread_key = entity or {"zone": "ZoneInformation", "threshold": "ThresholdInformation"}.get(
             endpoint, "Version"
         )
@@ -429,6 +434,46 @@ class _Handler:
                 "items": items,
                 "pageDetails": {
                     "count": len(items),
+                    "requestCount": MAX_PAGE,
+                    "prevPageUrl": None,
+                    "nextPageUrl": None,
+                },
+            }
+        )
+
+    def resource_query(self) -> Response:
+        # The sandbox knows one resource with a userName: the API user (seed.RESOURCES); a query
+        # is `eq` on userName or id, as a client looks its own resource up.
+        clauses = _key(self._search(), "filter")
+        if not isinstance(clauses, list) or not clauses:
+            raise SandboxError("The query must be a JSON object with a filter.")
+        user = self.sandbox.config.user
+        resources = [
+            {
+                **resource,
+                "userName": user.username if resource["id"] == API_USER_RESOURCE_ID else "",
+            }
+            for resource in RESOURCES
+        ]
+        for clause in clauses:
+            op = str(_key(clause, "op") or "").lower() if isinstance(clause, dict) else ""
+            name = str(_key(clause, "field") or "").lower() if isinstance(clause, dict) else ""
+            if op != "eq" or name not in ("username", "id"):
+                raise SandboxError("The sandbox's Resources query takes eq on userName or id only.")
+            value = _key(clause, "value")
+            if name == "username":
+                resources = [
+                    r
+                    for r in resources
+                    if str(r["userName"]).lower() == str(value).lower() and r["userName"]
+                ]
+            else:
+                resources = [r for r in resources if str(r["id"]) == str(value)]
+        return jsonify(
+            {
+                "items": resources,
+                "pageDetails": {
+                    "count": len(resources),
                     "requestCount": MAX_PAGE,
                     "prevPageUrl": None,
                     "nextPageUrl": None,
