@@ -339,3 +339,23 @@ def test_the_connectors_own_completion_echoed_back_changes_nothing(
     echo = send_callout(client, integration_id, callout_body(ticket.ticket_id, status=COMPLETE))
     assert echo.get_json()["result"] == "ignored: the ticket is already completed"
     assert link_of(services).state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        ("https://alerts.example.net", "https://alerts.example.net/ticket-webhooks/7"),
+        ("https://alerts.example.net/base/ ", "https://alerts.example.net/base/ticket-webhooks/7"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/ticket-webhooks/7"),
+        ("", None),
+        ("alerts.example.net", None),
+    ],
+)
+def test_the_callout_url_is_under_the_public_address(public_url: str, expected: str | None) -> None:
+    from connector.errors import InvalidInput
+
+    if expected is None:
+        with pytest.raises(InvalidInput, match="set PUBLIC_URL or pass --public-url"):
+            callout_url(public_url, 7)
+    else:
+        assert callout_url(public_url, 7) == expected
