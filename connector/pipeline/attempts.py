@@ -228,9 +228,13 @@ class Attempt:
     def remaining_steps(self) -> Iterator[Step]:
         """The steps still to do, each only while the lease is still this worker's."""
         job = self._started()
-        for step in job.steps[job.progress :]:
+        index = job.progress
+        # Read afresh at each step: a commit cuts the steps short when the ticket was closed
+        # in the ticket system meanwhile (_record_step).
+        while index < len(job.steps):
             self.lease.check()
-            yield step
+            yield job.steps[index]
+            index += 1
 
     def mark_create_sent(self) -> None:
         """Record (committed) that a create is about to go out, before it goes."""

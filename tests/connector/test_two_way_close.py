@@ -359,3 +359,38 @@ def test_the_callout_url_is_under_the_public_address(public_url: str, expected: 
             callout_url(public_url, 7)
     else:
         assert callout_url(public_url, 7) == expected
+
+
+def test_a_close_between_two_steps_stops_the_delivery_before_the_second(
+    client: FlaskClient,
+    connector_app: Flask,
+    services: Services,
+    make_worker: Callable[..., Worker],
+    clock: Clock,
+    fake: FakeTarget,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    integration_id = register(connector_app)
+    worker = make_worker()
+    post(client, "a", "active")
+    drain(worker, clock)
+    (ticket,) = fake.tickets.values()
+    send = fake.send
+
+    def completed_meanwhile(request: Any) -> Any:
+        # A technician completes the ticket while the acknowledgement's status change is sent.
+        answer = send(request)
+        if request.method == "PATCH":
+            body = callout_body(ticket.ticket_id, status=COMPLETE)
+            assert send_callout(client, integration_id, body).status_code == 200
+        return answer
+
+    monkeypatch.setattr(fake, "send", completed_meanwhile)
+    post(client, "a", "acknowledged", acknowledged_by="jane")
+    drain(worker, clock)
+    assert ticket.history == ["create", "status 8"]  # the note never went
+    ack = deliveries(services)[1]
+    assert (ack.state, ack.outcome) == ("done", "ignored")
+    assert (ack.last_error or "").startswith("stopped after 1 of 2 steps: the ticket was closed")
+    link = link_of(services)
+    assert (link.state, link.ticket_status) == ("closed_remotely", COMPLETE)
