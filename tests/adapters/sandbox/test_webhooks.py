@@ -249,3 +249,19 @@ def test_a_bad_technician_change_is_a_400(
 def test_changing_a_missing_ticket_is_a_404(sandbox_server: SandboxServer) -> None:
     response = technician_patch(sandbox_server, 1, status=5)
     assert response.status_code == 404
+
+
+def test_a_technicians_change_is_no_api_call_and_ignores_the_api_users_permissions(
+    rest: RestClient, sandbox: Sandbox, sandbox_server: SandboxServer
+) -> None:
+    ticket_id = rest.create_ticket()
+    denied = requests.post(
+        f"{sandbox_server.url}_sandbox/permissions", json={"Tickets": ["update"]}, timeout=10
+    )
+    assert denied.status_code == 200, denied.text
+    calls_before = len(sandbox.calls())
+    usage_before = sandbox.limits.usage()
+    assert technician_patch(sandbox_server, ticket_id, status=5).status_code == 200
+    assert len(sandbox.calls()) == calls_before
+    assert sandbox.limits.usage() == usage_before
+    assert rest.patch("Tickets", json={"id": ticket_id, "status": 1}).status_code != 200
