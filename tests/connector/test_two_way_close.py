@@ -394,3 +394,34 @@ def test_a_close_between_two_steps_stops_the_delivery_before_the_second(
     assert (ack.last_error or "").startswith("stopped after 1 of 2 steps: the ticket was closed")
     link = link_of(services)
     assert (link.state, link.ticket_status) == ("closed_remotely", COMPLETE)
+
+
+def test_the_signature_header_and_algorithm_are_settings(
+    connector_settings: dict[str, object],
+) -> None:
+    from connector import create_app
+    from connector.cli import prepare_database
+
+    app = create_app(
+        {
+            **connector_settings,
+            "TICKET_WEBHOOK_SIGNATURE_HEADER": "X-Signature",
+            "TICKET_WEBHOOK_SIGNATURE_ALGORITHM": "sha256",
+        }
+    )
+    try:
+        prepare_database(app.extensions["connector"])
+        integration_id = register(app)
+        client = app.test_client()
+        body = callout_body(1, status=COMPLETE)
+        digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
+        good = "sha256=" + base64.b64encode(digest).decode()
+        accepted = client.post(
+            f"/ticket-webhooks/{integration_id}", data=body, headers={"X-Signature": good}
+        )
+        assert accepted.status_code == 200, accepted.get_data(as_text=True)
+        # Autotask's own header no longer counts.
+        refused = send_callout(client, integration_id, body)
+        assert error_of(refused, 401)["message"] == "the callout has no X-Signature header"
+    finally:
+        app.extensions["connector"].dispose()
