@@ -425,3 +425,21 @@ def test_the_signature_header_and_algorithm_are_settings(
         assert error_of(refused, 401)["message"] == "the callout has no X-Signature header"
     finally:
         app.extensions["connector"].dispose()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("TICKET_WEBHOOK_SIGNATURE_ALGORITHM", "md5", "must be sha1, sha256 or empty"),
+        ("TICKET_WEBHOOK_SIGNATURE_HEADER", "X Sig", "must not contain whitespace"),
+        ("TICKET_WEBHOOK_MAX_BYTES", 0, "TICKET_WEBHOOK_MAX_BYTES"),
+    ],
+)
+def test_bad_ticket_webhook_settings_are_refused_at_start(
+    setting: str, value: object, words: str
+) -> None:
+    from connector.config import load_settings
+    from connector.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        load_settings({setting: value})
