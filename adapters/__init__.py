@@ -39,6 +39,10 @@ CATALOGS = {
     "soap": "adapters.targets.autotask.soap.catalog:AutotaskSoapCatalog",
 }
 
+#: The ticket system's webhook callouts (`connector.ports.TicketCallouts`): one for every flavour,
+#: as Autotask's webhooks do not depend on the API an integration writes through.
+TICKET_CALLOUTS = "adapters.targets.autotask.webhooks:AutotaskTicketCallouts"
+
 
 def load(dotted: str) -> Any:
     """Import "module:attribute" and return the attribute; fail loudly if it is missing."""
@@ -66,3 +70,8 @@ def load_target_profiles() -> dict[str, Any]:
 def load_catalogs() -> dict[str, Any]:
     """Every registered flavour's catalog class (so a broken one fails fast)."""
     return {flavour: load(path) for flavour, path in CATALOGS.items()}
+
+
+def load_ticket_callouts() -> Any:
+    """The class that verifies and reads the ticket system's webhook callouts."""
+    return load(TICKET_CALLOUTS)

@@ -24,12 +24,12 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     """
     from flask import Response
 
-    from adapters import load_sources, load_target_profiles
+    from adapters import load_sources, load_target_profiles, load_ticket_callouts
     from connector.config import load_settings
     from connector.errors import register_error_handlers
     from connector.logs import request_id, stamp_request_ids
     from connector.services import build_services
-    from connector.web import admin, health, hooks, metrics
+    from connector.web import admin, health, hooks, metrics, ticket_webhooks
     from connector.web.api import (
         activity,
         alerts,
@@ -50,6 +50,9 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     services.target_factory = target_factory(services)
     services.catalog_factory = catalog_factory(services)
     services.mail_sender = mail_sender(settings)
+    services.ticket_callouts = load_ticket_callouts()(
+        settings["TICKET_WEBHOOK_SIGNATURE_HEADER"], settings["TICKET_WEBHOOK_SIGNATURE_ALGORITHM"]
+    )
     app.extensions["connector"] = services
     register_error_handlers(app)
     # Before any route: every `<int:…>` id is one a database can hold, else a 404 (never a 500).
@@ -58,6 +61,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["tenant"] = TenantConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(ticket_webhooks.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(rejected_webhooks.bp)
     app.register_blueprint(integrations.bp)

@@ -662,4 +662,50 @@ def replay_dead(integration_id: int | None) -> None:
     click.echo(f"{count} dead letter{'s' if count != 1 else ''} replayed")
 
 
+@main.group("ticket-webhook")
+def ticket_webhook() -> None:
+    """Two-way close: the ticket system's webhook that tells the connector of closed tickets."""
+
+
+@ticket_webhook.command("register")
+@click.option(
+    "--integration", "integration_id", type=int, default=None, help="Integration id [the first]."
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="The address the ticket system reaches this service at [PUBLIC_URL].",
+)
+def ticket_webhook_register(integration_id: int | None, public_url: str | None) -> None:
+    """Register the integration's ticket webhook through the ticket system's API.
+
+    It calls POST <public url>/ticket-webhooks/<integration id> when a ticket is updated or
+    deleted, leaves out the API user's own changes, and is signed with a new secret stored
+    encrypted. Registering again replaces the stored secret (delete the older webhook there).
+    """
+    from connector.errors import ConnectorError
+    from connector.integrations.ticket_webhooks import register_ticket_webhook
+
+    services = _command_services()
+    try:
+        registration = register_ticket_webhook(
+            services, integration_id, public_url or services.settings["PUBLIC_URL"]
+        )
+    except ConnectorError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        services.dispose()
+    excluded = registration.excluded_resource_id
+    click.echo(
+        f"ticket webhook {registration.remote_id} registered for integration"
+        f" {registration.integration_id}: it calls {registration.url}"
+        + (f" and leaves out resource {excluded}'s changes" if excluded is not None else "")
+    )
+    if excluded is None:
+        click.echo(
+            "warning: the API user's own resource was not found: its changes are called back too",
+            err=True,
+        )
+
+
 main.add_command(config)

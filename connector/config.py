@@ -91,6 +91,12 @@ DEFAULTS: dict[str, Any] = {
     # it differs from what requests say (a proxy in front): the sender snippets name it, and on
     # https the admin cookie is Secure. Empty: taken from each request.
     "PUBLIC_URL": "",
+    # The ticket system's webhook callouts (POST /ticket-webhooks/<integration id>): the header
+    # that carries their signature and its HMAC algorithm ("" = the ticket system's own:
+    # X-Hook-Signature and sha1 for Autotask), and the largest body taken
+    "TICKET_WEBHOOK_SIGNATURE_HEADER": "",
+    "TICKET_WEBHOOK_SIGNATURE_ALGORITHM": "",
+    "TICKET_WEBHOOK_MAX_BYTES": 65_536,
     # How long the ticket system's lists read for the admin's setup are cached (0: not at all)
     "CATALOG_CACHE_SECONDS": 900.0,
     # Mail (the integrations' emergency contacts) through an SMTP server; no host: no mail
@@ -482,6 +488,11 @@ class SettingsSchema(Schema):
         validate=validate.Range(min=0, min_inclusive=False, error="must be a positive number")
     )
     PUBLIC_URL = _text(validate=_public_url)
+    TICKET_WEBHOOK_SIGNATURE_HEADER = _text(validate=_no_whitespace)
+    TICKET_WEBHOOK_SIGNATURE_ALGORITHM = _text(
+        validate=validate.OneOf(("", "sha1", "sha256"), error="must be sha1, sha256 or empty")
+    )
+    TICKET_WEBHOOK_MAX_BYTES = _Whole(validate=_at_least_one())
     CATALOG_CACHE_SECONDS = _Number(
         validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
     )

@@ -86,6 +86,36 @@ class TicketState(StrEnum):
     PENDING_CREATE = "pending_create"
     OPEN = "open"
     COMPLETED = "completed"
+    #: A person completed or deleted the ticket in the ticket system (its webhook said so): the
+    #: connector writes nothing more to it; the alert's next fire after a clear opens a new one.
+    CLOSED_REMOTELY = "closed_remotely"
+
+
+class TicketChangeAction(StrEnum):
+    """What a ticket system's webhook says happened to a ticket."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    #: Not about a ticket: the ticket system switched the webhook itself off.
+    DEACTIVATED = "deactivated"
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """One verified webhook callout of the ticket system about one of its tickets."""
+
+    action: TicketChangeAction
+    #: The ticket's id (None for a deactivation).
+    ticket_id: int | None
+    #: The ticket's status after the change, when the callout carries it.
+    status: int | None = None
+    #: When the change happened, as the ticket system says.
+    occurred_at: datetime | None = None
+    #: Who made it (the ticket system's person id), when it says.
+    person: str | None = None
+    #: The callout's own id, for the log.
+    event_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from connector.domain import (
     AlertStatus,
@@ -15,6 +15,7 @@ from connector.domain import (
     OutboundRequest,
     RequestAction,
     TargetResponse,
+    TicketChange,
     TicketPicklists,
     TicketRef,
 )
@@ -184,4 +185,50 @@ class TicketSystemCatalog(Protocol):
 
     def explain(self, error: TargetError) -> str:
         """Words for an admin: why one of this catalog's calls failed and what to do about it."""
+        ...
+
+
+class TicketCallouts(Protocol):
+    """The ticket system's webhook callouts about its tickets: how they are signed and read."""
+
+    #: The request header that carries the callout's signature.
+    signature_header: str
+
+    def verify(self, body: bytes, signature: str | None, secret: str) -> None:
+        """Check `signature` (the header's value, None when absent) over the raw `body`.
+
+        Raises:
+            AuthError: the signature is missing, malformed or does not match; the message says
+                which, never the secret nor the expected value.
+        """
+        ...
+
+    def read(self, body: bytes) -> TicketChange:
+        """Read a verified callout's body.
+
+        Raises:
+            PayloadError: the body is no callout about a ticket (the message says why).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class RegisteredWebhook:
+    """A ticket webhook the ticket system now has: its id and the resource it excludes."""
+
+    remote_id: int
+    excluded_resource_id: int | None
+
+
+@runtime_checkable
+class TicketWebhookRegistrar(Protocol):
+    """Registers the connector's ticket webhook with the ticket system through its API."""
+
+    def register_ticket_webhook(self, name: str, url: str, secret: str) -> RegisteredWebhook:
+        """Create an active webhook that calls `url` signed with `secret` on ticket updates and
+        deletes, carrying the ticket's status; the API user's own changes are excluded.
+
+        Raises:
+            TargetError: a call failed (its message says which and why).
+        """
         ...

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.domain import ParsedWebhook, SenderSnippet
 from connector.errors import ConfigError, MailNotConfigured, UnavailableError
 from connector.persistence.db import make_engine, make_session_factory
-from connector.ports import MailSender, TargetProfile
+from connector.ports import MailSender, TargetProfile, TicketCallouts
 from connector.secrets import SecretBox
 
 if TYPE_CHECKING:
@@ -121,6 +121,8 @@ class Services:
     catalog_cache: CatalogCache | None = None
     #: How mail leaves (the smtp settings), set by the composition root; None: not configured.
     mail_sender: MailSender | None = None
+    #: Verifies and reads the ticket system's webhook callouts, set by the composition root.
+    ticket_callouts: TicketCallouts | None = None
     #: Webhook callers and integrations' ingest settings this process has read (web/hooks.py).
     hook_cache: HookCache = field(default_factory=lambda: _new_hook_cache())
 

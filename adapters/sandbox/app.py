@@ -10,11 +10,13 @@ from marshmallow import ValidationError
 
 from adapters.sandbox.concurrency import concurrency_report
 from adapters.sandbox.core import REST_PREFIX, REST_URL_PATH, SOAP_URL_PATH, Sandbox
+from adapters.sandbox.errors import SandboxError
 from adapters.sandbox.faults import load_plan
 from adapters.sandbox.permissions import load_security_level
 from adapters.sandbox.rest import register_rest
 from adapters.sandbox.soap.endpoint import register_soap
 from adapters.sandbox.tenant import load_ticket_category
+from adapters.sandbox.validation import normalize
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -54,6 +56,74 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
     @app.get("/_sandbox/tickets")
     def sandbox_tickets() -> Response:
         return jsonify(sandbox.tickets_with_notes())
+
+    @app.patch("/_sandbox/tickets/<int:ticket_id>")
+    def sandbox_change_ticket(ticket_id: int) -> tuple[Response, int] | Response:
+        # A technician changing the ticket in Autotask's web UI: no API call, no credentials,
+        # not counted against the API's limits; it fires the ticket webhooks like any change.
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not body:
+            return jsonify(
+                {
+                    "error": "invalid ticket change",
+                    "fields": {"_schema": ["Expected a JSON object."]},
+                }
+            ), 400
+        changes = dict(body)
+        person = changes.pop("personID", TECHNICIAN_RESOURCE_ID)
+        if isinstance(person, bool) or not isinstance(person, int):
+            return jsonify(
+                {"error": "invalid ticket change", "fields": {"personID": ["Expected an integer."]}}
+            ), 400
+        if sandbox.service.record("Tickets", ticket_id) is None:
+            return jsonify({"error": f"no ticket {ticket_id}"}), 404
+        try:
+            sandbox.service.update(
+                "Tickets",
+                normalize("Tickets", changes | {"id": ticket_id}, strict=True),
+                replace=False,
+                person_id=person,
+            )
+        except SandboxError as e:
+            return jsonify({"error": "invalid ticket change", "messages": e.messages}), 400
+        return jsonify(sandbox.service.record("Tickets", ticket_id))
+
+    @app.delete("/_sandbox/tickets/<int:ticket_id>")
+    def sandbox_delete_ticket(ticket_id: int) -> tuple[Response, int] | Response:
+        person = request.args.get("personID", str(TECHNICIAN_RESOURCE_ID))
+        if not person.isdigit():
+            return jsonify(
+                {"error": "invalid ticket delete", "fields": {"personID": ["Expected an integer."]}}
+            ), 400
+        try:
+            sandbox.service.delete_ticket(ticket_id, int(person))
+        except SandboxError as e:
+            return jsonify({"error": "; ".join(e.messages)}), e.status
+        return jsonify({"deleted": ticket_id})
+
+    @app.get("/_sandbox/webhooks")
+    def sandbox_webhooks() -> Response:
+        return jsonify(_webhooks(sandbox))
+
+    @app.post("/_sandbox/webhooks")
+    def sandbox_set_webhooks() -> tuple[Response, int] | Response:
+        body = request.get_json(silent=True)
+        retry = body.get("retry_seconds") if isinstance(body, dict) else None
+        if (
+            not isinstance(body, dict)
+            or set(body) != {"retry_seconds"}
+            or isinstance(retry, bool)
+            or not isinstance(retry, int | float)
+            or not 0 <= retry <= 3600
+        ):
+            return jsonify(
+                {
+                    "error": "invalid webhook settings",
+                    "fields": {"retry_seconds": ["Expected a number of seconds, 0 to 3600."]},
+                }
+            ), 400
+        sandbox.webhooks.retry_seconds = float(retry)
+        return jsonify(_webhooks(sandbox))
 
     @app.get("/_sandbox/calls")
     def sandbox_calls() -> Response:
@@ -164,6 +234,30 @@ def _register_control(app: Flask, sandbox: Sandbox) -> None:
                 "tickets": len(sandbox.state.all("Tickets")),
             }
         )
+
+
+#: Who changes a ticket through PATCH /_sandbox/tickets/<id> unless the body names a personID:
+#: Sam Chen, a technician of the seeded resources (not the API user).
+TECHNICIAN_RESOURCE_ID = 29682887
+
+
+def _webhooks(sandbox: Sandbox) -> dict[str, object]:
+    """The ticket webhooks, their delivery settings and every callout attempt made."""
+    hooks = sandbox.webhooks
+    return {
+        "retry_seconds": hooks.retry_seconds,
+        "attempts": hooks.attempts,
+        "timeout_seconds": hooks.timeout,
+        "webhooks": [
+            {
+                **item,
+                "fields": hooks.fields_of(item["id"]),
+                "excludedResources": hooks.excluded_resources_of(item["id"]),
+            }
+            for item in hooks.all()
+        ],
+        "callouts": list(hooks.log),
+    }
 
 
 #: The switches POST /_sandbox/settings changes at run time (booleans).

@@ -24,6 +24,7 @@ from adapters.sandbox.service import SandboxService
 from adapters.sandbox.state import SandboxState
 from adapters.sandbox.tenant import ApiTicketCategory, TenantRules
 from adapters.sandbox.values import format_datetime
+from adapters.sandbox.webhooks import CALLOUT_RETRY_SECONDS, TicketWebhooks
 
 #: Where Autotask serves its REST and SOAP APIs below the host, as zone lookups and the WSDL
 #: give them to clients.
@@ -64,6 +65,8 @@ class SandboxConfig:
     #: What the API user's security level does not allow: REST entity → actions (query, create,
     #: update); empty: everything (permissions.SecurityLevel).
     denied: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: The pause between attempts of a ticket webhook's callout (Autotask: 30 s; tests: less).
+    webhook_retry_seconds: float = CALLOUT_RETRY_SECONDS
 
 
 @dataclass
@@ -136,6 +139,8 @@ class Sandbox:
         )
         self.limits = ApiLimits(self.config.limits, clock=clock)
         self.faults = FaultInjector()
+        self.webhooks = TicketWebhooks(retry_seconds=self.config.webhook_retry_seconds)
+        self.service.on_ticket_change = self.webhooks.ticket_changed
         #: Switchable at run time (POST /_sandbox/settings); reset() restores the configured value.
         self.opaque_errors = self.config.opaque_errors
         self.sleep = sleep
@@ -153,6 +158,7 @@ class Sandbox:
         self.service.security = SecurityLevel(dict(self.config.denied))
         self.limits.reset()
         self.faults.clear()
+        self.webhooks.reset()
         self.opaque_errors = self.config.opaque_errors
         self.service.strict_properties = self.config.strict_properties
         with self._calls_lock:

@@ -35,9 +35,11 @@ from adapters.sandbox.query import (
     canonical_field,
     parse_rest_filter,
 )
+from adapters.sandbox.seed import API_USER_RESOURCE_ID, RESOURCES
 from adapters.sandbox.service import MAX_PAGE
 from adapters.sandbox.validation import normalize
 from adapters.sandbox.values import wire_record
+from adapters.sandbox.webhooks import TICKET_WEBHOOK_FIELDS
 
 ENTITY_NAMES = {
     "tickets": "Tickets",
@@ -84,6 +86,32 @@ ROUTES = Map(
             methods=["GET", "POST", "PATCH", "PUT"],
         ),
         Rule("/v1.0/tickets/<int:parent_id>/notes/<int:item_id>", endpoint="note", methods=["GET"]),
+        # Ticket webhooks and their child entities (Swagger: TicketWebhookModel,
+        # TicketWebhookFieldModel, TicketWebhookExcludedResourceModel; webhooks.py).
+        Rule("/v1.0/ticketwebhooks", endpoint="webhook_write", methods=["POST", "PATCH"]),
+        Rule("/v1.0/ticketwebhooks/query", endpoint="webhook_query", methods=["GET", "POST"]),
+        Rule(
+            "/v1.0/ticketwebhooks/<int:item_id>",
+            endpoint="webhook_item",
+            methods=["GET", "DELETE"],
+        ),
+        Rule(
+            "/v1.0/ticketwebhooks/<int:parent_id>/fields",
+            endpoint="webhook_fields",
+            methods=["GET", "POST"],
+        ),
+        Rule(
+            "/v1.0/ticketwebhooks/<int:parent_id>/excludedresources",
+            endpoint="webhook_excluded",
+            methods=["GET", "POST"],
+        ),
+        # Resources: only the query that finds the API user's own resource by its userName.
+        Rule("/v1.0/resources/query", endpoint="resource_query", methods=["GET", "POST"]),
+        Rule(
+            "/v1.0/ticketwebhookfields/entityinformation/fields",
+            endpoint="webhook_field_info",
+            methods=["GET"],
+        ),
     ]
 )
 
@@ -138,6 +166,10 @@ def register_rest(app: Flask, sandbox: Sandbox) -> None:
         entity = ENTITY_NAMES.get(str(args.get("entity", "")), "")
         if endpoint in ("notes", "note"):
             entity = "TicketNotes"
+        if endpoint.startswith("webhook"):
+            entity = "TicketWebhooks"
+        if endpoint == "resource_query":
+            entity = "Resources"
         thread_key = entity or {"zone": "ZoneInformation", "threshold": "ThresholdInformation"}.get(
             endpoint, "Version"
         )
@@ -355,6 +387,143 @@ class _Handler:
             return jsonify({"itemId": new_id})
         item_id = self.service.update(self.entity, values, replace=request.method == "PUT")
         return jsonify({"itemId": item_id})
+
+    # -- ticket webhooks (webhooks.py) -----------------------------------------------------------
+
+    def _json_object(self) -> dict[str, Any]:
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            raise SandboxError("The request body is missing or is not valid JSON.")
+        self.call.request_body = body
+        return body
+
+    def webhook_write(self) -> Response:
+        webhooks = self.sandbox.webhooks
+        body = self._json_object()
+        if request.method == "POST":
+            return jsonify({"itemId": webhooks.create(body)})
+        return jsonify({"itemId": webhooks.update(body)})
+
+    def webhook_item(self) -> Response:
+        webhook_id = int(self.args["item_id"])
+        if request.method == "DELETE":
+            self.sandbox.webhooks.delete(webhook_id)
+            return jsonify({"itemId": webhook_id})
+        return jsonify({"item": self.sandbox.webhooks.get(webhook_id)})
+
+    def webhook_query(self) -> Response:
+        # Only `eq` clauses on the webhook's own fields: what a client needs to find its webhook
+        # again (by name or URL); anything else is refused rather than silently ignored.
+        clauses = _key(self._search(), "filter")
+        if not isinstance(clauses, list):
+            raise SandboxError("The query must be a JSON object with a filter.")
+        items = self.sandbox.webhooks.all()
+        for clause in clauses:
+            op = str(_key(clause, "op") or "").lower() if isinstance(clause, dict) else ""
+            if op == "exist" and str(_key(clause, "field")).lower() == "id":
+                continue
+            if op != "eq":
+                raise SandboxError("The sandbox's TicketWebhooks query takes eq clauses only.")
+            name = str(_key(clause, "field") or "").lower()
+            value = _key(clause, "value")
+            items = [
+                item for item in items if any(k.lower() == name and item[k] == value for k in item)
+            ]
+        return jsonify(
+            {
+                "items": items,
+                "pageDetails": {
+                    "count": len(items),
+                    "requestCount": MAX_PAGE,
+                    "prevPageUrl": None,
+                    "nextPageUrl": None,
+                },
+            }
+        )
+
+    def resource_query(self) -> Response:
+        # The sandbox knows one resource with a userName: the API user (seed.RESOURCES); a query
+        # is `eq` on userName or id, as a client looks its own resource up.
+        clauses = _key(self._search(), "filter")
+        if not isinstance(clauses, list) or not clauses:
+            raise SandboxError("The query must be a JSON object with a filter.")
+        user = self.sandbox.config.user
+        resources = [
+            {
+                **resource,
+                "userName": user.username if resource["id"] == API_USER_RESOURCE_ID else "",
+            }
+            for resource in RESOURCES
+        ]
+        for clause in clauses:
+            op = str(_key(clause, "op") or "").lower() if isinstance(clause, dict) else ""
+            name = str(_key(clause, "field") or "").lower() if isinstance(clause, dict) else ""
+            if op != "eq" or name not in ("username", "id"):
+                raise SandboxError("The sandbox's Resources query takes eq on userName or id only.")
+            value = _key(clause, "value")
+            if name == "username":
+                resources = [
+                    r
+                    for r in resources
+                    if str(r["userName"]).lower() == str(value).lower() and r["userName"]
+                ]
+            else:
+                resources = [r for r in resources if str(r["id"]) == str(value)]
+        return jsonify(
+            {
+                "items": resources,
+                "pageDetails": {
+                    "count": len(resources),
+                    "requestCount": MAX_PAGE,
+                    "prevPageUrl": None,
+                    "nextPageUrl": None,
+                },
+            }
+        )
+
+    def webhook_fields(self) -> Response:
+        parent_id = int(self.args["parent_id"])
+        if request.method == "GET":
+            return jsonify({"items": self.sandbox.webhooks.fields_of(parent_id)})
+        return jsonify({"itemId": self.sandbox.webhooks.add_field(parent_id, self._json_object())})
+
+    def webhook_excluded(self) -> Response:
+        parent_id = int(self.args["parent_id"])
+        webhooks = self.sandbox.webhooks
+        if request.method == "GET":
+            return jsonify({"items": webhooks.excluded_resources_of(parent_id)})
+        return jsonify({"itemId": webhooks.add_excluded_resource(parent_id, self._json_object())})
+
+    def webhook_field_info(self) -> Response:
+        # fieldID is a picklist of the ticket fields a webhook can carry (the sandbox's ids).
+        picklist = [
+            {
+                "value": str(field_id),
+                "label": name,
+                "isDefaultValue": False,
+                "sortOrder": field_id,
+                "parentValue": "",
+                "isActive": True,
+                "isSystem": True,
+            }
+            for field_id, name in TICKET_WEBHOOK_FIELDS.items()
+        ]
+        return jsonify(
+            {
+                "fields": [
+                    {"name": "id", "dataType": "long", "isPickList": False},
+                    {"name": "webhookID", "dataType": "integer", "isPickList": False},
+                    {
+                        "name": "fieldID",
+                        "dataType": "integer",
+                        "isPickList": True,
+                        "picklistValues": picklist,
+                    },
+                    {"name": "isDisplayAlwaysField", "dataType": "boolean", "isPickList": False},
+                    {"name": "isSubscribedField", "dataType": "boolean", "isPickList": False},
+                ]
+            }
+        )
 
     def notes(self) -> Response:
         parent_id = int(self.args["parent_id"])

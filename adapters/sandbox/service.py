@@ -40,6 +40,10 @@ class SandboxService:
         self.security = security or SecurityLevel()
         self.clock = clock or (lambda: datetime.now(UTC))
         self._ticket_numbers: dict[str, int] = {}
+        #: Told of every ticket created, updated or deleted: (action, before, after, person id);
+        #: the sandbox's ticket webhooks listen here (webhooks.py).
+        self.on_ticket_change: Callable[[str, dict[str, Any] | None, dict[str, Any], int], object]
+        self.on_ticket_change = lambda action, before, after, person: None
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -65,6 +69,8 @@ class SandboxService:
             self._stamp_create(entity, record, now)
             new_id = self.state.insert(entity, record)
             self._touch_parent(entity, record, now)
+            if entity == "Tickets":
+                self.on_ticket_change("Create", None, record | {"id": new_id}, API_USER_RESOURCE_ID)
             return new_id
 
     def update(
@@ -74,9 +80,16 @@ class SandboxService:
         *,
         replace: bool,
         parent_id: int | None = None,
+        person_id: int = API_USER_RESOURCE_ID,
     ) -> int:
-        """PATCH (`replace=False`: only the values given change) or PUT (every writable field)."""
-        self.security.check(entity, "update")
+        """PATCH (`replace=False`: only the values given change) or PUT (every writable field).
+
+        `person_id` is the resource making the change: the API user, unless a test acts as a
+        technician in the web UI (PATCH /_sandbox/tickets/<id>), whom the API user's security
+        level does not concern.
+        """
+        if person_id == API_USER_RESOURCE_ID:
+            self.security.check(entity, "update")
         self._check_writable(entity)
         record_id = values.get("id")
         if record_id is None:
@@ -109,7 +122,28 @@ class SandboxService:
             self._stamp_update(entity, current, record, self.clock())
             self.state.replace(entity, record)
             self._touch_parent(entity, record, self.clock())
+            if entity == "Tickets":
+                self.on_ticket_change("Update", current, record, person_id)
             return record_id
+
+    def delete_ticket(self, ticket_id: int, person_id: int) -> dict[str, Any]:
+        """Delete a ticket and its notes as a person in the web UI would; return the ticket.
+
+        The REST API has no DELETE on Tickets (autotask-api.md §3 and §7): only the sandbox's
+        control endpoint calls this.
+        """
+        with self.state.lock:
+            record = self.state.get("Tickets", ticket_id)
+            if record is None:
+                raise SandboxError(
+                    f"No matching records found for Tickets id {ticket_id}.", status=404
+                )
+            self.state.delete("Tickets", ticket_id)
+            for note in self.state.all("TicketNotes"):
+                if note["ticketID"] == ticket_id:
+                    self.state.delete("TicketNotes", note["id"])
+            self.on_ticket_change("Delete", record, record, person_id)
+            return record
 
     def _with_category_defaults(self, values: dict[str, Any]) -> dict[str, Any]:
         """Put a new ticket in the API-only category, if one is set, and apply its defaults.

@@ -123,6 +123,13 @@ class SandboxState:
         with self._transaction() as db:
             self._write(db, entity, copy.deepcopy(record))
 
+    def delete(self, entity: str, record_id: int) -> None:
+        """Forget one record (nothing when it is not there)."""
+        with self._transaction() as db:
+            self._records[entity].pop(record_id, None)
+            if db is not None:
+                db.execute("DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id))
+
     def get(self, entity: str, record_id: int) -> dict[str, Any] | None:
         """Return a copy of one record, or None."""
         with self.lock:

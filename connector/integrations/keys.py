@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from connector.errors import ConfigError
-from connector.persistence.models import HookCredential, Integration
+from connector.persistence.models import HookCredential, Integration, TicketWebhook
 from connector.services import Services
 
 #: Every column that holds a secret encrypted with SECRET_KEYS, and what names its row for people.
@@ -24,6 +24,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[InstrumentedAttribute[str | None], str], ...] = (
     (Integration.secret_encrypted, "integration"),
     (Integration.integration_code_encrypted, "integration"),
     (HookCredential.secret_encrypted, "webhook credential"),
+    (TicketWebhook.secret_encrypted, "ticket webhook"),
 )
 
 

@@ -295,7 +295,11 @@ class TicketLink(Base):
     """Alert ↔ Autotask ticket, one row per ticket episode of the alert."""
 
     __tablename__ = "ticket_link"
-    __table_args__ = (UniqueConstraint("alert_id", "episode"),)
+    __table_args__ = (
+        UniqueConstraint("alert_id", "episode"),
+        # A ticket webhook's callout names the ticket by its id.
+        Index("ix_ticket_link_ticket_id", "ticket_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
@@ -317,6 +321,11 @@ class TicketLink(Base):
     create_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     last_note_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When the ticket system's webhook said a person closed the ticket there (state
+    #: closed_remotely), as what ("completed" or "deleted") and by whom (its person id).
+    closed_remotely_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_remotely_as: Mapped[str | None] = mapped_column(String(20), default=None)
+    closed_remotely_by: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -507,6 +516,29 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(100))
     remote_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TicketWebhook(Base):
+    """The webhook an integration registered with its ticket system, which calls back on ticket
+    changes (POST /ticket-webhooks/<integration id>): the secret its callouts are signed with."""
+
+    __tablename__ = "ticket_webhook"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integration.id"), unique=True)
+    #: The webhook's id in the ticket system (None: registered by hand, id unknown).
+    remote_id: Mapped[int | None] = mapped_column(Id, default=None)
+    #: Where the ticket system sends its callouts.
+    url: Mapped[str] = mapped_column(String(500))
+    #: The signing secret, encrypted with the SecretBox (needed in clear to check an HMAC).
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    #: The ticket system's resource whose changes are not called back (the API user's own).
+    excluded_resource_id: Mapped[int | None] = mapped_column(Id, default=None)
+    #: The last verified callout, and when the ticket system said it switched the webhook off.
+    last_callout_at: Mapped[datetime | None] = mapped_column(default=None)
+    deactivated_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class EmergencyCondition(Base):

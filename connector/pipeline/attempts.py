@@ -34,8 +34,16 @@ from connector.pipeline.governor import Governor, Throttled
 from connector.pipeline.ingest import alert_from_json, tenant_routes
 from connector.pipeline.latency import observe_alert_to_ticket
 from connector.pipeline.outbox import HandedBack, LeaseKeeper, LeaseLost, Outbox
+from connector.pipeline.planner import CLOSED_REMOTELY_REASON
 from connector.pipeline.routing import NoCompany, TenantRoute
-from connector.pipeline.ticketlinks import CreateInFlight, apply_step, ensure_plan, steps_from_json
+from connector.pipeline.ticketlinks import (
+    CreateInFlight,
+    apply_step,
+    ensure_plan,
+    is_closed_remotely,
+    remember_a_clear,
+    steps_from_json,
+)
 from connector.ports import TicketTarget
 from connector.services import Services, TargetFactory
 
@@ -208,7 +216,7 @@ class Attempt:
                 routes=tenant_routes(session, delivery.integration_id) if steps else {},
                 dispatch=Dispatcher(target, [integration_code], options.profile),
             )
-            if not steps:
+            if not steps or is_closed_remotely(link):
                 self._record_step(session, job, delivery, None, None)
         return job
 
@@ -220,9 +228,13 @@ class Attempt:
     def remaining_steps(self) -> Iterator[Step]:
         """The steps still to do, each only while the lease is still this worker's."""
         job = self._started()
-        for step in job.steps[job.progress :]:
+        index = job.progress
+        # Read afresh at each step: a commit cuts the steps short when the ticket was closed
+        # in the ticket system meanwhile (_record_step).
+        while index < len(job.steps):
             self.lease.check()
-            yield step
+            yield job.steps[index]
+            index += 1
 
     def mark_create_sent(self) -> None:
         """Record (committed) that a create is about to go out, before it goes."""
@@ -262,9 +274,16 @@ class Attempt:
         ref: TicketRef | None,
     ) -> None:
         """The step's result on the ticket link and the delivery; after the last, the end."""
-        link = session.get(TicketLink, job.link_id) if job.link_id is not None else None
+        link = (
+            # Locked: a ticket webhook's callout may be closing this link right now.
+            session.get(TicketLink, job.link_id, with_for_update=True)
+            if job.link_id is not None
+            else None
+        )
+        closed = is_closed_remotely(link)
         if step is not None and link is not None:
-            apply_step(link, step, ref, self.attempts.clock())
+            if not closed:  # a person closed it meanwhile: this step's answer changes nothing
+                apply_step(link, step, ref, self.attempts.clock())
             job.ticket_id = link.ticket_id
             job.ticket_number = link.ticket_number
             job.progress += 1
@@ -275,6 +294,17 @@ class Attempt:
                 **(job.dispatch.last_request or {}),
             }
             delivery.last_response = job.dispatch.last_response
+        if closed and link is not None:
+            remember_a_clear(link, job.alert.status)
+            if job.progress < len(job.steps):
+                # Nothing more goes to a ticket a person closed in the ticket system.
+                done = f"after {job.progress} of {len(job.steps)} steps" if job.progress else ""
+                stopped = f"stopped {done}: " if done else ""
+                self.outbox.finish(
+                    delivery, Outcome.IGNORED.value, f"{stopped}{CLOSED_REMOTELY_REASON}"
+                )
+                del job.steps[job.progress :]
+                return
         if job.progress >= len(job.steps):
             plan = delivery.plan or {}
             outcome = plan.get("outcome") or Outcome.IGNORED.value

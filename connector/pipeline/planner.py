@@ -29,6 +29,12 @@ _WORDS = {
     AlertStatus.CLEARED: "cleared",
 }
 
+#: Why nothing more is written to a ticket a person closed in the ticket system.
+CLOSED_REMOTELY_REASON = (
+    "the ticket was closed in the ticket system (completed or deleted there): nothing more is"
+    " written to it; the alert's next fire after it clears opens a new ticket"
+)
+
 
 def plan(
     event: IncomingAlert,
@@ -54,6 +60,11 @@ def plan(
             )
             return Plan(Outcome.REOPENED, (reopen, note), applies_severity=change is not None)
         return _without_open_ticket(event, policy, new_episode=True)
+    if ticket.state is TicketState.CLOSED_REMOTELY:
+        if status is not AlertStatus.CLEARED and ticket.applied_status is AlertStatus.CLEARED:
+            # The alert cleared after (or before) a person closed its ticket: this is a new fire.
+            return _without_open_ticket(event, policy, new_episode=True)
+        return Plan(Outcome.IGNORED, reason=CLOSED_REMOTELY_REASON)
     # The ticket is open.
     if status is AlertStatus.CLEARED:
         note = _note(event, "Alert cleared.", resolution=True)

@@ -21,13 +21,15 @@ from connector.domain import (
     Severity,
     Step,
     StepKind,
+    TicketChange,
+    TicketChangeAction,
     TicketRef,
     TicketSnapshot,
     TicketState,
 )
 from connector.integrations.settings import IntegrationSettings
 from connector.payloads.requests import DeliveryOptions
-from connector.persistence.models import Delivery, TicketLink
+from connector.persistence.models import Alert, Delivery, TicketLink
 from connector.pipeline import planner
 from connector.pipeline.request_uses import completion_carries_the_clear
 
@@ -192,3 +194,92 @@ def wait_out_a_create_in_flight(
             " that call must have ended",
             until,
         )
+
+
+def is_closed_remotely(link: TicketLink | None) -> bool:
+    """Whether a person closed the link's ticket in the ticket system (nothing goes to it)."""
+    return link is not None and link.state == TicketState.CLOSED_REMOTELY.value
+
+
+def remember_a_clear(link: TicketLink, status: AlertStatus) -> None:
+    """On a ticket closed in the ticket system, note that its alert cleared since: its next
+    fire then opens a new ticket (planner: applied_status cleared)."""
+    if is_closed_remotely(link) and status is AlertStatus.CLEARED:
+        link.applied_status = AlertStatus.CLEARED.value
+
+
+def apply_ticket_change(
+    session: Session,
+    integration_id: int,
+    change: TicketChange,
+    complete_status: int,
+    now: datetime,
+) -> str:
+    """Apply a verified webhook callout to the integration's links of its ticket; say what it did.
+
+    Deleted, or put in `complete_status` while the connector still had it open: the link is
+    closed in the ticket system (no more writes to it). A ticket a person completed and then
+    reopened there (another status, later) is open again. Anything else only records the status.
+    """
+    if change.ticket_id is None:
+        return "ignored: the callout names no ticket"
+    links = session.scalars(
+        select(TicketLink)
+        .join(Alert, Alert.id == TicketLink.alert_id)
+        .where(Alert.integration_id == integration_id, TicketLink.ticket_id == change.ticket_id)
+        .order_by(TicketLink.id)
+        .with_for_update(of=TicketLink)
+    ).all()
+    if not links:
+        return f"ignored: ticket {change.ticket_id} is none of this integration's alerts'"
+    results = [_apply_to_link(link, change, complete_status, now) for link in links]
+    return "; ".join(dict.fromkeys(results))
+
+
+def _apply_to_link(
+    link: TicketLink, change: TicketChange, complete_status: int, now: datetime
+) -> str:
+    """One link's part of apply_ticket_change."""
+    closed = is_closed_remotely(link)
+    if change.action is TicketChangeAction.DELETED:
+        if closed and link.closed_remotely_as == "deleted":
+            return "ignored: already deleted"
+        _close(link, "deleted", change, now)
+        return "closed: deleted in the ticket system"
+    if change.status is None:
+        return "ignored: the callout carries no status"
+    if change.status == complete_status:
+        if link.state != TicketState.OPEN.value:
+            # Completed by the connector itself (its own change, when not excluded), or already
+            # closed there: nothing changes.
+            link.ticket_status = change.status
+            return f"ignored: the ticket is already {link.state}"
+        _close(link, "completed", change, now)
+        return "closed: completed in the ticket system"
+    if closed and link.closed_remotely_as == "completed" and _later(change, link):
+        link.state = TicketState.OPEN.value
+        link.completed_at = None
+        link.closed_remotely_at = link.closed_remotely_as = link.closed_remotely_by = None
+        link.ticket_status = change.status
+        return "reopened: the ticket was reopened in the ticket system"
+    if link.state == TicketState.OPEN.value:
+        link.ticket_status = change.status
+        return "recorded: the ticket's status"
+    return f"ignored: the ticket is {link.state}"
+
+
+def _close(link: TicketLink, closed_as: str, change: TicketChange, now: datetime) -> None:
+    link.state = TicketState.CLOSED_REMOTELY.value
+    link.completed_at = change.occurred_at or now
+    link.closed_remotely_at = change.occurred_at or now
+    link.closed_remotely_as = closed_as
+    link.closed_remotely_by = change.person[:50] if change.person else None
+    if change.status is not None:
+        link.ticket_status = change.status
+
+
+def _later(change: TicketChange, link: TicketLink) -> bool:
+    """Whether the change happened after the link was closed (unknown times: it did)."""
+    if change.occurred_at is None or link.closed_remotely_at is None:
+        return True
+    return change.occurred_at > link.closed_remotely_at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -178,7 +178,9 @@ def _caller(svc: Services, source: str, now: datetime, signed_body: bytes) -> Ho
     return caller
 
 
-def _refuse_unknown_source(svc: Services, source: str, now: datetime, signed_body: bytes) -> None:
+def _refuse_unknown_source(
+    svc: Services, source: str, now: datetime, signed_body: bytes
+) -> NoReturn:
     """Refuse a webhook to a source nobody serves: 401 to a sender whose credentials are not
     accepted (as for a bad token: no list of sources before authentication), 404 naming the
     sources to one whose are (a typo in a URL it was given)."""

@@ -93,6 +93,15 @@ def _ticket(link: TicketLink | None) -> dict[str, Any] | None:
         "applied_severity": link.applied_severity,
         "marker": link.marker,
         "completed_at": iso(link.completed_at),
+        # Set when a person closed the ticket in the ticket system (state
+        # closed_remotely): "completed" or "deleted", when, and their person id.
+        "closed_remotely": {
+            "as": link.closed_remotely_as,
+            "at": iso(link.closed_remotely_at),
+            "by": link.closed_remotely_by,
+        }
+        if link.closed_remotely_as
+        else None,
     }
 
 

@@ -293,3 +293,25 @@ def test_signed_out_the_alert_pages_send_to_the_sign_in(browser: FlaskClient, pa
     answer = browser.get(path)
     assert answer.status_code == 302
     assert answer.headers["Location"].startswith("/admin/login")
+
+
+def test_a_ticket_closed_in_autotask_says_so_on_the_alert_page(
+    browser: FlaskClient, admin_app: Flask, alerts: dict[str, int]
+) -> None:
+    with admin_app.extensions["connector"].transaction() as session:
+        session.add(
+            TicketLink(
+                alert_id=alerts["disk"],
+                state="closed_remotely",
+                marker="m-closed",
+                ticket_id=4712,
+                ticket_status=5,
+                closed_remotely_as="completed",
+                closed_remotely_at=datetime.now(UTC),
+                closed_remotely_by="29682887",
+            )
+        )
+    sign_in(browser)
+    page = browser.get(f"/admin/alerts/{alerts['disk']}").get_data(as_text=True)
+    assert "completed in Autotask" in page
+    assert "by person 29682887; the connector writes nothing more to it" in page

@@ -139,6 +139,10 @@ class AutotaskRestClient(AutotaskHttpClient):
         path = self.TICKET_NOTES.format(ticket_id=int(ticket_id))
         return self._call("POST", "TicketNotes", path, body=_without_nulls(body), read=item_id)
 
+    def create_entity(self, entity: str, path: str, body: Mapping[str, Any]) -> int:
+        """POST any entity (or child entity) at `path`; return the new record's id."""
+        return self._call("POST", entity, path, body=_without_nulls(body), read=item_id)
+
     def threshold_information(self) -> dict[str, Any]:
         """GET ThresholdInformation: the hourly threshold, its timeframe and the current count."""
         return self._call("GET", "ThresholdInformation", self.THRESHOLD_INFORMATION, read=object_of)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from adapters.targets.autotask.answers import ticket_ref
 from adapters.targets.autotask.rest.client import AutotaskRestClient
 from connector.domain import OutboundRequest, TargetResponse, TicketRef
+from connector.errors import TargetRejected
+from connector.ports import RegisteredWebhook
 
 if TYPE_CHECKING:
     pass
@@ -39,6 +41,83 @@ class AutotaskRestTarget:
         """Return the ticket's id, number and status, or None if it does not exist."""
         item = self.client.get_ticket(ticket_id)
         return _ref(item) if item is not None else None
+
+    def register_ticket_webhook(self, name: str, url: str, secret: str) -> RegisteredWebhook:
+        """Create an active TicketWebhook on updates and deletes, carrying the ticket's status and
+        externalID, that leaves out the API user's own changes (connector.ports).
+
+        TicketWebhookModel, TicketWebhookFieldModel and TicketWebhookExcludedResourceModel of the
+        Swagger; the API user's resource is found by its userName (Resources query), the fields'
+        ids in the fieldID picklist of TicketWebhookFields (autotask-api.md §14, Webhooks). The
+        security level needs "Can create WebHooks" (Webhooks_Creating.htm).
+        """
+        resource_id = self._api_user_resource_id()
+        field_ids = self._webhook_field_ids()
+        missing = [label for label in ("status", "externalid") if label not in field_ids]
+        if missing:
+            raise TargetRejected(
+                "Autotask's TicketWebhookFields fieldID picklist has no "
+                + " or ".join(missing)
+                + " field: the webhook could not say which tickets were completed."
+            )
+        webhook_id = self.client.create_entity(
+            "TicketWebhooks",
+            "TicketWebhooks",
+            {
+                "name": name,
+                "webhookUrl": url,
+                # Autotask calls it when it deactivates the webhook; the body says Deactivated.
+                "deactivationUrl": url,
+                "secretKey": secret,
+                "isActive": True,
+                "isSubscribedToCreateEvents": False,
+                "isSubscribedToUpdateEvents": True,
+                "isSubscribedToDeleteEvents": True,
+                "sendThresholdExceededNotification": False,
+            },
+        )
+        fields_path = f"TicketWebhooks/{webhook_id}/Fields"
+        for label, subscribed in (("status", True), ("externalid", False)):
+            self.client.create_entity(
+                "TicketWebhookFields",
+                fields_path,
+                {
+                    "webhookID": webhook_id,
+                    "fieldID": field_ids[label],
+                    "isSubscribedField": subscribed,
+                    "isDisplayAlwaysField": True,
+                },
+            )
+        if resource_id is not None:
+            self.client.create_entity(
+                "TicketWebhookExcludedResources",
+                f"TicketWebhooks/{webhook_id}/ExcludedResources",
+                {"webhookID": webhook_id, "resourceID": resource_id},
+            )
+        return RegisteredWebhook(webhook_id, resource_id)
+
+    def _api_user_resource_id(self) -> int | None:
+        """The API user's own resource id (the resource whose userName is the API username)."""
+        items = self.client.query(
+            "Resources",
+            [{"op": "eq", "field": "userName", "value": self.client.username}],
+            include_fields=["id"],
+            all_pages=False,
+        )
+        ids = [item["id"] for item in items if isinstance(item.get("id"), int)]
+        return min(ids) if ids else None
+
+    def _webhook_field_ids(self) -> dict[str, int]:
+        """The fieldID picklist of TicketWebhookFields: label (lower case, no spaces) → id."""
+        found: dict[str, int] = {}
+        for definition in self.client.entity_fields("TicketWebhookFields"):
+            if str(definition.get("name", "")).lower() != "fieldid":
+                continue
+            for value in definition.get("picklistValues") or []:
+                label = str(value.get("label", "")).lower().replace(" ", "")
+                if str(value.get("value", "")).isdigit():
+                    found.setdefault(label, int(value["value"]))
+        return found
 
 
 def _ref(item: dict[str, Any]) -> TicketRef:
