@@ -578,19 +578,28 @@ class BudgetPool:
     usage: DatabaseUsage | None
 
 
-def _budget_pool(session: Session, integration_id: int, *, lock: bool = True) -> BudgetPool:
-    """The integration's budget pool; its database's row made if missing and (`lock`) locked,
-    so admissions of the database's integrations count one at a time."""
-    database_id = session.scalar(
-        select(Integration.database_id).where(Integration.id == integration_id)
-    )
-    if not database_id:
+def _budget_pool(session: Session, integration_id: int) -> BudgetPool:
+    """The integration's budget pool; its database's row made if missing and locked, so
+    admissions of the database's integrations count one at a time."""
+    database_id = _database_of(session, integration_id)
+    if database_id is None:
         return BudgetPool(None, (integration_id,), None)
-    usage = usage_row(session, database_id, lock=lock)
-    members = tuple(
-        session.scalars(select(Integration.id).where(Integration.database_id == database_id)).all()
-    )
-    return BudgetPool(database_id, members or (integration_id,), usage)
+    usage = usage_row(session, database_id)
+    return BudgetPool(database_id, _members(session, database_id, integration_id), usage)
+
+
+def _database_of(session: Session, integration_id: int) -> str | None:
+    """The database the integration's zone lookup named, or None while it is not known."""
+    found = session.scalar(select(Integration.database_id).where(Integration.id == integration_id))
+    return found or None
+
+
+def _members(session: Session, database_id: str, integration_id: int) -> tuple[int, ...]:
+    """Every integration of the database (at least `integration_id`, which is in it)."""
+    members = session.scalars(
+        select(Integration.id).where(Integration.database_id == database_id)
+    ).all()
+    return tuple(members) or (integration_id,)
 
 
 def usage_row(session: Session, database_id: str, *, lock: bool = True) -> DatabaseUsage:
@@ -646,17 +655,11 @@ def budget_status(
 ) -> dict[str, Any]:
     """The integration's hourly budget now: whose calls it counts, how many, and what the
     ticket system last reported of its database (for the API; reads, locks nothing)."""
-    database_id = session.scalar(
-        select(Integration.database_id).where(Integration.id == integration_id)
-    )
+    database_id = _database_of(session, integration_id)
     members: tuple[int, ...] = (integration_id,)
     usage: DatabaseUsage | None = None
-    if database_id:
-        members = tuple(
-            session.scalars(
-                select(Integration.id).where(Integration.database_id == database_id)
-            ).all()
-        ) or (integration_id,)
+    if database_id is not None:
+        members = _members(session, database_id, integration_id)
         usage = session.get(DatabaseUsage, database_id)
     reported: dict[str, Any] | None = None
     if usage is not None and usage.reported_at is not None and usage.threshold is not None:
