@@ -81,6 +81,11 @@ DEFAULTS: dict[str, Any] = {
     "BREAKER_COOLDOWN_SECONDS": 30.0,
     # After Autotask refused the credentials, no call of that integration for this long
     "CREDENTIALS_PAUSE_SECONDS": 300.0,
+    # The database's count as Autotask reports it (every tool of the tenant): asked for at most
+    # this often per database, trusted this long, and calls stop at this share of its threshold
+    "THRESHOLD_POLL_SECONDS": 300.0,
+    "THRESHOLD_REPORT_MAX_AGE_SECONDS": 900.0,
+    "THRESHOLD_SAFETY_SHARE": 0.9,
     # The admin web form (/admin/): the first admin for unattended starts (made only while no
     # admin exists), the session cookie's Secure flag (set behind TLS) and a session's lifetime
     "ADMIN_USERNAME": "",
@@ -479,6 +484,15 @@ class SettingsSchema(Schema):
     BREAKER_FAILURES = _Whole(validate=_at_least_one())
     BREAKER_COOLDOWN_SECONDS = _Number(validate=_positive_seconds())
     CREDENTIALS_PAUSE_SECONDS = _Number(validate=_positive_seconds())
+    THRESHOLD_POLL_SECONDS = _Number(
+        validate=validate.Range(min=1, error="must be a number of seconds, 1 or more")
+    )
+    THRESHOLD_REPORT_MAX_AGE_SECONDS = _Number(validate=_positive_seconds())
+    THRESHOLD_SAFETY_SHARE = _Number(
+        validate=validate.Range(
+            min=0, max=1, min_inclusive=False, error="must be a fraction above 0, at most 1"
+        )
+    )
     ADMIN_USERNAME = _text()
     ADMIN_PASSWORD = fields.String(
         validate=_admin_password, error_messages={"invalid": "must be a string"}

@@ -313,6 +313,25 @@ class ApiCallRecord:
 
 
 @dataclass(frozen=True)
+class ZoneAnswer:
+    """What a zone lookup answered: the zone's API address, and which database of the ticket
+    system the API user is in (None when the answer does not say)."""
+
+    url: str
+    database_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """What the ticket system reports of a database's API usage: calls counted in its current
+    timeframe (every integration and tool of the tenant), its threshold, the timeframe's length."""
+
+    count: int
+    threshold: int
+    timeframe_minutes: int
+
+
+@dataclass(frozen=True)
 class ParsedAlert:
     """One item of a webhook that became an alert, with its place in the webhook's list."""
 

@@ -10,6 +10,7 @@ from typing import Literal, Protocol, runtime_checkable
 from connector.domain import (
     AlertStatus,
     ApiCallRecord,
+    ApiUsage,
     CompanyChoice,
     ConnectionReport,
     OutboundRequest,
@@ -18,15 +19,18 @@ from connector.domain import (
     TicketChange,
     TicketPicklists,
     TicketRef,
+    ZoneAnswer,
 )
 from connector.errors import TargetError, TargetRefusal
 
 #: Receives every call a target makes, successful or not.
 CallRecorder = Callable[[ApiCallRecord], None]
 
-#: Receives every zone address a target's own zone lookup answers, to keep it beyond the
-#: process (a target built later starts from it and skips the lookup). Must not raise.
-ZoneListener = Callable[[str], None]
+#: Receives every answer a target's own zone lookup gives (the zone address and the database's
+#: id), to keep it beyond the process (a target built later starts from it and skips the
+#: lookup; the governor counts the calls of integrations of one database together). Must not
+#: raise.
+ZoneListener = Callable[[ZoneAnswer], None]
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,15 @@ class TicketTarget(Protocol):
 
     def get_ticket(self, ticket_id: int) -> TicketRef | None:
         """Return the ticket's current id, number and status, or None if it does not exist."""
+        ...
+
+
+@runtime_checkable
+class ApiUsageReporter(Protocol):
+    """A ticket target that can tell how much of its database's hourly API threshold is used."""
+
+    def api_usage(self) -> ApiUsage:
+        """The database's reported usage (one call, counted by the ticket system like any)."""
         ...
 
 

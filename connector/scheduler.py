@@ -1,5 +1,5 @@
-"""Periodic jobs on APScheduler (pruning, reconciliation, emergency mail), each run once per
-period across every process.
+"""Periodic jobs on APScheduler (pruning, reconciliation, emergency mail, Autotask's usage),
+each run once per period across every process.
 
 Every worker process starts a scheduler (SCHEDULER_ENABLED); any number of them may share one
 database. A job fires in each of them at the same instants, its period's boundaries since the
@@ -49,6 +49,7 @@ def default_jobs(settings: Mapping[str, Any]) -> list[Job]:
     """The jobs every scheduler runs, with the periods the settings give."""
     from connector.pipeline.reconcile import reconcile
     from connector.pipeline.retention import prune
+    from connector.pipeline.thresholds import poll_thresholds
 
     def every(setting: str) -> timedelta:
         return timedelta(seconds=float(settings[setting]))
@@ -57,6 +58,7 @@ def default_jobs(settings: Mapping[str, Any]) -> list[Job]:
         Job("prune", every("PRUNE_EVERY_SECONDS"), prune),
         Job("reconcile", every("RECONCILE_EVERY_SECONDS"), reconcile),
         Job("emergency", every("EMERGENCY_CHECK_SECONDS"), _check_emergencies),
+        Job("thresholds", every("THRESHOLD_POLL_SECONDS"), poll_thresholds),
     ]
 
 

@@ -1,7 +1,8 @@
 """Where each integration's ticket system lives: its zone, looked up once and kept.
 
-A zone lookup answers where the API user's database is (autotask-api.md §1, §10). Its answer
-is kept in this process and on the integration's row (`zone_url`, `zone_checked_at`), so that
+A zone lookup answers where the API user's database is, and which database it is (its id: the
+governor counts the calls of integrations of one database together). Its answer is kept in this
+process and on the integration's row (`zone_url`, `zone_checked_at`, `database_id`), so that
 neither a new target in this process nor a restarted or second process asks again. A kept zone
 is offered to a new target only when it was looked up after the integration was last saved (a
 save may change the username or the lookup address) and less than `ZONE_KEPT_FOR` ago; the
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, inspect, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from connector.domain import ZoneAnswer
 from connector.errors import UnavailableError
 from connector.persistence.models import Integration, utcnow
 from connector.ports import ZoneListener
@@ -105,16 +107,16 @@ class ZoneMemory:
             return _forget
         key = _key(integration)
 
-        def remember(url: str) -> None:
-            self.remember(key, url)
+        def remember(answer: ZoneAnswer) -> None:
+            self.remember(key, answer)
 
         return remember
 
-    def remember(self, key: ZoneKey, url: str) -> None:
+    def remember(self, key: ZoneKey, answer: ZoneAnswer) -> None:
         """Keep a zone lookup's answer; a failure to store it costs only a later lookup."""
         now = self.clock()
         with self._lock:
-            self._zones[key] = KeptZone(url, now)
+            self._zones[key] = KeptZone(answer.url, now)
         integration_id, flavour, lookup_url, username = key
         try:
             with self.services.transaction() as session:
@@ -129,7 +131,12 @@ class ZoneMemory:
                     )
                     # Not a change of the integration: updated_at (which forgets cached
                     # settings, and marks a kept zone as older than the last save) stays.
-                    .values(zone_url=url, zone_checked_at=now, updated_at=Integration.updated_at)
+                    .values(
+                        zone_url=answer.url,
+                        zone_checked_at=now,
+                        database_id=answer.database_id,
+                        updated_at=Integration.updated_at,
+                    )
                 )
         except (SQLAlchemyError, UnavailableError) as e:
             logger.warning(
@@ -138,5 +145,5 @@ class ZoneMemory:
             )
 
 
-def _forget(url: str) -> None:
+def _forget(answer: ZoneAnswer) -> None:
     """The listener of values not saved: their zone is not kept."""

@@ -89,6 +89,9 @@ class Integration(Base):
     #: so that a start does not spend a lookup per process (None: not looked up yet).
     zone_url: Mapped[str | None] = mapped_column(String(500), default=None)
     zone_checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Which database of the ticket system the API user is in, as the zone lookup last said
+    #: (None: not known yet): integrations of one database share its hourly budget.
+    database_id: Mapped[str | None] = mapped_column(String(100), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -415,6 +418,25 @@ class GovernorState(Base):
     #: While half-open: the worker sending the one probe call, and when its claim lapses.
     probe_holder: Mapped[str | None] = mapped_column(String(100), default=None)
     probe_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DatabaseUsage(Base):
+    """Per ticket-system database: what its API last reported of its hourly count (every
+    integration and tool of the tenant), polled by pipeline/thresholds.py.
+
+    Admissions of the database's integrations lock this row, so their shared budget is counted
+    one admission at a time (pipeline/governor.py).
+    """
+
+    __tablename__ = "database_usage"
+
+    database_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: Calls the ticket system counted in its current timeframe, its threshold and the
+    #: timeframe's length, when it last reported them (None: never yet).
+    reported_count: Mapped[int | None] = mapped_column(default=None)
+    threshold: Mapped[int | None] = mapped_column(default=None)
+    timeframe_minutes: Mapped[int | None] = mapped_column(default=None)
+    reported_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiSlot(Base):

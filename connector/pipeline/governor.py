@@ -6,8 +6,13 @@ tenant, and 3 concurrent requests per (tracking identifier, object endpoint); mo
 database, so everything the governor knows lives there:
 
 - the hourly budget is counted from the stored ApiCall rows of the last 60 minutes plus the calls
-  in flight (held slots); creates of new tickets may use only ceiling × (1 − reserve), so notes,
-  status changes and completions still go through during a burst of new alerts;
+  in flight (held slots) of every integration of the same ticket-system database (the zone
+  lookup's database id; an integration whose database is not known yet counts alone), as the
+  threshold is the database's; creates of new tickets may use only ceiling × (1 − reserve), so
+  notes, status changes and completions still go through during a burst of new alerts;
+- the database's count as the ticket system reports it (every integration and tool of the
+  tenant, polled by pipeline/thresholds.py) plus this connector's calls since the report must stay
+  under a safety share of its threshold: the connector slows down before Autotask does;
 - concurrency: `api_slot` rows, API_SLOTS_PER_ENDPOINT per (integration, endpoint), taken by a
   conditional UPDATE with a lease, so a crashed worker's slot frees itself;
 - a 429 pauses the whole integration (`governor_state.paused_until`) for its Retry-After;
@@ -36,7 +41,14 @@ from sqlalchemy.orm import Session
 
 from connector.errors import TargetAuthError, TargetError, TargetRateLimited
 from connector.persistence.db import insert_for
-from connector.persistence.models import ApiCall, ApiSlot, GovernorState, Integration, utcnow
+from connector.persistence.models import (
+    ApiCall,
+    ApiSlot,
+    DatabaseUsage,
+    GovernorState,
+    Integration,
+    utcnow,
+)
 from connector.services import Services
 
 logger = logging.getLogger(__name__)
@@ -67,6 +79,15 @@ MIN_LEASE_SECONDS = 30.0
 
 #: For this long after a zone lookup the adapter answers from its cache (it keeps it an hour).
 ZONE_RECHECK_SECONDS = 600.0
+
+#: Defaults of the threshold settings: how often the database's reported usage is asked for,
+#: the share of the threshold the connector stops at, and how long a report is trusted.
+THRESHOLD_POLL_SECONDS = 300.0
+THRESHOLD_SAFETY_SHARE = 0.9
+THRESHOLD_REPORT_MAX_AGE_SECONDS = 900.0
+#: A call held back at the threshold's safety share is tried again no sooner than this: the
+#: count falls only as calls leave the window or a new report shows it.
+THRESHOLD_RETRY_MIN_SECONDS = 30.0
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 #: Every Throttled message starts so: a held-back delivery's last_error is recognisable by it.
@@ -102,6 +123,9 @@ class Limits:
     slot_wait: float = SLOT_WAIT_SECONDS
     lease: float = MIN_LEASE_SECONDS
     credentials_pause: float = CREDENTIALS_PAUSE_SECONDS
+    threshold_poll: float = THRESHOLD_POLL_SECONDS
+    threshold_share: float = THRESHOLD_SAFETY_SHARE
+    report_max_age: float = THRESHOLD_REPORT_MAX_AGE_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Limits:
@@ -118,6 +142,11 @@ class Limits:
             credentials_pause=float(
                 settings.get("CREDENTIALS_PAUSE_SECONDS", CREDENTIALS_PAUSE_SECONDS)
             ),
+            threshold_poll=float(settings.get("THRESHOLD_POLL_SECONDS", THRESHOLD_POLL_SECONDS)),
+            threshold_share=float(settings.get("THRESHOLD_SAFETY_SHARE", THRESHOLD_SAFETY_SHARE)),
+            report_max_age=float(
+                settings.get("THRESHOLD_REPORT_MAX_AGE_SECONDS", THRESHOLD_REPORT_MAX_AGE_SECONDS)
+            ),
         )
 
     def budget(self, creates: bool) -> int:
@@ -125,6 +154,20 @@ class Limits:
         if creates:
             return math.floor(self.hourly_ceiling * (1 - self.reserve_fraction))
         return self.hourly_ceiling
+
+    def threshold_limit(self, threshold: int, creates: bool) -> int:
+        """The database's count (as reported, plus ours since) calls stop at: the safety share
+        of its threshold, and for creates that less the reserve."""
+        limit = threshold * self.threshold_share
+        if creates:
+            limit *= 1 - self.reserve_fraction
+        return math.floor(limit)
+
+    def trusts(self, reported_at: datetime | None, now: datetime) -> bool:
+        """Whether a usage report made at `reported_at` still says something at `now`."""
+        return reported_at is not None and (now - reported_at).total_seconds() <= (
+            self.report_max_age
+        )
 
 
 @dataclass(frozen=True)
@@ -175,11 +218,14 @@ class Governor:
         creates: bool,
         cost: int = 1,
         slot: bool = True,
+        heed_usage: bool = True,
     ) -> Permit:
         """Take a slot for one call, or raise Throttled saying why and for how long.
 
         A full endpoint (or a probe already in flight) is waited for up to `slot_wait` seconds.
-        Without `slot`, only the pause and the breaker apply (a zone lookup).
+        Without `slot`, only the pause and the breaker apply (a zone lookup). Without
+        `heed_usage`, the database's reported usage does not hold the call back (the call that
+        asks for it: else a high report could never be replaced by a lower one).
         """
         deadline = time.monotonic() + self.limits.slot_wait
         freed, count = self._slot_freed(integration_id, endpoint)
@@ -187,7 +233,9 @@ class Governor:
         while True:
             seen = count[0]
             try:
-                return self._admit_once(integration_id, endpoint, holder, creates, cost, slot)
+                return self._admit_once(
+                    integration_id, endpoint, holder, creates, cost, slot, heed_usage
+                )
             except _Wait as e:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -227,6 +275,7 @@ class Governor:
         creates: bool,
         cost: int,
         slot: bool,
+        heed_usage: bool = True,
     ) -> Permit:
         now = self.clock()
         lease = timedelta(seconds=self.limits.lease)
@@ -265,7 +314,7 @@ class Governor:
                 state.probe_expires_at = now + lease
             if not slot:
                 return Permit(integration_id, endpoint, None, holder, probe)
-            self._check_budget(session, integration_id, now, creates, cost)
+            self._check_budget(session, integration_id, now, creates, cost, heed_usage)
             slot_id = _take_slot(session, integration_id, endpoint, holder, now, now + lease)
             if slot_id is None:
                 # Rolled back with the transaction: the probe is not taken either.
@@ -273,47 +322,69 @@ class Governor:
             return Permit(integration_id, endpoint, slot_id, holder, probe)
 
     def _check_budget(
-        self, session: Session, integration_id: int, now: datetime, creates: bool, cost: int
+        self,
+        session: Session,
+        integration_id: int,
+        now: datetime,
+        creates: bool,
+        cost: int,
+        heed_usage: bool = True,
     ) -> None:
+        """Raise Throttled when the call would pass the hourly budget of the integration's
+        database (or of the integration alone, while its database is not known), or the safety
+        share of the threshold the database's reported usage leaves."""
+        pool = _budget_pool(session, integration_id)
         budget = self.limits.budget(creates)
         since = now - WINDOW
-        counted = int(
-            session.scalar(
-                select(func.count())
-                .select_from(ApiCall)
-                .where(ApiCall.integration_id == integration_id, ApiCall.at > since)
-            )
-            or 0
-        )
-        in_flight = int(
-            session.scalar(
-                select(func.count())
-                .select_from(ApiSlot)
-                .where(
-                    ApiSlot.integration_id == integration_id,
-                    ApiSlot.holder.is_not(None),
-                    ApiSlot.expires_at > now,
-                )
-            )
-            or 0
-        )
+        counted = _calls_since(session, pool.members, since)
+        in_flight = _in_flight(session, pool.members, now)
         excess = counted + in_flight + cost - budget
-        if excess <= 0:
+        if excess > 0:
+            # The budget frees up when the `excess`-th oldest counted call leaves the window.
+            oldest = session.scalar(
+                select(ApiCall.at)
+                .where(ApiCall.integration_id.in_(pool.members), ApiCall.at > since)
+                .order_by(ApiCall.at)
+                .offset(min(excess, max(counted, 1)) - 1)
+                .limit(1)
+            )
+            wait = (oldest + WINDOW - now).total_seconds() if oldest is not None else 0.0
+            kind = "creates" if creates else "calls"
+            whose = (
+                f" of Autotask database {pool.database_id} (shared by"
+                f" {len(pool.members)} integrations)"
+                if pool.usage is not None and len(pool.members) > 1
+                else ""
+            )
+            raise Throttled(
+                f"hourly API budget for {kind}{whose} used ({counted + in_flight} of {budget}"
+                f" in the last 60 minutes); next call possible in {wait:.0f} s",
+                retry_after=max(wait, BUSY_RETRY_SECONDS),
+            )
+        usage = pool.usage
+        if not heed_usage or usage is None or usage.threshold is None:
             return
-        # The budget frees up when the `excess`-th oldest counted call leaves the window.
-        oldest = session.scalar(
-            select(ApiCall.at)
-            .where(ApiCall.integration_id == integration_id, ApiCall.at > since)
-            .order_by(ApiCall.at)
-            .offset(min(excess, max(counted, 1)) - 1)
-            .limit(1)
-        )
-        wait = (oldest + WINDOW - now).total_seconds() if oldest is not None else 0.0
+        reported_at = usage.reported_at
+        if reported_at is None or usage.reported_count is None:
+            return
+        if not self.limits.trusts(reported_at, now):
+            return  # an old report says nothing of the rolling window now
+        ours_since = _calls_since(session, pool.members, reported_at)
+        estimate = usage.reported_count + ours_since + in_flight
+        limit = self.limits.threshold_limit(usage.threshold, creates)
+        if estimate + cost <= limit:
+            return
+        next_report = reported_at + timedelta(seconds=self.limits.threshold_poll)
+        wait = max((next_report - now).total_seconds(), THRESHOLD_RETRY_MIN_SECONDS)
         kind = "creates" if creates else "calls"
         raise Throttled(
-            f"hourly API budget for {kind} used ({counted + in_flight} of {budget}"
-            f" in the last 60 minutes); next call possible in {wait:.0f} s",
-            retry_after=max(wait, BUSY_RETRY_SECONDS),
+            f"Autotask database {pool.database_id} is near its hourly threshold: about"
+            f" {estimate} of {usage.threshold} calls in the last 60 minutes (Autotask reported"
+            f" {usage.reported_count} at {reported_at:%H:%M:%S} UTC, every integration and"
+            f" tool of the tenant; this connector made {ours_since} since);"
+            f" {kind} stop at {limit} ({self.limits.threshold_share:.0%} of the threshold);"
+            f" next try in {wait:.0f} s",
+            retry_after=wait,
         )
 
     # -- accounting ---------------------------------------------------------------------------
@@ -436,9 +507,18 @@ class Governor:
         slot: bool = True,
         store: Callable[[Session], None] | None = None,
         judge: bool = True,
+        heed_usage: bool = True,
     ) -> Iterator[Permit]:
         """Admit, run the block (the call), then release with what it raised (see release)."""
-        permit = self.admit(integration_id, endpoint, holder, creates=creates, cost=cost, slot=slot)
+        permit = self.admit(
+            integration_id,
+            endpoint,
+            holder,
+            creates=creates,
+            cost=cost,
+            slot=slot,
+            heed_usage=heed_usage,
+        )
         try:
             yield permit
         except BaseException as e:
@@ -485,6 +565,122 @@ def calls_status(session: Session, integration_id: int, now: datetime) -> dict[s
             "until": state.open_until,
         }
     return {"state": "ok", "message": None, "until": None}
+
+
+@dataclass(frozen=True)
+class BudgetPool:
+    """The integrations whose calls count against one hourly budget: those of one database, or
+    one integration alone while its database is not known (`database_id` None)."""
+
+    database_id: str | None
+    members: tuple[int, ...]
+    #: The database's row (locked by admissions), None for an integration alone.
+    usage: DatabaseUsage | None
+
+
+def _budget_pool(session: Session, integration_id: int) -> BudgetPool:
+    """The integration's budget pool; its database's row made if missing and locked, so
+    admissions of the database's integrations count one at a time."""
+    database_id = _database_of(session, integration_id)
+    if database_id is None:
+        return BudgetPool(None, (integration_id,), None)
+    usage = usage_row(session, database_id)
+    return BudgetPool(database_id, _members(session, database_id, integration_id), usage)
+
+
+def _database_of(session: Session, integration_id: int) -> str | None:
+    """The database the integration's zone lookup named, or None while it is not known."""
+    found = session.scalar(select(Integration.database_id).where(Integration.id == integration_id))
+    return found or None
+
+
+def _members(session: Session, database_id: str, integration_id: int) -> tuple[int, ...]:
+    """Every integration of the database (at least `integration_id`, which is in it)."""
+    members = session.scalars(
+        select(Integration.id).where(Integration.database_id == database_id)
+    ).all()
+    return tuple(members) or (integration_id,)
+
+
+def usage_row(session: Session, database_id: str, *, lock: bool = True) -> DatabaseUsage:
+    """The database's usage row, made if missing (locked for this transaction with `lock`)."""
+    query = (
+        select(DatabaseUsage)
+        .where(DatabaseUsage.database_id == database_id)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update()
+    usage = session.scalars(query).one_or_none()
+    if usage is not None:
+        return usage
+    session.execute(
+        insert_for(session.get_bind().dialect.name, DatabaseUsage)
+        .values(database_id=database_id)
+        .on_conflict_do_nothing(index_elements=["database_id"])
+    )
+    return session.scalars(query).one()
+
+
+def _calls_since(session: Session, members: tuple[int, ...], since: datetime) -> int:
+    """The stored calls of `members` made after `since`."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ApiCall)
+            .where(ApiCall.integration_id.in_(members), ApiCall.at > since)
+        )
+        or 0
+    )
+
+
+def _in_flight(session: Session, members: tuple[int, ...], now: datetime) -> int:
+    """The calls of `members` in flight now (held slots whose lease runs)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ApiSlot)
+            .where(
+                ApiSlot.integration_id.in_(members),
+                ApiSlot.holder.is_not(None),
+                ApiSlot.expires_at > now,
+            )
+        )
+        or 0
+    )
+
+
+def budget_status(
+    session: Session, integration_id: int, now: datetime, limits: Limits
+) -> dict[str, Any]:
+    """The integration's hourly budget now: whose calls it counts, how many, and what the
+    ticket system last reported of its database (for the API; reads, locks nothing)."""
+    database_id = _database_of(session, integration_id)
+    members: tuple[int, ...] = (integration_id,)
+    usage: DatabaseUsage | None = None
+    if database_id is not None:
+        members = _members(session, database_id, integration_id)
+        usage = session.get(DatabaseUsage, database_id)
+    reported: dict[str, Any] | None = None
+    if usage is not None and usage.reported_at is not None and usage.threshold is not None:
+        ours_since = _calls_since(session, members, usage.reported_at)
+        reported = {
+            "count": usage.reported_count,
+            "threshold": usage.threshold,
+            "timeframe_minutes": usage.timeframe_minutes,
+            "at": usage.reported_at.isoformat(),
+            "calls_since": ours_since,
+            "trusted": limits.trusts(usage.reported_at, now),
+            "stop_at": limits.threshold_limit(usage.threshold, creates=False),
+        }
+    return {
+        "database_id": database_id,
+        "integrations": list(members),
+        "calls_last_hour": _calls_since(session, members, now - WINDOW)
+        + _in_flight(session, members, now),
+        "ceiling": limits.hourly_ceiling,
+        "autotask_reported": reported,
+    }
 
 
 def _locked_state(session: Session, integration_id: int) -> GovernorState:

@@ -103,3 +103,18 @@ def test_a_started_scheduler_fires_at_every_period_and_stops(connector_app: Flas
         periods = list(session.scalars(select(SchedulerRun.period_start)))
     assert len(periods) == len(body.runs) >= 2
     assert len(set(periods)) == len(periods)
+
+
+def test_every_periodic_job_runs_at_its_settings_period() -> None:
+    """The jobs every worker's scheduler runs, each with the period its setting gives."""
+    from connector.config import DEFAULTS
+    from connector.scheduler import default_jobs
+
+    settings = dict(DEFAULTS) | {
+        "PRUNE_EVERY_SECONDS": 11.0,
+        "RECONCILE_EVERY_SECONDS": 12.0,
+        "EMERGENCY_CHECK_SECONDS": 13.0,
+        "THRESHOLD_POLL_SECONDS": 14.0,
+    }
+    periods = {job.name: job.period.total_seconds() for job in default_jobs(settings)}
+    assert periods == {"prune": 11.0, "reconcile": 12.0, "emergency": 13.0, "thresholds": 14.0}

@@ -199,6 +199,14 @@ def test_integrations_are_listed_without_their_secrets(
             "created_at": shown["created_at"],
             "updated_at": shown["updated_at"],
             "autotask_calls": {"state": "ok", "message": None, "until": None},
+            # No call yet: the database is not known, the integration counts alone.
+            "autotask_budget": {
+                "database_id": None,
+                "integrations": [integration_id(connector_app)],
+                "calls_last_hour": 0,
+                "ceiling": 10_000,
+                "autotask_reported": None,
+            },
         }
     ]
     assert listed["integrations"][0]["zone_lookup_url"].endswith("/atservicesrest/")

@@ -31,7 +31,7 @@ from adapters.targets.autotask.errors import (
     credentials_refused,
 )
 from adapters.targets.autotask.profile import DEFAULT_ALLOWED_ZONE_HOSTS, REFUSED_ADDRESS
-from connector.domain import REDACTED, ApiCallRecord, redact_text, secret_forms
+from connector.domain import REDACTED, ApiCallRecord, ZoneAnswer, redact_text, secret_forms
 from connector.errors import TargetAuthError, TargetError, TargetRejected
 from connector.ports import CallRecorder, ZoneListener
 
@@ -158,14 +158,14 @@ class AutotaskHttpClient:
         A new lookup's answer goes to `on_zone` (outside the lock), which keeps it for other
         processes and restarts.
         """
-        looked_up: str | None = None
+        looked_up: ZoneAnswer | None = None
         with self._zone_lock:
             fresh = self.clock() - self._zone_fetched < self.zone_ttl
             if self._zone is None or refresh or not fresh:
                 looked_up = self._lookup_zone()
-                if self._zone is not None and looked_up != self._zone:
+                if self._zone is not None and looked_up.url != self._zone:
                     self._former_zone = self._zone
-                self._zone = looked_up
+                self._zone = looked_up.url
                 self._zone_fetched = self.clock()
                 self._zone_unconfirmed = False
             zone = self._zone
@@ -173,8 +173,9 @@ class AutotaskHttpClient:
             self.on_zone(looked_up)
         return zone
 
-    def _lookup_zone(self) -> str:
-        """Ask Autotask where this user's database lives (each flavour asks its own way)."""
+    def _lookup_zone(self) -> ZoneAnswer:
+        """Ask Autotask where this user's database lives, and which database it is (each
+        flavour asks its own way)."""
         raise NotImplementedError
 
     def _moved_zone(self, error: TargetError, zone: str | None) -> str | None:

@@ -48,7 +48,7 @@ from connector.integrations.strict import (
 )
 from connector.payloads.requests import SLOTS
 from connector.persistence.models import Integration, utcnow
-from connector.pipeline.governor import calls_status
+from connector.pipeline.governor import Limits, budget_status, calls_status
 from connector.pipeline.preview import PreviewQuery, preview
 from connector.pipeline.testdelivery import TEST_TEXT_MAX, TEST_TITLE_MAX, send_test
 from connector.web.api import api_blueprint
@@ -151,10 +151,13 @@ class TestDeliverySchema(Schema):
 def _integration_json(session: Session, integration: Integration) -> dict[str, Any]:
     """An integration (never its secret; its tracking identifier masked) and whether its calls
     to Autotask go now."""
-    status = calls_status(session, integration.id, utcnow())
+    now = utcnow()
+    status = calls_status(session, integration.id, now)
     until = status["until"]
+    limits = Limits.from_settings(services().settings)
     return integration_json(services().box, integration) | {
         "autotask_calls": status | {"until": until.isoformat() if until is not None else None},
+        "autotask_budget": budget_status(session, integration.id, now, limits),
     }
 
 

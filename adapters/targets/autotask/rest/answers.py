@@ -12,8 +12,10 @@ from typing import Any
 
 import requests
 
+from adapters.targets.autotask.answers import database_id_of
 from adapters.targets.autotask.errors import is_validation_refusal
 from adapters.targets.autotask.profile import RATE_LIMIT_MARKERS
+from connector.domain import ZoneAnswer
 
 # -- the one table of Autotask's answers → our errors ------------------------------------------
 #
@@ -85,12 +87,14 @@ def as_is(response: requests.Response) -> tuple[requests.Response, int | None]:
     return response, None
 
 
-def zone_url_of(payload: Any) -> tuple[str, int | None]:
-    """ZoneInformationResultModel: {"zoneName", "url", "webUrl", "ci"}."""
-    url = object_of(payload)[0]["url"]
+def zone_of(payload: Any) -> tuple[ZoneAnswer, int | None]:
+    """ZoneInformationResultModel: {"zoneName", "url", "webUrl", "ci"}; `ci` names the
+    database (autotask-api.md §1)."""
+    zone = object_of(payload)[0]
+    url = zone["url"]
     if not isinstance(url, str) or not url:
         raise TypeError("zoneInformation has no url")
-    return url, None
+    return ZoneAnswer(url, database_id_of(zone.get("ci"))), None
 
 
 def item_id(payload: Any) -> tuple[int, int | None]:

@@ -47,9 +47,9 @@ from adapters.targets.autotask.rest.answers import (
     object_of,
     page_of,
     single_item,
-    zone_url_of,
+    zone_of,
 )
-from connector.domain import OutboundRequest, TargetResponse, redact
+from connector.domain import OutboundRequest, TargetResponse, ZoneAnswer, redact
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -180,26 +180,27 @@ class AutotaskRestClient(AutotaskHttpClient):
         """The zone's REST base URL (…/atservicesrest/v1.0/), looked up and cached for a TTL."""
         return self._cached_zone(refresh=refresh)
 
-    def _lookup_zone(self) -> str:
+    def _lookup_zone(self) -> ZoneAnswer:
         """Ask zoneInformation (without credentials) where this user's database lives."""
         # The lookup URL is configuration, but it gets the username, so it meets the same rule.
         self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
         lookup = self.zone_lookup_url
-        zone = self._request(
+        answer = self._request(
             "GET",
             "ZoneInformation",
             (lookup if lookup.endswith("/") else lookup + "/") + REST_ZONE_INFORMATION,
             params={"user": self.username},
             authenticated=False,
-            read=zone_url_of,
+            read=zone_of,
         )
+        zone = answer.url
         # Clients append the version to `url` (django-autotask); one third-party mock already
         # carries it, so do not add it twice. Reference: autotask-api.md §1 (form UNCERTAIN).
         base = zone if zone.endswith("/") else zone + "/"
         if not base.lower().endswith("/" + REST_VERSION_PATH):
             base += REST_VERSION_PATH
         self._check_outbound_url(base, what="zone URL")
-        return base
+        return ZoneAnswer(base, answer.database_id)
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.targets.autotask.answers import ticket_ref
+from adapters.targets.autotask.answers import api_usage, ticket_ref
 from adapters.targets.autotask.rest.client import AutotaskRestClient
-from connector.domain import OutboundRequest, TargetResponse, TicketRef
+from connector.domain import ApiUsage, OutboundRequest, TargetResponse, TicketRef
 from connector.errors import TargetRejected
 from connector.ports import RegisteredWebhook
 
@@ -41,6 +41,17 @@ class AutotaskRestTarget:
         """Return the ticket's id, number and status, or None if it does not exist."""
         item = self.client.get_ticket(ticket_id)
         return _ref(item) if item is not None else None
+
+    def api_usage(self) -> ApiUsage:
+        """ThresholdInformation: the database's hourly threshold, timeframe and count."""
+        # ThresholdStatusResultModel: {"externalRequestThreshold", "requestThresholdTimeframe",
+        # "currentTimeframeRequestCount"} (SPEC, autotask-api.md §8).
+        answer = self.client.threshold_information()
+        return api_usage(
+            answer.get("externalRequestThreshold"),
+            answer.get("requestThresholdTimeframe"),
+            answer.get("currentTimeframeRequestCount"),
+        )
 
     def register_ticket_webhook(self, name: str, url: str, secret: str) -> RegisteredWebhook:
         """Create an active TicketWebhook on updates and deletes, carrying the ticket's status and

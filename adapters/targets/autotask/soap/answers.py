@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from lxml import etree
 
-from adapters.targets.autotask.answers import ticket_ref
+from adapters.targets.autotask.answers import database_id_of, ticket_ref
 from adapters.targets.autotask.errors import AutotaskUnavailable
 from adapters.targets.autotask.soap.atws import (
     SOAP_ENV_NS,
@@ -27,7 +27,7 @@ from adapters.targets.autotask.soap.atws import (
     required_child,
     required_text,
 )
-from connector.domain import TicketRef
+from connector.domain import TicketRef, ZoneAnswer
 
 #: "ThresholdOfExternalRequest: 10000; TimeframeOfLimitation: 60; numberOfExternalRequest: 0;"
 #: (trepidity/autotask_ruby threshold_and_usage_info_response.xml, autotask-api.md §10).
@@ -113,8 +113,9 @@ def atws_answer(content: etree._Element) -> tuple[Answer, int | None]:
     return Answer(entities, infos), len(entities)
 
 
-def zone_answer(content: etree._Element, *, username: str) -> tuple[str, int | None]:
-    """ATWSZoneInfo: URL, ErrorCode (negative: lookup failed), DataBaseType, CI, WebUrl."""
+def zone_answer(content: etree._Element, *, username: str) -> tuple[ZoneAnswer, int | None]:
+    """ATWSZoneInfo: URL, ErrorCode (negative: lookup failed), DataBaseType, CI, WebUrl; CI
+    names the database (autotask-api.md §10)."""
     result = required_child(content, "getZoneInfoResult")
     code = int(required_text(result, "ErrorCode"))
     if code < 0:
@@ -123,7 +124,12 @@ def zone_answer(content: etree._Element, *, username: str) -> tuple[str, int | N
         raise ZoneRefused(
             f"Autotask getZoneInfo found no zone for user {username!r} (ErrorCode {code})."
         )
-    return required_text(result, "URL").strip(), None
+    url = required_text(result, "URL").strip()
+    return ZoneAnswer(url, database_id_of(_text_of(find_atws(result, "CI")))), None
+
+
+def _text_of(element: etree._Element | None) -> str | None:
+    return element.text if element is not None else None
 
 
 def ticket_of(ticket: SoapEntity) -> TicketRef:

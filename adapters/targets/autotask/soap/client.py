@@ -62,7 +62,7 @@ from adapters.targets.autotask.soap.envelopes import (
     build_envelope,
     parse_queryxml,
 )
-from connector.domain import REDACTED, OutboundRequest, TargetResponse, redact_text
+from connector.domain import REDACTED, OutboundRequest, TargetResponse, ZoneAnswer, redact_text
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -278,7 +278,7 @@ class AutotaskSoapClient(AutotaskHttpClient):
         """The zone's SOAP endpoint (…/ATServices/1.6/atws.asmx), looked up and cached for a TTL."""
         return self._cached_zone(refresh=refresh)
 
-    def _lookup_zone(self) -> str:
+    def _lookup_zone(self) -> ZoneAnswer:
         """Ask getZoneInfo (without credentials) where this user's database lives."""
         # The lookup URL is configuration, but it gets the username, so it meets the same rule.
         self._check_outbound_url(self.zone_lookup_url, what="zone lookup URL")
@@ -286,7 +286,7 @@ class AutotaskSoapClient(AutotaskHttpClient):
         sub_element(operation, "UserName", self.username)
         # getZoneInfo "does not require authentication or a tracking identifier" (OFFICIAL
         # GetZoneInfoCall.htm, autotask-api.md §10), so neither is sent.
-        url = self._request(
+        answer = self._request(
             "getZoneInfo",
             "",
             self.zone_lookup_url,
@@ -295,8 +295,8 @@ class AutotaskSoapClient(AutotaskHttpClient):
             write=False,
             read=partial(zone_answer, username=self.username),
         )
-        self._check_outbound_url(url, what="zone URL")
-        return url
+        self._check_outbound_url(answer.url, what="zone URL")
+        return answer
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from adapters.targets.autotask.answers import api_usage
 from adapters.targets.autotask.soap.answers import ticket_of
 from adapters.targets.autotask.soap.atws import SoapEntity
 from adapters.targets.autotask.soap.client import AutotaskSoapClient
@@ -17,11 +18,11 @@ from adapters.targets.autotask.soap.envelopes import (
     parse_envelope,
     replace_entity,
 )
-from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
+from connector.domain import ApiUsage, OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import TargetRejected
 
 if TYPE_CHECKING:
-    from connector.ports import TicketTarget
+    from connector.ports import ApiUsageReporter, TicketTarget
 
 
 class AutotaskSoapTarget:
@@ -55,6 +56,17 @@ class AutotaskSoapTarget:
         ticket = self._read(ticket_id)
         return ticket_of(ticket) if ticket is not None else None
 
+    def api_usage(self) -> ApiUsage:
+        """getThresholdAndUsageInfo: the database's hourly threshold, timeframe and count."""
+        # Its message reads "ThresholdOfExternalRequest: 10000; TimeframeOfLimitation: 60;
+        # numberOfExternalRequest: 0;" (trepidity fixture, autotask-api.md §10).
+        usage = self.client.threshold_and_usage()
+        return api_usage(
+            usage.get("ThresholdOfExternalRequest"),
+            usage.get("TimeframeOfLimitation"),
+            usage.get("numberOfExternalRequest"),
+        )
+
     def _merge(self, element: etree._Element) -> None:
         """Replace a template's `<Entity xsi:type="Ticket">` by the ticket with its fields applied.
 
@@ -83,4 +95,8 @@ if TYPE_CHECKING:
 
     def _satisfies_ticket_target(target: AutotaskSoapTarget) -> TicketTarget:
         """mypy checks here that the class structurally implements the port."""
+        return target
+
+    def _reports_api_usage(target: AutotaskSoapTarget) -> ApiUsageReporter:
+        """mypy checks here that the class reports the database's API usage."""
         return target

@@ -17,7 +17,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from adapters.targets.autotask.profile import GENERIC_REFUSAL_ATTEMPTS
 from adapters.targets.autotask.rest import AutotaskRestClient, AutotaskUnavailable
 from adapters.targets.autotask.rest.answers import Refusal, classify_failure
-from connector.domain import REDACTED, ApiCallRecord, OutboundRequest, RequestAction
+from connector.domain import REDACTED, ApiCallRecord, OutboundRequest, RequestAction, ZoneAnswer
 from connector.errors import (
     TargetAuthError,
     TargetError,
@@ -127,8 +127,15 @@ OLD_ZONE = "https://webservices14.autotask.net/atservicesrest/v1.0/"
 
 
 def kept_zone_client(looked_up: list[str], zone: str = OLD_ZONE) -> AutotaskRestClient:
-    """A client that starts from a zone an earlier lookup gave; new answers go to `looked_up`."""
-    return AutotaskRestClient(LOOKUP, USER, SECRET, CODE, known_zone=zone, on_zone=looked_up.append)
+    """A client that starts from a zone an earlier lookup gave; new zones go to `looked_up`."""
+    return AutotaskRestClient(
+        LOOKUP,
+        USER,
+        SECRET,
+        CODE,
+        known_zone=zone,
+        on_zone=lambda answer: looked_up.append(answer.url),
+    )
 
 
 def test_a_kept_zone_saves_the_lookup(http: responses.RequestsMock) -> None:
@@ -143,12 +150,26 @@ def test_a_kept_zone_saves_the_lookup(http: responses.RequestsMock) -> None:
 def test_a_lookup_tells_its_answer(
     http: responses.RequestsMock, client: AutotaskRestClient
 ) -> None:
-    told: list[str] = []
+    told: list[ZoneAnswer] = []
     client.on_zone = told.append
     add_zone(http)
     client.base_url()
     client.base_url()
-    assert told == [BASE]
+    assert told == [ZoneAnswer(BASE, "1")]  # the database: zoneInformation's "ci"
+
+
+@pytest.mark.parametrize(
+    ("ci", "database_id"),
+    [(29683000, "29683000"), (0, None), (None, None), ("not a number", None)],
+)
+def test_a_lookup_names_the_database_by_its_ci(
+    http: responses.RequestsMock, client: AutotaskRestClient, ci: Any, database_id: str | None
+) -> None:
+    told: list[ZoneAnswer] = []
+    client.on_zone = told.append
+    http.get(ZONE_INFO, json=zone_body() | {"ci": ci})
+    client.base_url()
+    assert told == [ZoneAnswer(BASE, database_id)]
 
 
 @pytest.mark.parametrize(

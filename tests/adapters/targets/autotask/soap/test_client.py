@@ -46,6 +46,7 @@ from connector.domain import (
     RequestAction,
     TargetResponse,
     TicketRef,
+    ZoneAnswer,
 )
 from connector.errors import (
     TargetAuthError,
@@ -225,6 +226,27 @@ def test_zone_is_looked_up_once_for_many_calls(
     assert zone.call_count == 1
     assert query.call_count == 3
     assert client.zone_url() == ZONE
+
+
+def test_a_lookup_names_the_database_by_its_ci(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    told: list[ZoneAnswer] = []
+    client.on_zone = told.append
+    add_zone(http)
+    client.zone_url()
+    assert told == [ZoneAnswer(ZONE, "30049")]  # getZoneInfo's <CI> (autotask-api.md §10)
+
+
+def test_a_lookup_without_a_ci_names_no_database(
+    http: responses.RequestsMock, client: AutotaskSoapClient
+) -> None:
+    told: list[ZoneAnswer] = []
+    client.on_zone = told.append
+    answer = zone_answer().replace("<CI>30049</CI>", "")
+    http.post(LOOKUP, body=answer, content_type="text/xml; charset=utf-8")
+    client.zone_url()
+    assert told == [ZoneAnswer(ZONE, None)]
 
 
 def test_zone_is_looked_up_again_once_its_ttl_has_passed(http: responses.RequestsMock) -> None:
