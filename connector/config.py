@@ -65,6 +65,8 @@ DEFAULTS: dict[str, Any] = {
     # which alerts they have, and how long one must be missing before its ticket is resolved
     "RECONCILE_EVERY_SECONDS": 300.0,
     "RECONCILE_GRACE_SECONDS": 300.0,
+    # Open tickets asked about per integration and run (the least recently asked first)
+    "RECONCILE_TICKETS_PER_RUN": 200,
     # API flavour of the sandbox integration `make run` configures: rest or soap
     "AUTOTASK_API": "rest",
     # Outbound calls to Autotask
@@ -469,6 +471,9 @@ class SettingsSchema(Schema):
     )
     RECONCILE_GRACE_SECONDS = _Number(
         validate=validate.Range(min=0, error="must be a number of seconds, 0 or more")
+    )
+    RECONCILE_TICKETS_PER_RUN = _Whole(
+        validate=validate.Range(min=0, error="must be a whole number, 0 or more")
     )
     # The flavours themselves are the target adapters' (checked where they are wired).
     AUTOTASK_API = _text(validate=validate.Length(min=1))

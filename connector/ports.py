@@ -143,6 +143,18 @@ class ApiUsageReporter(Protocol):
         ...
 
 
+@runtime_checkable
+class TicketStatusReader(Protocol):
+    """A ticket target that can read many tickets' statuses in one call (reconciliation)."""
+
+    #: The most ticket ids one call may ask about.
+    status_batch: int
+
+    def ticket_statuses(self, ticket_ids: Sequence[int]) -> dict[int, int | None]:
+        """The status of each of `ticket_ids` that exists (absent: deleted or never there)."""
+        ...
+
+
 class CallGate(Protocol):
     """Admits one call to the ticket system (the core's governor), around the call.
 

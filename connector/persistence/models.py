@@ -331,6 +331,9 @@ class TicketLink(Base):
     closed_remotely_by: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When reconciliation last asked the ticket system about this ticket (pipeline/reconcile.py):
+    #: the least recently asked go first.
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Delivery(Base):

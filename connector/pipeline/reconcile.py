@@ -1,4 +1,7 @@
-"""Reconciliation with the sources: resolve the alerts a source no longer has (the reconcile job).
+"""Reconciliation: resolve the alerts a source no longer has, close the tickets closed in the
+ticket system (the reconcile job).
+
+Tickets: see `reconcile_tickets`. Sources:
 
 A resolved notification can be lost: the sender restarted, the network dropped it, a proxy
 answered for the connector. The ticket would then stay open for ever. Where the source can be
@@ -20,6 +23,8 @@ still opens a new ticket, and the lost notification, should it arrive after all,
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,14 +32,26 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from connector.domain import AlertStatus, IncomingAlert, Severity
-from connector.errors import ConfigError, PayloadError
+from connector.domain import (
+    AlertStatus,
+    IncomingAlert,
+    Severity,
+    TicketChange,
+    TicketChangeAction,
+    TicketState,
+)
+from connector.errors import ConfigError, PayloadError, TargetError
 from connector.integrations.settings import IntegrationSettings, load_settings
 from connector.integrations.sources import configured_source
-from connector.persistence.models import Alert, Integration
+from connector.persistence.models import Alert, Integration, TicketLink
+from connector.pipeline.dispatch import CallLog
+from connector.pipeline.governor import Governor, Limits
 from connector.pipeline.ingest import ingest
+from connector.pipeline.ticketlinks import apply_ticket_change
+from connector.ports import TicketStatusReader
 from connector.services import AskableSource, Services, SourceAdapter
 
 logger = logging.getLogger(__name__)
@@ -107,6 +124,16 @@ def shown(url: str) -> str:
 
 
 def reconcile(
+    services: Services, now: datetime, stopping: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
+    """The reconcile job: the sources' alerts (`reconcile_sources`), then the open tickets
+    (`reconcile_tickets`). How many alerts each resolved and tickets each closed."""
+    done = reconcile_sources(services, now, stopping)
+    done.update(reconcile_tickets(services, now, stopping))
+    return done
+
+
+def reconcile_sources(
     services: Services, now: datetime, stopping: Callable[[], bool] = lambda: False
 ) -> dict[str, int]:
     """Ask every askable source of every active integration; resolve what they no longer list.
@@ -216,3 +243,146 @@ def _clear_of(alert: Alert, answer: SourceAnswer) -> IncomingAlert:
             " arrived"
         ),
     )
+
+
+# -- the tickets ---------------------------------------------------------------------------------
+
+
+def reconcile_tickets(
+    services: Services,
+    now: datetime,
+    stopping: Callable[[], bool] = lambda: False,
+    *,
+    governor: Governor | None = None,
+) -> dict[str, int]:
+    """Ask the ticket system about open tickets, least recently asked first: one completed or
+    deleted there (a webhook callout lost, or none registered) is closed as the callout would
+    have closed it. At most RECONCILE_TICKETS_PER_RUN tickets per integration, in calls of the
+    target's batch size, each through the governor (counted, thread-limited); a call held back
+    or failed leaves those tickets for the next run. How many links were closed, per
+    "<integration id>/tickets"."""
+    limits = Limits.from_settings(services.settings)
+    governor = governor or Governor(services, limits)
+    per_run = int(services.settings["RECONCILE_TICKETS_PER_RUN"])
+    holder = f"reconcile:{socket.gethostname()}:{os.getpid()}"[:100]
+    with services.transaction() as session:
+        integrations = list(session.scalars(select(Integration).where(Integration.active)))
+        session.expunge_all()
+    closed: dict[str, int] = {}
+    for integration in integrations:
+        if stopping():
+            break
+        count = _reconcile_tickets_of(
+            services, governor, holder, integration, per_run, now, stopping
+        )
+        if count is None:
+            continue
+        closed[f"{integration.id}/tickets"] = count
+        if count:
+            logger.info(
+                "reconcile.tickets_closed", extra={"integration_id": integration.id, "links": count}
+            )
+    return closed
+
+
+def _reconcile_tickets_of(
+    services: Services,
+    governor: Governor,
+    holder: str,
+    integration: Integration,
+    per_run: int,
+    now: datetime,
+    stopping: Callable[[], bool],
+) -> int | None:
+    """reconcile_tickets for one integration: how many links it closed (None: its target cannot
+    read ticket statuses)."""
+    settings = load_settings(integration.settings)
+    calls = CallLog()
+    try:
+        target = services.targets()(integration, settings, calls)
+    except ConfigError as e:
+        logger.warning(
+            "reconcile.no_target", extra={"integration_id": integration.id, "reason": str(e)}
+        )
+        return None
+    if not isinstance(target, TicketStatusReader):
+        return None
+    integration_id = integration.id
+
+    def store(session: Session) -> None:
+        calls.store_in(session, integration_id)
+
+    ticket_ids = _open_tickets(services, integration_id, per_run)
+    size = max(target.status_batch, 1)
+    closed = 0
+    for start in range(0, len(ticket_ids), size):
+        if stopping():
+            break
+        batch = ticket_ids[start : start + size]
+        try:
+            with governor.call(integration_id, TICKETS_ENDPOINT, holder, store=store):
+                statuses = target.ticket_statuses(batch)
+        except TargetError as e:
+            logger.warning(
+                "reconcile.tickets_not_asked",
+                extra={"integration_id": integration_id, "reason": str(e)},
+            )
+            break
+        closed += _apply_statuses(services, integration_id, settings, batch, statuses, now)
+    return closed
+
+
+#: The endpoint ticket reads count against in the thread limit.
+TICKETS_ENDPOINT = "Tickets"
+
+
+def _open_tickets(services: Services, integration_id: int, limit: int) -> list[int]:
+    """The ids of the integration's open tickets, least recently asked about first."""
+    with services.transaction() as session:
+        rows = session.execute(
+            select(TicketLink.ticket_id)
+            .join(Alert, Alert.id == TicketLink.alert_id)
+            .where(
+                Alert.integration_id == integration_id,
+                TicketLink.state == TicketState.OPEN.value,
+                TicketLink.ticket_id.is_not(None),
+            )
+            .order_by(TicketLink.checked_at.is_not(None), TicketLink.checked_at, TicketLink.id)
+            .limit(limit)
+        ).all()
+    return list(dict.fromkeys(int(ticket_id) for (ticket_id,) in rows if ticket_id is not None))
+
+
+def _apply_statuses(
+    services: Services,
+    integration_id: int,
+    settings: IntegrationSettings,
+    asked: list[int],
+    statuses: Mapping[int, int | None],
+    now: datetime,
+) -> int:
+    """Close the links of tickets deleted or completed in the ticket system; how many."""
+    complete = settings.policy().complete_status
+    closed = 0
+    with services.transaction() as session:
+        for ticket_id in asked:
+            if ticket_id not in statuses:
+                change = TicketChange(TicketChangeAction.DELETED, ticket_id, person=ACTOR)
+            else:
+                change = TicketChange(
+                    TicketChangeAction.UPDATED, ticket_id, status=statuses[ticket_id], person=ACTOR
+                )
+            said = apply_ticket_change(session, integration_id, change, complete, now)
+            closed += said.startswith("closed")
+        session.execute(
+            update(TicketLink)
+            .where(
+                TicketLink.ticket_id.in_(asked),
+                TicketLink.alert_id.in_(
+                    select(Alert.id).where(Alert.integration_id == integration_id)
+                ),
+            )
+            .values(checked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return closed

@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from connector.persistence.models import Alert, AlertEvent, Delivery
-from connector.pipeline.reconcile import ACTOR, reconcile, shown
+from connector.pipeline.reconcile import ACTOR, reconcile_sources, shown
 from tests.conftest import HOOK_TOKEN
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -125,14 +125,14 @@ def test_only_alerts_missing_for_the_grace_period_are_resolved(
         fire(client, name, T0 - timedelta(hours=1))
     fake.listed = {"still-fires"}
 
-    assert reconcile(services, T0) == {"1/alertmanager": 0}
+    assert reconcile_sources(services, T0) == {"1/alertmanager": 0}
     assert alert_states(connector_app) == {
         "still-fires": ("active", False),
         "resolve-lost": ("active", True),
         "comes-back": ("active", True),
     }
     fake.listed = {"still-fires", "comes-back"}
-    assert reconcile(services, T0 + GRACE) == {"1/alertmanager": 1}
+    assert reconcile_sources(services, T0 + GRACE) == {"1/alertmanager": 1}
     assert alert_states(connector_app) == {
         "still-fires": ("active", False),
         "resolve-lost": ("cleared", False),
@@ -162,7 +162,7 @@ def test_a_source_that_cannot_be_asked_resolves_nothing(
     fire(client, "fires", T0 - timedelta(hours=1))
     fake.status = status
     for moment in (T0, T0 + timedelta(hours=2)):
-        assert reconcile(services, moment) == {}
+        assert reconcile_sources(services, moment) == {}
     assert alert_states(connector_app) == {"fires": ("active", False)}
 
 
@@ -174,8 +174,8 @@ def test_a_refire_after_a_reconciled_clear_opens_again_and_the_lost_resolve_chan
     services.settings["RECONCILE_GRACE_SECONDS"] = 0.0
     started = T0 - timedelta(hours=1)
     fire(client, "flaps", started)
-    reconcile(services, T0)
-    reconcile(services, T0 + timedelta(seconds=1))
+    reconcile_sources(services, T0)
+    reconcile_sources(services, T0 + timedelta(seconds=1))
     assert alert_states(connector_app)["flaps"] == ("cleared", False)
 
     # The lost resolve arrives after all (ended a minute after it started): nothing to do.

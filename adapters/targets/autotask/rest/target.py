@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from adapters.targets.autotask.answers import api_usage, ticket_ref
@@ -41,6 +42,19 @@ class AutotaskRestTarget:
         """Return the ticket's id, number and status, or None if it does not exist."""
         item = self.client.get_ticket(ticket_id)
         return _ref(item) if item is not None else None
+
+    #: Ids per Tickets/query: one page (500 records at most, autotask-api.md §6).
+    status_batch = 200
+
+    def ticket_statuses(self, ticket_ids: Sequence[int]) -> dict[int, int | None]:
+        """One Tickets/query (`id in […]`): each existing ticket's status (connector.ports)."""
+        if not ticket_ids:
+            return {}
+        items = self.client.query_tickets(
+            [{"op": "in", "field": "id", "value": [int(i) for i in ticket_ids]}],
+            include_fields=["id", "ticketNumber", "status"],
+        )
+        return {ref.ticket_id: ref.status for ref in (_ref(item) for item in items)}
 
     def api_usage(self) -> ApiUsage:
         """ThresholdInformation: the database's hourly threshold, timeframe and count."""

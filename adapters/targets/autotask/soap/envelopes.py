@@ -79,6 +79,22 @@ def build_queryxml(entity: str, conditions: Iterable[tuple[str, str, object]]) -
     return etree.tostring(root, encoding="unicode")
 
 
+def build_id_queryxml(entity: str, ids: Iterable[int]) -> str:
+    """A `<queryxml>` for the entities with any of `ids`: one `<condition>` per id, every one
+    after the first with operator="OR" (OFFICIAL QueryXML.htm, autotask-api.md §10)."""
+    root = etree.Element("queryxml")
+    etree.SubElement(root, "entity").text = entity
+    query = etree.SubElement(root, "query")
+    for index, entity_id in enumerate(ids):
+        condition = etree.SubElement(query, "condition")
+        if index:
+            condition.set("operator", "OR")
+        field = etree.SubElement(condition, "field")
+        field.text = "id"
+        etree.SubElement(field, "expression", op="equals").text = str(int(entity_id))
+    return etree.tostring(root, encoding="unicode")
+
+
 def parse_queryxml(queryxml: str) -> etree._Element:
     try:
         document = parse(queryxml.encode("utf-8"))

@@ -10,7 +10,8 @@ Create Date: 2026-12-03 18:00:00
   and, for each, any delivery still naming it by the other (without it every event deleted
   scanned the deliveries).
 - alert.missing_since: since when the source, asked which alerts are there, has not listed the
-  alert (reconciliation resolves it once that has lasted a grace period).
+  alert (reconciliation resolves it once that has lasted a grace period); ticket_link.checked_at:
+  when reconciliation last asked the ticket system about the ticket.
 """
 
 from collections.abc import Sequence
@@ -51,9 +52,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_delivery_event_id"), ["event_id"], unique=False)
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.add_column(sa.Column("missing_since", _Time, nullable=True))
+    with op.batch_alter_table("ticket_link", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("checked_at", _Time, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ticket_link", schema=None) as batch_op:
+        batch_op.drop_column("checked_at")
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.drop_column("missing_since")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
