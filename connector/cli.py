@@ -201,6 +201,7 @@ def run() -> None:
         supervisor.stop()
         raise
     base = f"http://{settings['HOST']}:{web_socket.getsockname()[1]}"
+    two_way = _sandbox_ticket_webhook(settings, base) if sandbox_integration else ""
     click.echo(description)
     click.echo(f"\nConnector service on {base}/  (health: {base}/healthz)")
     click.echo(f"  Webhooks      POST {base}/hooks/generic")
@@ -208,6 +209,8 @@ def run() -> None:
     click.echo(f"  API           {base}/api/v1/alerts  token {tokens['API_TOKEN']}")
     click.echo(f"  Admin         {base}/admin/  ({_first_admin_hint(settings)})")
     click.echo(f"  Database      {settings['DATABASE_URL']}")
+    if two_way:
+        click.echo(f"  Two-way close {two_way}")
     click.echo("Stop with Ctrl-C.")
     sys.stdout.flush()
     _serve(supervisor, settings, web_socket, with_worker=settings["WORKER_ENABLED"])
@@ -271,6 +274,26 @@ def _run_sandbox(settings: Mapping[str, Any], sender: Any) -> None:
     server.start()
     stop.wait()
     server.stop()
+
+
+def _sandbox_ticket_webhook(settings: Mapping[str, Any], base: str) -> str:
+    """Register the sandbox integration's ticket webhook (it keeps none across its restarts), so
+    that a ticket completed in the sandbox as a technician closes its link; what to print."""
+    from connector import create_app
+    from connector.errors import ConnectorError
+    from connector.integrations.ticket_webhooks import register_ticket_webhook
+
+    services: Services = create_app(dict(settings)).extensions["connector"]
+    try:
+        registration = register_ticket_webhook(services, None, base)
+    except ConnectorError as e:
+        return f"not registered with the sandbox ({e})"
+    finally:
+        services.dispose()
+    return (
+        f"the sandbox calls {registration.url} on ticket changes"
+        " (PATCH /_sandbox/tickets/<id> acts as a technician)"
+    )
 
 
 def _listen(settings: Mapping[str, Any]) -> socket.socket:

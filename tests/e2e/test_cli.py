@@ -130,6 +130,7 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
     env["PORT"] = str(free_port())
     env["SANDBOX_PORT"] = str(free_port())
     env["CONNECTOR_HOOK_TOKEN"] = "run-hook-token"
+    env["CONNECTOR_API_TOKEN"] = "run-api-token-0123456789"
     process = subprocess.Popen(
         [*CONNECTOR, "run"],
         env=env,
@@ -161,6 +162,22 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
     ]
     assert (tmp_path / "var" / "connector.sqlite").exists()
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o077 == 0
+
+    # Two-way close out of the box: `run` registered the ticket webhook with its sandbox, so a
+    # technician completing the ticket there closes the alert's ticket link.
+    changed = requests.patch(f"{sandbox}/{tickets[0]['id']}", json={"status": 5}, timeout=10)
+    assert changed.status_code == 200
+
+    def closed_there() -> bool:
+        found = requests.get(
+            f"http://127.0.0.1:{env['PORT']}/api/v1/alerts",
+            headers={"Authorization": "Bearer run-api-token-0123456789"},
+            timeout=10,
+        ).json()
+        ticket = found["alerts"][0]["ticket"] if found["alerts"] else None
+        return ticket is not None and ticket["state"] == "closed_remotely"
+
+    wait_until(closed_there, 30, "the technician's completion to reach the connector")
 
 
 def test_run_runs_each_part_in_its_own_process_and_sigterm_ends_them_all(
