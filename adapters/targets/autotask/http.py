@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -215,6 +215,24 @@ class AutotaskHttpClient:
     def _check_outbound_url(self, url: str, *, what: str) -> None:
         """Refuse a URL credentials must not go to (see `check_outbound_url`)."""
         check_outbound_url(url, self.allowed_zone_hosts, what=what)
+
+    def check_request_url(self, url: str) -> None:
+        """Refuse (TargetRejected) a request URL credentials must not go to: off the allowed zone
+        hosts, or not under the integration's own zone (its scheme, host, port and API path).
+
+        Why the zone and not only the host: a delivery request's URL is the admin's (or an API
+        token holder's) to edit, and every request carries the API user's credentials. On an
+        allowed host, another port or path (the local sandbox's controls, another service on a
+        loopback port) would receive them and, through a test delivery, show its answer back.
+        """
+        self._check_outbound_url(url, what="request URL")
+        zone = self._cached_zone()
+        if any(is_under(url, base) for base in (zone, self._former_zone) if base):
+            return
+        raise TargetRejected(
+            f"Autotask request URL {url!r} is not under the integration's zone {zone!r} (its"
+            f" scheme, host, port and API path); {REFUSED_ADDRESS}."
+        )
 
     # -- credentials ---------------------------------------------------------------------------
 
@@ -444,6 +462,33 @@ def check_outbound_url(url: str, allowed_hosts: Sequence[str], *, what: str) -> 
         problem = f"uses scheme {parts.scheme!r}"
     if problem:
         raise TargetRejected(f"Autotask {what} {url!r} {problem}; {REFUSED_ADDRESS}.")
+
+
+def is_under(url: str, base: str) -> bool:
+    """Whether `url` is `base` or below it: the same scheme, host and port, and a path that is
+    `base`'s or under it (letter case aside, as Autotask's paths are), with no dot segment."""
+    target, root = urlsplit(url), urlsplit(base)
+    try:
+        ports = (_port(target), _port(root))
+    except ValueError:
+        return False
+    if (target.scheme.lower(), (target.hostname or "").lower(), ports[0]) != (
+        root.scheme.lower(),
+        (root.hostname or "").lower(),
+        ports[1],
+    ):
+        return False
+    path = unquote(target.path)
+    if any(segment in (".", "..") for segment in path.split("/")) or "\\" in path:
+        return False
+    prefix = root.path.lower()
+    path = path.lower()
+    return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
+
+
+def _port(parts: SplitResult) -> int:
+    """The port a URL connects to (its default when it names none)."""
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
 def host_matches(host: str, pattern: str) -> bool:

@@ -151,7 +151,7 @@ class AutotaskRestClient(AutotaskHttpClient):
         """Send a rendered request with the auth headers; a non-2xx answer raises a TargetError."""
         # The answer goes back as text: the worker reads the ticket id from it with the admin's
         # JSONPath, so a 2xx that is not JSON is not an error here.
-        self._check_outbound_url(request.url, what="request URL")
+        self.check_request_url(request.url)
         method = request.method.upper()
         entity = entity_of(request.url)
         return self._sent_following_the_zone(

@@ -39,8 +39,8 @@ class AutotaskSoapTarget:
 
     def send(self, request: OutboundRequest) -> TargetResponse:
         """Send the rendered envelope; a Ticket update is merged onto the ticket as it is first."""
+        envelope = parse_envelope(request.body)  # an unusable one is refused before any call
         self.client.check_request_url(request.url)
-        envelope = parse_envelope(request.body)
         if request.action is RequestAction.UPDATE and envelope.name == "update":
             for element in envelope.entities():
                 if entity_type(element) == "Ticket":

@@ -1132,17 +1132,38 @@ def test_send_401_in_the_same_zone_is_an_auth_error_after_one_relookup(
     assert (zone.call_count, tickets.call_count) == (2, 1)
 
 
-def test_send_401_outside_the_zone_is_not_repeated(
-    http: responses.RequestsMock, records: list[ApiCallRecord]
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://webservices9.autotask.net/atservicesrest/v1.0/Tickets",  # another zone
+        "https://webservices3.autotask.net:8443/atservicesrest/v1.0/Tickets",  # another port
+        "http://webservices3.autotask.net/atservicesrest/v1.0/Tickets",  # another scheme
+        "https://webservices3.autotask.net/other/v1.0/Tickets",  # another path
+        "https://webservices3.autotask.net/atservicesrest/v1.0/../../x",  # out by dot segments
+        "https://webservices3.autotask.net/atservicesrest/v1.0/%2e%2e/%2e%2e/x",
+        "https://webservices3.autotask.net/atservicesrest/v1.0x/Tickets",
+    ],
+)
+def test_send_outside_the_integrations_zone_is_refused_before_any_call(
+    http: responses.RequestsMock, records: list[ApiCallRecord], url: str
 ) -> None:
-    other = "https://webservices9.autotask.net/atservicesrest/v1.0/Tickets"
+    """Every request carries the credentials: only the zone's own API path gets one."""
     client = AutotaskRestClient(LOOKUP, USER, SECRET, CODE, recorder=records.append)
     add_zone(http)
-    http.post(other, status=401, json={"Message": "Authorization denied."})
     client.base_url()
-    with pytest.raises(TargetAuthError):
-        client.send(rendered(url=other))
-    assert [r.entity for r in records] == ["ZoneInformation", "Tickets"]
+    with pytest.raises(TargetRejected, match="refusing to call it"):
+        client.send(rendered(url=url))
+    assert [r.entity for r in records] == ["ZoneInformation"]
+    assert len(http.calls) == 1
+
+
+def test_send_under_the_zone_in_another_letter_case_goes(
+    http: responses.RequestsMock, client: AutotaskRestClient
+) -> None:
+    add_zone(http)
+    http.post(BASE.replace("v1.0", "V1.0") + "Tickets", json={"itemId": 5})
+    client.base_url()
+    assert client.send(rendered(url=BASE.replace("v1.0", "V1.0") + "Tickets")).status == 200
 
 
 def test_send_never_shows_the_secret_or_the_code(
