@@ -34,7 +34,8 @@ Two ways to write a value
   `note`          title, text: the note the connector composed for this event
   `autotask`      company_id (= account_id), priority, status, queue_id, due_date,
                   issue_type, sub_issue_type, work_type, ticket_category, ticket_type, source,
-                  note_type, publish, integration_code, zone_url
+                  note_type, publish, zone_url; integration_code is always blank (the
+                  targets add the tracking identifier after rendering)
   `properties`    every alert property by name (`properties["autotask.accountid"]`)
   `tokens`        every built-in token by name (`tokens.TITLE`)
   ==============  ===========================================================================

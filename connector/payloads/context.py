@@ -50,7 +50,6 @@ class MappedValues:
     source: int | None = None
     note_type: int | None = None
     publish: int | None = None
-    integration_code: str = ""
     zone_url: str = ""
 
 
@@ -81,7 +80,6 @@ class RenderContext:
         step: Step | None = None,
         ticket: TicketRef | None = None,
         marker: str = "",
-        integration_code: str = "",
         zone_url: str = "",
     ) -> RenderContext:
         """The context for `alert`: mapped values from `draft`, status from `step`, note text."""
@@ -109,7 +107,6 @@ class RenderContext:
             source=draft.source if draft else None,
             note_type=settings.note_type if settings else None,
             publish=settings.publish if settings else None,
-            integration_code=integration_code,
             zone_url=zone_url,
         )
         return cls(
@@ -177,7 +174,10 @@ class RenderContext:
             "source": m.source,
             "note_type": m.note_type,
             "publish": m.publish,
-            "integration_code": m.integration_code,
+            # Always blank: no template ever sees the tracking identifier (a filter could show
+            # it in a preview, issue 15). The targets add it after rendering: the REST header,
+            # and SOAP's AutotaskIntegrations/IntegrationCode when the envelope leaves it empty.
+            "integration_code": "",
             "zone_url": m.zone_url,
         }
         change: dict[str, object] = {

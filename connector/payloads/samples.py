@@ -6,6 +6,7 @@ unescaped payloads, and a sparse one with optional values unset.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -59,7 +60,6 @@ _SAMPLE_MAPPED = MappedValues(
     source=8,
     note_type=1,
     publish=1,
-    integration_code="SAMPLE-INTEGRATION-CODE",
     # The target's sample zone fills this in (payloads.requests.sample_context).
     zone_url="",
 )
@@ -102,7 +102,7 @@ def _hostile_context() -> RenderContext:
     )
     return RenderContext(
         alert=hostile_alert,
-        mapped=replace(_SAMPLE_MAPPED, integration_code=HOSTILE_TEXT),
+        mapped=_SAMPLE_MAPPED,
         ticket_id=SAMPLE_CONTEXT.ticket_id,
         ticket_number=HOSTILE_TEXT,
         marker=HOSTILE_TEXT,
@@ -145,6 +145,11 @@ VALIDATION_SAMPLES: tuple[tuple[str, Callable[[], RenderContext]], ...] = (
 )
 
 
+#: A template naming the tracking identifier's variable (not the legacy ##INTEGRATIONCODE##
+#: token, which renders blank): refused on save, though it would read nothing (issue 15).
+_READS_A_SECRET = re.compile(r"\bintegration_code\b")
+
+
 def validate_template(
     source: str, fmt: Format, limits: Mapping[str, int], render_limits: RenderLimits | None = None
 ) -> None:
@@ -153,6 +158,17 @@ def validate_template(
     The template must compile and render to a valid payload for every VALIDATION_SAMPLES
     context: a realistic one, one whose every text value is hostile, and a sparse one.
     """
+    secret = _READS_A_SECRET.search(source)
+    if secret is not None:
+        line = source.count("\n", 0, secret.start()) + 1
+        reason = (
+            "a template cannot read the API tracking identifier: the connector adds it to every"
+            " request itself after rendering (the REST header, the SOAP IntegrationCode); remove"
+            f" {secret.group(0)!r}"
+        )
+        raise TemplateRejected(
+            with_line(reason, line), line=line, details={"reason": reason, "sample": ""}
+        )
     compiled = compile_template(source, fmt, render_limits)
     for name, make in VALIDATION_SAMPLES:
         try:

@@ -83,7 +83,8 @@ TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec(
         "INTEGRATIONCODE",
         "autotask.integration_code",
-        "The API tracking identifier (SOAP AutotaskIntegrations header).",
+        "Always blank: the connector adds the API tracking identifier itself after rendering"
+        " (the REST header; an empty SOAP IntegrationCode is filled in).",
     ),
     TokenSpec(
         "ZONEURL",

@@ -148,7 +148,6 @@ def preview(services: Services, integration_id: int, query: PreviewQuery) -> dic
             step=steps[action],
             ticket=ticket,
             marker=marker,
-            integration_code=loaded.integration_code,
             zone_url=zone_url,
         )
         request = render(spec, context, status, options.profile)

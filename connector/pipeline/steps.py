@@ -108,7 +108,6 @@ class StepSender:
             if job.ticket_id is not None
             else None,
             marker=job.marker,
-            integration_code=job.integration_code,
             zone_url=job.target.endpoint_url(),
         )
         if not creates:

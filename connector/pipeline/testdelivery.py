@@ -228,7 +228,6 @@ class _Run:
             step=step,
             ticket=ticket,
             marker=self.marker,
-            integration_code=self.loaded.integration_code,
             zone_url=self.zone_url,
         )
 

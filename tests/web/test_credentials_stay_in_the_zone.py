@@ -91,3 +91,47 @@ def test_no_credentials_reach_a_listener_other_than_the_zone(
     assert api_user.secret not in text and api_user.integration_code not in text
     # The sandbox was not reset (its controls were not reached): its ticket is still there.
     assert len(sandbox.tickets_with_notes()) == 1
+
+
+def forms_of(secret: str) -> list[str]:
+    """The shapes a template filter could give a secret."""
+    return [secret, secret[::-1], secret.lower(), secret.upper(), " ".join(secret)]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ autotask.integration_code|reverse }}",
+        "{{ autotask.integration_code|lower }}",
+        "{% for c in autotask.integration_code %}{{ c }} {% endfor %}",
+        "{{ tokens.INTEGRATIONCODE|reverse }}",
+    ],
+)
+def test_no_template_can_show_the_tracking_identifier(
+    client: FlaskClient, connector_app: Flask, api_user: ApiUser, expression: str
+) -> None:
+    """Issue 15's second reproduction: saving refuses a template that reads it by name, and
+    the preview of an unsaved one shows no form of it (the context holds it blank)."""
+    with connector_app.extensions["connector"].transaction() as session:
+        iid = session.scalar(select(Integration.id))
+    state = client.get(f"/api/v1/integrations/{iid}/requests", headers=HEADERS).get_json()
+    note = next(r for r in state["requests"] if (r["status"], r["action"]) == ("active", "note"))
+    body = '{"title": "t", "description": "' + expression + '", "noteType": 1, "publish": 1}'
+    sneaky = dict(note, body=body)
+
+    saved = client.put(
+        f"/api/v1/integrations/{iid}/requests", json={"requests": [sneaky]}, headers=HEADERS
+    )
+    shown = client.post(
+        f"/api/v1/integrations/{iid}/preview",
+        json={"status": "active", "requests": [sneaky]},
+        headers=HEADERS,
+    )
+
+    for answer in (saved, shown):
+        text = answer.get_data(as_text=True)
+        assert answer.status_code < 500, text
+        assert not any(form in text for form in forms_of(api_user.integration_code)), text
+    if "integration_code" in expression:
+        assert saved.status_code == 400
+        assert "cannot read the API tracking identifier" in saved.get_data(as_text=True)

@@ -68,7 +68,6 @@ def context_for(
     *,
     ticket_id: int | None = 4242,
     settings: IntegrationSettings = SETTINGS,
-    integration_code: str = "TRACKING-ID",
 ) -> RenderContext:
     """A context the way the worker builds one: a draft, the event's note step, the ticket."""
     draft = build_draft(
@@ -94,7 +93,6 @@ def context_for(
         draft=draft,
         step=step,
         ticket=ticket,
-        integration_code=integration_code,
     )
 
 
@@ -167,7 +165,6 @@ TOKEN_CONTEXT = RenderContext(
         source=8,
         note_type=3,
         publish=2,
-        integration_code="CODE-27",
         zone_url="https://webservices2.autotask.net/ATServicesRest/V1.0/",
     ),
     ticket_id=128926,
@@ -179,3 +176,14 @@ TOKEN_CONTEXT = RenderContext(
 )
 
 #: Every documented token and what it renders for TOKEN_CONTEXT.
+
+
+def with_integration_code(envelope: str, code: str) -> bytes:
+    """The rendered envelope with the tracking identifier, as the SOAP client adds it."""
+    from lxml import etree
+
+    from adapters.targets.autotask.soap.envelopes import add_integration_code
+
+    root = etree.fromstring(envelope.encode("utf-8"))
+    add_integration_code(root, code)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))

@@ -31,7 +31,7 @@ def test_context_built_from_draft_step_and_ticket() -> None:
         "source": 8,
         "note_type": 1,
         "publish": 1,
-        "integration_code": "TRACKING-ID",
+        "integration_code": "",  # never the tracking identifier (issue 15)
         "zone_url": "",
     }
     assert built["ticket"] == {

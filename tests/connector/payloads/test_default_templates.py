@@ -48,6 +48,7 @@ from tests.connector.payloads.support import (
     context_for,
     soap_body_content,
     template,
+    with_integration_code,
     xml_children,
 )
 
@@ -230,20 +231,21 @@ def test_soap_defaults_create_update_and_note_in_the_sandbox(
     event = hostile_event(HOSTILE_TEXT)
     code = api_user.integration_code
     create = compile_template(template("soap/create.xml"), "xml").render_payload(
-        context_for(event, ticket_id=None, integration_code=code), TICKET_LIMITS
+        context_for(event, ticket_id=None), TICKET_LIMITS
     )
-    reply = soap.post(create.encode("utf-8"), action="create")
+    assert code not in create  # no template sees it: the SOAP client adds it, as here
+    reply = soap.post(with_integration_code(create, code), action="create")
     assert reply.return_code == 1, reply.errors
     ticket_id = extract_ticket_id(reply.text, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES)
     stored = sandbox.state.get("Tickets", ticket_id)
     assert stored is not None and stored["title"] == carried(HOSTILE_TEXT, "xml")
     assert stored["billingCodeID"] == SETTINGS.work_type  # AllocationCodeID: the work type
 
-    ctx = context_for(event, ticket_id=ticket_id, integration_code=code)
+    ctx = context_for(event, ticket_id=ticket_id)
     # (The updates go through the SOAP target, which merges them onto the ticket it reads:
     # tests/adapters/targets/autotask/soap.)
     note = compile_template(template("soap/note.xml"), "xml").render_payload(ctx, NOTE_LIMITS)
-    reply = soap.post(note.encode("utf-8"), action="create")
+    reply = soap.post(with_integration_code(note, code), action="create")
     assert reply.return_code == 1, reply.errors
     note_id = extract_ticket_id(reply.text, "xml", DEFAULT_XML_ID_PATH, DEFAULT_NAMESPACES)
     stored_note = sandbox.state.get("TicketNotes", note_id)

@@ -20,6 +20,7 @@ from tests.connector.payloads.support import (
     alert,
     context_for,
     template,
+    with_integration_code,
 )
 
 
@@ -171,12 +172,12 @@ def test_extracts_the_id_from_a_live_sandbox_reply(
 ) -> None:
     response = requests.post(
         f"{sandbox_server.url}ATServices/1.6/atws.asmx",
-        data=compile_template(template("soap/create.xml"), "xml")
-        .render_payload(
-            context_for(alert(), ticket_id=None, integration_code=api_user.integration_code),
-            TICKET_LIMITS,
-        )
-        .encode("utf-8"),
+        data=with_integration_code(
+            compile_template(template("soap/create.xml"), "xml").render_payload(
+                context_for(alert(), ticket_id=None), TICKET_LIMITS
+            ),
+            api_user.integration_code,
+        ),
         auth=(api_user.username, api_user.secret),
         headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ATWS}create"'},
         timeout=10,

@@ -61,7 +61,8 @@ EXPECTED_TOKENS = {
     "SOURCE": "8",
     "NOTETYPE": "3",
     "PUBLISH": "2",
-    "INTEGRATIONCODE": "CODE-27",
+    # Always blank, whatever the context holds: the targets add it after rendering (issue 15).
+    "INTEGRATIONCODE": "",
     "ZONEURL": "https://webservices2.autotask.net/ATServicesRest/V1.0/",
 }
 

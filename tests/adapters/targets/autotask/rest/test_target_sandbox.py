@@ -105,7 +105,6 @@ def render(
         step=step,
         ticket=ticket,
         marker=marker,
-        integration_code=code,
         zone_url=target.endpoint_url(),
     )
     return render_request(spec or SPECS[(status, action)], context, REST_PROFILE)
@@ -369,7 +368,7 @@ def test_sent_shows_the_request_with_every_credential_redacted(
     assert isinstance(headers, dict)
     assert headers["Secret"] == REDACTED
     assert headers["ApiIntegrationCode"] == REDACTED
-    assert headers["X-Tracking"] == REDACTED
+    assert headers["X-Tracking"] == ""  # the token renders blank: no template sees the code
     assert headers["UserName"] == api_user.username
     assert headers["Content-Type"] == "application/json"
     assert response.sent["body"] == request.body

@@ -8,6 +8,7 @@ request shape the real ATWS could not deserialize fails the test that sent it.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -196,7 +197,6 @@ def render(api_user: ApiUser) -> Callable[..., OutboundRequest]:
             step=step,
             ticket=ticket,
             marker=marker,
-            integration_code=api_user.integration_code,
             zone_url=target.endpoint_url(),
         )
         return render_request(spec or SPECS[(status, action)], context, SOAP_PROFILE)
@@ -476,7 +476,8 @@ def test_sent_shows_the_envelope_with_every_credential_redacted(
     target: AutotaskSoapTarget, render: Render, api_user: ApiUser, records: list[ApiCallRecord]
 ) -> None:
     request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
-    assert api_user.integration_code in request.body  # ##INTEGRATIONCODE## in the template
+    # No template sees the tracking identifier: the client adds it to the empty IntegrationCode.
+    assert api_user.integration_code not in request.body
     response = target.send(request)
     headers = response.sent["headers"]
     assert isinstance(headers, dict)
@@ -627,9 +628,16 @@ def test_wrong_integration_code_is_an_auth_error(
 ) -> None:
     target = AutotaskSoapTarget(make_client())
     request = render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE)
-    code = sandbox.config.user.integration_code
+    # The template's IntegrationCode is blank and the client fills it; one the admin wrote
+    # into the template stays (a wrong one is the template's to fix).
+    wrong = re.sub(
+        r"<IntegrationCode\s*/>|<IntegrationCode>\s*</IntegrationCode>",
+        "<IntegrationCode>NOTTHECODE</IntegrationCode>",
+        request.body,
+    )
+    assert "NOTTHECODE" in wrong
     with pytest.raises(TargetAuthError, match="IntegrationCode is invalid") as caught:
-        target.send(replace(request, body=request.body.replace(code, "NOTTHECODE")))
+        target.send(replace(request, body=wrong))
     assert caught.value.retryable is False
 
 
