@@ -126,7 +126,7 @@ def test_options_that_cannot_be_a_cache_key_still_configure() -> None:
         pytest.param(
             AlertmanagerSource(),
             {"severity_lable": "priority"},
-            "It takes: severity_label, tenant_labels.",
+            "It takes: severity_label, tenant_labels, api_urls.",
             id="misspelt-option",
         ),
         pytest.param(

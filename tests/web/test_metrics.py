@@ -295,7 +295,8 @@ def test_a_database_that_is_down_answers_200_with_database_up_0() -> None:
     app = create_app({"DATABASE_URL": UNREACHABLE_DATABASE})
     try:
         client = app.test_client()
-        assert client.post("/hooks/no-such-source", json=ALERT).status_code == 404
+        # No credentials, an unknown source: the 401 of a bad token (issue 15).
+        assert client.post("/hooks/no-such-source", json=ALERT).status_code == 401
 
         metrics = scrape(client)
 
@@ -303,7 +304,7 @@ def test_a_database_that_is_down_answers_200_with_database_up_0() -> None:
         for name in DATABASE_GAUGES:
             assert name not in metrics.types
         # The process's own counters are still there.
-        assert metrics.value("connector_webhooks_total", source="unknown", status="404") == 1
+        assert metrics.value("connector_webhooks_total", source="unknown", status="401") == 1
     finally:
         app.extensions["connector"].dispose()
 
@@ -442,13 +443,13 @@ def test_two_apps_in_one_process_count_apart(tmp_path: Path) -> None:
     first = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/first.sqlite"})
     second = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/second.sqlite"})
     try:
-        assert first.test_client().post("/hooks/nope", json={}).status_code == 404
+        assert first.test_client().post("/hooks/nope", json={}).status_code == 401
 
         first_count = scrape(first.test_client()).count(
-            "connector_webhooks_total", source="unknown", status="404"
+            "connector_webhooks_total", source="unknown", status="401"
         )
         second_count = scrape(second.test_client()).count(
-            "connector_webhooks_total", source="unknown", status="404"
+            "connector_webhooks_total", source="unknown", status="401"
         )
 
         assert (first_count, second_count) == (1, 0)
@@ -498,7 +499,7 @@ def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path: Path) -> 
     process("web")
     metrics = Scrape(process("web"))
 
-    assert metrics.value("connector_webhooks_total", source="unknown", status="404") == 3
+    assert metrics.value("connector_webhooks_total", source="unknown", status="401") == 3
     assert metrics.value("connector_webhook_seconds_count", source="unknown") == 3
     assert metrics.value("connector_alert_to_ticket_seconds_count") == 1
     assert metrics.value("connector_alert_to_ticket_seconds_sum") == 2.0
