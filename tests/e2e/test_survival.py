@@ -351,6 +351,7 @@ def test_r4_postgresql_crashed_three_times_loses_nothing_acknowledged(
         wait_until(lambda: ready(service.base), HEALTHY_AGAIN_SECONDS, "/readyz to answer 200")
         healthy_after = time.monotonic() - back
         service.drain(timeout=90)
+        drained_after = time.monotonic() - back
         assert worker.poll() is None, "the worker process must have lived through every crash"
         outcome = audit(service, sandbox, R4_ALERTS, sender)
         during = sum((sender.statuses(since=down, until=up) for down, up in outages), Counter())
@@ -358,7 +359,8 @@ def test_r4_postgresql_crashed_three_times_loses_nothing_acknowledged(
             outcome.line(
                 "R4",
                 f"{R4_RESTARTS} crashes, answers while down {dict(during)},"
-                f" ready {healthy_after:.1f} s after the sender finished",
+                f" ready {healthy_after:.1f} s and drained {drained_after:.1f} s after the"
+                " sender finished",
             )
         )
         # While PostgreSQL was down: 503 only (a sender retries it), never a 202 nor a 4xx.
