@@ -48,6 +48,8 @@ FIRST_RETRY_SECONDS = 0.05
 LONGEST_RETRY_SECONDS = 0.5
 #: One attempt's timeout: a request stuck on a killed process fails and is retried.
 ATTEMPT_SECONDS = 10.0
+#: How long a failure may wait for a burst of requests in flight.
+BURST_WAIT_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,14 @@ class RetryingSender:
             )
 
 
+def await_burst(sender: RetryingSender, in_flight: int) -> None:
+    """Wait, at most BURST_WAIT_SECONDS, until `in_flight` requests are in flight: a failure
+    then cuts requests (between bursts it mostly met idle processes: a request takes ~10 ms)."""
+    deadline = time.monotonic() + BURST_WAIT_SECONDS
+    while sender.in_flight < in_flight and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of the acknowledged events, by the connector's database and the sandbox."""
@@ -240,8 +250,6 @@ R1_ALERTS = 120
 R1_LIFECYCLE = ("active", "acknowledged", "cleared")
 R1_SENDERS = 8
 R1_PER_SECOND = 10
-#: How long a kill may wait for requests in flight.
-KILL_MOMENT_SECONDS = 0.3
 #: Fewer kills would not prove much: with a kill every 0.5–1 s the run easily makes these.
 R1_MIN_KILLS = 8
 
@@ -283,12 +291,9 @@ def test_r1_web_processes_killed_under_load_lose_and_duplicate_no_acknowledged_e
         sender = RetryingSender(service.base, started + 120, R1_LIFECYCLE)
         sending = sender.start(R1_ALERTS, R1_SENDERS, R1_PER_SECOND)
         while sending.is_alive():
-            # The next kill 0.5–1 s after the last, during a burst of requests (else it mostly
-            # hit idle processes: a request takes some 10 ms), within a short deadline.
+            # The next kill 0.5–1 s after the last, during a burst of requests.
             sending.join(timeout=rng.uniform(0.5, 1.0))
-            moment = time.monotonic() + KILL_MOMENT_SECONDS
-            while sender.in_flight < R1_SENDERS // 2 and time.monotonic() < moment:
-                time.sleep(0.002)
+            await_burst(sender, R1_SENDERS // 2)
             # Only one that serves: two in three kills hit one still loading the app when any
             # was picked. None: both are being respawned.
             web = sorted(pid for pid in alive(children(arbiter)) if serving(pid))
@@ -373,6 +378,7 @@ def crash_once_acknowledged(
         60,
         f"{acknowledged} alerts acknowledged before a crash",
     )
+    await_burst(sender, R4_SENDERS // 2)
     cluster.crash()
     down = time.monotonic()
     wait_until(
@@ -424,7 +430,8 @@ def test_r4_postgresql_crashed_three_times_loses_nothing_acknowledged(
         print(
             outcome.line(
                 "R4",
-                f"{R4_RESTARTS} crashes, answers while down {dict(during)},"
+                f"{R4_RESTARTS} crashes, answers while down {dict(during)}, in all"
+                f" {dict(sender.statuses())},"
                 f" ready {healthy_after:.1f} s and drained {drained_after:.1f} s after the"
                 " sender finished",
             )
