@@ -411,6 +411,8 @@ def test_r4_postgresql_crashed_three_times_loses_nothing_acknowledged(
     try:
         service.start_web()
         worker = service.start_worker()
+        # Its first heartbeat: each crash meets a running worker (a starting one has its test).
+        wait_until(lambda: ready(service.base), 60, "the worker's first heartbeat")
         sender = RetryingSender(service.base, deadline=time.monotonic() + 120)
         sending = sender.start(R4_ALERTS, R4_SENDERS, R4_PER_SECOND)
         for restart in range(1, R4_RESTARTS + 1):
@@ -441,3 +443,44 @@ def test_r4_postgresql_crashed_three_times_loses_nothing_acknowledged(
         assert_survived(outcome, sender, service)
     finally:
         service.stop()
+
+
+@pytest.mark.postgres
+def test_a_worker_started_while_postgresql_is_down_waits_for_it_then_delivers(
+    private_postgres: PostgresCluster,
+    secret_key: str,
+    integration_config: dict[str, object],
+    sandbox: Sandbox,
+    sandbox_server: SandboxServer,
+    tmp_path: Path,
+) -> None:
+    """A worker (re)started by its process manager during an outage must not die at its start
+    checks: it waits for the database, then works."""
+    settings = settings_for_tests(private_postgres.url, secret_key, integration_config)
+    service = Connector(settings, tmp_path)  # migrated while the database is up
+    try:
+        private_postgres.crash()
+        worker = service.start_worker()
+        log = tmp_path / "worker-0.log"
+
+        def waiting() -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"the worker exited with {worker.returncode}:\n{log_of(log)}")
+            return "worker.waiting_for_database" in log_of(log)
+
+        wait_until(waiting, 60, lambda: f"the worker to wait for the database:\n{log_of(log)}")
+        private_postgres.start()
+        service.start_web()
+        assert service.post(alert(1, "active")).status_code == 202
+        wait_until(lambda: len(sandbox.tickets_with_notes()) == 1, 60, "the alert's ticket")
+        assert worker.poll() is None
+    finally:
+        service.stop()
+
+
+def log_of(path: Path) -> str:
+    """What a process wrote so far ("" before it wrote anything)."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
