@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ import click
 from connector.cli_config import config
 from connector.cli_support import command_services as _command_services
 from connector.cli_support import settings_or_exit as _settings
-from connector.errors import ConfigError
+from connector.errors import ConfigError, UnavailableError
 from connector.serving import (
     Supervisor,
     listen,
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
     from adapters.sandbox import SandboxServer
     from adapters.sandbox.tenant import ApiTicketCategory
     from connector.services import Services
+
+logger = logging.getLogger(__name__)
+
+#: How often a starting worker asks again for a database that does not answer yet.
+DATABASE_WAIT_SECONDS = 2.0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -452,13 +459,27 @@ def worker(worker_id: str | None) -> None:
 
 
 def _check_keys_or_exit(settings: Mapping[str, Any]) -> None:
-    """Refuse to go on when SECRET_KEYS cannot open the stored secrets (naming the setting)."""
+    """Refuse to go on when SECRET_KEYS cannot open the stored secrets (naming the setting).
+
+    A database that does not answer (down, restarting) is waited for, as the worker's loop
+    waits out an outage: a worker started meanwhile, by hand or by its process manager, starts
+    once the database is back instead of dying with a traceback.
+    """
     from connector import create_app
     from connector.integrations.keys import check_keys
 
     services: Services = create_app(dict(settings)).extensions["connector"]
     try:
-        check_keys(services)
+        while True:
+            try:
+                check_keys(services)
+                return
+            except UnavailableError as e:
+                logger.warning(
+                    "worker.waiting_for_database",
+                    extra={"error": str(e.__cause__ or e), "retry_in": DATABASE_WAIT_SECONDS},
+                )
+                time.sleep(DATABASE_WAIT_SECONDS)
     except ConfigError as e:
         raise click.ClickException(f"configuration error: {e}") from e
     finally:

@@ -261,6 +261,13 @@ def connector_settings(
     database_url: str, secret_key: str, integration_config: dict[str, object]
 ) -> dict[str, object]:
     """Settings of a connector on the test database, talking to the sandbox, fast retries."""
+    return settings_for_tests(database_url, secret_key, integration_config)
+
+
+def settings_for_tests(
+    database_url: str, secret_key: str, integration_config: dict[str, object]
+) -> dict[str, object]:
+    """The connector_settings fixture's settings, on any database (a test's own server too)."""
     return {
         "DATABASE_URL": database_url,
         "SECRET_KEYS": [secret_key],

@@ -712,10 +712,18 @@ def _take_slot(
     now: datetime,
     expires: datetime,
 ) -> int | None:
-    """Take a free (or expired) slot of the endpoint by conditional UPDATE; None if all held."""
+    """Take a free (or expired) slot of the endpoint by conditional UPDATE; None if all held.
+
+    A slot still held by `holder` itself counts as free, and is taken first: a holder (a worker
+    lane, one call at a time) asking for a slot is in no call, so its slot is one whose release
+    never reached the database (it went down during the call). Without this, a database restart
+    during calls left their slots held until the lease ran out: no call to the endpoint for
+    30 s after the database was back.
+    """
     key = endpoint.lower()
-    free = or_(ApiSlot.holder.is_(None), ApiSlot.expires_at < now)
-    slots = select(ApiSlot.id, free).where(
+    own = ApiSlot.holder == holder
+    free = or_(ApiSlot.holder.is_(None), ApiSlot.expires_at < now, own)
+    slots = select(ApiSlot.id, free.label("free"), own.label("own")).where(
         ApiSlot.integration_id == integration_id, ApiSlot.endpoint == key
     )
     rows = session.execute(slots.order_by(ApiSlot.slot)).all()
@@ -731,7 +739,8 @@ def _take_slot(
             .on_conflict_do_nothing(index_elements=["integration_id", "endpoint", "slot"])
         )
         rows = session.execute(slots.order_by(ApiSlot.slot)).all()
-    candidates = [slot_id for slot_id, is_free in rows if is_free]
+    # Its own slot first, then in slot order (sorted is stable), so that none stays stranded.
+    candidates = [row.id for row in sorted(rows, key=lambda row: not row.own) if row.free]
     for slot_id in candidates:
         taken = session.execute(
             update(ApiSlot)

@@ -290,6 +290,40 @@ def test_three_slots_per_endpoint_and_a_crashed_holders_slot_expires(
         governor.admit(integration_id, "Tickets", "w8", creates=False)
 
 
+def test_a_holder_takes_back_its_own_slot_whose_release_was_lost(
+    governor: Governor, integration_id: int
+) -> None:
+    # Lane 1's release never reached the database (it went down during the call): its slot is
+    # still marked held, and the two others are held by calls in flight.
+    lost = governor.admit(integration_id, "Tickets", "lane-1", creates=False)
+    for n in (2, 3):
+        governor.admit(integration_id, "Tickets", f"lane-{n}", creates=False)
+    with pytest.raises(Throttled):
+        governor.admit(integration_id, "Tickets", "lane-4", creates=False)
+    # Lane 1 asks for its next call: it is in no call, so the slot marked with its name is free.
+    again = governor.admit(integration_id, "Tickets", "lane-1", creates=False)
+    assert again.slot_id == lost.slot_id
+    with pytest.raises(Throttled):  # still three at most
+        governor.admit(integration_id, "Tickets", "lane-4", creates=False)
+
+
+def test_a_holder_takes_its_own_lost_slot_before_a_free_one(
+    governor: Governor, integration_id: int
+) -> None:
+    first = governor.admit(integration_id, "Tickets", "lane-1", creates=False)
+    lost = governor.admit(integration_id, "Tickets", "lane-2", creates=False)  # never released
+    governor.release(first, None)
+    # A lower slot is free, yet lane 2 takes back its own: else that one stayed stranded.
+    assert governor.admit(integration_id, "Tickets", "lane-2", creates=False).slot_id == (
+        lost.slot_id
+    )
+    taken = {
+        governor.admit(integration_id, "Tickets", f"lane-{n}", creates=False).slot_id
+        for n in (3, 4)
+    }
+    assert lost.slot_id not in taken and len(taken) == 2
+
+
 def test_concurrent_admissions_never_hand_out_a_fourth_slot(
     services: Services, integration_id: int, clock: Clock
 ) -> None:

@@ -53,6 +53,53 @@ def _tail(log: Path, lines: int = 30) -> str:
         return f"(no log: {e})"
 
 
+def _parents() -> dict[int, list[int]]:
+    """Every running process's children, by parent pid, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # The command name in parentheses may hold spaces: the fields after it are plain.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    return parents
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (zombies included: see `alive`)."""
+    return set(_parents().get(pid, []))
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children …), from /proc."""
+    parents = _parents()
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie has finished)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
 class Connector:
     """A connector web process plus any number of worker processes, sharing one database."""
 
@@ -82,9 +129,9 @@ class Connector:
         self.processes.append(process)
         return process
 
-    def start_web(self) -> None:
-        """Start the web process (no worker in it) and wait until it answers."""
-        process = self._spawn(["serve", "--no-worker"], "web")
+    def start_web(self) -> subprocess.Popen[bytes]:
+        """Start the web process (no worker in it), wait until it answers; the process."""
+        process: subprocess.Popen[bytes] = self._spawn(["serve", "--no-worker"], "web")
         log = self.log_dir / f"web-{len(self.processes) - 1}.log"
 
         def healthy() -> bool:
@@ -99,6 +146,7 @@ class Connector:
 
         # A generous deadline: on a loaded 2-core machine a cold start can take a while.
         wait_until(healthy, 90, lambda: f"the web process to answer /healthz:\n{_tail(log)}")
+        return process
 
     def start_worker(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start one `connector worker` process."""

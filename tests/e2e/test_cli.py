@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.harness import free_port, wait_until
+from tests.e2e.harness import alive, descendants, free_port, wait_until
 
 CONNECTOR = [sys.executable, "-m", "connector"]
 
@@ -183,7 +183,6 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
 def test_run_runs_each_part_in_its_own_process_and_sigterm_ends_them_all(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    from tests.e2e.test_serving import alive, descendants
 
     env["PORT"] = str(free_port())
     env["SANDBOX_PORT"] = str(free_port())

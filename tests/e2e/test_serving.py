@@ -15,48 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.sandbox import Sandbox
 from tests.conftest import HOOK_TOKEN
-from tests.e2e.harness import CONNECTOR, Connector, alert, wait_until
+from tests.e2e.harness import CONNECTOR, Connector, alert, alive, descendants, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (children, their children …), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        # The command name in parentheses may hold spaces: the fields after it are plain.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of `pids` still running (a zombie has finished)."""
-    running = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.add(pid)
-    return running
 
 
 def webhook_count(base: str) -> float:
