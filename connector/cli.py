@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from connector.cli_config import config
+from connector.cli_support import command_run as _command_run
 from connector.cli_support import command_services as _command_services
 from connector.cli_support import settings_or_exit as _settings
 from connector.errors import ConfigError, UnavailableError
@@ -504,13 +505,8 @@ def keys_check() -> None:
     """Check that SECRET_KEYS opens every stored secret."""
     from connector.integrations.keys import check_keys
 
-    services = _command_services()
-    try:
+    with _command_run() as services:
         count = check_keys(services)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        services.dispose()
     click.echo(f"SECRET_KEYS opens all {count} stored secrets")
 
 
@@ -523,13 +519,8 @@ def keys_rotate() -> None:
     """
     from connector.integrations.keys import rotate_keys
 
-    services = _command_services()
-    try:
+    with _command_run() as services:
         count = rotate_keys(services)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        services.dispose()
     click.echo(
         f"re-encrypted {count} stored secrets with the first key of SECRET_KEYS; the other keys"
         " may now be removed"
@@ -683,26 +674,19 @@ def send_test(integration_id: int | None, company_id: int | None, complete: bool
 def replay_dead(integration_id: int | None) -> None:
     """Replay every dead letter (after fixing their cause): each is delivered again by the
     worker, in its alert's order; discarded ones are left alone."""
-    from connector.errors import ConnectorError
     from connector.integrations.editing import find_integration
     from connector.persistence.models import utcnow
     from connector.pipeline.outbox import replay_dead_letters
 
-    services = _command_services()
-    try:
-        with services.transaction() as session:
-            if integration_id is not None:
-                find_integration(session, integration_id)
-            count = replay_dead_letters(
-                session,
-                now=utcnow(),
-                max_age=services.max_delivery_age,
-                integration_id=integration_id,
-            )
-    except ConnectorError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        services.dispose()
+    with _command_run() as services, services.transaction() as session:
+        if integration_id is not None:
+            find_integration(session, integration_id)
+        count = replay_dead_letters(
+            session,
+            now=utcnow(),
+            max_age=services.max_delivery_age,
+            integration_id=integration_id,
+        )
     click.echo(f"{count} dead letter{'s' if count != 1 else ''} replayed")
 
 
@@ -727,18 +711,12 @@ def ticket_webhook_register(integration_id: int | None, public_url: str | None) 
     deleted, leaves out the API user's own changes, and is signed with a new secret stored
     encrypted. Registering again replaces the stored secret (delete the older webhook there).
     """
-    from connector.errors import ConnectorError
     from connector.integrations.ticket_webhooks import register_ticket_webhook
 
-    services = _command_services()
-    try:
+    with _command_run() as services:
         registration = register_ticket_webhook(
             services, integration_id, public_url or services.settings["PUBLIC_URL"]
         )
-    except ConnectorError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        services.dispose()
     excluded = registration.excluded_resource_id
     click.echo(
         f"ticket webhook {registration.remote_id} registered for integration"

@@ -43,6 +43,18 @@ def command_services() -> Services:
 
 
 @contextmanager
+def command_run() -> Iterator[Services]:
+    """The Services of a one-off command, closed after it; its refusals as ClickException."""
+    services = command_services()
+    try:
+        yield services
+    except ConnectorError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        services.dispose()
+
+
+@contextmanager
 def database(services: Services) -> Iterator[Session]:
     """A session (rolled back unless committed); refusals and database errors as ClickException."""
     from sqlalchemy.exc import SQLAlchemyError

@@ -8,7 +8,6 @@ the reconcile job, its ingested clears and their deliveries.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,12 +17,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from connector.persistence.models import Alert, AlertEvent, Delivery
 from connector.pipeline.reconcile import ACTOR, reconcile_sources, shown
 from tests.conftest import HOOK_TOKEN
+from tests.local_http import serving
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=5)
@@ -53,14 +52,8 @@ class FakeAlertmanager:
 def alertmanager() -> Iterator[tuple[FakeAlertmanager, str]]:
     """The stand-in Alertmanager on a free port, and its base URL."""
     app = FakeAlertmanager()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield app, url
 
 
 @pytest.fixture

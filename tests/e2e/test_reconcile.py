@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from adapters.sandbox import Sandbox, SandboxServer
@@ -28,6 +27,7 @@ from connector.persistence.models import SchedulerRun
 from connector.pipeline.reconcile import ACTOR
 from tests.e2e.harness import Connector, wait_until
 from tests.e2e.test_alertmanager import Alertmanager, alertmanager_installed  # noqa: F401
+from tests.local_http import serving
 
 pytestmark = [
     pytest.mark.e2e,
@@ -84,14 +84,8 @@ class DroppingProxy:
 def proxy() -> Iterator[tuple[DroppingProxy, str]]:
     """The lossy proxy on a free port, and its URL."""
     app = DroppingProxy({name_of(index) for index in range(KEEP_FIRING, KEEP_FIRING + DROPPED)})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield app, url
 
 
 @pytest.fixture
@@ -188,6 +182,7 @@ def test_reconciliation_completes_tickets_whose_resolve_was_lost(
         more = int(GRACE / EVERY) + 3
         wait_until(lambda: reconcile_runs(service) >= runs_then + more, 60, f"{more} more runs")
         service.drain(timeout=60)
+        dead = service.deliveries_by_state().get("dead", 0)
     finally:
         service.stop()
 
@@ -200,12 +195,19 @@ def test_reconciliation_completes_tickets_whose_resolve_was_lost(
         if any(ACTOR in note.get("description", "") for note in ticket["notes"])
         or ACTOR in (ticket.get("resolution") or "")
     }
-    print(
-        f"R13: {ALERTS} alerts, {len(resolved)} resolved at the source, resolves dropped"
-        f" {len(set(lossy.dropped))}, tickets {len(found)}, completed"
-        f" {sum(t['status'] == 5 for t in found.values())}, reconciled {len(reconciled)},"
-        f" firing and open {sum(found[t]['status'] != 5 for t in firing)} of {len(firing)}"
+    wrong = sum(found[t]["status"] != 5 for t in resolved if t in found) + sum(
+        found[t]["status"] == 5 for t in firing if t in found
     )
+    print(
+        f"R13: attempted {ALERTS} / acknowledged {len(found)} tickets / lost"
+        f" {ALERTS - len(found) + wrong} / duplicated"
+        f" {len(sandbox.tickets_with_notes()) - len(found)} /"
+        f" dead-lettered {dead} ({len(resolved)} resolved at the source, resolves dropped"
+        f" {len(set(lossy.dropped))}, reconciled {len(reconciled)}, firing and open"
+        f" {sum(found[t]['status'] != 5 for t in firing)} of {len(firing)})"
+    )
+    assert dead == 0
+    assert len(sandbox.tickets_with_notes()) == ALERTS
     assert len(found) == ALERTS
     assert set(lossy.dropped) == {name_of(i) for i in range(KEEP_FIRING, KEEP_FIRING + DROPPED)}
     assert all(found[title]["status"] == 5 for title in resolved)

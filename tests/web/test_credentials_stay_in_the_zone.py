@@ -7,7 +7,6 @@ reaches it; the test delivery, which shows Autotask's answer, must refuse and sh
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,12 +14,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from connector.persistence.models import Integration
 from tests.conftest import API_TOKEN
+from tests.local_http import serving
 
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -36,14 +35,8 @@ def listener() -> Iterator[tuple[list[dict[str, Any]], int]]:
         reply = Response('{"itemId": 1, "stolen": true}', mimetype="application/json")
         return reply(environ, start_response)
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield seen, server.server_port
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield seen, int(url.rsplit(":", 1)[1])
 
 
 def point_create_at(client: FlaskClient, app: Flask, url: str) -> None:
