@@ -2,7 +2,8 @@
 
 The integration's registered ticket webhook (connector.integrations.ticket_webhooks) holds the
 secret the callouts are signed with. A callout is verified over its raw body (401 when the
-signature is missing or wrong, 404 when the integration has no webhook), read by the ticket
+signature is missing or wrong, also when the integration has no webhook: a sender learns nothing
+of which integrations have one), read by the ticket
 system's adapter (400 when it cannot be), and applied to the ticket's links in one transaction:
 a ticket a person completed or deleted there gets nothing more from the connector. The answer
 is 200 with what was done, or 503 when the database cannot commit (the ticket system retries).
@@ -11,6 +12,7 @@ is 200 with what was done, or 503 when the database cannot commit (the ticket sy
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
@@ -60,12 +62,18 @@ def receive_callout(integration_id: int) -> tuple[Response, int]:
         webhook = session.scalar(
             select(TicketWebhook).where(TicketWebhook.integration_id == integration_id)
         )
-        if webhook is None:
-            raise NotFoundError(f"integration {integration_id} has no ticket webhook registered")
-        webhook_id = webhook.id
-        secret = svc.secret_box().decrypt(webhook.secret_encrypted)
+        webhook_id = None if webhook is None else webhook.id
+        # Without a webhook the callout is checked against a secret nobody has: refused as a
+        # wrong signature is, so nothing tells which integrations have a webhook.
+        secret = (
+            secrets.token_urlsafe(32)
+            if webhook is None
+            else svc.secret_box().decrypt(webhook.secret_encrypted)
+        )
     try:
         callouts.verify(raw, request.headers.get(callouts.signature_header), secret)
+        if webhook_id is None:  # a signature made with a secret nobody has: never
+            raise AuthError("the callout's signature does not match the body")
     except AuthError as e:
         # Never the presented signature: only that, and why, it was refused.
         logger.warning(

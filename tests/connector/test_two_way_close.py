@@ -176,13 +176,18 @@ def test_a_signed_callout_that_cannot_be_read_is_a_400(
     assert message in error_of(send_callout(client, integration_id, body), 400)["message"]
 
 
-def test_an_integration_without_a_webhook_is_a_404(
+def test_an_integration_without_a_webhook_is_a_401_like_a_bad_signature(
     client: FlaskClient, connector_app: Flask
 ) -> None:
+    """Nothing tells an unknown sender which integrations have a webhook (issue 15)."""
     integration_id = default_integration_id(connector_app)
-    error = error_of(send_callout(client, integration_id, callout_body(1)), 404)
-    assert "no ticket webhook registered" in error["message"]
-    error_of(send_callout(client, 999_999, callout_body(1)), 404)
+    without = error_of(send_callout(client, integration_id, callout_body(1)), 401)
+    unknown = error_of(send_callout(client, 999_999, callout_body(1)), 401)
+    registered = register(connector_app, secret="another-secret-than-the-senders")
+    wrong = error_of(send_callout(client, registered, callout_body(1)), 401)
+    messages = {answer["message"] for answer in (without, unknown, wrong)}
+    assert messages == {wrong["message"]}, messages
+    assert "does not match the body" in wrong["message"]
 
 
 def test_an_oversized_callout_is_a_413_before_anything_is_read(
