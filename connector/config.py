@@ -382,9 +382,18 @@ def _retry_delays(delays: list[Any]) -> None:
         raise ValidationError("must be a non-empty list of seconds")
 
 
+#: A preset token is a password: shorter ones are refused at start (issue 15).
+MIN_TOKEN_LENGTH = 16
+
+
 def _token(value: str) -> None:
     if value != value.strip():
         raise ValidationError("must not start or end with whitespace")
+    if value and len(value) < MIN_TOKEN_LENGTH:
+        raise ValidationError(
+            f"must be at least {MIN_TOKEN_LENGTH} characters (empty: none preset); make one with"
+            " `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
 
 
 _PORT = validate.Range(min=0, max=65535, error="must be a port number from 0 to 65535")
@@ -437,8 +446,8 @@ class SettingsSchema(Schema):
     REJECTED_WEBHOOKS_KEPT = _Whole(validate=_at_least_one())
     DATABASE_URL = _text()
     SECRET_KEYS = _Json(list)
-    HOOK_TOKEN = _text()
-    API_TOKEN = _text()
+    HOOK_TOKEN = fields.String(validate=_token, error_messages={"invalid": "must be a string"})
+    API_TOKEN = fields.String(validate=_token, error_messages={"invalid": "must be a string"})
     METRICS_TOKEN = fields.String(
         validate=_token,
         error_messages={"invalid": "must be a string (empty: /metrics needs no token)"},

@@ -79,6 +79,12 @@ def test_environment_values_take_the_type_of_their_default(
         ("API_RESERVE_FRACTION", "1.0", "API_RESERVE_FRACTION must be a fraction"),
         ("BREAKER_FAILURES", "0", "BREAKER_FAILURES must be a whole number of at least 1"),
         ("BREAKER_COOLDOWN_SECONDS", "-1", "BREAKER_COOLDOWN_SECONDS must be a positive number"),
+        # A preset token is a password (issue 15).
+        ("HOOK_TOKEN", "short-token", "HOOK_TOKEN must be at least 16 characters"),
+        ("API_TOKEN", "x" * 15, "API_TOKEN must be at least 16 characters"),
+        ("METRICS_TOKEN", "metrics", "METRICS_TOKEN must be at least 16 characters"),
+        ("RECONCILE_EVERY_SECONDS", "0", "RECONCILE_EVERY_SECONDS must be a number of seconds"),
+        ("PRUNE_BATCH", "0", "PRUNE_BATCH must be a whole number of at least 1"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(

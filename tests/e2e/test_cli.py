@@ -129,7 +129,7 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
 ) -> None:
     env["PORT"] = str(free_port())
     env["SANDBOX_PORT"] = str(free_port())
-    env["CONNECTOR_HOOK_TOKEN"] = "run-hook-token"
+    env["CONNECTOR_HOOK_TOKEN"] = "run-hook-token-0123456789"
     env["CONNECTOR_API_TOKEN"] = "run-api-token-0123456789"
     process = subprocess.Popen(
         [*CONNECTOR, "run"],
@@ -145,7 +145,7 @@ def test_run_turns_a_webhook_into_a_sandbox_ticket(
     posted = requests.post(
         f"http://127.0.0.1:{env['PORT']}/hooks/generic",
         json={"id": "run-1", "status": "active", "severity": "critical", "title": "From make run"},
-        headers={"Authorization": "Bearer run-hook-token"},
+        headers={"Authorization": "Bearer run-hook-token-0123456789"},
         timeout=10,
     )
     assert posted.status_code == 202
