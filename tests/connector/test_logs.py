@@ -96,3 +96,26 @@ def test_an_error_answer_names_the_request_id_its_header_and_log_lines_carry(
 def test_an_unknown_log_format_or_level_is_refused_at_start(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_an_unexpected_error_is_a_500_whose_request_id_is_on_its_log_line(
+    connector_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 500's envelope promises the request id is in the logs (issue 15): it is."""
+
+    def boom() -> str:
+        raise RuntimeError("a bug, not the caller's fault")
+
+    connector_app.add_url_rule("/boom-for-the-test", "boom_for_the_test", boom)
+    caplog.set_level(logging.ERROR)
+
+    response = connector_app.test_client().get("/boom-for-the-test")
+
+    assert response.status_code == 500
+    error = response.get_json()["error"]
+    assert error["message"] == "internal error; the request id is in the logs"
+    assert "a bug" not in response.get_data(as_text=True)
+    [record] = [r for r in caplog.records if r.getMessage() == "connector.unexpected_error"]
+    assert (
+        getattr(record, "request_id", "") == error["request_id"] == response.headers["X-Request-Id"]
+    )
