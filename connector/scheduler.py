@@ -13,8 +13,6 @@ up what is due, not what one period owed).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from sqlalchemy import update
 
 from connector.persistence.db import insert_for
 from connector.persistence.models import SchedulerRun, utcnow
+from connector.pipeline.heartbeat import host_process
 from connector.services import Services
 
 logger = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ class Scheduler:
     ) -> None:
         self.services = services
         self.jobs = list(jobs)
-        self.holder = (holder or f"{socket.gethostname()}:{os.getpid()}")[:100]
+        self.holder = (holder or host_process())[:100]
         self.clock = clock
         self._stopping = threading.Event()
         self._scheduler = BackgroundScheduler(timezone=UTC)

@@ -28,8 +28,8 @@ ENCRYPTED_COLUMNS: tuple[tuple[InstrumentedAttribute[str | None], str], ...] = (
 )
 
 
-def _stored(services: Services) -> list[tuple[str, InstrumentedAttribute[str | None], int, str]]:
-    """Every stored encrypted value: (what it belongs to, its column, row id, the token)."""
+def _stored(services: Services) -> list[tuple[str, str]]:
+    """Every stored encrypted value: (what it belongs to, the token)."""
     found = []
     with services.transaction() as session:
         for column, kind in ENCRYPTED_COLUMNS:
@@ -37,7 +37,7 @@ def _stored(services: Services) -> list[tuple[str, InstrumentedAttribute[str | N
             for row_id, token in session.execute(
                 select(model.id, column).where(column.is_not(None))
             ):
-                found.append((f"{kind} {row_id} ({column.key})", column, int(row_id), token))
+                found.append((f"{kind} {row_id} ({column.key})", token))
     return found
 
 
@@ -50,7 +50,7 @@ def check_keys(services: Services) -> int:
         return 0
     box = services.secret_box()
     unreadable = []
-    for label, _column, _row_id, token in stored:
+    for label, token in stored:
         try:
             box.decrypt(token)
         except ConfigError:

@@ -30,8 +30,6 @@ never a secret.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -54,6 +52,7 @@ from connector.persistence.models import (
     Integration,
 )
 from connector.pipeline.governor import CLOSED, CREDENTIALS_REFUSED, WINDOW, Limits
+from connector.pipeline.heartbeat import host_process
 from connector.pipeline.outbox import DeliveryState
 from connector.ports import MailMessage
 from connector.services import Services
@@ -161,7 +160,7 @@ def check_emergencies(services: Services, now: datetime) -> None:
 
 def _checker_id() -> str:
     """Who claims a mail: host, process and a random part (one per check)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return f"{host_process()[:70]}:{uuid.uuid4().hex[:12]}"
 
 
 def _watched(services: Services) -> list[Watched]:

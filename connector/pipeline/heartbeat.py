@@ -8,6 +8,8 @@ PRUNE_AFTER.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -22,6 +24,11 @@ ALIVE_BEATS = 3
 PRUNE_AFTER = timedelta(hours=1)
 #: The column's width: longer worker ids are cut.
 WORKER_ID_CHARS = 100
+
+
+def host_process() -> str:
+    """This process as claims, leases and logs name it: host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def beat(

@@ -23,8 +23,6 @@ still opens a new ticket, and the lost notification, should it arrive after all,
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +47,7 @@ from connector.integrations.sources import configured_source
 from connector.persistence.models import Alert, Integration, TicketLink
 from connector.pipeline.dispatch import CallLog
 from connector.pipeline.governor import Governor, Limits
+from connector.pipeline.heartbeat import host_process
 from connector.pipeline.ingest import ingest
 from connector.pipeline.ticketlinks import apply_ticket_change
 from connector.ports import TicketStatusReader
@@ -264,7 +263,7 @@ def reconcile_tickets(
     limits = Limits.from_settings(services.settings)
     governor = governor or Governor(services, limits)
     per_run = int(services.settings["RECONCILE_TICKETS_PER_RUN"])
-    holder = f"reconcile:{socket.gethostname()}:{os.getpid()}"[:100]
+    holder = f"reconcile:{host_process()}"[:100]
     with services.transaction() as session:
         integrations = list(session.scalars(select(Integration).where(Integration.active)))
         session.expunge_all()

@@ -14,8 +14,6 @@ An integration whose database is not known yet is not asked: its zone lookup nam
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +26,7 @@ from connector.integrations.settings import load_settings
 from connector.persistence.models import DatabaseUsage, Integration, utcnow
 from connector.pipeline.dispatch import CallLog
 from connector.pipeline.governor import Governor, Limits, usage_row
+from connector.pipeline.heartbeat import host_process
 from connector.ports import ApiUsageReporter
 from connector.services import Services
 
@@ -64,7 +63,7 @@ def poll_thresholds(
     """Ask each database whose last report is due for its hourly usage, and keep the answers."""
     limits = Limits.from_settings(services.settings)
     governor = governor or Governor(services, limits, clock=clock)
-    holder = f"threshold-poll:{socket.gethostname()}:{os.getpid()}"[:100]
+    holder = f"threshold-poll:{host_process()}"[:100]
     result = ThresholdPoll()
     due_after = timedelta(seconds=limits.threshold_poll * DUE_SHARE)
     for database_id, integration_id, reported_at in _databases(services):

@@ -20,9 +20,7 @@ lane beyond them waiting for one as a worker in another process would.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -85,8 +83,7 @@ class Worker:
         settings = services.settings
         self.services = services
         self.target_factory = target_factory or services.targets()
-        host_process = f"{socket.gethostname()}:{os.getpid()}"
-        self.worker_id = worker_id or f"{host_process}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or f"{heartbeat.host_process()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 -- retry jitter, not security
         self.outbox = Outbox(
