@@ -25,6 +25,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError
 
+from adapters.targets.autotask.addresses import AddressGuard, RefusedAddress
 from adapters.targets.autotask.errors import (
     AutotaskUnavailable,
     UnexplainedRefusal,
@@ -116,6 +117,11 @@ class AutotaskHttpClient:
         self.timeout = (connect_timeout, read_timeout)
         self.recorder = recorder
         self.session = session or requests.Session()
+        # Every connection checks the addresses its host resolves to (DNS can point an allowed
+        # name anywhere): see adapters.targets.autotask.addresses.
+        guarded = AddressGuard(self.allowed_zone_hosts).adapter()
+        self.session.mount("https://", guarded)
+        self.session.mount("http://", guarded)
         self.zone_ttl = zone_ttl
         self.clock = clock
         self._zone_lock = threading.Lock()
@@ -333,6 +339,8 @@ class AutotaskHttpClient:
             )
         except requests.RequestException as e:
             raise transport_error(what, e, self._redact) from e
+        except RefusedAddress as e:
+            raise TargetRejected(self._redact(f"Autotask {what}: {e}")) from e
         if note is not None:
             note.response = {
                 "status": response.status_code,
