@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
     # Outbound calls to Autotask
     "AUTOTASK_CONNECT_TIMEOUT": 5.0,
     "AUTOTASK_READ_TIMEOUT": 30.0,
+    # Test deliveries (admin page, API, `connector send-test`): how long one waits for each
+    # Autotask answer, and how many one admin or API token may send per minute
+    "TEST_DELIVERY_TIMEOUT_SECONDS": 10.0,
+    "TEST_DELIVERIES_PER_MINUTE": 10,
     # Governor: this connector's share of Autotask's 10,000 calls per hour, the part of it creates
     # of new tickets leave free, and the circuit breaker
     "API_HOURLY_CEILING": 3000,
@@ -488,6 +492,8 @@ class SettingsSchema(Schema):
     AUTOTASK_API = _text(validate=validate.Length(min=1))
     AUTOTASK_CONNECT_TIMEOUT = _Number(validate=_positive_seconds())
     AUTOTASK_READ_TIMEOUT = _Number(validate=_positive_seconds())
+    TEST_DELIVERY_TIMEOUT_SECONDS = _Number(validate=_positive_seconds())
+    TEST_DELIVERIES_PER_MINUTE = _Whole(validate=_at_least_one())
     API_HOURLY_CEILING = _Whole(validate=_at_least_one())
     API_RESERVE_FRACTION = _Number(
         validate=validate.Range(

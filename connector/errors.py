@@ -74,6 +74,16 @@ class ConflictError(ConnectorError):
     status = 409
 
 
+class TooManyRequests(ConnectorError):
+    """The caller asked more often than allowed; it may ask again after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class UnavailableError(ConnectorError):
     """The service cannot take the request now (database down); senders should retry."""
 
@@ -230,6 +240,8 @@ def register_error_handlers(app: Flask) -> None:
         response, status = envelope(error.status, str(error), error.details)
         if status == 503:
             response.headers["Retry-After"] = "5"
+        if isinstance(error, TooManyRequests):
+            response.headers["Retry-After"] = str(error.retry_after)
         return response, status
 
     @app.errorhandler(Exception)

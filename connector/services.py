@@ -25,8 +25,23 @@ if TYPE_CHECKING:
     from connector.persistence.models import Integration
     from connector.ports import CallGate, CallRecorder, TicketSystemCatalog, TicketTarget
 
-#: Builds an integration's ticket target; the recorder receives every call it makes.
-TargetFactory = Callable[["Integration", "IntegrationSettings", "CallRecorder"], "TicketTarget"]
+
+class TargetFactory(Protocol):
+    """Builds an integration's ticket target; the recorder receives every call it makes."""
+
+    def __call__(
+        self,
+        integration: Integration,
+        options: IntegrationSettings,
+        recorder: CallRecorder,
+        /,
+        *,
+        read_timeout: float | None = None,
+    ) -> TicketTarget:
+        """The target; `read_timeout` (seconds) shortens the wait for each answer."""
+        ...
+
+
 #: Builds an integration's catalog (check connection, the ticket system's lists); the recorder
 #: receives every call it makes, the gate admits each one.
 CatalogFactory = Callable[

@@ -7,6 +7,7 @@ nothing else in connector/ imports one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,10 @@ def _client_builder(services: Services, clients: dict[str, Any]) -> Any:
     zones = ZoneMemory(services)
 
     def client(
-        integration: Integration, options: IntegrationSettings, recorder: CallRecorder
+        integration: Integration,
+        options: IntegrationSettings,
+        recorder: CallRecorder,
+        read_timeout: float | None = None,
     ) -> Any:
         if integration.api_flavour not in clients:
             known = " or ".join(sorted(clients))
@@ -48,7 +52,7 @@ def _client_builder(services: Services, clients: dict[str, Any]) -> Any:
             box.decrypt(integration.integration_code_encrypted),
             **hosts,
             connect_timeout=float(settings["AUTOTASK_CONNECT_TIMEOUT"]),
-            read_timeout=float(settings["AUTOTASK_READ_TIMEOUT"]),
+            read_timeout=min(float(settings["AUTOTASK_READ_TIMEOUT"]), read_timeout or math.inf),
             recorder=recorder,
             known_zone=zones.known(integration),
             on_zone=zones.listener(integration),
@@ -65,9 +69,14 @@ def target_factory(services: Services) -> TargetFactory:
     client = _client_builder(services, {name: pair[0] for name, pair in flavours.items()})
 
     def build(
-        integration: Integration, options: IntegrationSettings, recorder: CallRecorder
+        integration: Integration,
+        options: IntegrationSettings,
+        recorder: CallRecorder,
+        /,
+        *,
+        read_timeout: float | None = None,
     ) -> TicketTarget:
-        made = client(integration, options, recorder)
+        made = client(integration, options, recorder, read_timeout)
         target: TicketTarget = flavours[integration.api_flavour][1](made)
         return target
 

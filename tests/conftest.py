@@ -258,10 +258,15 @@ def integration_config(
 
 @pytest.fixture
 def connector_settings(
-    database_url: str, secret_key: str, integration_config: dict[str, object]
+    request: pytest.FixtureRequest,
+    database_url: str,
+    secret_key: str,
+    integration_config: dict[str, object],
 ) -> dict[str, object]:
-    """Settings of a connector on the test database, talking to the sandbox, fast retries."""
-    return settings_for_tests(database_url, secret_key, integration_config)
+    """Settings of a connector on the test database, talking to the sandbox, fast retries; a
+    test adds its own through indirect parametrization ({"SETTING": value})."""
+    extra = getattr(request, "param", {})
+    return {**settings_for_tests(database_url, secret_key, integration_config), **extra}
 
 
 def settings_for_tests(

@@ -543,6 +543,23 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TestDeliverySent(Base):
+    """One test delivery sent: counted per sender (an admin, an API token) to limit how often
+    one may send (TEST_DELIVERIES_PER_MINUTE).
+
+    In the database so the count holds across web processes; rows older than a minute are
+    deleted as new ones come.
+    """
+
+    __tablename__ = "test_delivery_sent"
+    __table_args__ = (Index("ix_test_delivery_sent_sender_at", "sender", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    #: Who sent it: "admin:<user id>" or "api-token:<token id>".
+    sender: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketWebhook(Base):
     """The webhook an integration registered with its ticket system, which calls back on ticket
     changes (POST /ticket-webhooks/<integration id>): the secret its callouts are signed with."""

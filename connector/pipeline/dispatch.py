@@ -128,6 +128,7 @@ def governed_target(
     governor: Governor,
     holder: str,
     profile: TargetProfile,
+    read_timeout: float | None = None,
 ) -> GovernedTarget:
     """The integration's target, governed: each call is admitted, then stored at once.
 
@@ -136,7 +137,7 @@ def governed_target(
     """
     integration_id = integration.id
     return GovernedTarget(
-        factory(integration, settings, calls),
+        factory(integration, settings, calls, read_timeout=read_timeout),
         governor,
         integration_id,
         holder,

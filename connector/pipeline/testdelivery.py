@@ -7,11 +7,14 @@ with the Cleared note and update requests, and explains a failure in plain words
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import delete, select
 
 from connector.domain import (
     AlertStatus,
@@ -32,10 +35,11 @@ from connector.errors import (
     TargetRefusal,
     TargetUnavailable,
     TemplateRejected,
+    TooManyRequests,
 )
 from connector.payloads.context import RenderContext
 from connector.payloads.requests import RequestSpec
-from connector.persistence.models import utcnow
+from connector.persistence.models import TestDeliverySent, utcnow
 from connector.pipeline.dispatch import CallLog, Dispatcher, governed_target
 from connector.pipeline.governor import THROTTLED_PREFIX, Governor, Limits, Throttled
 from connector.pipeline.routing import build_draft
@@ -54,6 +58,8 @@ TEST_SOURCE = "connector"
 #: further, as an alert's).
 TEST_TITLE_MAX = 255
 TEST_TEXT_MAX = 8000
+#: The window TEST_DELIVERIES_PER_MINUTE counts in.
+RATE_WINDOW = timedelta(minutes=1)
 
 
 @dataclass
@@ -232,6 +238,34 @@ class _Run:
         )
 
 
+def admit_test_delivery(services: Services, sender: str, now: datetime | None = None) -> None:
+    """Count a test delivery `sender` is about to send; TooManyRequests once it sent
+    TEST_DELIVERIES_PER_MINUTE in the last minute (each one costs Autotask calls and a ticket).
+
+    Concurrent requests of one sender in several web processes may each pass at the limit's
+    edge; the admin page sends one at a time per admin anyway.
+    """
+    limit = int(services.settings["TEST_DELIVERIES_PER_MINUTE"])
+    now = now or utcnow()
+    since = now - RATE_WINDOW
+    with services.transaction() as session:
+        session.execute(delete(TestDeliverySent).where(TestDeliverySent.at <= since))
+        sent = session.scalars(
+            select(TestDeliverySent.at)
+            .where(TestDeliverySent.sender == sender[:100], TestDeliverySent.at > since)
+            .order_by(TestDeliverySent.at)
+        ).all()
+        if len(sent) >= limit:
+            # Free again once the oldest of the last `limit` leaves the window.
+            wait = max(1, math.ceil((sent[-limit] + RATE_WINDOW - now).total_seconds()))
+            raise TooManyRequests(
+                f"at most {limit} test deliveries a minute (TEST_DELIVERIES_PER_MINUTE):"
+                f" send the next in {wait} s",
+                retry_after=wait,
+            )
+        session.add(TestDeliverySent(sender=sender[:100], at=now))
+
+
 def send_test(
     services: Services,
     *,
@@ -275,6 +309,8 @@ def send_test(
             governor=Governor(services, Limits.from_settings(services.settings)),
             holder=f"test-delivery:{uuid.uuid4().hex[:12]}",
             profile=loaded.options.profile,
+            # Someone waits on the page or the API for the answer: not the worker's 30 s.
+            read_timeout=float(services.settings["TEST_DELIVERY_TIMEOUT_SECONDS"]),
         )
         run = _Run(
             loaded=loaded,

@@ -113,8 +113,8 @@ def _basic(value: str) -> tuple[str, str]:
     return username, password
 
 
-def check_api_token(session: Session, token: str) -> None:
-    """Raise AuthError unless the token is a live API token."""
+def check_api_token(session: Session, token: str) -> int:
+    """The live API token's id; AuthError unless the token is one."""
     row = session.scalar(
         select(ApiToken).where(
             ApiToken.token_sha256 == token_hash(token), ApiToken.revoked_at.is_(None)
@@ -122,3 +122,4 @@ def check_api_token(session: Session, token: str) -> None:
     )
     if row is None:
         raise AuthError("invalid API token")
+    return row.id

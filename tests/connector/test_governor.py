@@ -400,7 +400,9 @@ def fake(clock: Clock) -> RecordingFake:
 def governed_worker(
     services: Services, fake: RecordingFake, clock: Clock, limits: Limits = LIMITS
 ) -> Worker:
-    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+    def factory(
+        _: Integration, __: IntegrationSettings, recorder: CallRecorder, **___: Any
+    ) -> TicketTarget:
         fake.recorder = recorder
         return fake
 

@@ -61,7 +61,10 @@ def test_an_edit_reaches_the_next_delivery_of_a_running_worker(
     box = services.secret_box()
 
     def factory(
-        integration: Integration, settings: IntegrationSettings, recorder: CallRecorder
+        integration: Integration,
+        settings: IntegrationSettings,
+        recorder: CallRecorder,
+        **_: Any,
     ) -> TicketTarget:
         built_with.append((integration.username, box.decrypt(integration.secret_encrypted)))
         return fake

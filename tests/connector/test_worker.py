@@ -155,7 +155,9 @@ def services(connector_app: Flask) -> Services:
 
 @pytest.fixture
 def make_worker(services: Services, fake: FakeTarget, clock: Clock) -> Callable[..., Worker]:
-    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+    def factory(
+        _: Integration, __: IntegrationSettings, recorder: CallRecorder, **___: Any
+    ) -> TicketTarget:
         return fake
 
     def build(worker_id: str = "w1") -> Worker:
@@ -466,7 +468,9 @@ def test_every_target_call_is_recorded_as_an_api_call(
 
     target = Recording()
 
-    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+    def factory(
+        _: Integration, __: IntegrationSettings, recorder: CallRecorder, **___: Any
+    ) -> TicketTarget:
         target.recorder = recorder
         return target
 
@@ -693,7 +697,9 @@ def real_time_worker(
 ) -> Worker:
     """A worker on the wall clock with a short lease (the lease keeper runs in real time)."""
 
-    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+    def factory(
+        _: Integration, __: IntegrationSettings, recorder: CallRecorder, **___: Any
+    ) -> TicketTarget:
         return target
 
     short = dataclasses.replace(

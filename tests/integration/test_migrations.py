@@ -35,7 +35,7 @@ def test_upgrade_twice_is_harmless(database_url: str) -> None:
         version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert head == "0014"
+    assert head == "0015"
     assert version == head
 
 

@@ -52,7 +52,9 @@ def services(connector_app: Flask) -> Services:
 
 @pytest.fixture
 def worker(services: Services, fake: FakeTarget, clock: Clock) -> Worker:
-    def factory(_: Integration, __: IntegrationSettings, recorder: CallRecorder) -> TicketTarget:
+    def factory(
+        _: Integration, __: IntegrationSettings, recorder: CallRecorder, **___: Any
+    ) -> TicketTarget:
         return fake
 
     return Worker(services, factory, worker_id="w1", clock=clock, rng=random.Random(1))

@@ -116,7 +116,10 @@ class ZoneDownTarget:
 
 
 def zone_down_factory(
-    integration: Integration, settings: IntegrationSettings, recorder: CallRecorder
+    integration: Integration,
+    settings: IntegrationSettings,
+    recorder: CallRecorder,
+    **_: Any,
 ) -> TicketTarget:
     return ZoneDownTarget()
 

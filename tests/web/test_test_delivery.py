@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from adapters.sandbox import ApiUser, Sandbox
+from adapters.sandbox import ApiUser, LimitSettings, Sandbox
 from adapters.targets.autotask.profile import REST_PROFILE
 from connector.domain import OutboundRequest, RequestAction, TargetResponse, TicketRef
 from connector.errors import (
@@ -20,12 +22,14 @@ from connector.errors import (
     TargetAuthError,
     TargetRejected,
     TargetUnavailable,
+    TooManyRequests,
 )
 from connector.integrations.settings import IntegrationSettings
-from connector.persistence.models import ApiCall, Integration
+from connector.persistence.models import ApiCall, ApiToken, Integration, utcnow
 from connector.pipeline.governor import Throttled
-from connector.pipeline.testdelivery import TEST_TITLE, explain
+from connector.pipeline.testdelivery import TEST_TITLE, admit_test_delivery, explain
 from connector.ports import CallRecorder, TicketTarget
+from connector.secrets import token_hash
 from tests.conftest import API_TOKEN
 from tests.e2e.harness import free_port
 
@@ -326,7 +330,10 @@ def test_the_target_gets_the_rendered_requests_in_order(
     fake = FakeTarget()
 
     def factory(
-        integration: Integration, settings: IntegrationSettings, recorder: CallRecorder
+        integration: Integration,
+        settings: IntegrationSettings,
+        recorder: CallRecorder,
+        **_: Any,
     ) -> TicketTarget:
         return fake
 
@@ -415,3 +422,81 @@ def test_explain_puts_failures_in_plain_words(error: Exception, words: str) -> N
     assert words in explain(
         error, company_id=5, id_path="$.itemId", username="me@x", profile=REST_PROFILE
     )
+
+
+# -- how often and how long ---------------------------------------------------------------------
+
+
+def add_api_token(app: Flask, token: str) -> None:
+    """A second live API token (another caller)."""
+    with app.extensions["connector"].transaction() as session:
+        session.add(ApiToken(token_sha256=token_hash(token), label="second caller"))
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "connector_settings",
+    [{"TEST_DELIVERIES_PER_MINUTE": 2}],
+    indirect=True,
+)
+def test_more_test_deliveries_a_minute_than_allowed_are_429_per_caller(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox
+) -> None:
+    first, second = (answer(post_test_delivery(client), 200) for _ in range(2))
+
+    refused = post_test_delivery(client)
+
+    assert refused.status_code == 429
+    error = refused.get_json()["error"]
+    assert "at most 2 test deliveries a minute" in error["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert error["details"]["retry_after"] == int(refused.headers["Retry-After"])
+    # Nothing was sent for the refused one: two tickets, and no call after the second.
+    assert {t["id"] for t in sandbox.tickets_with_notes()} == {
+        first["ticket_id"],
+        second["ticket_id"],
+    }
+    other = "another-callers-api-token-0123456789"
+    add_api_token(connector_app, other)
+    answer(
+        client.post("/api/v1/test-delivery", json={}, headers={"Authorization": f"Bearer {other}"}),
+        200,
+    )
+
+
+@sqlite_only
+def test_a_sender_may_send_again_once_its_oldest_leaves_the_minute(connector_app: Flask) -> None:
+    services = connector_app.extensions["connector"]
+    start = utcnow()
+    for second in range(10):
+        admit_test_delivery(services, "admin:7", start + timedelta(seconds=second))
+
+    with pytest.raises(TooManyRequests) as refused:
+        admit_test_delivery(services, "admin:7", start + timedelta(seconds=30))
+    assert refused.value.retry_after == 30  # the first leaves the window at start + 60 s
+
+    admit_test_delivery(services, "admin:8", start + timedelta(seconds=30))
+    admit_test_delivery(services, "admin:7", start + timedelta(seconds=60))
+    with pytest.raises(TooManyRequests):
+        admit_test_delivery(services, "admin:7", start + timedelta(seconds=60.5))
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "limit_settings", [LimitSettings(latency_tiers=[], latency_seconds=5.0)], indirect=False
+)
+@pytest.mark.parametrize(
+    "connector_settings", [{"TEST_DELIVERY_TIMEOUT_SECONDS": 0.3}], indirect=True
+)
+def test_a_test_delivery_waits_its_own_short_time_for_autotask(
+    client: FlaskClient, connector_app: Flask, sandbox: Sandbox
+) -> None:
+    """Autotask answering in 5 s: the test delivery gives up after its 0.3 s, not the
+    worker's AUTOTASK_READ_TIMEOUT (5 s in these tests), and says Autotask did not answer."""
+    started = time.monotonic()
+    body = answer(post_test_delivery(client), 502)
+    waited = time.monotonic() - started
+
+    assert body["ok"] is False
+    assert "ReadTimeout" in body["detail"], body
+    assert waited < 4.5, waited  # the answer would have taken 5 s

@@ -19,12 +19,17 @@ from flask import Response, render_template, request
 from marshmallow import ValidationError
 
 from connector.domain import CompanyChoice
-from connector.errors import ConnectorError, InvalidInput
+from connector.errors import ConnectorError, InvalidInput, TooManyRequests
 from connector.integrations import catalog
 from connector.integrations.editing import find_integration
 from connector.integrations.settings import load_settings
 from connector.integrations.strict import flatten
-from connector.pipeline.testdelivery import TEST_TITLE, send_test, standard_text
+from connector.pipeline.testdelivery import (
+    TEST_TITLE,
+    admit_test_delivery,
+    send_test,
+    standard_text,
+)
 from connector.web.admin import bp
 from connector.web.admin.auth import current_admin
 from connector.web.admin.security import error_page
@@ -141,13 +146,18 @@ def send_test_ticket(integration_id: int) -> Response:
         data = _checked(_form_input(integration_id, form))
     except InvalidInput as e:
         return _form_page(integration_id, form=form, error=str(e), status=400)
-    with SENDING.slot(current_admin().user_id) as free:
+    admin_id = current_admin().user_id
+    with SENDING.slot(admin_id) as free:
         if not free:
             return error_page(
                 429,
                 "A test ticket of yours is on its way already: wait for its answer, then send"
                 " the next.",
             )
+        try:
+            admit_test_delivery(services(), f"admin:{admin_id}")
+        except TooManyRequests as e:
+            return _form_page(integration_id, form=form, error=str(e), status=429)
         result = send_test(
             services(),
             integration_id=integration_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, url_for
+from flask import Response, g, jsonify, url_for
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,7 +50,12 @@ from connector.payloads.requests import SLOTS
 from connector.persistence.models import Integration, utcnow
 from connector.pipeline.governor import Limits, budget_status, calls_status
 from connector.pipeline.preview import PreviewQuery, preview
-from connector.pipeline.testdelivery import TEST_TEXT_MAX, TEST_TITLE_MAX, send_test
+from connector.pipeline.testdelivery import (
+    TEST_TEXT_MAX,
+    TEST_TITLE_MAX,
+    admit_test_delivery,
+    send_test,
+)
 from connector.web.api import api_blueprint
 from connector.web.api.bodies import json_body as _body
 from connector.web.hooks import services
@@ -342,6 +347,7 @@ def preview_requests(integration_id: int) -> Response:
 def test_delivery() -> tuple[Response, int]:
     """Send a test ticket to Autotask; 200 when it worked, 400/502 with plain words when not."""
     data = _body(TestDeliverySchema(), required=False)
+    admit_test_delivery(services(), f"api-token:{g.api_token_id}")
     result = send_test(
         services(),
         integration_id=data["integration_id"],

@@ -276,3 +276,21 @@ def test_an_admin_sends_one_test_ticket_at_a_time(
     status, _ = send(browser, integration_id)  # its answer came: the next one goes
     assert status == 200
     assert len(sandbox.tickets_with_notes()) == 1
+
+
+@sqlite_only
+def test_an_admin_past_the_minutes_test_tickets_is_told_when_to_send_the_next(
+    admin_app: Flask, browser: FlaskClient, sandbox: Sandbox
+) -> None:
+    integration_id = integration_id_of(admin_app)
+    sign_in(browser)
+    for _ in range(10):
+        status, _page = send(browser, integration_id)
+        assert status == 200
+
+    status, page = send(browser, integration_id)
+
+    assert status == 429
+    assert "at most 10 test deliveries a minute" in page
+    assert "send the next in" in page
+    assert len(sandbox.tickets_with_notes()) == 10
