@@ -21,6 +21,27 @@ class _QuietHandler(WSGIRequestHandler):
         return None
 
 
+class _AccessLogHandler(WSGIRequestHandler):
+    """Werkzeug's access log line per request, its query string replaced by "?<redacted>": a
+    token or a search put in a URL stays out of the log (issue 15)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        line = self.requestline
+        self.requestline = without_query(line)
+        try:
+            super().log_request(code, size)
+        finally:
+            self.requestline = line
+
+
+def without_query(request_line: str) -> str:
+    """ "GET /a?token=x HTTP/1.1" → "GET /a?<redacted> HTTP/1.1"; a line without a query as is."""
+    parts = request_line.split(" ")
+    if len(parts) == 3 and "?" in parts[1]:
+        parts[1] = parts[1].split("?", 1)[0] + "?<redacted>"
+    return " ".join(parts)
+
+
 class SandboxServer:
     """A threaded HTTP server around one Sandbox; `url` is its base address once started."""
 
@@ -37,7 +58,7 @@ class SandboxServer:
     ) -> None:
         self.sandbox = sandbox or Sandbox()
         self.app = create_sandbox_app(self.sandbox)
-        handler = WSGIRequestHandler if access_log else _QuietHandler
+        handler = _AccessLogHandler if access_log else _QuietHandler
         self._server: BaseWSGIServer = make_server(
             host, port, self.app, threaded=True, request_handler=handler
         )

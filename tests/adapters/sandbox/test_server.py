@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import requests
 
-from adapters.sandbox import ApiUser, SandboxServer
+from adapters.sandbox import ApiUser, Sandbox, SandboxServer
+from adapters.sandbox.server import without_query
 
 
 def test_rest_url_is_the_base_the_zone_lookup_answers(
@@ -25,3 +29,25 @@ def test_soap_url_is_the_endpoint_the_wsdl_names(sandbox_server: SandboxServer) 
     response = requests.get(sandbox_server.soap_url, params={"WSDL": ""}, timeout=5)
     assert response.status_code == 200
     assert f'location="{sandbox_server.soap_url}"' in response.text
+
+
+def test_the_access_log_shows_paths_without_their_query_strings(
+    sandbox: Sandbox, api_user: ApiUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    with SandboxServer(sandbox, access_log=True) as server:
+        response = requests.get(
+            f"{server.rest_url}v1.0/zoneInformation",
+            params={"user": api_user.username, "token": "canary-token-in-a-url"},
+            timeout=5,
+        )
+    assert response.status_code == 200
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/atservicesrest/v1.0/zoneInformation?<redacted>" in line for line in lines), lines
+    assert not any("canary-token-in-a-url" in line or "user=" in line for line in lines)
+
+
+def test_a_request_line_loses_only_its_query() -> None:
+    assert without_query("GET /a/b?x=1&y=2 HTTP/1.1") == "GET /a/b?<redacted> HTTP/1.1"
+    assert without_query("POST /a/b HTTP/1.1") == "POST /a/b HTTP/1.1"
