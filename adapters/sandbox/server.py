@@ -26,20 +26,24 @@ class _AccessLogHandler(WSGIRequestHandler):
     token or a search put in a URL stays out of the log (issue 15)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        line = self.requestline
-        self.requestline = without_query(line)
+        # Werkzeug writes `path` (`requestline` when the line was bad): both lose the query.
+        kept = self.__dict__.get("path"), self.requestline
+        if kept[0] is not None:
+            self.path = without_query(kept[0])
+        self.requestline = " ".join(without_query(part) for part in kept[1].split(" "))
         try:
             super().log_request(code, size)
         finally:
-            self.requestline = line
+            if kept[0] is not None:
+                self.path = kept[0]
+            self.requestline = kept[1]
 
 
-def without_query(request_line: str) -> str:
-    """ "GET /a?token=x HTTP/1.1" → "GET /a?<redacted> HTTP/1.1"; a line without a query as is."""
-    parts = request_line.split(" ")
-    if len(parts) == 3 and "?" in parts[1]:
-        parts[1] = parts[1].split("?", 1)[0] + "?<redacted>"
-    return " ".join(parts)
+def without_query(target: str) -> str:
+    """ "/a?token=x" → "/a?<redacted>"; a target without a query as it is."""
+    if "?" not in target:
+        return target
+    return target.split("?", 1)[0] + "?<redacted>"
 
 
 class SandboxServer:

@@ -49,5 +49,5 @@ def test_the_access_log_shows_paths_without_their_query_strings(
 
 
 def test_a_request_line_loses_only_its_query() -> None:
-    assert without_query("GET /a/b?x=1&y=2 HTTP/1.1") == "GET /a/b?<redacted> HTTP/1.1"
-    assert without_query("POST /a/b HTTP/1.1") == "POST /a/b HTTP/1.1"
+    assert without_query("/a/b?x=1&y=2") == "/a/b?<redacted>"
+    assert without_query("/a/b") == "/a/b"
