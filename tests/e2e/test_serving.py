@@ -155,6 +155,9 @@ def test_port_0_serves_on_the_port_it_prints(
             timeout=10,
         )
         assert posted.status_code == 202
+        # The answer names no server software version (S10; issue 15 saw Werkzeug/… Python/…).
+        assert not re.search(r"\d", posted.headers.get("Server", "")), posted.headers
+        assert posted.headers["X-Content-Type-Options"] == "nosniff"
         # No worker beats for this database: not ready, and /readyz says why.
         readiness = requests.get(f"{base}/readyz", timeout=10)
         assert readiness.status_code == 503
