@@ -176,3 +176,18 @@ def test_every_start_with_a_wrong_key_fails_closed_naming_the_setting(
     )
     assert "CONNECTOR_SECRET_KEYS" in refused.stderr
     assert "Traceback" not in refused.stderr and "Connector service on" not in refused.stdout
+
+
+def test_rotation_and_the_start_check_cover_every_encrypted_column() -> None:
+    """A column added later holding ciphertext is rotated too, or the old key could not go."""
+    from connector.integrations.keys import ENCRYPTED_COLUMNS
+    from connector.persistence.models import Base
+
+    encrypted = {
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if "encrypted" in column.name or "cipher" in column.name
+    }
+    listed = {f"{column.class_.__tablename__}.{column.key}" for column, _ in ENCRYPTED_COLUMNS}
+    assert encrypted == listed
