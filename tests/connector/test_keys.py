@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from connector.services import Services
 from tests.conftest import default_integration_id
 
 HMAC_SECRET = "whsec-shared-with-the-sender"
+ROOT = Path(__file__).parent.parent.parent
 
 
 @pytest.fixture
@@ -139,3 +144,50 @@ def test_keys_commands(
     checked = runner.invoke(main, ["keys", "check"])
     assert checked.exit_code == 0, checked.output
     assert "opens all 3 stored secrets" in checked.output
+
+
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["db", "upgrade"]], ids=" ".join)
+def test_every_start_with_a_wrong_key_fails_closed_naming_the_setting(
+    connector_settings: dict[str, Any], stored: dict[str, str], command: list[str]
+) -> None:
+    """`connector serve`, `worker` and `db upgrade` stop before serving or delivering anything
+    (in their own process: `serve` sets up process-wide metrics)."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "CONNECTOR_DATABASE_URL": connector_settings["DATABASE_URL"],
+        "CONNECTOR_SECRET_KEYS": f'["{new_key()}"]',
+        "CONNECTOR_HOST": "127.0.0.1",
+        "CONNECTOR_PORT": "0",
+    }
+
+    refused = subprocess.run(
+        [sys.executable, "-c", "from connector.cli import main; main()", *command],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a start that went on serving would be stopped here, and fail
+        check=False,
+    )
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "configuration error: SECRET_KEYS cannot decrypt 3 of the 3 stored secrets" in (
+        refused.stderr
+    )
+    assert "CONNECTOR_SECRET_KEYS" in refused.stderr
+    assert "Traceback" not in refused.stderr and "Connector service on" not in refused.stdout
+
+
+def test_rotation_and_the_start_check_cover_every_encrypted_column() -> None:
+    """A column added later holding ciphertext is rotated too, or the old key could not go."""
+    from connector.integrations.keys import ENCRYPTED_COLUMNS
+    from connector.persistence.models import Base
+
+    encrypted = {
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if "encrypted" in column.name or "cipher" in column.name
+    }
+    listed = {f"{column.class_.__tablename__}.{column.key}" for column, _ in ENCRYPTED_COLUMNS}
+    assert encrypted == listed

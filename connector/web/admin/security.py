@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from connector.errors import ConnectorError
+from connector.logs import request_id
 from connector.persistence.models import utcnow
 from connector.secrets import derived_key
 
@@ -141,6 +142,18 @@ def _html_errors_under_admin(app: Flask) -> None:
     the JSON envelope."""
     json_answer = app.error_handler_spec[None][None][HTTPException]
     json_connector_answer = app.error_handler_spec[None][None][ConnectorError]
+    json_unexpected_answer = app.error_handler_spec[None][None][Exception]
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Any:
+        answer = json_unexpected_answer(error)  # logged there, with the request id
+        if not is_admin_path(request.path):
+            return answer
+        return error_page(
+            500,
+            f"Something went wrong on our side (request id {request_id()}, which the logs"
+            " name). Go back and try again.",
+        )
 
     @app.errorhandler(ConnectorError)
     def connector_error(error: ConnectorError) -> Any:

@@ -407,6 +407,21 @@ def test_failures_from_one_address_slow_down_every_username_from_it(
     assert sign_in(other, remote_addr="198.51.100.7").status_code == 303
 
 
+@pytest.mark.parametrize("usernames", ["one", "each different"])
+def test_the_sixth_failed_sign_in_from_one_address_within_a_minute_is_429(
+    browser: FlaskClient, clock: FakeClock, hasher: CountingHasher, usernames: str
+) -> None:
+    answers: list[Any] = []
+    for n in range(6):
+        username = USERNAME if usernames == "one" else f"guess{n}@example.net"
+        answers.append(sign_in(browser, username, f"wrong password {n}", remote_addr="203.0.113.7"))
+        clock.advance(10)  # six tries in 50 s
+    assert [answer.status_code for answer in answers] == [200] * 5 + [429]
+    assert all(WRONG in answer.get_data(as_text=True) for answer in answers[:5])
+    assert int(answers[5].headers["Retry-After"]) > 0
+    assert "wrong password 5" not in hasher.verified  # refused before the password was checked
+
+
 def test_failures_older_than_the_window_are_forgotten(
     browser: FlaskClient, clock: FakeClock
 ) -> None:
