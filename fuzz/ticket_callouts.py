@@ -56,5 +56,5 @@ if __name__ == "__main__":
         _harness.seeds(_harness.SEEDS / "callouts", _harness.REGRESSIONS / "ticket_callouts"),
         json_bodies=True,
         # A callout is a few hundred bytes; the escaping is a loop per character.
-        max_len=4_096,
+        max_len=1_024,
     )
