@@ -341,3 +341,14 @@ def test_mutated_alert_is_202_or_a_400_naming_the_mutated_field(
     named = {key.removeprefix(prefix) for key in error["details"]}
     assert named <= {field for field, _ in changes}, error
     assert all(key.startswith(prefix) for key in error["details"]), error
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", " \n "])
+def test_a_blank_id_is_refused(blank: str) -> None:
+    # Found by fuzzing (fuzz/regressions/generic): " " was taken, one fingerprint for all such.
+    body = {"id": blank, "status": "firing", "title": "CPU above 90% on app02"}
+
+    with pytest.raises(PayloadError) as refused:
+        GenericSource().parse(body)
+
+    assert list(refused.value.details or {}) == ["id"]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from connector.safe_xml import parse_untrusted
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "tests" / "fixtures" / "autotask" / "specs"
 SWAGGER = SPECS / "autotask-rest-swagger-v1.0.SergLGP-2022.json"
@@ -135,8 +137,8 @@ def field_info(root: etree._Element, entity: str) -> list[dict[str, object]]:
 def generate() -> str:
     """Return the source text of entities.py."""
     swagger = json.loads(SWAGGER.read_text(encoding="utf-8"))
-    wsdl_root = etree.fromstring(WSDL.read_bytes().lstrip())
-    info_root = etree.parse(str(FIELD_INFO)).getroot()
+    wsdl_root = parse_untrusted(WSDL.read_bytes().lstrip())
+    info_root = parse_untrusted(FIELD_INFO.read_bytes())
     rest: dict[str, dict[str, str]] = {}
     soap_order: dict[str, list[str]] = {}
     soap_to_rest: dict[str, dict[str, str]] = {}
@@ -190,7 +192,7 @@ def generate() -> str:
 
 def generate_fields() -> str:
     """Return the source text of the SOAP target's fields.py."""
-    wsdl_root = etree.fromstring(WSDL.read_bytes().lstrip())
+    wsdl_root = parse_untrusted(WSDL.read_bytes().lstrip())
     order = {entity: tuple(soap_field_order(wsdl_root, entity)) for entity in TARGET_ENTITIES}
     body = [
         '"""The field order of the entities the SOAP target writes, generated from the WSDL by',

@@ -3,6 +3,7 @@ pipeline every call goes through (faults, authentication, limits, the call log).
 
 from __future__ import annotations
 
+import hmac
 import socket
 import struct
 import threading
@@ -201,9 +202,10 @@ class Sandbox:
         user = self.config.user
         if not username or username.lower() != user.username.lower():
             raise SandboxError(GENERIC_ERROR, status=500)
-        if secret != user.secret:
+        # Compared in constant time, as everywhere (S1): the sandbox may be reachable too.
+        if secret is None or not hmac.compare_digest(secret.encode(), user.secret.encode()):
             raise SandboxError(GENERIC_ERROR, status=401)
-        if code != user.integration_code:
+        if code is None or not hmac.compare_digest(code.encode(), user.integration_code.encode()):
             raise SandboxError(GENERIC_ERROR, status=500)
 
     def run(

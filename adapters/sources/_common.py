@@ -119,7 +119,11 @@ class Instant(fields.Field[datetime | None]):
             return from_text(text) if self.epoch else from_iso(text)
         if not self.epoch:
             raise ValidationError("Must be an ISO 8601 timestamp.")
-        return from_epoch(float(value))
+        try:
+            number = float(value)
+        except OverflowError as e:  # found by fuzzing: JSON integers have no size limit
+            raise ValidationError("Out of the range of dates.") from e
+        return from_epoch(number)
 
 
 def from_epoch(number: float) -> datetime:

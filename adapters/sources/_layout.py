@@ -215,10 +215,14 @@ def decode_text(raw: bytes, charset: str | None) -> str:
         encoding = "utf-8-sig"  # a byte order mark some editors write is no part of the body
     try:
         return raw.decode(encoding)
-    except LookupError as e:
-        raise PayloadError(f"unknown charset {charset!r} in the Content-Type") from e
     except UnicodeDecodeError as e:
         raise PayloadError(f"the body is not valid {encoding} text: {e.reason} at {e.start}") from e
+    except UnicodeError as e:  # a codec's own complaint (idna: "label empty or too long")
+        raise PayloadError(f"the body is not valid {encoding} text: {e}") from e
+    except (LookupError, ValueError) as e:
+        # ValueError, found by fuzzing: a charset with a NUL in it names no codec either, but
+        # is not a LookupError (gunicorn refuses such a header; other servers may pass it on).
+        raise PayloadError(f"unknown charset {charset!r} in the Content-Type") from e
 
 
 def read_raw_body(

@@ -53,12 +53,20 @@ class _Moment(fields.AwareDateTime):
             raise ValidationError("Out of the range of dates.") from e
 
 
+def _not_blank(text: str) -> bool:
+    """A validator: text that is more than whitespace."""
+    if not text.strip():
+        # Found by fuzzing: " " was taken as an alert id, one fingerprint for every such alert.
+        raise ValidationError("Must not be blank: the id tells one alert from another.")
+    return True
+
+
 class GenericAlertSchema(SourceSchema):
     """One generic alert. Unknown fields are ignored (senders add their own)."""
 
     words = ("status", "severity")
 
-    id = Text(required=True, validate=validate.Length(min=1, max=255))
+    id = Text(required=True, validate=[validate.Length(min=1, max=255), _not_blank])
     status = fields.String(
         required=True,
         validate=validate.OneOf(sorted(STATUS_WORDS), error="Must be one of: {choices}."),

@@ -500,3 +500,14 @@ def test_a_session_through_the_webhook(client: FlaskClient) -> None:
     assert accepted[6]["alert_id"] != accepted[0]["alert_id"]
     record = alert_record(client, accepted[0]["alert_id"])
     assert (record["status"], record["severity"]) == ("cleared", "critical")
+
+
+def test_an_epoch_too_large_for_a_float_is_refused_naming_it() -> None:
+    # Found by fuzzing (fuzz/regressions/logicmonitor): an OverflowError, a 500, before.
+    body = fixture("logicmonitor", "active.json")
+    body["start_epoch"] = 10**400
+
+    with pytest.raises(PayloadError) as refused:
+        parse(body)
+
+    assert refused.value.details == {"start_epoch": ["Out of the range of dates."]}

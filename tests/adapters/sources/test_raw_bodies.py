@@ -646,3 +646,15 @@ def test_tokens_left_literal_or_empty_are_empty_values(client: FlaskClient) -> N
     assert record["title"] == "srv09"
     assert "instance" not in record["properties"]
     assert record["properties"]["autotask.accountid"] == "29683414"
+
+
+@pytest.mark.parametrize(
+    ("charset", "body"), [("utf-8\x00", b"{}"), ("idna", b"xn--zz"), ("punycode", b"abc-9999")]
+)
+def test_a_charset_that_names_no_codec_or_fails_in_its_own_way_is_a_400(
+    charset: str, body: bytes
+) -> None:
+    # Found by fuzzing (fuzz/regressions/raw_bodies): a NUL in the charset raised ValueError;
+    # found reviewing that fix: a codec's own UnicodeError (idna, punycode). Both were 500s.
+    with pytest.raises(PayloadError):
+        logicmonitor.LogicMonitorSource().decode_body(body, f"text/plain; charset={charset}")

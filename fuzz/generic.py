@@ -1,0 +1,26 @@
+"""Fuzz the generic source: any body, read as POST /hooks/generic reads it (see _sources.py)."""
+
+from __future__ import annotations
+
+import _harness
+import atheris
+
+with atheris.instrument_imports(include=_harness.INSTRUMENTED):
+    import _sources
+
+    from adapters.sources.generic import GenericSource
+
+ADAPTER = GenericSource()
+
+
+def test_one(data: bytes) -> None:
+    """One body, with every content type the source takes."""
+    _sources.read_as_the_hook(ADAPTER, data)
+
+
+if __name__ == "__main__":
+    _harness.main(
+        test_one,
+        _harness.seeds(_harness.SOURCES / "generic", _harness.REGRESSIONS / "generic"),
+        json_bodies=True,
+    )
