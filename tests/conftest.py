@@ -26,14 +26,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SPECS = FIXTURES / "autotask" / "specs"
 
 
-@pytest.fixture
-def api_user() -> ApiUser:
+def sandbox_user() -> ApiUser:
     """The sandbox's API user; the values double as canaries for log-redaction checks."""
     return ApiUser(
         username="alerts-api@sandbox.test",
         secret="canary-secret-7f3a9c",
         integration_code="CANARYTRACKINGID0000000000A",
     )
+
+
+@pytest.fixture
+def api_user() -> ApiUser:
+    """The sandbox's API user (sandbox_user)."""
+    return sandbox_user()
 
 
 @pytest.fixture
@@ -240,6 +245,13 @@ def integration_config(
     sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str
 ) -> dict[str, object]:
     """The INTEGRATION setting of a connector wired to the running sandbox."""
+    return integration_for_tests(sandbox_server, api_user, api_flavour)
+
+
+def integration_for_tests(
+    sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str = "rest"
+) -> dict[str, object]:
+    """The integration_config fixture's setting, for any sandbox server (a module's own too)."""
     zone_lookup = {"rest": sandbox_server.rest_url, "soap": sandbox_server.soap_url}
     return {
         "name": "default",
