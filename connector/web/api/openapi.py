@@ -199,7 +199,14 @@ SETTINGS: Schema = {
     "description": "Ticket settings (the keys given replace theirs), checked as a whole.",
 }
 REASON = closed(
-    {"reason": {"type": "string", "minLength": 1, "maxLength": 500, "description": "Not blank."}}
+    {
+        "reason": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 500,
+            "description": "Not blank; no NUL.",
+        }
+    }
 )
 REPLAY_ALL = closed({}, {"integration_id": nullable(ID)})
 EMPTY = closed({})
@@ -243,7 +250,7 @@ BODIES: dict[str, Schema] = {
         {"scheme": {"type": "string", "enum": list(SCHEMES)}},
         {
             "source": nullable({"type": "string", "description": "A source's slug."}),
-            "label": {"type": "string", "maxLength": 100},
+            "label": {"type": "string", "maxLength": 100, "description": PLAIN_TEXT},
             "username": nullable(
                 {
                     "type": "string",
@@ -1066,7 +1073,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                 "Remove a tenant's mapping.",
                 TENANTS,
                 {"204": {"description": "Removed."}},
-                errors=(404,),
+                errors=(400, 404),
                 parameters=[i, TENANT_PATH],
             ),
         },
