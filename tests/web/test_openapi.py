@@ -100,3 +100,15 @@ def test_every_operation_needs_the_token_but_the_document(client: FlaskClient) -
         for method, operation in item.items():
             if operation.get("security") != []:
                 assert "401" in operation["responses"], (method, path)
+
+
+@sqlite_only
+def test_every_operation_the_document_says_needs_the_token_answers_401_without_it(
+    client: FlaskClient,
+) -> None:
+    for path, item in openapi_document()["paths"].items():
+        for method, operation in item.items():
+            url = PREFIX + re.sub(r"{([a-z_]+)}", "1", path)
+            response = client.open(url, method=method.upper(), json={})
+            expected = 200 if operation.get("security") == [] else 401
+            assert response.status_code == expected, (method, path)
