@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,11 +30,16 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import update
 
 from adapters.sandbox import LimitSettings, Sandbox, SandboxConfig, SandboxServer
+from connector.persistence.models import Delivery
 from connector.web.api.openapi import openapi_document
+from connector.wiring import make_worker
 from tests.conftest import (
     API_TOKEN,
+    GENERIC_ALERT,
+    HOOK_TOKEN,
     integration_for_tests,
     sandbox_user,
     settings_for_tests,
@@ -77,9 +83,35 @@ def api_app(api_database: str) -> Iterator[Flask]:
         app = create_app(settings_for_tests(api_database, new_key(), integration))
         try:
             prepare_database(app.extensions["connector"])
+            seed(app)
             yield app
         finally:
             app.extensions["connector"].dispose()
+
+
+def seed(app: Flask) -> None:
+    """Rows for the reads to find and the answers to show: alerts with tickets made in the
+    sandbox (and so logged calls), an unmapped tenant, dead letters, refused webhooks."""
+    client = app.test_client()
+    hook = {"Authorization": f"Bearer {HOOK_TOKEN}"}
+    for number, tenant in enumerate(["fabrikam", "northwind", "not-mapped", ""]):
+        alert = dict(GENERIC_ALERT, id=f"seed-{number}", tenant=tenant)
+        assert client.post("/hooks/generic", json=alert, headers=hook).status_code == 202
+    worker = make_worker(app.extensions["connector"])
+    deadline = time.monotonic() + 30
+    while worker.run_once() and time.monotonic() < deadline:
+        pass
+    for number in range(2):
+        alert = dict(GENERIC_ALERT, id=f"dead-{number}")
+        assert client.post("/hooks/generic", json=alert, headers=hook).status_code == 202
+    with app.extensions["connector"].transaction() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.state == "pending")
+            .values(state="dead", outcome="failed", last_error="HTTP 500")
+        )
+    for body in ({"status": "bogus"}, [1, 2]):
+        assert client.post("/hooks/generic", json=body, headers=hook).status_code == 400
 
 
 @pytest.fixture
