@@ -147,3 +147,10 @@ def test_every_operation_answers_as_documented(
     case.call_and_validate(
         app=api_app, headers={"Authorization": f"Bearer {API_TOKEN}"}, checks=CHECKS
     )
+
+
+def test_no_call_leaves_the_machine(loopback_only: responses.RequestsMock) -> None:
+    import requests
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get("https://webservices1.autotask.net/atservicesrest/v1.0/Version", timeout=5)
