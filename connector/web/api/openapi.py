@@ -503,6 +503,7 @@ ERRORS: dict[int, str] = {
     409: "The record's state does not allow it.",
     413: "The body is larger than MAX_CONTENT_LENGTH.",
     422: "The kept body still cannot be read.",
+    429: "Asked more often than allowed; ask again after Retry-After seconds.",
     502: "The ticket system (or mail server) failed to answer usefully; said in words.",
     503: "The service or the ticket system cannot take it now; retry after Retry-After seconds.",
 }
@@ -531,7 +532,7 @@ def error_responses(*codes: int) -> dict[str, Schema]:
     """The error envelope for each of `codes`, plus 401 and 503, which any call may answer."""
     responses: dict[str, Schema] = {}
     for code in sorted({*codes, 401, 503}):
-        headers = {"Retry-After": RETRY_AFTER} if code == 503 else {}
+        headers = {"Retry-After": RETRY_AFTER} if code in (429, 503) else {}
         responses[str(code)] = answer(ERRORS[code], ref("Error"), **headers)
     return responses
 
@@ -872,7 +873,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
         },
         "/test-delivery": {
             "post": operation(
-                "Send a test ticket to the ticket system.",
+                "Send a test ticket (TEST_DELIVERIES_PER_MINUTE per token, then 429).",
                 INTEGRATIONS,
                 {
                     **ok(ref("TestDeliveryResult"), "The test ticket was made."),
@@ -887,7 +888,7 @@ def _paths() -> dict[str, dict[str, Schema]]:
                         **{"Retry-After": RETRY_AFTER},
                     ),
                 },
-                errors=(404, 409),
+                errors=(404, 409, 429),
                 body="TestDelivery",
             )
         },
