@@ -35,6 +35,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
         alerts,
         catalog,
         integrations,
+        openapi,
         rejected_webhooks,
         sources,
         tenants,
@@ -69,6 +70,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(activity.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(tenants.bp)
+    app.register_blueprint(openapi.bp)
     # After the Services: the metrics read the database through them and count /hooks/ answers.
     app.register_blueprint(metrics.bp)
     app.register_blueprint(admin.bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -26,14 +27,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SPECS = FIXTURES / "autotask" / "specs"
 
 
-@pytest.fixture
-def api_user() -> ApiUser:
+def sandbox_user() -> ApiUser:
     """The sandbox's API user; the values double as canaries for log-redaction checks."""
     return ApiUser(
         username="alerts-api@sandbox.test",
         secret="canary-secret-7f3a9c",
         integration_code="CANARYTRACKINGID0000000000A",
     )
+
+
+@pytest.fixture
+def api_user() -> ApiUser:
+    """The sandbox's API user (sandbox_user)."""
+    return sandbox_user()
 
 
 @pytest.fixture
@@ -189,11 +195,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
         yield f"sqlite:///{database}"
         return
+    with throwaway_schema(request.getfixturevalue("postgres_url"), empty=empty) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def throwaway_schema(base_url: str, *, empty: bool = False) -> Iterator[str]:
+    """A new schema in the PostgreSQL database at `base_url` (at the newest schema unless
+    `empty`), as a URL that uses it; dropped afterwards."""
     import uuid
 
     import sqlalchemy as sa
 
-    base_url = request.getfixturevalue("postgres_url")
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = sa.create_engine(base_url)
     with admin.begin() as connection:
@@ -202,10 +215,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
             connection.exec_driver_sql(newest_schema_ddl(base_url))
     url = sa.engine.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
 
 
 HOOK_TOKEN = "canary-hook-token-3b7e1d"
@@ -240,6 +255,13 @@ def integration_config(
     sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str
 ) -> dict[str, object]:
     """The INTEGRATION setting of a connector wired to the running sandbox."""
+    return integration_for_tests(sandbox_server, api_user, api_flavour)
+
+
+def integration_for_tests(
+    sandbox_server: SandboxServer, api_user: ApiUser, api_flavour: str = "rest"
+) -> dict[str, object]:
+    """The integration_config fixture's setting, for any sandbox server (a module's own too)."""
     zone_lookup = {"rest": sandbox_server.rest_url, "soap": sandbox_server.soap_url}
     return {
         "name": "default",

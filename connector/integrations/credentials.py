@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.errors import ConfigError, NotFoundError
+from connector.integrations.strict import no_control_characters
 from connector.persistence.models import HookCredential, utcnow
 from connector.secrets import SecretBox, new_token, same_hash, token_hash
 
@@ -52,7 +53,9 @@ class CredentialSchema(Schema):
 
     scheme = fields.String(required=True, validate=validate.OneOf(SCHEMES))
     source = fields.String(allow_none=True, load_default=None)
-    label = fields.String(validate=validate.Length(max=100), load_default="")
+    label = fields.String(
+        validate=[validate.Length(max=100), no_control_characters], load_default=""
+    )
     username = fields.String(
         validate=[
             validate.Length(min=1, max=254),

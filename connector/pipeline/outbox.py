@@ -365,6 +365,8 @@ def reason_problem(reason: object) -> str | None:
         return "must not be blank: say why it is discarded"
     if len(text) > DISCARD_REASON_CHARS:
         return f"at most {DISCARD_REASON_CHARS} characters, got {len(text)}"
+    if "\x00" in text:
+        return "must not contain a NUL character (no PostgreSQL text can hold one)"
     return None
 
 

@@ -321,3 +321,29 @@ def test_values_at_their_bounds_reach_the_database(
     assert response.status_code == 200, response.get_data(as_text=True)
     [rows] = [value for value in response.get_json().values() if isinstance(value, list)]
     assert rows == []
+
+
+# -- NUL characters --------------------------------------------------------------------------------
+
+#: (method, path, body) carrying a NUL where the API stores or looks up text; found by
+#: schemathesis-style probing on PostgreSQL, whose text holds no NUL (each was a 500 there).
+NUL_CALLS = [
+    ("post", "integrations/{integration}/hook-credentials", {"scheme": "bearer", "label": "a\x00"}),
+    ("delete", "integrations/{integration}/tenants/a%00b", None),
+    ("post", "deliveries/1/discard", {"reason": "lost\x00"}),
+    ("post", "rejected-webhooks/1/discard", {"reason": "lost\x00"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), NUL_CALLS, ids=[f"{m}-{p}" for m, p, _ in NUL_CALLS]
+)
+def test_a_nul_in_stored_or_looked_up_text_is_a_400_naming_the_field(
+    client: FlaskClient, connector_app: Flask, method: str, path: str, body: Any
+) -> None:
+    url = "/api/v1/" + path.format(integration=default_integration_id(connector_app))
+    response = getattr(client, method)(url, json=body, headers=auth())
+
+    error = error_of(response, 400)
+    assert "NUL" in error["message"] or "control characters" in error["message"]
+    assert set(error["details"]["fields"]) <= {"label", "tenant", "reason"}

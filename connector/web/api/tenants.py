@@ -73,6 +73,7 @@ def put_tenant(integration_id: int, tenant: str) -> tuple[Response, int]:
 @bp.delete(TENANT_RULE, merge_slashes=False)
 def remove_tenant(integration_id: int, tenant: str) -> tuple[str, int]:
     """Remove a tenant's mapping (204); its alerts are unmapped again. 404 if it had none."""
+    check_tenant(tenant)  # one no alert can carry (a NUL …) is a 400, as for a PUT
     with services().transaction() as session:
         delete_tenant(session, find_integration(session, integration_id), tenant)
     return "", 204
