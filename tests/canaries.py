@@ -52,6 +52,19 @@ STANDARD_WEBHOOKS_SECRET = "whsec_" + base64.b64encode(STANDARD_WEBHOOKS_KEY).de
 WRONG_HMAC_SECRET = "canary-hmac-wrong-secret-111111"
 WRONG_BEARER_TOKEN = "canary-wrong-bearer-token-8c41d7"
 WRONG_BASIC_PASSWORD = "canary-wrong-basic-password-2b9e"
+NOT_THE_BASIC_PASSWORD = "canary-not-the-password-22"
+NOT_THE_STANDARD_WEBHOOKS_KEY = b"canary-not-the-key-0000000000000"
+OLD_STANDARD_WEBHOOKS_KEY = b"canary-old-key-00000000000000000"
+#: A credential's old and new secret while it is rotated, by scheme.
+ROTATED_HOOK_SECRETS = {
+    scheme: (f"canary-{scheme}-old-0123456789", f"canary-{scheme}-new-0123456789")
+    for scheme in ("bearer", "basic", "hmac")
+}
+#: The settings' tokens after a restart changed them.
+RESTARTED_HOOK_TOKEN = "canary-hook-token-after-restart"
+RESTARTED_API_TOKEN = "canary-api-token-after-restart"
+#: A header a refused sender adds: no header value may end up in a record.
+SENDER_HEADER_VALUE = "canary-header-value-6d0e2f"
 
 # -- ticket webhooks (the ticket system signs its callouts) ------------------------------------
 TICKET_WEBHOOK_SECRET = "canary-callout-secret-0123456789"
@@ -64,6 +77,10 @@ BROWSER_ADMIN_PASSWORD = "canary-browser-pw-7f3a9c"
 WRONG_ADMIN_PASSWORD = "canary-wrong-pw-77aa31"
 SMTP_PASSWORD = "canary-smtp-pw-3d8f1a"
 SMTP_CONFIG_PASSWORD = "canary-smtp-config-pw-41c7"
+EMERGENCY_SMTP_PASSWORD = "canary-emergency-smtp-pw-77b0"
+MAIL_ADAPTER_SMTP_PASSWORD = "canary-smtp-pw-5e1c"
+WRONG_SMTP_PASSWORD = "wrong-pw-canary-99"
+REPR_SMTP_PASSWORD = "canary-repr-pw-6a0f1"
 DATABASE_PASSWORD = "canary-db-password-90ad"
 
 # -- SECRET_KEYS: Fernet keys (url-safe base64 of 32 bytes) -------------------------------------
@@ -81,15 +98,26 @@ def _forms(value: str) -> set[str]:
     return {value, quote(value, safe=""), json.dumps(value)[1:-1]}
 
 
+def _values(value: object) -> list[str]:
+    """The texts in a constant: itself, or those in a dict's values or a tuple."""
+    if isinstance(value, bytes):
+        return [value.decode()]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = tuple(value.values())
+    if isinstance(value, tuple):
+        return [text for item in value for text in _values(item)]
+    return []
+
+
 def _all() -> frozenset[str]:
     found: set[str] = set()
     for name, value in globals().items():
         if not name.isupper() or name.startswith("_") or name in _NOT_SECRET:
             continue
-        if isinstance(value, bytes):
-            value = value.decode()
-        if isinstance(value, str):
-            found |= _forms(value)
+        for text in _values(value):
+            found |= _forms(text)
     found.add(STANDARD_WEBHOOKS_SECRET.removeprefix("whsec_"))
     return frozenset(found)
 
@@ -98,6 +126,18 @@ def _all() -> frozenset[str]:
 ALL: frozenset[str] = _all()
 
 
+#: One of these is in every canary, in every form: a text without them needs no closer look.
+MARKERS = ("canary", "CANARY", base64.b64encode(b"canary")[:8].decode())
+
+
+def marked(value: str) -> bool:
+    """Whether `value` holds one of the MARKERS."""
+    return any(marker in value for marker in MARKERS)
+
+
 def found_in(text: str, extra: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The canaries (and `extra` values) that occur in `text`, sorted."""
-    return sorted(value for value in ALL | extra if value in text)
+    found = [value for value in extra if value in text]
+    if marked(text):
+        found += [value for value in ALL if value in text]
+    return sorted(found)

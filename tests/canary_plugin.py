@@ -8,7 +8,8 @@ cookies the service sets during the test, in:
   make their records whatever their level; records below the level are looked at and dropped),
   formatted by the service's own text and JSON formatters, fields and tracebacks included;
 - every answer a Flask test client gets (status, headers, body; the service's and the sandbox's)
-  and every answer `requests` receives (the sandbox's to the connector, a served process's);
+  and every answer `requests` receives from a server (the sandbox's to the connector, a served
+  process's; not what a test's `responses` mock makes up);
 - the test's captured stdout and stderr;
 - every stored row of the test's database (tests/conftest.py's `database_url` calls
   `scan_database` before dropping it): dead letters, API calls, deliveries, refused webhooks …;
@@ -163,17 +164,20 @@ def _flask_open_looked_at(self: FlaskClient, *args: Any, **kwargs: Any) -> Any:
 
 
 _requests_send = requests.Session.send
+#: Replaced while a test's `responses` mock answers in place of a server: then the answers are
+#: the test's own words (say, an Autotask that echoes credentials), not a server's.
+_adapter_send = requests.adapters.HTTPAdapter.send
 
 
 def _requests_send_looked_at(
     self: requests.Session, request: requests.PreparedRequest, **kwargs: Any
 ) -> requests.Response:
     response = _requests_send(self, request, **kwargs)
+    if requests.adapters.HTTPAdapter.send is not _adapter_send:
+        return response
     body = None if kwargs.get("stream") else response.content
-    url = str(request.url).split("?", 1)[0]
-    scan_answer(
-        f"the answer to {request.method} {url}", response.status_code, response.headers.items(), body
-    )
+    what = f"the answer to {request.method} {str(request.url).split('?', 1)[0]}"
+    scan_answer(what, response.status_code, response.headers.items(), body)
     return response
 
 
@@ -231,10 +235,9 @@ def scan_sqlite(path: str) -> None:
 
 
 def scan_postgres_schema(connection: Any, schema: str) -> None:
-    """Note canaries in every row of every table in a PostgreSQL schema (a SQLAlchemy connection)."""
+    """Note canaries in every row of every table of a PostgreSQL schema (SQLAlchemy connection)."""
     tables = connection.exec_driver_sql(
-        "SELECT table_name FROM information_schema.tables"
-        " WHERE table_schema = %(schema)s AND table_type = 'BASE TABLE'",
+        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %(schema)s",
         {"schema": schema},
     ).scalars()
     for table in list(tables):

@@ -17,9 +17,10 @@ from connector.integrations.keys import check_keys, rotate_keys
 from connector.persistence.models import HookCredential, Integration
 from connector.secrets import new_key
 from connector.services import Services
+from tests import canaries
 from tests.conftest import default_integration_id
 
-HMAC_SECRET = "whsec-shared-with-the-sender"
+HMAC_SECRET = canaries.HMAC_SHARED_SECRET
 
 
 @pytest.fixture

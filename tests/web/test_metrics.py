@@ -23,9 +23,10 @@ from connector.errors import ConfigError
 from connector.persistence.models import ApiCall, Delivery, Integration, utcnow
 from connector.web import metrics as metrics_module
 from connector.wiring import make_worker
+from tests import canaries
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 
-METRICS_TOKEN = "canary-metrics-token-5d2f80"
+METRICS_TOKEN = canaries.METRICS_TOKEN
 #: Nothing listens here: a database that is down.
 UNREACHABLE_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/absent"
 

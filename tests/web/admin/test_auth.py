@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from connector.admins import passwords
 from connector.persistence.models import AdminSession, AdminUser, LoginFailure
 from connector.web.admin.security import cookie_secure
+from tests import canaries
 from tests.web.admin.conftest import (
     PASSWORD,
     USERNAME,
@@ -424,7 +425,7 @@ def test_no_password_is_ever_logged(
     browser: FlaskClient, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    wrong = "canary-wrong-pw-77aa31"
+    wrong = canaries.WRONG_ADMIN_PASSWORD
     for _ in range(5):
         sign_in(browser, password=wrong)
     sign_in(browser, password=wrong)  # throttled

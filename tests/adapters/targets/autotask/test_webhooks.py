@@ -13,8 +13,9 @@ import pytest
 from adapters.targets.autotask.webhooks import AutotaskTicketCallouts, autotask_escaped
 from connector.domain import TicketChange, TicketChangeAction
 from connector.errors import AuthError, ConfigError, PayloadError
+from tests import canaries
 
-SECRET = "the-webhook-secret"
+SECRET = canaries.TICKET_WEBHOOK_SECRET
 BODY = json.dumps(
     {
         "Action": "Update",
