@@ -169,10 +169,10 @@ def test_tokens_from_the_environment_keep_working_after_a_restart(
     app = restarted(connector_settings, HOOK_TOKEN=other_hook, API_TOKEN=other_api)
     try:
         client = app.test_client()
-        for token in (HOOK_TOKEN, other_hook):
+        for index, token in enumerate((HOOK_TOKEN, other_hook)):
             response = client.post(
                 "/hooks/generic",
-                json={"id": f"x-{token}", "status": "active", "severity": "info", "title": "t"},
+                json={"id": f"x-{index}", "status": "active", "severity": "info", "title": "t"},
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 202, response.get_data(as_text=True)
