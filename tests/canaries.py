@@ -52,7 +52,12 @@ STANDARD_WEBHOOKS_SECRET = "whsec_" + base64.b64encode(STANDARD_WEBHOOKS_KEY).de
 WRONG_HMAC_SECRET = "canary-hmac-wrong-secret-111111"
 WRONG_BEARER_TOKEN = "canary-wrong-bearer-token-8c41d7"
 WRONG_BASIC_PASSWORD = "canary-wrong-basic-password-2b9e"
+#: What the connector would generate for a new credential (a test puts it in new_token).
+GENERATED_HOOK_SECRET = "canary-generated-hook-secret-0f4d8e2a9b71c3"
 NOT_THE_BASIC_PASSWORD = "canary-not-the-password-22"
+#: Secrets an API client offers where the connector makes its own: refused, never echoed.
+OWN_BEARER_TOKEN = "canary-own-token-0123"
+OWN_HMAC_SECRET = "canary-own-secret-0123"
 NOT_THE_STANDARD_WEBHOOKS_KEY = b"canary-not-the-key-0000000000000"
 OLD_STANDARD_WEBHOOKS_KEY = b"canary-old-key-00000000000000000"
 #: A credential's old and new secret while it is rotated, by scheme.
@@ -70,6 +75,8 @@ SENDER_HEADER_VALUE = "canary-header-value-6d0e2f"
 TICKET_WEBHOOK_SECRET = "canary-callout-secret-0123456789"
 OTHER_TICKET_WEBHOOK_SECRET = "canary-another-callout-secret-4e"
 EMERGENCY_TICKET_WEBHOOK_SECRET = "canary-emergency-secret-5e21"
+#: What the connector would generate for a registration (tests put it in new_webhook_secret).
+REGISTERED_TICKET_WEBHOOK_SECRET = "canary-registered-webhook-secret-7c3e0b9a"
 
 # -- admin sign-in, SMTP, database --------------------------------------------------------------
 ADMIN_PASSWORD = "canary-admin-pw-4b1d9e"
