@@ -665,6 +665,36 @@ def test_a_created_credential_shows_its_secret_once_and_works(
 
 
 @sqlite_only
+@pytest.mark.parametrize("scheme", ["bearer", "hmac"])
+def test_a_generated_secret_appears_in_its_one_answer_and_nowhere_else(
+    client: FlaskClient,
+    connector_app: Flask,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+) -> None:
+    """The canary check (tests/canary_plugin.py) against a secret the connector makes itself."""
+    from connector.integrations import credentials
+    from tests import canary_plugin
+
+    monkeypatch.setattr(credentials, "new_token", lambda: canaries.GENERATED_HOOK_SECRET)
+    path = f"{default_id(connector_app)}/hook-credentials"
+
+    created = api(client, "POST", path, {"scheme": scheme, "source": "generic"})
+    listed(client, default_id(connector_app))
+    headers = credential_headers(scheme, canaries.GENERATED_HOOK_SECRET, clock, BODY)
+    assert post(client, headers).status_code == 202
+
+    assert created.get_json()[{"bearer": "token", "hmac": "secret"}[scheme]] == (
+        canaries.GENERATED_HOOK_SECRET
+    )
+    # Shown once, as made: in that answer's body, in no other answer, log record or output.
+    shown = f"{canaries.GENERATED_HOOK_SECRET!r} in the body of the answer to POST /api/v1/"
+    assert [leak.startswith(shown) for leak in canary_plugin.leaks()] == [True]
+    canary_plugin.forget()  # the stored rows are still looked at, after the test
+
+
+@sqlite_only
 def test_the_database_holds_no_secret_in_clear(
     client: FlaskClient, connector_app: Flask, stored: Stored
 ) -> None:
@@ -687,8 +717,12 @@ def test_the_database_holds_no_secret_in_clear(
         pytest.param({"scheme": "basic"}, "username", id="basic-without-username"),
         pytest.param({"scheme": "basic", "username": "a:b"}, "username", id="colon-in-username"),
         pytest.param({"scheme": "hmac", "username": "x"}, "username", id="username-for-hmac"),
-        pytest.param({"scheme": "bearer", "token": "my-own-token-0123"}, "token", id="own-token"),
-        pytest.param({"scheme": "hmac", "secret": "my-own-secret-0123"}, "secret", id="own-secret"),
+        pytest.param(
+            {"scheme": "bearer", "token": canaries.OWN_BEARER_TOKEN}, "token", id="own-token"
+        ),
+        pytest.param(
+            {"scheme": "hmac", "secret": canaries.OWN_HMAC_SECRET}, "secret", id="own-secret"
+        ),
         pytest.param({"scheme": "bearer", "label": "x" * 101}, "label", id="label-too-long"),
     ],
 )
