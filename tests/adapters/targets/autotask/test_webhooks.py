@@ -44,7 +44,10 @@ def signed(body: bytes, secret: str = SECRET, algorithm: str = "sha1") -> str:
         ("c2hhMQ==", "the X-Hook-Signature header is not sha1=<base64 HMAC>"),
         ("sha256=" + signed(BODY).split("=", 1)[1], "is not sha1=<base64 HMAC>"),
         ("sha1=***", "the X-Hook-Signature header's HMAC is not base64"),
-        (signed(BODY, secret="another"), "the X-Hook-Signature signature does not match the body"),
+        (
+            signed(BODY, secret=canaries.OTHER_TICKET_WEBHOOK_SECRET),
+            "the X-Hook-Signature signature does not match the body",
+        ),
         (signed(BODY + b" "), "the X-Hook-Signature signature does not match the body"),
     ],
 )
