@@ -27,7 +27,7 @@ ROTATED_AUTOTASK_SECRET = "canary-rotated-secret-0d9e"
 WRONG_AUTOTASK_SECRET = "wrong-secret-canary-5521"
 WRONG_INTEGRATION_CODE = "WRONGTRACKINGCANARY0000000Z"
 BROWSER_WRONG_AUTOTASK_SECRET = "wrong-secret-browser-canary-8812"
-BROWSER_WRONG_INTEGRATION_CODE = "WRONGTRACKINGBROWSER000000Q"
+BROWSER_WRONG_INTEGRATION_CODE = "WRONGTRACKINGBROWSERCANARYQ"
 
 # -- bearer tokens the connector checks --------------------------------------------------------
 HOOK_TOKEN = "canary-hook-token-3b7e1d"
@@ -93,8 +93,11 @@ DATABASE_PASSWORD = "canary-db-password-90ad"
 # -- SECRET_KEYS: Fernet keys (url-safe base64 of 32 bytes) -------------------------------------
 SECRET_KEY_BYTES = b"canary-fernet-key-for-tests-0001"
 SECRET_KEY = base64.urlsafe_b64encode(SECRET_KEY_BYTES).decode()
-OLD_SECRET_KEY_BYTES = b"canary-fernet-key-for-tests-0002"
-OLD_SECRET_KEY = base64.urlsafe_b64encode(OLD_SECRET_KEY_BYTES).decode()
+#: The key a rotation brings, and a key that opens nothing stored.
+ROTATED_SECRET_KEY_BYTES = b"canary-fernet-key-for-tests-0002"
+ROTATED_SECRET_KEY = base64.urlsafe_b64encode(ROTATED_SECRET_KEY_BYTES).decode()
+WRONG_SECRET_KEY_BYTES = b"canary-fernet-key-for-tests-0003"
+WRONG_SECRET_KEY = base64.urlsafe_b64encode(WRONG_SECRET_KEY_BYTES).decode()
 
 #: Public names that are not secrets.
 _NOT_SECRET = {"AUTOTASK_USERNAME"}

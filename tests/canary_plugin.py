@@ -3,10 +3,10 @@
 For every test this plugin looks for the values of tests/canaries.py, and for the admin session
 cookies the service sets during the test, in:
 
-- every log record made in the test process, at every level of the connector's, the adapters'
-  and werkzeug's loggers (a record LOG_LEVEL=DEBUG would write is a leak too, so those loggers
-  make their records whatever their level; records below the level are looked at and dropped),
-  formatted by the service's own text and JSON formatters, fields and tracebacks included;
+- every log record made in the test process, at every level of the connector's, the adapters',
+  werkzeug's and urllib3's loggers (a record LOG_LEVEL=DEBUG would write is a leak too, so those
+  loggers make their records whatever their level; records below the level are looked at and
+  dropped), formatted by the service's own text and JSON formatters, fields and tracebacks too;
 - every answer a Flask test client gets (status, headers, body; the service's and the sandbox's)
   and every answer `requests` receives from a server (the sandbox's to the connector, a served
   process's; not what a test's `responses` mock makes up);
@@ -40,7 +40,9 @@ from connector.logs import JsonFormatter, TextFormatter
 from tests import canaries
 
 #: Loggers whose records are made at every level, to be looked at (and handled as configured).
-EVERY_LEVEL = frozenset({"connector", "adapters", "werkzeug", "tests"})
+#: Not SQLAlchemy's: at INFO it writes every statement, and what it would write is what the
+#: stored rows hold, which are looked at themselves.
+EVERY_LEVEL = frozenset({"connector", "adapters", "werkzeug", "urllib3", "tests"})
 #: The admin session cookie's names (connector/web/admin/security.py).
 SESSION_COOKIES = ("connector_admin", "__Host-connector_admin")
 #: What the admin session cookie carries that is a secret by itself.
