@@ -11,8 +11,9 @@ cookies the service sets during the test, in:
   and every answer `requests` receives from a server (the sandbox's to the connector, a served
   process's; not what a test's `responses` mock makes up);
 - the test's captured stdout and stderr;
-- every stored row of the test's database (tests/conftest.py's `database_url` calls
-  `scan_database` before dropping it): dead letters, API calls, deliveries, refused webhooks …;
+- every stored row of the test's database (tests/conftest.py's `database_url` calls `scan_sqlite`
+  or `scan_postgres_schema` before dropping it): dead letters, API calls, deliveries, refused
+  webhooks, sessions …;
 - the output of the processes the end-to-end tests start (tests/e2e/harness.py calls
   `scan_text` on their logs; `communicate()`, and so `subprocess.run`, is looked at here).
 
@@ -209,11 +210,10 @@ def _cell_text(value: object) -> str:
 
 def scan_rows(table: str, columns: list[str], rows: Iterable[Iterable[object]]) -> None:
     """Note canaries in a table's rows, placed by table, column and the row's first value."""
+    made = frozenset(_made_secrets)
     for row in rows:
         cells = [_cell_text(value) for value in row]
-        joined = "\x00".join(cells)
-        made = frozenset(_made_secrets)
-        if not canaries.found_in(joined, made):
+        if not canaries.found_in("\x00".join(cells), made):
             continue
         for column, text in zip(columns, cells, strict=True):
             scan_text(text, f"the stored row {table}.{column} (row {cells[0]})")
@@ -273,12 +273,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     subprocess.Popen.communicate = _communicate  # type: ignore[method-assign]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test starts with no leak found."""
-    forget()
-
-
 def captured_output(sections: Iterable[tuple[str, str]]) -> Mapping[str, str]:
     """The captured stdout/stderr sections (the log sections are looked at as records)."""
     return {title: text for title, text in sections if not title.startswith("Captured log")}
@@ -288,7 +282,7 @@ def captured_output(sections: Iterable[tuple[str, str]]) -> Mapping[str, str]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
-    """At teardown, fail the test if a canary appeared anywhere during it."""
+    """At teardown, fail the test if a canary appeared during it (or since the test before)."""
     outcome = yield
     if call.when != "teardown":
         return
