@@ -236,15 +236,63 @@ def scan_sqlite(path: str) -> None:
         connection.close()
 
 
-def scan_postgres_schema(connection: Any, schema: str) -> None:
-    """Note canaries in every row of every table of a PostgreSQL schema (SQLAlchemy connection)."""
-    tables = connection.exec_driver_sql(
-        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = %(schema)s",
-        {"schema": schema},
-    ).scalars()
-    for table in list(tables):
-        result = connection.exec_driver_sql(f'SELECT * FROM "{schema}"."{table}"')  # noqa: S608
-        scan_rows(table, list(result.keys()), result)
+#: Every column of every table in a schema, in order, and whether it holds bytes. Slow where
+#: many schemas came and went (tens of ms: PostgreSQL's catalog grows), so only for a schema
+#: the models do not describe.
+_COLUMNS = """
+SELECT c.relname, a.attname, a.atttypid = 'bytea'::regtype
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+  AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+
+
+def model_columns() -> dict[str, list[tuple[str, bool]]]:
+    """The newest schema's tables, as the models make them: columns, and whether bytes."""
+    from sqlalchemy import LargeBinary
+
+    from connector.persistence.models import Base
+
+    return {
+        table.name: [(column.name, isinstance(column.type, LargeBinary)) for column in table.c]
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def scan_postgres_schema(
+    connection: Any, schema: str, tables: dict[str, list[tuple[str, bool]]] | None = None
+) -> None:
+    """Note canaries in every row of every table of a PostgreSQL schema (SQLAlchemy connection):
+    `tables` (say, `model_columns()`), else those the catalog lists.
+
+    One query for every row of every table, each row one text (columns joined by the unit
+    separator; bytes as escaped text, ASCII kept as is).
+    """
+    if tables is None:
+        tables = {}
+        for table, column, is_bytes in connection.exec_driver_sql(_COLUMNS, {"schema": schema}):
+            tables.setdefault(table, []).append((column, is_bytes))
+    if not tables:
+        return
+    selects = []
+    for table, columns in tables.items():
+        cells = ", ".join(
+            f"coalesce(encode(\"{name}\", 'escape'), '')"
+            if is_bytes
+            else f"coalesce(\"{name}\"::text, '')"
+            for name, is_bytes in columns
+        )
+        selects.append(
+            f'SELECT \'{table}\', concat_ws(chr(31), {cells}) FROM "{schema}"."{table}"'  # noqa: S608
+        )
+    for table, text in connection.exec_driver_sql(" UNION ALL ".join(selects)):
+        names = [name for name, _ in tables[table]]
+        cells = text.split("\x1f")
+        if len(cells) != len(names):  # a value held the separator: name the table alone
+            names, cells = ["(a column)"], [text]
+        scan_rows(table, names, [cells])
 
 
 # -- pytest hooks --------------------------------------------------------------------------------

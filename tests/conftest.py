@@ -213,7 +213,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url = sa.engine.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     yield url.render_as_string(hide_password=False)
     with admin.begin() as connection:
-        canary_plugin.scan_postgres_schema(connection, schema)
+        tables = None if empty else canary_plugin.model_columns()
+        canary_plugin.scan_postgres_schema(connection, schema, tables)
+    with admin.begin() as connection:
         connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     admin.dispose()
 

@@ -177,3 +177,34 @@ def test_a_leak_fails_the_test_at_teardown_and_a_marked_one_does_not(
             f"*{canaries.AUTOTASK_SECRET!r} in a log record (connector.x DEBUG*",
         ]
     )
+
+
+@pytest.mark.postgres
+def test_a_canary_in_a_stored_postgresql_row_is_found(found: list[str], postgres_url: str) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(postgres_url)
+    leaked = f"token={canaries.GENERIC_BEARER_TOKEN}".encode()
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            connection.exec_driver_sql(
+                f'CREATE TABLE "{schema}".dead_letter (id int, error text, body bytea)'
+            )
+            connection.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+            connection.exec_driver_sql(
+                "INSERT INTO dead_letter VALUES (1, %(error)s, NULL), (2, NULL, %(body)s)",
+                {"error": "Secret: ***", "body": leaked},
+            )
+            canary_plugin.scan_postgres_schema(connection, schema)  # the catalog's tables
+            columns = {"dead_letter": [("id", False), ("error", False), ("body", True)]}
+            canary_plugin.scan_postgres_schema(connection, schema, columns)
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        engine.dispose()
+    leak = f"{canaries.GENERIC_BEARER_TOKEN!r} in the stored row dead_letter.body (row 2)"
+    assert found == [leak, leak]
