@@ -15,7 +15,8 @@ cookies the service sets during the test, in:
   or `scan_postgres_schema` before dropping it): dead letters, API calls, deliveries, refused
   webhooks, sessions …;
 - the output of the processes the end-to-end tests start (tests/e2e/harness.py calls
-  `scan_text` on their logs; `communicate()`, and so `subprocess.run`, is looked at here).
+  `scan_text` on their logs; `communicate()`, and so `subprocess.run`, is looked at here), and
+  of the commands tests run in process with click's CliRunner.
 
 What the sandbox receives (its job: it checks the credentials) and what a test client sends are
 not looked at. A test whose point is to show a canary marks itself `shows_secret("why")`.
@@ -35,6 +36,7 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
 from connector.logs import JsonFormatter, TextFormatter
@@ -199,6 +201,16 @@ def _communicate_looked_at(self: subprocess.Popen[Any], *args: Any, **kwargs: An
     return outputs
 
 
+_invoke = CliRunner.invoke
+
+
+def _invoke_looked_at(self: CliRunner, cli: Any, args: Any = None, **kwargs: Any) -> Result:
+    result = _invoke(self, cli, args, **kwargs)
+    command = " ".join(args) if isinstance(args, list | tuple) else str(args or "")
+    scan_text(result.output, f"the output of the command `{command[:80]}`")
+    return result
+
+
 # -- databases -----------------------------------------------------------------------------------
 
 
@@ -310,6 +322,7 @@ def pytest_configure(config: pytest.Config) -> None:
     FlaskClient.open = _flask_open_looked_at  # type: ignore[method-assign]
     requests.Session.send = _requests_send_looked_at  # type: ignore[method-assign]
     subprocess.Popen.communicate = _communicate_looked_at  # type: ignore[method-assign]
+    CliRunner.invoke = _invoke_looked_at  # type: ignore[method-assign]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -319,6 +332,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     FlaskClient.open = _flask_open  # type: ignore[method-assign]
     requests.Session.send = _requests_send  # type: ignore[method-assign]
     subprocess.Popen.communicate = _communicate  # type: ignore[method-assign]
+    CliRunner.invoke = _invoke  # type: ignore[method-assign]
 
 
 def captured_output(sections: Iterable[tuple[str, str]]) -> Mapping[str, str]:
