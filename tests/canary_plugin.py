@@ -276,12 +276,9 @@ def model_columns() -> dict[str, list[tuple[str, bool]]]:
 def scan_postgres_schema(
     connection: Any, schema: str, tables: dict[str, list[tuple[str, bool]]] | None = None
 ) -> None:
-    """Note canaries in every row of every table of a PostgreSQL schema (SQLAlchemy connection):
-    `tables` (say, `model_columns()`), else those the catalog lists.
-
-    One query for every row of every table, each row one text (columns joined by the unit
-    separator; bytes as escaped text, ASCII kept as is).
-    """
+    """Note canaries in every row of `tables` (else the catalog's) of a PostgreSQL schema."""
+    # One query for every row of every table, each row one text: columns joined by the unit
+    # separator, bytes as escaped text (ASCII kept as is).
     if tables is None:
         tables = {}
         for table, column, is_bytes in connection.exec_driver_sql(_COLUMNS, {"schema": schema}):
