@@ -22,17 +22,24 @@ from adapters.sandbox import (
     SandboxConfig,
     SandboxServer,
 )
+from tests import canaries, canary_plugin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPECS = FIXTURES / "autotask" / "specs"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the canary check (tests/canary_plugin.py) on every test."""
+    if not config.pluginmanager.is_registered(canary_plugin):
+        config.pluginmanager.register(canary_plugin, "canaries")
+
+
 def sandbox_user() -> ApiUser:
-    """The sandbox's API user; the values double as canaries for log-redaction checks."""
+    """The sandbox's API user, with canary secrets (tests/canaries.py)."""
     return ApiUser(
-        username="alerts-api@sandbox.test",
-        secret="canary-secret-7f3a9c",
-        integration_code="CANARYTRACKINGID0000000000A",
+        username=canaries.AUTOTASK_USERNAME,
+        secret=canaries.AUTOTASK_SECRET,
+        integration_code=canaries.AUTOTASK_INTEGRATION_CODE,
     )
 
 
@@ -194,6 +201,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         if not empty:
             shutil.copyfile(request.getfixturevalue("sqlite_template"), database)
         yield f"sqlite:///{database}"
+        if database.exists():
+            canary_plugin.scan_sqlite(str(database))
         return
     with throwaway_schema(request.getfixturevalue("postgres_url"), empty=empty) as url:
         yield url
@@ -217,14 +226,17 @@ def throwaway_schema(base_url: str, *, empty: bool = False) -> Iterator[str]:
     url = sa.engine.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
+        with admin.begin() as connection:
+            tables = None if empty else canary_plugin.model_columns()
+            canary_plugin.scan_postgres_schema(connection, schema, tables)
     finally:
         with admin.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
 
 
-HOOK_TOKEN = "canary-hook-token-3b7e1d"
-API_TOKEN = "canary-api-token-91c0aa"
+HOOK_TOKEN = canaries.HOOK_TOKEN
+API_TOKEN = canaries.API_TOKEN
 #: A generic webhook's alert, as the web tests post it.
 GENERIC_ALERT: dict[str, Any] = {
     "id": "disk-srv01",
@@ -238,10 +250,8 @@ GENERIC_ALERT: dict[str, Any] = {
 
 @pytest.fixture
 def secret_key() -> str:
-    """A Fernet key for stored secrets."""
-    from connector.secrets import new_key
-
-    return new_key()
+    """A Fernet key for stored secrets (a canary)."""
+    return canaries.SECRET_KEY
 
 
 @pytest.fixture

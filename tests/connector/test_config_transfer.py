@@ -27,6 +27,7 @@ from connector.integrations.transfer import (
 )
 from connector.persistence.models import Integration
 from connector.services import Services
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN, default_integration_id
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -64,7 +65,7 @@ def configured(
         "api_flavour": "soap",
         "zone_lookup_url": sandbox_server.soap_url,
         "username": "second@sandbox.test",
-        "secret": "canary-second-secret-7a1c",
+        "secret": canaries.SECOND_AUTOTASK_SECRET,
         "integration_code": "CANARYSECONDTRACKINGID00007",
         "settings": {
             "allowed_zone_hosts": ["127.0.0.1"],
@@ -90,8 +91,8 @@ def do_import(services: Services, document: Any) -> list[str]:
 
 
 SECRETS = (
-    "canary-second-secret-7a1c",
-    "CANARYSECONDTRACKINGID00007",
+    canaries.SECOND_AUTOTASK_SECRET,
+    canaries.SECOND_INTEGRATION_CODE,
     HOOK_TOKEN,
     API_TOKEN,
 )

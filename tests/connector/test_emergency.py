@@ -44,13 +44,14 @@ from connector.pipeline.governor import Governor, Limits
 from connector.pipeline.outbox import discard_dead_letter
 from connector.services import Services
 from connector.wiring import mail_sender
+from tests import canaries
 from tests.e2e.harness import free_port
 from tests.smtp_inbox import Inbox, Received, smtp_inbox
 
 CONTACT = "on-call@example.net"
-SECRET = "canary-emergency-secret-5e21"
+SECRET = canaries.EMERGENCY_TICKET_WEBHOOK_SECRET
 TRACKING = "CANARYEMERGENCYTRACKING0001"
-SMTP_LOGIN = ("mailer", "canary-emergency-smtp-pw-77b0")
+SMTP_LOGIN = ("mailer", canaries.EMERGENCY_SMTP_PASSWORD)
 #: Budget: 10 calls per hour, creates may use 8 of them.
 CEILING, CREATES_BUDGET = 10, 8
 BREAKER_FAILURES = 3

@@ -19,11 +19,11 @@ from connector.cli import main, prepare_database
 from connector.errors import ConfigError
 from connector.integrations.keys import check_keys, rotate_keys
 from connector.persistence.models import HookCredential, Integration
-from connector.secrets import new_key
 from connector.services import Services
+from tests import canaries
 from tests.conftest import default_integration_id
 
-HMAC_SECRET = "whsec-shared-with-the-sender"
+HMAC_SECRET = canaries.HMAC_SHARED_SECRET
 ROOT = Path(__file__).parent.parent.parent
 
 
@@ -87,7 +87,7 @@ def test_a_wrong_key_stops_the_start_naming_the_setting(
 ) -> None:
     """prepare_database (every start of run, serve and db upgrade) refuses a key that opens
     nothing, before it stores anything with it."""
-    wrong = with_keys([new_key()])
+    wrong = with_keys([canaries.WRONG_SECRET_KEY])
     with pytest.raises(ConfigError) as refused:
         prepare_database(wrong)
     message = str(refused.value)
@@ -101,7 +101,7 @@ def test_rotation_re_encrypts_everything_with_the_first_key(
 ) -> None:
     """New key first, old key after it; rotate; then the new key alone opens everything."""
     old = connector_settings["SECRET_KEYS"][0]
-    new = new_key()
+    new = canaries.ROTATED_SECRET_KEY
     assert rotate_keys(with_keys([new, old])) == 3
     only_new = with_keys([new])
     assert check_keys(only_new) == 3
@@ -114,7 +114,7 @@ def test_rotation_refuses_to_change_anything_when_a_secret_opens_with_no_key(
     connector_app: Flask, stored: dict[str, str], with_keys: Any
 ) -> None:
     with pytest.raises(ConfigError, match="SECRET_KEYS cannot decrypt"):
-        rotate_keys(with_keys([new_key()]))
+        rotate_keys(with_keys([canaries.WRONG_SECRET_KEY]))
     assert clear_secrets(connector_app.extensions["connector"]) == stored
 
 

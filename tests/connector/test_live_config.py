@@ -26,6 +26,7 @@ from connector.pipeline.worker import Worker
 from connector.ports import CallRecorder, TicketTarget
 from connector.services import Services
 from connector.wiring import make_worker
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN, default_integration_id
 from tests.connector.test_worker import Clock, FakeTarget, drain, post
 
@@ -33,7 +34,7 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 DEFAULT_COMPANY = 29683414
 CONTOSO_COMPANY = 29683415
-NEW_SECRET = "canary-rotated-secret-0d9e"
+NEW_SECRET = canaries.ROTATED_AUTOTASK_SECRET
 
 
 def api(client: FlaskClient, method: str, path: str, body: Any = None) -> Any:
@@ -167,14 +168,14 @@ def test_a_restart_keeps_what_was_edited_live(
 def test_tokens_from_the_environment_keep_working_after_a_restart(
     connector_app: Flask, connector_settings: dict[str, Any]
 ) -> None:
-    other_hook, other_api = "canary-hook-token-after-restart", "canary-api-token-after-restart"
+    other_hook, other_api = canaries.RESTARTED_HOOK_TOKEN, canaries.RESTARTED_API_TOKEN
     app = restarted(connector_settings, HOOK_TOKEN=other_hook, API_TOKEN=other_api)
     try:
         client = app.test_client()
-        for token in (HOOK_TOKEN, other_hook):
+        for index, token in enumerate((HOOK_TOKEN, other_hook)):
             response = client.post(
                 "/hooks/generic",
-                json={"id": f"x-{token}", "status": "active", "severity": "info", "title": "t"},
+                json={"id": f"x-{index}", "status": "active", "severity": "info", "title": "t"},
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert response.status_code == 202, response.get_data(as_text=True)

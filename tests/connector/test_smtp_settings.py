@@ -12,8 +12,9 @@ from connector.cli import main
 from connector.config import DEFAULTS, load_settings
 from connector.errors import ConfigError
 from connector.wiring import mail_sender
+from tests import canaries
 
-PASSWORD = "canary-smtp-config-pw-41c7"
+PASSWORD = canaries.SMTP_CONFIG_PASSWORD
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,7 @@ from connector.persistence.models import TicketLink, TicketWebhook
 from connector.pipeline import planner
 from connector.pipeline.worker import Worker
 from connector.services import Services
+from tests import canaries
 from tests.conftest import API_TOKEN, default_integration_id, error_of
 from tests.connector import test_worker
 from tests.connector.test_planner import POLICY
@@ -47,7 +48,7 @@ clock = test_worker.clock
 services = test_worker.services
 make_worker = test_worker.make_worker
 
-SECRET = "callout-secret-0123456789"
+SECRET = canaries.TICKET_WEBHOOK_SECRET
 COMPLETE = 5
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -183,7 +184,7 @@ def test_an_integration_without_a_webhook_is_a_401_like_a_bad_signature(
     integration_id = default_integration_id(connector_app)
     without = error_of(send_callout(client, integration_id, callout_body(1)), 401)
     unknown = error_of(send_callout(client, 999_999, callout_body(1)), 401)
-    registered = register(connector_app, secret="another-secret-than-the-senders")
+    registered = register(connector_app, secret=canaries.OTHER_TICKET_WEBHOOK_SECRET)
     wrong = error_of(send_callout(client, registered, callout_body(1)), 401)
     messages = {answer["message"] for answer in (without, unknown, wrong)}
     assert messages == {wrong["message"]}, messages

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests import canaries
 from tests.e2e.browser import DESKTOP, Screens
 from tests.e2e.harness import Connector
 
@@ -29,7 +30,7 @@ ON_POSTGRESQL = pytest.mark.parametrize(
 
 ADMIN = "ops-admin@example.net"
 #: Also a canary: it must appear in no page and no log.
-PASSWORD = "canary-browser-pw-7f3a9c"
+PASSWORD = canaries.BROWSER_ADMIN_PASSWORD
 
 
 @pytest.fixture

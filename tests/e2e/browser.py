@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Error, Page, Response, sync_playwright
+
+from tests import canary_plugin
+
+#: The answers whose bodies the canary check reads: pages, form posts, the JSON they fetch.
+READ_BODIES = {"document", "xhr", "fetch"}
 
 #: Readable at the size the issue names; phone width is checked on its own.
 DESKTOP = {"width": 1280, "height": 800}
@@ -42,10 +47,31 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(
             executable_path=path, headless=True, args=["--no-sandbox"]
         )
+        new_context = launched.new_context
+
+        def looked_at(*args: object, **kwargs: object) -> BrowserContext:
+            context = new_context(*args, **kwargs)  # type: ignore[arg-type]
+            context.on("response", scan_browser_answer)
+            return context
+
+        launched.new_context = looked_at  # type: ignore[method-assign]
         try:
             yield launched
         finally:
             launched.close()
+
+
+def scan_browser_answer(response: Response) -> None:
+    """Look for canaries in an answer the browser got (tests/canary_plugin.py)."""
+    headers = [(header["name"], header["value"]) for header in response.headers_array()]
+    body = None
+    if response.request.resource_type in READ_BODIES and not 300 <= response.status < 400:
+        try:
+            body = response.body()
+        except Error:  # gone with the page the browser left meanwhile
+            body = None
+    what = f"the browser's answer to {response.request.method} {response.url.split('?', 1)[0]}"
+    canary_plugin.scan_answer(what, response.status, headers, body)
 
 
 class Screens:

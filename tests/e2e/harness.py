@@ -21,6 +21,7 @@ from adapters.sandbox import Sandbox
 from connector import create_app
 from connector.cli import prepare_database
 from connector.persistence.models import Delivery
+from tests import canary_plugin
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 CONNECTOR = [sys.executable, "-m", "connector"]
@@ -113,13 +114,17 @@ class Connector:
         self.env["CONNECTOR_PORT"] = str(self.port)
         self.env["PYTHONUNBUFFERED"] = "1"
         self.processes: list[subprocess.Popen[bytes]] = []
+        #: What each process wrote (stdout and stderr), looked at for canaries when stopped.
+        self.logs: list[Path] = []
         self.session = requests.Session()
         app = create_app(self.settings)
         self.services = app.extensions["connector"]
         prepare_database(self.services)
 
     def _spawn(self, args: list[str], name: str, extra_env: dict[str, str] | None = None) -> Any:
-        log = (self.log_dir / f"{name}-{len(self.processes)}.log").open("wb")
+        path = self.log_dir / f"{name}-{len(self.processes)}.log"
+        self.logs.append(path)
+        log = path.open("wb")
         env = dict(self.env)
         env.update(extra_env or {})
         process = subprocess.Popen(
@@ -204,7 +209,7 @@ class Connector:
         wait_until(lambda: self.unfinished() == 0, timeout, "the outbox to drain")
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL) and close the database."""
+        """Stop every process (SIGTERM, then SIGKILL), close the database, read the outputs."""
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -216,6 +221,9 @@ class Connector:
                 process.wait()
         self.session.close()
         self.services.dispose()
+        for path in self.logs:  # no secret may be in what they wrote (tests/canary_plugin.py)
+            if path.exists():
+                canary_plugin.scan_text(path.read_text(errors="replace"), f"the output {path.name}")
 
 
 def _env_value(value: Any) -> str:

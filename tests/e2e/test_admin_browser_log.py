@@ -8,13 +8,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from adapters.sandbox import Sandbox
+from tests import canaries
 from tests.e2e.admin import ON_POSTGRESQL, PASSWORD, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert
 
 pytestmark = [pytest.mark.e2e, ON_POSTGRESQL]
 
-SECRET = "canary-secret-7f3a9c"
+SECRET = canaries.AUTOTASK_SECRET
 
 
 def test_an_alerts_page_shows_its_ticket_and_its_calls_open_to_the_request(

@@ -16,6 +16,7 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
+from tests import canaries
 from tests.e2e.admin import ON_SQLITE, PASSWORD, sign_in
 from tests.e2e.browser import PHONE, Screens
 from tests.e2e.harness import Connector, alert, wait_until
@@ -23,8 +24,8 @@ from tests.e2e.harness import Connector, alert, wait_until
 # The failures are checked in Autotask's words, so the sandbox always gives them.
 pytestmark = [pytest.mark.e2e, pytest.mark.autotask_words, ON_SQLITE]
 
-WRONG_SECRET = "wrong-secret-browser-8812"
-WRONG_CODE = "WRONGTRACKINGBROWSER000000Q"
+WRONG_SECRET = canaries.BROWSER_WRONG_AUTOTASK_SECRET
+WRONG_CODE = canaries.BROWSER_WRONG_INTEGRATION_CODE
 
 
 def permissions(server: SandboxServer, plan: dict[str, list[str]]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from adapters.sandbox import ApiUser, SandboxServer
 from connector.integrations.catalog import Cached, CatalogCache
 from connector.persistence.models import ApiCall, GovernorState, Integration, utcnow
+from tests import canaries
 from tests.conftest import API_TOKEN, default_integration_id, error_of
 from tests.web.test_test_delivery import change_integration
 
@@ -91,7 +92,7 @@ def test_check_connection_passes_and_is_recorded(
 def test_a_wrong_secret_is_a_200_with_the_failure_in_words(
     connector_app: Flask, client: FlaskClient, api_user: ApiUser
 ) -> None:
-    change_integration(connector_app, secret="wrong-secret-4711")
+    change_integration(connector_app, secret=canaries.WRONG_AUTOTASK_SECRET)
     body = ok_json(check(client, default_integration_id(connector_app)))
     assert body["ok"] is False
     found = checks(body)
@@ -99,7 +100,7 @@ def test_a_wrong_secret_is_a_200_with_the_failure_in_words(
     assert found["credentials"]["ok"] is False
     assert "refused its secret (HTTP 401)" in found["credentials"]["message"]
     assert found["read_tickets"]["skipped"] is True
-    no_secrets(body, api_user, "wrong-secret-4711")
+    no_secrets(body, api_user, canaries.WRONG_AUTOTASK_SECRET)
 
 
 @BOTH_APIS

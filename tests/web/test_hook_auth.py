@@ -40,23 +40,24 @@ from connector.persistence.models import (
     Integration,
     utcnow,
 )
+from tests import canaries
 from tests.conftest import API_TOKEN, FIXTURES, GENERIC_ALERT, HOOK_TOKEN
 
 ALERT = GENERIC_ALERT
 BODY = json.dumps(ALERT).encode()
 
 # Canary secrets: none may appear in an answer, a listing or the database in clear.
-GENERIC_TOKEN = "canary-bearer-generic-5e1f0a2b"
-ALERTMANAGER_TOKEN = "canary-bearer-alertmanager-77d2c4"
-REVOKED_TOKEN = "canary-bearer-revoked-0c9d31aa"
+GENERIC_TOKEN = canaries.GENERIC_BEARER_TOKEN
+ALERTMANAGER_TOKEN = canaries.ALERTMANAGER_BEARER_TOKEN
+REVOKED_TOKEN = canaries.REVOKED_BEARER_TOKEN
 BASIC_USER = "lm-sender"
-BASIC_PASSWORD = "canary-basic-password-4a8e9f"
-HMAC_SECRET = "canary-hmac-secret-d41c7730-é"  # the key is its UTF-8 bytes
-HMAC_ALERTMANAGER_SECRET = "canary-hmac-alertmanager-9b02ee"
-WRONG_SECRET = "canary-hmac-wrong-secret-111111"
+BASIC_PASSWORD = canaries.BASIC_PASSWORD
+HMAC_SECRET = canaries.HMAC_SECRET  # the key is its UTF-8 bytes
+HMAC_ALERTMANAGER_SECRET = canaries.HMAC_ALERTMANAGER_SECRET
+WRONG_SECRET = canaries.WRONG_HMAC_SECRET
 #: A Standard Webhooks secret as such senders hand it out: "whsec_" + base64 of the key bytes.
-WHSEC_KEY = b"canary-standard-webhooks-key-32b"
-WHSEC_SECRET = "whsec_" + base64.b64encode(WHSEC_KEY).decode()
+WHSEC_KEY = canaries.STANDARD_WEBHOOKS_KEY
+WHSEC_SECRET = canaries.STANDARD_WEBHOOKS_SECRET
 
 NOTHING = {"alert": 0, "alert_event": 0, "delivery": 0}
 
@@ -230,7 +231,8 @@ REFUSALS = {
     "revoked-token": Refusal(lambda t: bearer(REVOKED_TOKEN), "bearer token not accepted"),
     "empty-bearer": Refusal(lambda t: {"Authorization": "Bearer "}, "token is empty"),
     "wrong-basic-password": Refusal(
-        lambda t: basic(BASIC_USER, "canary-not-the-password-22"), "basic credentials not accepted"
+        lambda t: basic(BASIC_USER, canaries.NOT_THE_BASIC_PASSWORD),
+        "basic credentials not accepted",
     ),
     "unknown-basic-user": Refusal(
         lambda t: basic("nobody", BASIC_PASSWORD), "basic credentials not accepted"
@@ -273,7 +275,8 @@ REFUSALS = {
         "malformed X-Connector-Timestamp",
     ),
     "standard-webhooks-wrong-key": Refusal(
-        lambda t: standard_headers(b"canary-not-the-key-0000000000000", t), "no webhook-signature"
+        lambda t: standard_headers(canaries.NOT_THE_STANDARD_WEBHOOKS_KEY, t),
+        "no webhook-signature",
     ),
     "standard-webhooks-body-altered-by-one-byte": Refusal(
         lambda t: standard_headers(WHSEC_KEY, t), "no webhook-signature", body=altered(BODY)
@@ -376,7 +379,7 @@ def test_a_standard_webhooks_request_is_accepted_among_invalid_signatures(
 ) -> None:
     headers = standard_headers(WHSEC_KEY, clock.unix)
     # The sender rotating its own secret lists several signatures: one valid one is enough.
-    wrong = standard_signature(b"canary-old-key-00000000000000000", "msg_2Kq9", clock.unix, BODY)
+    wrong = standard_signature(canaries.OLD_STANDARD_WEBHOOKS_KEY, "msg_2Kq9", clock.unix, BODY)
     headers["webhook-signature"] = f"v2,abc {wrong} {headers['webhook-signature']}"
 
     response = post(client, headers)
@@ -419,7 +422,9 @@ def test_a_forged_retry_of_a_delivered_message_is_still_refused(
     assert (
         post(client, standard_headers(WHSEC_KEY, clock.unix, message_id="msg_a")).status_code == 202
     )
-    forged = standard_headers(b"canary-not-the-key-0000000000000", clock.unix, message_id="msg_a")
+    forged = standard_headers(
+        canaries.NOT_THE_STANDARD_WEBHOOKS_KEY, clock.unix, message_id="msg_a"
+    )
 
     assert post(client, forged).status_code == 401
 
@@ -461,7 +466,7 @@ def credential_headers(scheme: str, secret: str, clock: Clock, body: bytes) -> d
 def test_two_live_secrets_both_work_until_the_old_one_is_revoked(
     client: FlaskClient, connector_app: Flask, stored: Stored, clock: Clock, scheme: str
 ) -> None:
-    old_secret, new_secret = f"canary-{scheme}-old-0123456789", f"canary-{scheme}-new-0123456789"
+    old_secret, new_secret = canaries.ROTATED_HOOK_SECRETS[scheme]
     username = {"username": BASIC_USER} if scheme == "basic" else {}
     old, new = (
         add_credential(
@@ -660,6 +665,36 @@ def test_a_created_credential_shows_its_secret_once_and_works(
 
 
 @sqlite_only
+@pytest.mark.parametrize("scheme", ["bearer", "hmac"])
+def test_a_generated_secret_appears_in_its_one_answer_and_nowhere_else(
+    client: FlaskClient,
+    connector_app: Flask,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+) -> None:
+    """The canary check (tests/canary_plugin.py) against a secret the connector makes itself."""
+    from connector.integrations import credentials
+    from tests import canary_plugin
+
+    monkeypatch.setattr(credentials, "new_token", lambda: canaries.GENERATED_HOOK_SECRET)
+    path = f"{default_id(connector_app)}/hook-credentials"
+
+    created = api(client, "POST", path, {"scheme": scheme, "source": "generic"})
+    listed(client, default_id(connector_app))
+    headers = credential_headers(scheme, canaries.GENERATED_HOOK_SECRET, clock, BODY)
+    assert post(client, headers).status_code == 202
+
+    assert created.get_json()[{"bearer": "token", "hmac": "secret"}[scheme]] == (
+        canaries.GENERATED_HOOK_SECRET
+    )
+    # Shown once, as made: in that answer's body, in no other answer, log record or output.
+    shown = f"{canaries.GENERATED_HOOK_SECRET!r} in the body of the answer to POST /api/v1/"
+    assert [leak.startswith(shown) for leak in canary_plugin.leaks()] == [True]
+    canary_plugin.forget()  # the stored rows are still looked at, after the test
+
+
+@sqlite_only
 def test_the_database_holds_no_secret_in_clear(
     client: FlaskClient, connector_app: Flask, stored: Stored
 ) -> None:
@@ -682,8 +717,12 @@ def test_the_database_holds_no_secret_in_clear(
         pytest.param({"scheme": "basic"}, "username", id="basic-without-username"),
         pytest.param({"scheme": "basic", "username": "a:b"}, "username", id="colon-in-username"),
         pytest.param({"scheme": "hmac", "username": "x"}, "username", id="username-for-hmac"),
-        pytest.param({"scheme": "bearer", "token": "my-own-token-0123"}, "token", id="own-token"),
-        pytest.param({"scheme": "hmac", "secret": "my-own-secret-0123"}, "secret", id="own-secret"),
+        pytest.param(
+            {"scheme": "bearer", "token": canaries.OWN_BEARER_TOKEN}, "token", id="own-token"
+        ),
+        pytest.param(
+            {"scheme": "hmac", "secret": canaries.OWN_HMAC_SECRET}, "secret", id="own-secret"
+        ),
         pytest.param({"scheme": "bearer", "label": "x" * 101}, "label", id="label-too-long"),
     ],
 )

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from connector import create_app
 from connector.persistence.models import Alert, AlertEvent, Delivery, HookCredential, utcnow
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 ALERT: dict[str, Any] = {
@@ -201,7 +202,7 @@ def test_status_synonyms_are_normalized(
     "headers",
     [
         pytest.param({}, id="no-authorization"),
-        pytest.param(auth("not-the-token"), id="wrong-token"),
+        pytest.param(auth(canaries.WRONG_BEARER_TOKEN), id="wrong-token"),
         pytest.param(auth(API_TOKEN), id="api-token"),
         pytest.param({"Authorization": f"Basic {HOOK_TOKEN}"}, id="basic-scheme"),
         pytest.param({"Authorization": HOOK_TOKEN}, id="no-scheme"),

@@ -21,14 +21,15 @@ from adapters.targets.autotask.profile import REST_PROFILE, SOAP_PROFILE
 from connector.integrations import editing
 from connector.payloads.requests import generate_requests
 from connector.persistence.models import DeliveryRequest, Integration
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN, default_integration_id, error_of
 
 PROFILES = {"rest": REST_PROFILE, "soap": SOAP_PROFILE}
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 #: Secrets given to PATCH; they must never come back either.
-OTHER_SECRET = "canary-other-secret-51e9aa"
-OTHER_CODE = "CANARYOTHERTRACKINGID000042"
+OTHER_SECRET = canaries.OTHER_AUTOTASK_SECRET
+OTHER_CODE = canaries.OTHER_INTEGRATION_CODE
 
 
 def api(client: FlaskClient, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:

@@ -23,9 +23,10 @@ from connector.errors import ConfigError
 from connector.persistence.models import ApiCall, Delivery, Integration, utcnow
 from connector.web import metrics as metrics_module
 from connector.wiring import make_worker
+from tests import canaries
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN
 
-METRICS_TOKEN = "canary-metrics-token-5d2f80"
+METRICS_TOKEN = canaries.METRICS_TOKEN
 #: Nothing listens here: a database that is down.
 UNREACHABLE_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/absent"
 
@@ -124,7 +125,7 @@ def test_webhooks_are_counted_by_source_status_and_disposition(client: FlaskClie
     # One alert of a batch that cannot be read: the webhook is a 202, that alert "rejected".
     assert post(client, {"alerts": [dict(ALERT, id="c"), {"id": "no-status"}]}).status_code == 202
     assert post(client, {"id": "no-status"}).status_code == 400
-    assert post(client, ALERT, token="wrong-token").status_code == 401
+    assert post(client, ALERT, token=canaries.WRONG_BEARER_TOKEN).status_code == 401
     assert post(client, ALERT, source="no-such-source").status_code == 404
     assert post(client, ALERT, source="x" * 300).status_code == 404
 
@@ -151,7 +152,7 @@ def test_every_webhook_answer_is_timed_by_source(client: FlaskClient) -> None:
     before = scrape(client)
 
     assert post(client, ALERT).status_code == 202
-    assert post(client, ALERT, token="wrong-token").status_code == 401
+    assert post(client, ALERT, token=canaries.WRONG_BEARER_TOKEN).status_code == 401
     assert post(client, ALERT, source="no-such-source").status_code == 404
     assert client.get("/healthz").status_code == 200  # not a webhook: not timed
 

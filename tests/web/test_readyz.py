@@ -15,9 +15,12 @@ from connector import create_app
 from connector.cli import prepare_database
 from connector.persistence.db import head_revision
 from connector.persistence.models import WorkerHeartbeat, utcnow
+from tests import canaries
 
 #: Nothing listens here; the password must never appear in an answer.
-UNREACHABLE_DATABASE = "postgresql+psycopg://nobody:canary-db-password@127.0.0.1:1/absent"
+UNREACHABLE_DATABASE = (
+    f"postgresql+psycopg://nobody:{canaries.DATABASE_PASSWORD}@127.0.0.1:1/absent"
+)
 HEARTBEAT_SECONDS = 2.0
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -136,12 +139,12 @@ def test_a_database_that_is_down_fails_every_check_and_says_no_secret(
     assert body["checks"]["database"]["detail"] == "not reachable (OperationalError)"
     assert "not reachable" in body["checks"]["worker"]["detail"]
     text_ = response.get_data(as_text=True)
-    for secret in ("canary-db-password", "nobody", "127.0.0.1", "absent"):
+    for secret in (canaries.DATABASE_PASSWORD, "nobody", "127.0.0.1", "absent"):
         assert secret not in text_
 
 
 def test_readyz_needs_no_token(connector_settings: dict[str, Any]) -> None:
-    app = create_app(dict(connector_settings, METRICS_TOKEN="canary-metrics-token"))
+    app = create_app(dict(connector_settings, METRICS_TOKEN=canaries.METRICS_TOKEN))
     try:
         prepare_database(app.extensions["connector"])
         beat(app, "worker-a", seconds_ago=0)

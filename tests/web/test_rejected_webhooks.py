@@ -39,16 +39,17 @@ from connector.persistence.models import (
     utcnow,
 )
 from connector.pipeline.rejections import EXCERPT_BYTES, excerpt, storable
+from tests import canaries
 from tests.conftest import API_TOKEN, GENERIC_ALERT, HOOK_TOKEN, default_integration_id, error_of
 
 ALERT = GENERIC_ALERT
 JSON = "application/json"
 #: Sent with every refused webhook: no header value may end up in a record.
-HEADER_CANARY = "canary-header-value-6d0e2f"
+HEADER_CANARY = canaries.SENDER_HEADER_VALUE
 #: Presented by refused senders: never in an answer, a record or a log line.
-WRONG_TOKEN = "canary-wrong-bearer-token-8c41d7"
-WRONG_PASSWORD = "canary-wrong-basic-password-2b9e"
-HMAC_SECRET = "canary-hmac-secret-for-refusals-5a1"
+WRONG_TOKEN = canaries.WRONG_BEARER_TOKEN
+WRONG_PASSWORD = canaries.WRONG_BASIC_PASSWORD
+HMAC_SECRET = canaries.HMAC_REFUSALS_SECRET
 
 NOTHING = {"alert": 0, "alert_event": 0, "delivery": 0}
 #: What only the single record shows: the kept body.
@@ -436,7 +437,7 @@ def capped_app(connector_settings: dict[str, Any]) -> Iterator[Flask]:
     services.dispose()
 
 
-SECOND_TOKEN = "canary-second-integration-token-4f"
+SECOND_TOKEN = canaries.SECOND_INTEGRATION_TOKEN
 
 
 def test_the_oldest_records_of_an_integration_go_beyond_the_cap(capped_app: Flask) -> None:

@@ -30,6 +30,7 @@ from connector.pipeline.governor import Throttled
 from connector.pipeline.testdelivery import TEST_TITLE, admit_test_delivery, explain
 from connector.ports import CallRecorder, TicketTarget
 from connector.secrets import token_hash
+from tests import canaries
 from tests.conftest import API_TOKEN
 from tests.e2e.harness import free_port
 
@@ -157,7 +158,7 @@ def test_a_title_and_text_of_its_own_go_into_the_ticket(
 def test_a_wrong_secret_is_explained(
     client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_user: ApiUser
 ) -> None:
-    change_integration(connector_app, secret="not-the-secret")
+    change_integration(connector_app, secret=canaries.WRONG_AUTOTASK_SECRET)
 
     body = answer(post_test_delivery(client), 502)
 
@@ -168,7 +169,7 @@ def test_a_wrong_secret_is_explained(
     assert body["request"]["method"] == "POST"
     assert sandbox.tickets_with_notes() == []
     no_secrets(body, api_user)
-    assert "not-the-secret" not in json.dumps(body)
+    assert canaries.WRONG_AUTOTASK_SECRET not in json.dumps(body)
     assert any(c.http_status == 401 for c in api_calls(connector_app))
 
 
@@ -177,14 +178,14 @@ def test_a_wrong_secret_is_explained(
 def test_a_wrong_tracking_identifier_is_explained(
     client: FlaskClient, connector_app: Flask, sandbox: Sandbox, api_user: ApiUser
 ) -> None:
-    change_integration(connector_app, integration_code="WRONGTRACKINGID000000000000")
+    change_integration(connector_app, integration_code=canaries.WRONG_INTEGRATION_CODE)
 
     body = answer(post_test_delivery(client), 502)
 
     assert body["error"] == "the API tracking identifier (integration code) is not valid"
     assert sandbox.tickets_with_notes() == []
     no_secrets(body, api_user)
-    assert "WRONGTRACKINGID000000000000" not in json.dumps(body)
+    assert canaries.WRONG_INTEGRATION_CODE not in json.dumps(body)
 
 
 @BOTH_APIS

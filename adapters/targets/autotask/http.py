@@ -394,6 +394,12 @@ class AutotaskHttpClient:
         """Values built from the secret (a Basic token, say) that redaction must hide too."""
         return ()
 
+    def redact_also(self, secret: str) -> None:
+        """Hide `secret` too, from now on, in every message and recorded call: a secret a call
+        carries on the caller's behalf (a ticket webhook's signing secret, say)."""
+        self._secrets = (*self._secrets, secret)
+        self._secret_forms = secret_forms(*self._secrets)
+
     def _redact(self, text: str) -> str:
         """Never let a secret (the secret, the tracking identifier …) into a message or record."""
         return redact_text(text, self._secret_forms)

@@ -10,10 +10,11 @@ import pytest
 from adapters.mail.smtp import SmtpMailSender
 from connector.errors import MailError
 from connector.ports import MailMessage
+from tests import canaries
 from tests.e2e.harness import free_port
 from tests.smtp_inbox import self_signed_certificate, smtp_inbox
 
-LOGIN = ("mailer", "canary-smtp-pw-5e1c")
+LOGIN = ("mailer", canaries.MAIL_ADAPTER_SMTP_PASSWORD)
 MESSAGE = MailMessage(
     to=("oncall@example.net",), subject="Über alles: a test 🚀", body="Line one\nLine two ✓\n"
 )
@@ -44,15 +45,15 @@ def test_with_a_login_the_mail_goes_after_logging_in() -> None:
 
 def test_a_refused_login_is_said_in_words_without_the_password() -> None:
     with smtp_inbox(login=LOGIN) as inbox:
-        wrong = sender(inbox.port, username=LOGIN[0], password="wrong-pw-canary-99")
+        wrong = sender(inbox.port, username=LOGIN[0], password=canaries.WRONG_SMTP_PASSWORD)
         with pytest.raises(MailError) as refused:
             wrong.send(MESSAGE)
         assert inbox.mails == []
     words = str(refused.value)
     assert f"the mail server 127.0.0.1:{inbox.port} refused the login of 'mailer'" in words
     assert "(SMTP 535)" in words and "check smtp username and smtp password" in words
-    assert "wrong-pw-canary-99" not in words
-    plain = base64.b64encode(b"\0mailer\0wrong-pw-canary-99").decode()
+    assert canaries.WRONG_SMTP_PASSWORD not in words
+    plain = base64.b64encode(f"\0mailer\0{canaries.WRONG_SMTP_PASSWORD}".encode()).decode()
     assert plain not in words
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
@@ -71,8 +72,8 @@ def test_a_server_without_starttls_is_said_in_words() -> None:
 
 
 def test_the_sender_shows_no_password_in_its_repr() -> None:
-    shown = repr(sender(25, username="u", password="canary-repr-pw"))
-    assert "canary-repr-pw" not in shown
+    shown = repr(sender(25, username="u", password=canaries.REPR_SMTP_PASSWORD))
+    assert canaries.REPR_SMTP_PASSWORD not in shown
     assert "127.0.0.1" in shown
 
 

@@ -18,6 +18,7 @@ from lxml import etree
 
 from adapters.sandbox import ApiUser, Sandbox, SandboxConfig, SandboxServer
 from connector.cli import _settings, _start_sandbox
+from tests import canaries
 from tests.adapters.sandbox.test_soap import (
     ATWS,
     SoapClient,
@@ -203,7 +204,7 @@ def test_opaque_mode_makes_soap_errors_generic(
         -1,
         ["Something went wrong"],
     )
-    code = soap.call(ticket_query(), code="NOT-THE-CODE")
+    code = soap.call(ticket_query(), code=canaries.WRONG_INTEGRATION_CODE)
     assert code.errors == ["Something went wrong"]
     # A Fault keeps its code and status; its faultstring is generic.
     fault = soap.post(b"<not-xml", auth=(soap.user.username, soap.user.secret))

@@ -19,6 +19,7 @@ from lxml import etree
 from adapters.sandbox import ApiUser, Sandbox, SandboxServer
 from adapters.sandbox.entities import FIELD_INFO
 from adapters.sandbox.soap.metadata import WSDL_FILE
+from tests import canaries
 from tests.adapters.sandbox.test_soap import (
     ATWS,
     WSDL,
@@ -130,7 +131,7 @@ def test_metadata_calls_need_credentials(soap: SoapClient) -> None:
     assert entity_info(soap, auth=("nobody", "x")).status == 401
     # Their answers cannot carry an ATWSError, so a bad tracking identifier is a Fault with the
     # ATWS wording (python-atws #64, autotask-api.md §10).
-    refused = field_info(soap, "Ticket", code="NOT-THE-CODE")
+    refused = field_info(soap, "Ticket", code=canaries.WRONG_INTEGRATION_CODE)
     assert (refused.status, refused.fault) == (500, ("soap:Client", "IntegrationCode is invalid."))
 
 

@@ -16,10 +16,11 @@ import requests
 
 from adapters.sandbox import Sandbox, SandboxServer
 from adapters.sandbox.seed import API_USER_RESOURCE_ID
+from tests import canaries
 from tests.conftest import RestClient
 from tests.e2e.harness import wait_until
 
-SECRET = "s3cret-key-for-callouts"
+SECRET = canaries.TICKET_WEBHOOK_SECRET
 STATUS_FIELD = 1  # the sandbox's fieldID of the ticket's status
 EXTERNAL_ID_FIELD = 5
 

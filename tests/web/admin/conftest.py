@@ -15,11 +15,12 @@ from flask.testing import FlaskClient
 from connector.admins import passwords
 from connector.admins.accounts import create_admin
 from connector.config import DEFAULTS
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 
 USERNAME = "jane@example.net"
 #: Also the canary the log checks look for.
-PASSWORD = "canary-admin-pw-4b1d9e"
+PASSWORD = canaries.ADMIN_PASSWORD
 
 
 class FakeClock:

@@ -11,11 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.persistence.models import Alert, AlertEvent, ApiCall, Delivery, TicketLink
+from tests import canaries
 from tests.conftest import API_TOKEN
 from tests.web.admin.conftest import sign_in
 from tests.web.admin.test_integration_log_page import add_integration
 
-SECRET = "canary-secret-7f3a9c"
+SECRET = canaries.AUTOTASK_SECRET
 
 
 @pytest.fixture

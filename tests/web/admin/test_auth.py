@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from connector.admins import passwords
 from connector.persistence.models import AdminSession, AdminUser, LoginFailure
 from connector.web.admin.security import cookie_secure
+from tests import canaries
 from tests.web.admin.conftest import (
     PASSWORD,
     USERNAME,
@@ -366,7 +367,9 @@ def test_after_five_failures_even_the_right_password_waits(
     admin_app: Flask, browser: FlaskClient, clock: FakeClock, hasher: CountingHasher
 ) -> None:
     for _ in range(5):
-        assert WRONG in sign_in(browser, password="not it at all").get_data(as_text=True)
+        assert WRONG in sign_in(browser, password=canaries.WRONG_ADMIN_PASSWORD).get_data(
+            as_text=True
+        )
         clock.advance(1)
     hasher.verified.clear()
     refused = sign_in(browser)
@@ -386,14 +389,16 @@ def test_the_pause_doubles_with_every_further_failure(
     browser: FlaskClient, clock: FakeClock
 ) -> None:
     for _ in range(5):
-        sign_in(browser, password="wrong password 1")
+        sign_in(browser, password=f"{canaries.WRONG_ADMIN_PASSWORD}-1")
     clock.advance(30)
-    assert WRONG in sign_in(browser, password="wrong password 2").get_data(as_text=True)
+    assert WRONG in sign_in(browser, password=f"{canaries.WRONG_ADMIN_PASSWORD}-2").get_data(
+        as_text=True
+    )
     refused = sign_in(browser)
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "60"
     clock.advance(60)
-    sign_in(browser, password="wrong password 3")
+    sign_in(browser, password=f"{canaries.WRONG_ADMIN_PASSWORD}-3")
     assert sign_in(browser).headers["Retry-After"] == "120"
 
 
@@ -401,7 +406,9 @@ def test_failures_from_one_address_slow_down_every_username_from_it(
     browser: FlaskClient, clock: FakeClock, admin_app: Flask
 ) -> None:
     for n in range(5):
-        sign_in(browser, f"guess{n}", "wrong password 1", remote_addr="203.0.113.9")
+        sign_in(
+            browser, f"guess{n}", f"{canaries.WRONG_ADMIN_PASSWORD}-1", remote_addr="203.0.113.9"
+        )
     assert sign_in(browser, remote_addr="203.0.113.9").status_code == 429
     other = admin_app.test_client()
     assert sign_in(other, remote_addr="198.51.100.7").status_code == 303
@@ -426,9 +433,9 @@ def test_failures_older_than_the_window_are_forgotten(
     browser: FlaskClient, clock: FakeClock
 ) -> None:
     for _ in range(4):
-        sign_in(browser, password="wrong password 1")
+        sign_in(browser, password=f"{canaries.WRONG_ADMIN_PASSWORD}-1")
     clock.advance(15 * 60 + 1)
-    sign_in(browser, password="wrong password 2")
+    sign_in(browser, password=f"{canaries.WRONG_ADMIN_PASSWORD}-2")
     assert sign_in(browser).status_code == 303
 
 
@@ -439,7 +446,7 @@ def test_no_password_is_ever_logged(
     browser: FlaskClient, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    wrong = "canary-wrong-pw-77aa31"
+    wrong = canaries.WRONG_ADMIN_PASSWORD
     for _ in range(5):
         sign_in(browser, password=wrong)
     sign_in(browser, password=wrong)  # throttled

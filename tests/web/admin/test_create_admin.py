@@ -14,6 +14,7 @@ from connector.config import load_settings
 from connector.errors import ConfigError
 from connector.persistence.db import make_engine, make_session_factory, upgrade
 from connector.persistence.models import AdminUser
+from tests import canaries
 from tests.web.admin.conftest import PASSWORD, USERNAME, make_app, sign_in
 
 
@@ -100,9 +101,7 @@ def test_create_admin_stops_when_the_two_passwords_differ(
 
 
 def _key() -> str:
-    from connector.secrets import new_key
-
-    return new_key()
+    return canaries.SECRET_KEY
 
 
 # -- from the environment, for unattended starts --------------------------------------------------

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from connector.persistence.models import Integration
+from tests import canaries
 from tests.conftest import API_TOKEN, HOOK_TOKEN
 from tests.e2e.harness import free_port
 from tests.smtp_inbox import Inbox, smtp_inbox
@@ -21,7 +22,7 @@ from tests.web.admin.conftest import csrf_of, sign_in
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 REFERER = {"Referer": "http://localhost/admin/"}
 ADDRESS = "on-call@example.net"
-LOGIN = ("mailer", "canary-smtp-pw-3d8f1a")
+LOGIN = ("mailer", canaries.SMTP_PASSWORD)
 
 
 @pytest.fixture

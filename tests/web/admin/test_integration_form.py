@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 
 from adapters.sandbox import ApiUser, SandboxServer
 from connector.persistence.models import DeliveryRequest, GovernorState, Integration
+from tests import canaries
 from tests.conftest import HOOK_TOKEN
 from tests.web.admin.conftest import csrf_of, sign_in
 
 REFERER = {"Referer": "http://localhost/admin/"}
-WRONG_SECRET = "wrong-secret-canary-5521"
-WRONG_CODE = "WRONGTRACKINGCANARY0000000Z"
+WRONG_SECRET = canaries.WRONG_AUTOTASK_SECRET
+WRONG_CODE = canaries.WRONG_INTEGRATION_CODE
 
 #: The refusals and checks are the same on either database: the page tests run on SQLite.
 pytestmark = [

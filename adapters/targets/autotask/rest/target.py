@@ -85,6 +85,8 @@ class AutotaskRestTarget:
                 + " or ".join(missing)
                 + " field: the webhook could not say which tickets were completed."
             )
+        # The integration log keeps every call's body: the secret must not be kept with it.
+        self.client.redact_also(secret)
         webhook_id = self.client.create_entity(
             "TicketWebhooks",
             "TicketWebhooks",

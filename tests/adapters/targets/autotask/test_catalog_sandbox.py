@@ -24,6 +24,7 @@ from adapters.targets.autotask.rest import AutotaskRestCatalog, AutotaskRestClie
 from adapters.targets.autotask.soap import AutotaskSoapCatalog, AutotaskSoapClient
 from connector.domain import ApiCallRecord, CheckName, ConnectionReport
 from connector.errors import TargetError
+from tests import canaries
 from tests.adapters.sandbox.test_soap import atws_schema
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -154,7 +155,7 @@ def test_every_call_is_recorded(
 
 
 def test_a_wrong_secret_is_said_and_the_rest_is_skipped(make_catalog: MakeCatalog) -> None:
-    report = make_catalog(secret="not-the-secret").check_connection()
+    report = make_catalog(secret=canaries.WRONG_AUTOTASK_SECRET).check_connection()
     checks = checks_of(report)
     assert not report.ok
     assert checks[CheckName.ZONE_LOOKUP][0] is True
@@ -178,12 +179,12 @@ def test_an_unknown_user_is_said_at_the_zone_lookup(make_catalog: MakeCatalog) -
 
 
 def test_a_wrong_tracking_identifier_is_said(make_catalog: MakeCatalog) -> None:
-    report = make_catalog(integration_code="NOT-THE-TRACKING-IDENTIFIER").check_connection()
+    report = make_catalog(integration_code=canaries.WRONG_INTEGRATION_CODE).check_connection()
     ok, skipped, message = checks_of(report)[CheckName.CREDENTIALS]
     assert (ok, skipped) == (False, False)
     assert "tracking identifier" in message
     assert "secret (HTTP 401)" not in message
-    assert "NOT-THE-TRACKING-IDENTIFIER" not in message
+    assert canaries.WRONG_INTEGRATION_CODE not in message
 
 
 @pytest.mark.parametrize(
@@ -273,12 +274,16 @@ def test_the_gate_sees_the_calls_error(
 
 def test_no_secret_in_any_message(make_catalog: MakeCatalog, api_user: ApiUser) -> None:
     for catalog in (
-        make_catalog(secret="wrong-secret-value"),
-        make_catalog(integration_code="WRONGCODE00000000000000000"),
+        make_catalog(secret=canaries.WRONG_AUTOTASK_SECRET),
+        make_catalog(integration_code=canaries.WRONG_INTEGRATION_CODE),
         make_catalog(),
     ):
         text = str(catalog.check_connection().to_json())
-        for secret in ("wrong-secret-value", "WRONGCODE00000000000000000", api_user.secret):
+        for secret in (
+            canaries.WRONG_AUTOTASK_SECRET,
+            canaries.WRONG_INTEGRATION_CODE,
+            api_user.secret,
+        ):
             assert secret not in text
         assert api_user.integration_code not in text
 

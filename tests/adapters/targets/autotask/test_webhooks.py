@@ -13,8 +13,9 @@ import pytest
 from adapters.targets.autotask.webhooks import AutotaskTicketCallouts, autotask_escaped
 from connector.domain import TicketChange, TicketChangeAction
 from connector.errors import AuthError, ConfigError, PayloadError
+from tests import canaries
 
-SECRET = "the-webhook-secret"
+SECRET = canaries.TICKET_WEBHOOK_SECRET
 BODY = json.dumps(
     {
         "Action": "Update",
@@ -43,7 +44,10 @@ def signed(body: bytes, secret: str = SECRET, algorithm: str = "sha1") -> str:
         ("c2hhMQ==", "the X-Hook-Signature header is not sha1=<base64 HMAC>"),
         ("sha256=" + signed(BODY).split("=", 1)[1], "is not sha1=<base64 HMAC>"),
         ("sha1=***", "the X-Hook-Signature header's HMAC is not base64"),
-        (signed(BODY, secret="another"), "the X-Hook-Signature signature does not match the body"),
+        (
+            signed(BODY, secret=canaries.OTHER_TICKET_WEBHOOK_SECRET),
+            "the X-Hook-Signature signature does not match the body",
+        ),
         (signed(BODY + b" "), "the X-Hook-Signature signature does not match the body"),
     ],
 )

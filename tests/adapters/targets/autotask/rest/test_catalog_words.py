@@ -15,14 +15,15 @@ import responses
 
 from adapters.targets.autotask.rest import AutotaskRestCatalog, AutotaskRestClient
 from connector.domain import CheckName, ConnectionReport
+from tests import canaries
 
 LOOKUP = "https://webservices.autotask.net/atservicesrest/"
 ZONE_INFO = LOOKUP + "v1.0/zoneInformation"
 ZONE = "https://webservices3.autotask.net/atservicesrest/"
 BASE = ZONE + "v1.0/"
 USER = "alerts-api@example.test"
-SECRET = "canary-secret-7f3a9c"
-CODE = "CANARYTRACKINGID0000000000A"
+SECRET = canaries.AUTOTASK_SECRET
+CODE = canaries.AUTOTASK_INTEGRATION_CODE
 PERMISSIONS = (
     "The logged in Resource does not have the adequate permissions to create this entity type."
 )

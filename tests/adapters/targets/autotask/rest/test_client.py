@@ -25,14 +25,15 @@ from connector.errors import (
     TargetRejected,
     TargetUnavailable,
 )
+from tests import canaries
 
 LOOKUP = "https://webservices.autotask.net/atservicesrest/"
 ZONE_INFO = LOOKUP + "v1.0/zoneInformation"
 ZONE = "https://webservices3.autotask.net/atservicesrest/"
 BASE = ZONE + "v1.0/"
 USER = "alerts-api@example.test"
-SECRET = "canary-secret-7f3a9c"
-CODE = "CANARYTRACKINGID0000000000A"
+SECRET = canaries.AUTOTASK_SECRET
+CODE = canaries.AUTOTASK_INTEGRATION_CODE
 AUTH_HEADERS = {"UserName": USER, "Secret": SECRET, "ApiIntegrationCode": CODE}
 REFERENCE_ERROR = (
     "Reference value on field: contactID of type: Contact does not exist or is invalid."

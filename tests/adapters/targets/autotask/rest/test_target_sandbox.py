@@ -49,6 +49,7 @@ from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, generate_requests, render_request
 from connector.pipeline.routing import build_draft
+from tests import canaries
 from tests.adapters.sandbox.test_conformance_rest import check_exchange
 
 CONTOSO = 29683414  # a seeded company (adapters/sandbox/seed.py)
@@ -388,7 +389,7 @@ def test_admin_headers_are_sent_but_cannot_override_the_credentials(
         render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE),
         headers={
             "X-Request-Source": "alert-connector",
-            "secret": "attacker-secret",
+            "secret": canaries.WRONG_AUTOTASK_SECRET,
             "USERNAME": "someone-else@example.com",
             "ApiIntegrationCode": "ATTACKER",
             "Content-Type": "text/plain",
@@ -464,7 +465,7 @@ def test_wrong_secret_is_an_auth_error_after_one_zone_relookup(
     ("override", "message"),
     [
         ({"username": "nobody@sandbox.test"}, "Zone information could not be determined"),
-        ({"integration_code": "NOTTHECODE"}, "does not accept this API user"),
+        ({"integration_code": canaries.WRONG_INTEGRATION_CODE}, "does not accept this API user"),
     ],
     ids=["unknown user", "wrong integration code"],
 )

@@ -56,6 +56,7 @@ from connector.errors import (
     TargetUnavailable,
 )
 from connector.payloads.extraction import extract_ticket_id
+from tests import canaries
 from tests.adapters.sandbox.test_soap import WSDL, atws_schema
 
 ATWS = "http://autotask.net/ATWS/v1_6/"
@@ -64,8 +65,8 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOOKUP = "https://webservices.autotask.net/ATServices/1.6/atws.asmx"
 ZONE = "https://webservices3.autotask.net/ATServices/1.6/atws.asmx"
 USER = "alerts-api@example.test"
-SECRET = "canary-secret-7f3a9c"
-CODE = "CANARYTRACKINGID0000000000A"
+SECRET = canaries.AUTOTASK_SECRET
+CODE = canaries.AUTOTASK_INTEGRATION_CODE
 DESCRIPTION_REQUIRED = "Description is required.; on record number [1]."
 BASIC = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 TICKET_QUERY = build_queryxml("Ticket", [("ExternalID", "equals", "m-1")])

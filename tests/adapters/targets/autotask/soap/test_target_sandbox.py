@@ -52,6 +52,7 @@ from connector.payloads.context import RenderContext
 from connector.payloads.extraction import extract_ticket_id
 from connector.payloads.requests import RequestSpec, generate_requests, render_request
 from connector.pipeline.routing import build_draft
+from tests import canaries
 from tests.adapters.sandbox.test_soap import atws_schema
 from tests.conftest import RestClient
 
@@ -607,7 +608,7 @@ def test_url_outside_the_allowed_hosts_is_refused_without_a_call(
 def test_wrong_secret_is_an_auth_error_after_one_zone_relookup(
     make_client: MakeClient, render: Render, records: list[ApiCallRecord]
 ) -> None:
-    wrong = "wrong-secret-0000"
+    wrong = canaries.WRONG_AUTOTASK_SECRET
     target = AutotaskSoapTarget(make_client(secret=wrong))
     with pytest.raises(TargetAuthError) as caught:
         target.send(render(target, AlertStatus.ACTIVE, RequestAction.CREATE, CREATE))
@@ -632,10 +633,10 @@ def test_wrong_integration_code_is_an_auth_error(
     # into the template stays (a wrong one is the template's to fix).
     wrong = re.sub(
         r"<IntegrationCode\s*/>|<IntegrationCode>\s*</IntegrationCode>",
-        "<IntegrationCode>NOTTHECODE</IntegrationCode>",
+        f"<IntegrationCode>{canaries.WRONG_INTEGRATION_CODE}</IntegrationCode>",
         request.body,
     )
-    assert "NOTTHECODE" in wrong
+    assert canaries.WRONG_INTEGRATION_CODE in wrong
     with pytest.raises(TargetAuthError, match="IntegrationCode is invalid") as caught:
         target.send(replace(request, body=wrong))
     assert caught.value.retryable is False
