@@ -156,7 +156,7 @@ def test_every_start_with_a_wrong_key_fails_closed_naming_the_setting(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(ROOT),
         "CONNECTOR_DATABASE_URL": connector_settings["DATABASE_URL"],
-        "CONNECTOR_SECRET_KEYS": f'["{new_key()}"]',
+        "CONNECTOR_SECRET_KEYS": f'["{canaries.WRONG_SECRET_KEY}"]',
         "CONNECTOR_HOST": "127.0.0.1",
         "CONNECTOR_PORT": "0",
     }
