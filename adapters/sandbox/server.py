@@ -26,17 +26,12 @@ class _AccessLogHandler(WSGIRequestHandler):
     token or a search put in a URL stays out of the log (issue 15)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Werkzeug writes `path` (`requestline` when the line was bad): both lose the query.
-        kept = self.__dict__.get("path"), self.requestline
-        if kept[0] is not None:
-            self.path = without_query(kept[0])
-        self.requestline = " ".join(without_query(part) for part in kept[1].split(" "))
-        try:
-            super().log_request(code, size)
-        finally:
-            if kept[0] is not None:
-                self.path = kept[0]
-            self.requestline = kept[1]
+        # Werkzeug writes `path` (`requestline` when the line was bad): both lose the query. The
+        # response has been started, and the connection's next request parses its own.
+        if hasattr(self, "path"):
+            self.path = without_query(self.path)
+        self.requestline = " ".join(without_query(part) for part in self.requestline.split(" "))
+        super().log_request(code, size)
 
 
 def without_query(target: str) -> str:
